@@ -1,0 +1,30 @@
+//! Kafka record header names.
+//!
+//! Event records repeat the envelope's identity in headers so tools and
+//! routers can look at a record without parsing its value. Dead-letter
+//! records keep the original key and value and add the `dlq.*` headers.
+
+/// The envelope's `event_id`.
+pub const EVENT_ID: &str = "event_id";
+/// The envelope's `event_type`.
+pub const EVENT_TYPE: &str = "event_type";
+/// The envelope's `schema_version`.
+pub const SCHEMA_VERSION: &str = "schema_version";
+/// Media type of the value.
+pub const CONTENT_TYPE: &str = "content-type";
+/// W3C trace context of the request that caused the event.
+pub const TRACEPARENT: &str = "traceparent";
+
+/// Media type of every event value.
+pub const JSON: &str = "application/json";
+
+/// Dead letter: why the record could not be processed.
+pub const DLQ_ERROR: &str = "dlq.error";
+/// Dead letter: the topic the record was read from.
+pub const DLQ_SOURCE_TOPIC: &str = "dlq.source.topic";
+/// Dead letter: the partition the record was read from.
+pub const DLQ_SOURCE_PARTITION: &str = "dlq.source.partition";
+/// Dead letter: the offset the record was read from.
+pub const DLQ_SOURCE_OFFSET: &str = "dlq.source.offset";
+/// Dead letter: the consumer group that rejected it.
+pub const DLQ_CONSUMER: &str = "dlq.consumer";
