@@ -1,0 +1,117 @@
+//! Database pool settings and error classification.
+
+use std::fmt;
+use std::time::Duration;
+
+use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
+
+/// A PostgreSQL URL that never prints its password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    /// Wraps a `postgres://` URL.
+    pub fn new(url: impl Into<String>) -> Self {
+        DatabaseUrl(url.into())
+    }
+
+    /// The URL itself, password included: only for connecting.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // postgres://user:password@host -> postgres://user:***@host
+        let redacted = match (self.0.find("://"), self.0.rfind('@')) {
+            (Some(scheme), Some(at)) if at > scheme => {
+                let userinfo = &self.0[scheme + 3..at];
+                match userinfo.find(':') {
+                    Some(colon) => format!(
+                        "{}{}:***{}",
+                        &self.0[..scheme + 3],
+                        &userinfo[..colon],
+                        &self.0[at..]
+                    ),
+                    None => self.0.clone(),
+                }
+            }
+            _ => self.0.clone(),
+        };
+        f.write_str(&redacted)
+    }
+}
+
+impl std::str::FromStr for DatabaseUrl {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(DatabaseUrl::new(s))
+    }
+}
+
+/// How a service connects to its database.
+#[derive(Debug, Clone)]
+pub struct DbSettings {
+    /// Where.
+    pub url: DatabaseUrl,
+    /// Pool size.
+    pub max_connections: u32,
+    /// How long a caller waits for a connection before failing (then: 503).
+    pub acquire_timeout: Duration,
+}
+
+impl DbSettings {
+    /// Opens the pool; fails when the database cannot be reached now.
+    pub async fn connect(&self) -> Result<PgPool, sqlx::Error> {
+        PgPoolOptions::new()
+            .max_connections(self.max_connections)
+            .acquire_timeout(self.acquire_timeout)
+            .connect(self.url.expose())
+            .await
+    }
+}
+
+/// True for errors that mean "the database is (momentarily) unavailable" and
+/// are worth retrying or answering with 503: connection failures, pool
+/// exhaustion, server shutdown, serialization conflicts and deadlocks.
+pub fn is_transient(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::Protocol(_) => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            // 08: connection exception; 53: insufficient resources;
+            // 57P0x: shutdown / cannot connect now; 40001/40P01: retry the transaction.
+            code.starts_with("08")
+                || code.starts_with("53")
+                || code.starts_with("57P")
+                || code == "40001"
+                || code == "40P01"
+        }),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_url_debug_hides_the_password() {
+        let url = DatabaseUrl::new("postgres://orders:s3cret@127.0.0.1:15432/orders");
+        let shown = format!("{url:?}");
+        assert_eq!(shown, "postgres://orders:***@127.0.0.1:15432/orders");
+        assert!(!shown.contains("s3cret"));
+    }
+
+    #[test]
+    fn pool_timeouts_are_transient_and_row_not_found_is_not() {
+        assert!(is_transient(&sqlx::Error::PoolTimedOut));
+        assert!(!is_transient(&sqlx::Error::RowNotFound));
+    }
+}

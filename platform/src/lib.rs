@@ -1,0 +1,24 @@
+//! The plumbing every service of the order flow shares, so that each service
+//! crate holds only its domain.
+//!
+//! - [`problem`]: RFC 9457 `application/problem+json` errors, and a layer that
+//!   turns every bare error response (a 405 from the router, a 408 from the
+//!   timeout) into one, so clients always get a body they can act on.
+//! - [`http`]: the server: common layers (tracing span per request, timeout,
+//!   concurrency limit), health and metrics routes, graceful shutdown.
+//! - [`db`]: connection pool settings and the classification of database
+//!   errors into "unavailable, retry" and "bug".
+//! - [`pagination`]: the `limit` / `cursor` query and the `{ items, next_cursor }` page.
+//! - [`config`]: typed reading of environment variables with local defaults.
+//! - [`telemetry`]: the tracing subscriber.
+//! - [`shutdown`]: SIGTERM / Ctrl-C as a cancellation token.
+
+pub mod config;
+pub mod db;
+pub mod http;
+pub mod pagination;
+pub mod problem;
+pub mod shutdown;
+pub mod telemetry;
+
+pub use problem::{FieldError, Problem};

@@ -1,0 +1,125 @@
+//! Keyset pagination: `?limit=&cursor=` in, `{ "items", "next_cursor" }` out.
+//!
+//! Ids are UUIDv7, so "newest first" is "id descending" and the cursor is the
+//! last id of the previous page. Keyset pages stay correct while rows are
+//! being inserted, unlike offsets.
+
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::problem::{FieldError, Problem};
+
+/// Page size when the client does not say.
+pub const DEFAULT_LIMIT: i64 = 50;
+/// Largest page a client may ask for.
+pub const MAX_LIMIT: i64 = 500;
+
+/// A validated page request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageRequest {
+    /// How many items to return.
+    pub limit: i64,
+    /// Return items with ids below this one (exclusive); `None` for the first page.
+    pub before: Option<Uuid>,
+}
+
+impl PageRequest {
+    /// Validates the raw `limit` and `cursor` query values.
+    pub fn parse(limit: Option<&str>, cursor: Option<&str>) -> Result<Self, Problem> {
+        let mut errors = Vec::new();
+        let limit = match limit {
+            None => DEFAULT_LIMIT,
+            Some(raw) => match raw.parse::<i64>() {
+                Ok(n) if (1..=MAX_LIMIT).contains(&n) => n,
+                _ => {
+                    errors.push(FieldError::new(
+                        "limit",
+                        format!("must be an integer from 1 to {MAX_LIMIT}"),
+                    ));
+                    DEFAULT_LIMIT
+                }
+            },
+        };
+        let before = match cursor {
+            None | Some("") => None,
+            Some(raw) => match raw.parse::<Uuid>() {
+                Ok(id) => Some(id),
+                Err(_) => {
+                    errors.push(FieldError::new(
+                        "cursor",
+                        "must be a `next_cursor` value from a previous page",
+                    ));
+                    None
+                }
+            },
+        };
+        if errors.is_empty() {
+            Ok(PageRequest { limit, before })
+        } else {
+            Err(Problem::bad_request(
+                errors
+                    .iter()
+                    .map(|e| format!("{}: {}", e.field, e.message))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            ))
+        }
+    }
+
+    /// How many rows to fetch: one more than the page, to know whether another page follows.
+    pub fn fetch_limit(&self) -> i64 {
+        self.limit + 1
+    }
+}
+
+/// One page of a list.
+#[derive(Debug, Clone, Serialize)]
+pub struct Page<T> {
+    /// The items, newest first.
+    pub items: Vec<T>,
+    /// Pass as `cursor` to get the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+impl<T> Page<T> {
+    /// Builds a page from up to `request.fetch_limit()` rows fetched newest first.
+    pub fn from_rows(mut rows: Vec<T>, request: PageRequest, id: impl Fn(&T) -> Uuid) -> Self {
+        let more = rows.len() as i64 > request.limit;
+        rows.truncate(request.limit as usize);
+        let next_cursor = if more {
+            rows.last().map(|last| id(last).to_string())
+        } else {
+            None
+        };
+        Page {
+            items: rows,
+            next_cursor,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_bounds() {
+        assert_eq!(PageRequest::parse(None, None).unwrap().limit, DEFAULT_LIMIT);
+        assert_eq!(PageRequest::parse(Some("500"), None).unwrap().limit, 500);
+        for bad in ["0", "501", "-1", "ten", ""] {
+            assert!(PageRequest::parse(Some(bad), None).is_err(), "{bad}");
+        }
+        assert!(PageRequest::parse(None, Some("nope")).is_err());
+    }
+
+    #[test]
+    fn next_cursor_only_when_more_rows_exist() {
+        let ids: Vec<Uuid> = (0..3).map(|_| Uuid::now_v7()).collect();
+        let req = PageRequest { limit: 2, before: None };
+        let page = Page::from_rows(ids.clone(), req, |id| *id);
+        assert_eq!(page.items.len(), 2);
+        assert_eq!(page.next_cursor, Some(ids[1].to_string()));
+        let last = Page::from_rows(ids[..2].to_vec(), req, |id| *id);
+        assert_eq!(last.next_cursor, None);
+    }
+}
