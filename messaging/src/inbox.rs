@@ -1,0 +1,651 @@
+//! The inbox: an idempotent consumer runtime, written once for every service
+//! that reacts to order events.
+//!
+//! A service supplies a [`Handler`]: how to read a record into its own narrow
+//! type (tolerant reader: unknown fields ignored, unknown event types skipped
+//! and counted) and what effect to apply. The runtime does the rest, for each
+//! record in partition order:
+//!
+//! 1. Decode the envelope and let the handler read it. A record that cannot
+//!    be read goes to the [`crate::dead_letter`] topic and the consumer moves on.
+//! 2. In ONE database transaction: insert `(consumer, event_id)` into
+//!    `processed_events` (`ON CONFLICT DO NOTHING`; zero rows means a
+//!    duplicate, so the effect is skipped), apply the handler's effect,
+//!    commit. The primary key, not a check-then-insert, makes this hold under
+//!    concurrent delivery too.
+//! 3. Only then store the record's offset; librdkafka commits stored offsets
+//!    in the background and synchronously before a partition is revoked. A
+//!    crash between 2 and 3 means redelivery, which step 2 absorbs.
+//!
+//! Transient failures (the database is away) are retried with capped backoff
+//! on the same record, never skipping it and never committing past it.
+//! Processed-event records are purged after a retention window that must be
+//! longer than any redelivery can take.
+//!
+//! Each service's migration creates the dedup table:
+//!
+//! ```sql
+//! CREATE TABLE processed_events (
+//!     consumer     TEXT        NOT NULL,
+//!     event_id     UUID        NOT NULL,
+//!     processed_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+//!     PRIMARY KEY (consumer, event_id)
+//! );
+//! CREATE INDEX processed_events_processed_at ON processed_events (processed_at);
+//! ```
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use platform::config::{ConfigError, millis, var};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
+};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Headers, OwnedMessage};
+use rdkafka::producer::FutureProducer;
+use rdkafka::statistics::Statistics;
+use rdkafka::{ClientContext, Message, TopicPartitionList};
+use shared_events::{RawEnvelope, TraceParent, headers};
+use sqlx::{PgConnection, PgPool};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+use uuid::Uuid;
+
+use crate::backoff::Backoff;
+use crate::dead_letter::DeadLetter;
+use crate::kafka::{KafkaSettings, TopicSpec, ensure_topics};
+
+/// What the runtime knows about a record besides the service's decoded view.
+#[derive(Debug, Clone)]
+pub struct EventMeta {
+    /// The envelope's event id (the dedup key).
+    pub event_id: Uuid,
+    /// The envelope's event type.
+    pub event_type: String,
+    /// The envelope's schema version.
+    pub schema_version: u32,
+    /// The order the event is about.
+    pub order_id: Uuid,
+    /// When the event happened.
+    pub occurred_at: DateTime<Utc>,
+}
+
+/// A record the service's reader refuses: it goes to the dead-letter topic.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Rejection(pub String);
+
+/// Why an effect could not be applied.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// The event breaks the service's rules: dead-letter it.
+    #[error("event rejected: {0}")]
+    Invalid(String),
+    /// The database failed; transient errors are retried, others dead-letter the record.
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+/// What a consuming service supplies: its reader and its effect.
+pub trait Handler: Send + Sync + 'static {
+    /// The service's own, narrow view of an event.
+    type Event: Send + Sync;
+
+    /// Reads the envelope into the service's view: `Ok(None)` for event types
+    /// the service does not handle (skipped and counted), `Err` for records it
+    /// can never process (dead-lettered).
+    fn decode(&self, envelope: &RawEnvelope) -> Result<Option<Self::Event>, Rejection>;
+
+    /// Applies the effect on `conn`, inside the transaction that also records
+    /// the event as processed. Must not commit.
+    fn apply<'a>(
+        &'a self,
+        conn: &'a mut PgConnection,
+        meta: &'a EventMeta,
+        event: &'a Self::Event,
+    ) -> impl Future<Output = Result<(), ApplyError>> + Send + 'a;
+}
+
+/// A deliberate crash point for fault-injection tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Abort the process after the Nth committed effect, before its offset is
+    /// stored (set by `FAULT_ABORT_AFTER_COMMIT=N`; used by `cargo xtask chaos`).
+    AbortProcessAfterCommit(u64),
+    /// Stop the runtime the same way, without storing the offset (in-process tests).
+    StopAfterCommit(u64),
+}
+
+/// How the inbox consumes.
+#[derive(Debug, Clone)]
+pub struct InboxSettings {
+    /// `KAFKA_GROUP_ID`: the consumer group (also the `consumer` in `processed_events`).
+    pub group_id: String,
+    /// `KAFKA_AUTO_OFFSET_RESET`: where a new group starts (`earliest`).
+    pub auto_offset_reset: String,
+    /// `KAFKA_AUTO_COMMIT_INTERVAL_MS`: how often stored offsets are committed.
+    pub auto_commit_interval: Duration,
+    /// `KAFKA_FETCH_WAIT_MAX_MS`: longest the broker holds a fetch waiting for data.
+    pub fetch_wait_max: Duration,
+    /// `PROCESSED_RETENTION_HOURS`: processed-event records older than this are purged.
+    pub processed_retention: Duration,
+    /// `PROCESSED_PURGE_INTERVAL_SECS`: how often the purge runs.
+    pub purge_interval: Duration,
+    /// `CONSUMER_MAX_BACKOFF_MS`: cap of the retry delay for transient failures.
+    pub max_backoff: Duration,
+    /// `FAULT_ABORT_AFTER_COMMIT`: optional crash point.
+    pub fault: Option<Fault>,
+}
+
+impl InboxSettings {
+    /// Every environment variable [`InboxSettings::from_env`] reads.
+    pub const ENV_VARS: &'static [&'static str] = &[
+        "KAFKA_GROUP_ID",
+        "KAFKA_AUTO_OFFSET_RESET",
+        "KAFKA_AUTO_COMMIT_INTERVAL_MS",
+        "KAFKA_FETCH_WAIT_MAX_MS",
+        "PROCESSED_RETENTION_HOURS",
+        "PROCESSED_PURGE_INTERVAL_SECS",
+        "CONSUMER_MAX_BACKOFF_MS",
+        "FAULT_ABORT_AFTER_COMMIT",
+    ];
+
+    /// Settings for group `default_group` with local defaults.
+    pub fn new(default_group: &str) -> Self {
+        InboxSettings {
+            group_id: default_group.to_owned(),
+            auto_offset_reset: "earliest".to_owned(),
+            auto_commit_interval: Duration::from_millis(1_000),
+            fetch_wait_max: Duration::from_millis(100),
+            processed_retention: Duration::from_secs(7 * 24 * 3600),
+            purge_interval: Duration::from_secs(3600),
+            max_backoff: Duration::from_secs(5),
+            fault: None,
+        }
+    }
+
+    /// Reads the settings from the environment, defaulting the group to `default_group`.
+    pub fn from_env(default_group: &str) -> Result<Self, ConfigError> {
+        let d = InboxSettings::new(default_group);
+        let abort_after: u64 = var("FAULT_ABORT_AFTER_COMMIT", 0)?;
+        Ok(InboxSettings {
+            group_id: var("KAFKA_GROUP_ID", d.group_id)?,
+            auto_offset_reset: var("KAFKA_AUTO_OFFSET_RESET", d.auto_offset_reset)?,
+            auto_commit_interval: millis("KAFKA_AUTO_COMMIT_INTERVAL_MS", 1_000)?,
+            fetch_wait_max: millis("KAFKA_FETCH_WAIT_MAX_MS", 100)?,
+            processed_retention: Duration::from_secs(
+                var::<u64>("PROCESSED_RETENTION_HOURS", 7 * 24)? * 3600,
+            ),
+            purge_interval: Duration::from_secs(var("PROCESSED_PURGE_INTERVAL_SECS", 3600)?),
+            max_backoff: millis("CONSUMER_MAX_BACKOFF_MS", 5_000)?,
+            fault: (abort_after > 0).then_some(Fault::AbortProcessAfterCommit(abort_after)),
+        })
+    }
+}
+
+/// The inbox's Prometheus metrics.
+#[derive(Debug, Clone, Default)]
+pub struct InboxMetrics {
+    processed: Counter,
+    duplicates: Counter,
+    dead_lettered: Counter,
+    skipped: Counter,
+    retries: Counter,
+    purged: Counter,
+    lag: Gauge,
+}
+
+impl InboxMetrics {
+    /// Creates the metrics and registers them.
+    pub fn register(registry: &mut Registry) -> Self {
+        let m = InboxMetrics::default();
+        registry.register(
+            "inbox_records_processed",
+            "Records whose effect was applied",
+            m.processed.clone(),
+        );
+        registry.register(
+            "inbox_duplicates_skipped",
+            "Redelivered records acknowledged without a second effect",
+            m.duplicates.clone(),
+        );
+        registry.register(
+            "inbox_dead_lettered",
+            "Records sent to the dead-letter topic",
+            m.dead_lettered.clone(),
+        );
+        registry.register(
+            "inbox_unknown_skipped",
+            "Records of event types this service does not handle",
+            m.skipped.clone(),
+        );
+        registry.register(
+            "inbox_retries",
+            "Retries after transient failures",
+            m.retries.clone(),
+        );
+        registry.register(
+            "inbox_processed_events_purged",
+            "Processed-event records purged after the retention window",
+            m.purged.clone(),
+        );
+        registry.register(
+            "inbox_consumer_lag",
+            "Records behind the partitions' end, summed over assigned partitions",
+            m.lag.clone(),
+        );
+        m
+    }
+
+    /// Effects applied so far.
+    pub fn processed(&self) -> u64 {
+        self.processed.get()
+    }
+
+    /// Duplicates skipped so far.
+    pub fn duplicates(&self) -> u64 {
+        self.duplicates.get()
+    }
+
+    /// Records dead-lettered so far.
+    pub fn dead_lettered(&self) -> u64 {
+        self.dead_lettered.get()
+    }
+}
+
+/// Why the inbox stopped other than by shutdown.
+#[derive(Debug, thiserror::Error)]
+pub enum InboxError {
+    /// Kafka client creation, subscription or topic provisioning failed.
+    #[error("kafka: {0}")]
+    Kafka(#[from] KafkaError),
+    /// Topic provisioning failed.
+    #[error(transparent)]
+    Topics(#[from] crate::kafka::TopicError),
+    /// A [`Fault::StopAfterCommit`] fired.
+    #[error("injected fault: stopped after a commit, before storing its offset")]
+    InjectedStop,
+}
+
+/// Rebalance and statistics callbacks of the inbox's consumer.
+struct InboxContext {
+    metrics: InboxMetrics,
+}
+
+impl ClientContext for InboxContext {
+    fn stats(&self, statistics: Statistics) {
+        let lag: i64 = statistics
+            .topics
+            .values()
+            .flat_map(|t| t.partitions.values())
+            .filter(|p| p.partition >= 0 && p.consumer_lag >= 0)
+            .map(|p| p.consumer_lag)
+            .sum();
+        self.metrics.lag.set(lag);
+    }
+}
+
+impl ConsumerContext for InboxContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Revoke(partitions) => {
+                // Commit what has been processed before the partitions move, so
+                // the next owner starts right after it (fewer redeliveries).
+                tracing::info!(partitions = %describe(partitions), "partitions revoked");
+                if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
+                    // Nothing stored yet is the common case; anything else is worth a line.
+                    tracing::debug!(error = %e, "commit before revoke");
+                }
+            }
+            Rebalance::Assign(partitions) => {
+                tracing::info!(partitions = %describe(partitions), "partitions assigned");
+            }
+            Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance error"),
+        }
+    }
+
+    fn commit_callback(&self, result: rdkafka::error::KafkaResult<()>, _: &TopicPartitionList) {
+        if let Err(e) = result {
+            tracing::debug!(error = %e, "offset commit");
+        }
+    }
+}
+
+fn describe(partitions: &TopicPartitionList) -> String {
+    partitions
+        .elements()
+        .iter()
+        .map(|e| format!("{}[{}]", e.topic(), e.partition()))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+enum Outcome {
+    Applied,
+    Duplicate,
+    Skipped,
+    DeadLettered,
+    Interrupted,
+}
+
+/// The consumer runtime; see the module documentation.
+pub struct Inbox<H: Handler> {
+    pool: PgPool,
+    handler: Arc<H>,
+    kafka: KafkaSettings,
+    settings: InboxSettings,
+    metrics: InboxMetrics,
+    dead_letter: DeadLetter,
+    commits: AtomicU64,
+}
+
+impl<H: Handler> Inbox<H> {
+    /// An inbox for `handler`, consuming `kafka.topic` in `settings.group_id`,
+    /// dead-lettering through `producer`.
+    pub fn new(
+        pool: PgPool,
+        handler: H,
+        kafka: KafkaSettings,
+        settings: InboxSettings,
+        metrics: InboxMetrics,
+        producer: FutureProducer,
+    ) -> Self {
+        let dead_letter = DeadLetter::new(
+            producer,
+            shared_events::topics::dead_letter(&kafka.topic, &settings.group_id),
+            settings.group_id.clone(),
+        );
+        Inbox {
+            pool,
+            handler: Arc::new(handler),
+            kafka,
+            settings,
+            metrics,
+            dead_letter,
+            commits: AtomicU64::new(0),
+        }
+    }
+
+    /// The topics this inbox needs: the source topic and its dead-letter topic.
+    pub fn topics(&self) -> Vec<TopicSpec> {
+        vec![
+            self.kafka.topic_spec(&self.kafka.topic),
+            self.kafka.topic_spec(self.dead_letter.topic()),
+        ]
+    }
+
+    /// Consumes until `shutdown` fires (then commits stored offsets and
+    /// returns `Ok`), or until an injected fault stops it.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), InboxError> {
+        ensure_topics(&self.kafka, &self.topics()).await?;
+        let consumer: StreamConsumer<InboxContext> = self
+            .kafka
+            .client_config()
+            .set("group.id", &self.settings.group_id)
+            .set("enable.auto.commit", "true")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", &self.settings.auto_offset_reset)
+            .set(
+                "auto.commit.interval.ms",
+                self.settings.auto_commit_interval.as_millis().to_string(),
+            )
+            .set(
+                "fetch.wait.max.ms",
+                self.settings.fetch_wait_max.as_millis().to_string(),
+            )
+            .set("statistics.interval.ms", "5000")
+            .create_with_context(InboxContext {
+                metrics: self.metrics.clone(),
+            })?;
+        consumer.subscribe(&[&self.kafka.topic])?;
+        tracing::info!(topic = %self.kafka.topic, group = %self.settings.group_id, "inbox consuming");
+
+        let purge = tokio::spawn(purge_processed(
+            self.pool.clone(),
+            self.settings.clone(),
+            self.metrics.clone(),
+            shutdown.clone(),
+        ));
+        let mut errors = Backoff::new(Duration::from_millis(100), self.settings.max_backoff);
+        let result = loop {
+            let message = tokio::select! {
+                () = shutdown.cancelled() => break Ok(()),
+                m = consumer.recv() => m,
+            };
+            let record = match message {
+                Ok(m) => m.detach(),
+                Err(e) => {
+                    let delay = errors.next_delay();
+                    tracing::warn!(error = %e, retry_in = ?delay, "consumer error");
+                    tokio::select! {
+                        () = shutdown.cancelled() => break Ok(()),
+                        () = tokio::time::sleep(delay) => continue,
+                    }
+                }
+            };
+            errors.reset();
+            let span = tracing::info_span!(
+                "record",
+                topic = record.topic(),
+                partition = record.partition(),
+                offset = record.offset(),
+                event_id = tracing::field::Empty,
+                event_type = tracing::field::Empty,
+                order_id = tracing::field::Empty,
+                trace_id = tracing::field::Empty,
+            );
+            let outcome = self.process(&record, &shutdown).instrument(span).await;
+            match outcome {
+                Outcome::Interrupted => break Ok(()),
+                Outcome::Applied if self.fault_fires() => {
+                    if let Some(Fault::AbortProcessAfterCommit(_)) = self.settings.fault {
+                        tracing::error!(
+                            "injected fault: aborting after commit, before offset store"
+                        );
+                        std::process::abort();
+                    }
+                    break Err(InboxError::InjectedStop);
+                }
+                Outcome::Applied
+                | Outcome::Duplicate
+                | Outcome::Skipped
+                | Outcome::DeadLettered => {
+                    if let Err(e) =
+                        consumer.store_offset(record.topic(), record.partition(), record.offset())
+                    {
+                        // The partition was revoked while we worked on it; its
+                        // new owner will see the record again and dedup absorbs it.
+                        tracing::warn!(error = %e, partition = record.partition(),
+                            offset = record.offset(), "offset not stored (partition revoked?)");
+                    }
+                }
+            }
+        };
+        purge.abort();
+        if result.is_ok() {
+            if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
+                tracing::debug!(error = %e, "final offset commit");
+            }
+            tracing::info!("inbox stopped");
+        }
+        result
+    }
+
+    fn fault_fires(&self) -> bool {
+        let n = self.commits.fetch_add(1, Ordering::SeqCst) + 1;
+        match self.settings.fault {
+            Some(Fault::AbortProcessAfterCommit(at) | Fault::StopAfterCommit(at)) => n == at,
+            None => false,
+        }
+    }
+
+    async fn process(&self, record: &OwnedMessage, shutdown: &CancellationToken) -> Outcome {
+        let span = tracing::Span::current();
+        if let Some(tp) = traceparent(record) {
+            span.record("trace_id", tp.trace_id());
+        }
+        let Some(value) = record.payload() else {
+            return self.reject(record, "record has no value", shutdown).await;
+        };
+        let envelope = match RawEnvelope::from_slice(value) {
+            Ok(e) => e,
+            Err(e) => return self.reject(record, &e.to_string(), shutdown).await,
+        };
+        span.record("event_id", tracing::field::display(envelope.event_id));
+        span.record("event_type", envelope.event_type.as_str());
+        span.record("order_id", tracing::field::display(envelope.order_id));
+        let event = match self.handler.decode(&envelope) {
+            Ok(Some(event)) => event,
+            Ok(None) => {
+                tracing::debug!("event type not handled here; skipped");
+                self.metrics.skipped.inc();
+                return Outcome::Skipped;
+            }
+            Err(rejection) => return self.reject(record, &rejection.0, shutdown).await,
+        };
+        let meta = EventMeta {
+            event_id: envelope.event_id,
+            event_type: envelope.event_type.clone(),
+            schema_version: envelope.schema_version,
+            order_id: envelope.order_id,
+            occurred_at: envelope.occurred_at,
+        };
+        let mut backoff = Backoff::new(Duration::from_millis(100), self.settings.max_backoff);
+        loop {
+            match self.apply_once(&meta, &event).await {
+                Ok(true) => {
+                    self.metrics.processed.inc();
+                    return Outcome::Applied;
+                }
+                Ok(false) => {
+                    tracing::info!("duplicate event; effect already applied");
+                    self.metrics.duplicates.inc();
+                    return Outcome::Duplicate;
+                }
+                Err(ApplyError::Invalid(reason)) => {
+                    return self.reject(record, &reason, shutdown).await;
+                }
+                Err(ApplyError::Database(e)) if platform::db::is_transient(&e) => {
+                    self.metrics.retries.inc();
+                    let delay = backoff.next_delay();
+                    tracing::warn!(error = %e, retry_in = ?delay, "database unavailable; retrying the same record");
+                    tokio::select! {
+                        () = shutdown.cancelled() => return Outcome::Interrupted,
+                        () = tokio::time::sleep(delay) => {},
+                    }
+                }
+                Err(ApplyError::Database(e)) => {
+                    tracing::error!(error = ?e, "database rejected the event");
+                    let reason = format!("database rejected the event: {e}");
+                    return self.reject(record, &reason, shutdown).await;
+                }
+            }
+        }
+    }
+
+    /// One attempt: dedup record and effect in one transaction. `Ok(false)`
+    /// for a duplicate.
+    async fn apply_once(&self, meta: &EventMeta, event: &H::Event) -> Result<bool, ApplyError> {
+        let mut tx = self.pool.begin().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO processed_events (consumer, event_id) VALUES ($1, $2)
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(&self.settings.group_id)
+        .bind(meta.event_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if inserted == 0 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        self.handler.apply(&mut tx, meta, event).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn reject(
+        &self,
+        record: &OwnedMessage,
+        reason: &str,
+        shutdown: &CancellationToken,
+    ) -> Outcome {
+        tracing::warn!(
+            reason,
+            dlq = self.dead_letter.topic(),
+            "poison record dead-lettered"
+        );
+        let mut backoff = Backoff::new(Duration::from_millis(100), self.settings.max_backoff);
+        loop {
+            match self.dead_letter.send(record, reason).await {
+                Ok(()) => {
+                    self.metrics.dead_lettered.inc();
+                    return Outcome::DeadLettered;
+                }
+                Err(e) => {
+                    self.metrics.retries.inc();
+                    let delay = backoff.next_delay();
+                    tracing::warn!(error = %e, retry_in = ?delay, "dead-letter publish failed; retrying");
+                    tokio::select! {
+                        () = shutdown.cancelled() => return Outcome::Interrupted,
+                        () = tokio::time::sleep(delay) => {},
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn traceparent(record: &OwnedMessage) -> Option<TraceParent> {
+    let headers = record.headers()?;
+    headers
+        .iter()
+        .find(|h| h.key == headers::TRACEPARENT)
+        .and_then(|h| h.value)
+        .and_then(|v| std::str::from_utf8(v).ok())
+        .and_then(|v| v.parse().ok())
+}
+
+async fn purge_processed(
+    pool: PgPool,
+    settings: InboxSettings,
+    metrics: InboxMetrics,
+    shutdown: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(settings.purge_interval);
+    let retention_secs = settings.processed_retention.as_secs_f64();
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = tick.tick() => {},
+        }
+        let purged = sqlx::query(
+            "DELETE FROM processed_events
+             WHERE consumer = $1 AND processed_at < now() - make_interval(secs => $2)",
+        )
+        .bind(&settings.group_id)
+        .bind(retention_secs)
+        .execute(&pool)
+        .await;
+        match purged {
+            Ok(done) => {
+                metrics.purged.inc_by(done.rows_affected());
+                if done.rows_affected() > 0 {
+                    tracing::info!(
+                        rows = done.rows_affected(),
+                        "purged old processed-event records"
+                    );
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "purging processed-event records failed"),
+        }
+    }
+}

@@ -1,0 +1,278 @@
+//! Kafka client settings shared by every service, and explicit topic provisioning.
+//!
+//! Nothing in the flow relies on broker auto-creation: a topic auto-created by
+//! the first producer or consumer gets the broker's default partition count,
+//! which silently breaks the ordering and scaling the design depends on. Every
+//! service calls [`ensure_topics`] at start-up, before producing or subscribing.
+
+use std::time::{Duration, Instant};
+
+use platform::config::{ConfigError, var};
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::FutureProducer;
+
+/// Where the brokers are and how the orders topic is shaped.
+#[derive(Debug, Clone)]
+pub struct KafkaSettings {
+    /// `KAFKA_BOOTSTRAP_SERVERS`, e.g. `127.0.0.1:19092`.
+    pub bootstrap_servers: String,
+    /// `ORDERS_TOPIC`: the topic order events are published to.
+    pub topic: String,
+    /// `ORDERS_TOPIC_PARTITIONS`: partition count used when creating topics.
+    pub partitions: i32,
+    /// `KAFKA_REPLICATION_FACTOR`: replication factor used when creating topics.
+    pub replication_factor: i32,
+    /// `KAFKA_MIN_INSYNC_REPLICAS`: set on created topics when the factor is above 1.
+    pub min_insync_replicas: i32,
+}
+
+impl KafkaSettings {
+    /// Every environment variable [`KafkaSettings::from_env`] reads.
+    pub const ENV_VARS: &'static [&'static str] = &[
+        "KAFKA_BOOTSTRAP_SERVERS",
+        "ORDERS_TOPIC",
+        "ORDERS_TOPIC_PARTITIONS",
+        "KAFKA_REPLICATION_FACTOR",
+        "KAFKA_MIN_INSYNC_REPLICAS",
+    ];
+
+    /// Reads the settings, defaulting to the local `cargo xtask infra up` broker.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let replication_factor = var("KAFKA_REPLICATION_FACTOR", 1)?;
+        Ok(KafkaSettings {
+            bootstrap_servers: var("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:19092".to_owned())?,
+            topic: var("ORDERS_TOPIC", shared_events::topics::ORDERS.to_owned())?,
+            partitions: var(
+                "ORDERS_TOPIC_PARTITIONS",
+                shared_events::topics::ORDERS_PARTITIONS,
+            )?,
+            replication_factor,
+            min_insync_replicas: var(
+                "KAFKA_MIN_INSYNC_REPLICAS",
+                if replication_factor >= 3 { 2 } else { 1 },
+            )?,
+        })
+    }
+
+    /// Settings for a local broker and the given topic (for tests and tools).
+    pub fn local(bootstrap_servers: &str, topic: &str) -> Self {
+        KafkaSettings {
+            bootstrap_servers: bootstrap_servers.to_owned(),
+            topic: topic.to_owned(),
+            partitions: shared_events::topics::ORDERS_PARTITIONS,
+            replication_factor: 1,
+            min_insync_replicas: 1,
+        }
+    }
+
+    /// A client configuration pointing at the brokers.
+    pub fn client_config(&self) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config.set("bootstrap.servers", &self.bootstrap_servers);
+        config
+    }
+
+    /// The topic specification used when this service has to create `name`.
+    pub fn topic_spec(&self, name: &str) -> TopicSpec {
+        TopicSpec {
+            name: name.to_owned(),
+            partitions: self.partitions,
+            replication_factor: self.replication_factor,
+            min_insync_replicas: self.min_insync_replicas,
+        }
+    }
+}
+
+/// How the relay's producer batches and times out.
+#[derive(Debug, Clone)]
+pub struct ProducerSettings {
+    /// `KAFKA_LINGER_MS`: how long the producer waits to fill a batch.
+    pub linger_ms: u32,
+    /// `KAFKA_BATCH_SIZE`: maximum bytes per partition batch.
+    pub batch_size: u32,
+    /// `KAFKA_MESSAGE_TIMEOUT_MS`: how long a record may wait for delivery before it fails.
+    pub message_timeout_ms: u32,
+}
+
+impl ProducerSettings {
+    /// Every environment variable [`ProducerSettings::from_env`] reads.
+    pub const ENV_VARS: &'static [&'static str] = &[
+        "KAFKA_LINGER_MS",
+        "KAFKA_BATCH_SIZE",
+        "KAFKA_MESSAGE_TIMEOUT_MS",
+    ];
+
+    /// Reads the settings from the environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Ok(ProducerSettings {
+            linger_ms: var("KAFKA_LINGER_MS", 5)?,
+            batch_size: var("KAFKA_BATCH_SIZE", 1_000_000)?,
+            message_timeout_ms: var("KAFKA_MESSAGE_TIMEOUT_MS", 30_000)?,
+        })
+    }
+}
+
+impl Default for ProducerSettings {
+    fn default() -> Self {
+        ProducerSettings {
+            linger_ms: 5,
+            batch_size: 1_000_000,
+            message_timeout_ms: 30_000,
+        }
+    }
+}
+
+/// An idempotent producer: `enable.idempotence=true`, `acks=all`. Retries
+/// inside librdkafka can then neither duplicate nor reorder records of a partition.
+pub fn producer(
+    kafka: &KafkaSettings,
+    settings: &ProducerSettings,
+) -> Result<FutureProducer, KafkaError> {
+    kafka
+        .client_config()
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", settings.linger_ms.to_string())
+        .set("batch.size", settings.batch_size.to_string())
+        .set(
+            "message.timeout.ms",
+            settings.message_timeout_ms.to_string(),
+        )
+        .create()
+}
+
+/// A topic to create if missing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicSpec {
+    /// Topic name.
+    pub name: String,
+    /// Partition count.
+    pub partitions: i32,
+    /// Replication factor.
+    pub replication_factor: i32,
+    /// `min.insync.replicas` (only set when the replication factor is above 1).
+    pub min_insync_replicas: i32,
+}
+
+/// Why topics could not be provisioned.
+#[derive(Debug, thiserror::Error)]
+pub enum TopicError {
+    /// The admin request failed.
+    #[error("creating topic {topic} failed: {source}")]
+    Create {
+        /// The topic.
+        topic: String,
+        /// The cause.
+        source: KafkaError,
+    },
+    /// The brokers did not show the topic with its partitions in time.
+    #[error("topic {topic} did not appear with {partitions} partitions within {waited:?}")]
+    NotReady {
+        /// The topic.
+        topic: String,
+        /// The expected partition count.
+        partitions: i32,
+        /// How long we waited.
+        waited: Duration,
+    },
+    /// The Kafka client could not be created.
+    #[error("kafka client: {0}")]
+    Client(#[from] KafkaError),
+}
+
+/// Creates each topic unless it exists, then waits until the cluster's
+/// metadata shows it with all its partitions. An existing topic is left as it
+/// is (a smaller partition count is logged, never changed silently).
+pub async fn ensure_topics(kafka: &KafkaSettings, topics: &[TopicSpec]) -> Result<(), TopicError> {
+    let admin: AdminClient<DefaultClientContext> = kafka.client_config().create()?;
+    let isr: Vec<String> = topics
+        .iter()
+        .map(|t| t.min_insync_replicas.to_string())
+        .collect();
+    let new_topics: Vec<NewTopic<'_>> = topics
+        .iter()
+        .zip(&isr)
+        .map(|(t, isr)| {
+            let topic = NewTopic::new(
+                &t.name,
+                t.partitions,
+                TopicReplication::Fixed(t.replication_factor),
+            );
+            if t.replication_factor > 1 {
+                topic.set("min.insync.replicas", isr)
+            } else {
+                topic
+            }
+        })
+        .collect();
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    let results = admin.create_topics(&new_topics, &options).await?;
+    for result in results {
+        match result {
+            Ok(name) => tracing::info!(topic = %name, "created topic"),
+            Err((name, RDKafkaErrorCode::TopicAlreadyExists)) => {
+                tracing::debug!(topic = %name, "topic exists")
+            }
+            Err((name, code)) => {
+                return Err(TopicError::Create {
+                    topic: name,
+                    source: KafkaError::AdminOp(code),
+                });
+            }
+        }
+    }
+    let config = kafka.client_config();
+    let topics = topics.to_vec();
+    tokio::task::spawn_blocking(move || wait_for_topics(config, &topics, Duration::from_secs(30)))
+        .await
+        .map_err(|_| TopicError::Client(KafkaError::Canceled))?
+}
+
+/// Blocks until every topic shows up in the metadata with a leader for each
+/// partition. A topic that already existed with fewer partitions than
+/// configured is used as it is, with a warning: repartitioning would move keys.
+fn wait_for_topics(
+    config: ClientConfig,
+    topics: &[TopicSpec],
+    timeout: Duration,
+) -> Result<(), TopicError> {
+    let consumer: BaseConsumer = config.create()?;
+    let started = Instant::now();
+    for topic in topics {
+        loop {
+            let partitions = consumer
+                .fetch_metadata(Some(&topic.name), Duration::from_secs(5))
+                .ok()
+                .and_then(|md| {
+                    md.topics()
+                        .iter()
+                        .find(|t| t.name() == topic.name && t.error().is_none())
+                        .filter(|t| !t.partitions().is_empty())
+                        .filter(|t| t.partitions().iter().all(|p| p.leader() >= 0))
+                        .map(|t| t.partitions().len() as i32)
+                });
+            match partitions {
+                Some(n) => {
+                    if n < topic.partitions {
+                        tracing::warn!(topic = %topic.name, partitions = n, configured = topic.partitions,
+                            "topic exists with fewer partitions than configured; using it as it is");
+                    }
+                    break;
+                }
+                None if started.elapsed() > timeout => {
+                    return Err(TopicError::NotReady {
+                        topic: topic.name.clone(),
+                        partitions: topic.partitions,
+                        waited: started.elapsed(),
+                    });
+                }
+                None => std::thread::sleep(Duration::from_millis(100)),
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,20 @@
+//! The messaging machinery of the order flow, written once.
+//!
+//! The producing side is a transactional outbox: a service writes its state
+//! change and an [`outbox`] row in one database transaction, and the
+//! [`relay`] turns committed rows into Kafka records (idempotent producer,
+//! `acks=all`, key = order id), deleting each row only after Kafka has
+//! acknowledged it. The consuming side is the [`inbox`]: a runtime that polls a
+//! topic, lets the service decode each record into its own narrow type,
+//! applies the service's effect and the processed-event record in one
+//! transaction, and only then stores the offset. Records that can never be
+//! processed go to a [`dead_letter`] topic; transient failures are retried
+//! with capped [`backoff`]. [`kafka`] holds the client settings shared by both
+//! sides and the explicit topic provisioning that nothing may skip.
+
+pub mod backoff;
+pub mod dead_letter;
+pub mod inbox;
+pub mod kafka;
+pub mod outbox;
+pub mod relay;
