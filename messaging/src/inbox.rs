@@ -60,7 +60,7 @@ use uuid::Uuid;
 
 use crate::backoff::Backoff;
 use crate::dead_letter::DeadLetter;
-use crate::kafka::{KafkaSettings, TopicSpec, ensure_topics};
+use crate::kafka::{KafkaSettings, TopicSpec, ensure_topics_patiently};
 
 /// What the runtime knows about a record besides the service's decoded view.
 #[derive(Debug, Clone)]
@@ -263,12 +263,9 @@ impl InboxMetrics {
 /// Why the inbox stopped other than by shutdown.
 #[derive(Debug, thiserror::Error)]
 pub enum InboxError {
-    /// Kafka client creation, subscription or topic provisioning failed.
+    /// Kafka client creation or subscription failed.
     #[error("kafka: {0}")]
     Kafka(#[from] KafkaError),
-    /// Topic provisioning failed.
-    #[error(transparent)]
-    Topics(#[from] crate::kafka::TopicError),
     /// A [`Fault::StopAfterCommit`] fired.
     #[error("injected fault: stopped after a commit, before storing its offset")]
     InjectedStop,
@@ -384,7 +381,16 @@ impl<H: Handler> Inbox<H> {
     /// Consumes until `shutdown` fires (then commits stored offsets and
     /// returns `Ok`), or until an injected fault stops it.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), InboxError> {
-        ensure_topics(&self.kafka, &self.topics()).await?;
+        if !ensure_topics_patiently(
+            &self.kafka,
+            &self.topics(),
+            self.settings.max_backoff,
+            &shutdown,
+        )
+        .await
+        {
+            return Ok(());
+        }
         let consumer: StreamConsumer<InboxContext> = self
             .kafka
             .client_config()

@@ -232,6 +232,32 @@ pub async fn ensure_topics(kafka: &KafkaSettings, topics: &[TopicSpec]) -> Resul
         .map_err(|_| TopicError::Client(KafkaError::Canceled))?
 }
 
+/// [`ensure_topics`], retried with capped backoff until it succeeds or
+/// `shutdown` fires (then `false`). Services call this before producing or
+/// subscribing, so a broker that is still starting delays them instead of
+/// crashing them.
+pub async fn ensure_topics_patiently(
+    kafka: &KafkaSettings,
+    topics: &[TopicSpec],
+    max_backoff: Duration,
+    shutdown: &tokio_util::sync::CancellationToken,
+) -> bool {
+    let mut backoff = crate::backoff::Backoff::new(Duration::from_millis(200), max_backoff);
+    loop {
+        match ensure_topics(kafka, topics).await {
+            Ok(()) => return true,
+            Err(e) => {
+                let delay = backoff.next_delay();
+                tracing::warn!(error = %e, retry_in = ?delay, "topics not ready; retrying");
+                tokio::select! {
+                    () = shutdown.cancelled() => return false,
+                    () = tokio::time::sleep(delay) => {},
+                }
+            }
+        }
+    }
+}
+
 /// Blocks until every topic shows up in the metadata with a leader for each
 /// partition. A topic that already existed with fewer partitions than
 /// configured is used as it is, with a warning: repartitioning would move keys.

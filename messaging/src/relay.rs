@@ -38,6 +38,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::backoff::Backoff;
+use crate::kafka::{KafkaSettings, ProducerSettings, ensure_topics_patiently};
 use crate::outbox::CHANNEL;
 
 /// How the relay batches, polls and backs off.
@@ -165,25 +166,30 @@ struct OutboxRow {
 /// Publishes outbox rows to Kafka; see the module documentation.
 pub struct Relay {
     pool: PgPool,
+    kafka: KafkaSettings,
     producer: FutureProducer,
     settings: RelaySettings,
     metrics: RelayMetrics,
 }
 
 impl Relay {
-    /// A relay over `pool`'s `outbox` table, publishing through `producer`.
+    /// A relay over `pool`'s `outbox` table, publishing to `kafka` through an
+    /// idempotent producer configured by `producer`.
     pub fn new(
         pool: PgPool,
-        producer: FutureProducer,
+        kafka: KafkaSettings,
+        producer: &ProducerSettings,
         settings: RelaySettings,
         metrics: RelayMetrics,
-    ) -> Self {
-        Relay {
+    ) -> Result<Self, KafkaError> {
+        let producer = crate::kafka::producer(&kafka, producer)?;
+        Ok(Relay {
             pool,
+            kafka,
             producer,
             settings,
             metrics,
-        }
+        })
     }
 
     /// Runs until `shutdown` fires: finishes the batch in flight, flushes the
@@ -199,6 +205,15 @@ impl Relay {
             self.metrics.clone(),
             shutdown.clone(),
         ));
+        // The topic must exist with its partition count before the first
+        // record: broker auto-creation would pick the wrong shape.
+        let topic = self.kafka.topic_spec(&self.kafka.topic);
+        if !ensure_topics_patiently(&self.kafka, &[topic], self.settings.max_backoff, &shutdown)
+            .await
+        {
+            gauges.abort();
+            return;
+        }
         let mut listener = None;
         let mut backoff = Backoff::new(Duration::from_millis(100), self.settings.max_backoff);
         while !shutdown.is_cancelled() {
