@@ -61,7 +61,9 @@ pub fn with_common_layers(
             limits.request_timeout,
         ))
         .layer(axum::middleware::from_fn(ensure_problem_body))
-        .layer(GlobalConcurrencyLimitLayer::new(limits.max_concurrent_requests))
+        .layer(GlobalConcurrencyLimitLayer::new(
+            limits.max_concurrent_requests,
+        ))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
 }
 

@@ -115,7 +115,10 @@ mod tests {
     #[test]
     fn next_cursor_only_when_more_rows_exist() {
         let ids: Vec<Uuid> = (0..3).map(|_| Uuid::now_v7()).collect();
-        let req = PageRequest { limit: 2, before: None };
+        let req = PageRequest {
+            limit: 2,
+            before: None,
+        };
         let page = Page::from_rows(ids.clone(), req, |id| *id);
         assert_eq!(page.items.len(), 2);
         assert_eq!(page.next_cursor, Some(ids[1].to_string()));

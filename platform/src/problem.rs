@@ -145,7 +145,9 @@ pub async fn ensure_problem_body(
     }
     let (parts, body) = response.into_parts();
     let text = match http_body_util::BodyExt::collect(body).await {
-        Ok(collected) => String::from_utf8_lossy(&collected.to_bytes()).trim().to_owned(),
+        Ok(collected) => String::from_utf8_lossy(&collected.to_bytes())
+            .trim()
+            .to_owned(),
         Err(_) => String::new(),
     };
     let detail = match status {
@@ -178,7 +180,10 @@ mod tests {
 
     #[test]
     fn validation_problem_names_each_field() {
-        let p = Problem::validation(vec![FieldError::new("lines[0].quantity", "must be 1..=10000")]);
+        let p = Problem::validation(vec![FieldError::new(
+            "lines[0].quantity",
+            "must be 1..=10000",
+        )]);
         let json = serde_json::to_value(&p).unwrap();
         assert_eq!(json["status"], 422);
         assert_eq!(json["errors"][0]["field"], "lines[0].quantity");

@@ -51,8 +51,7 @@ mod tests {
 
     use super::ALL;
     use crate::{
-        Address, Customer, Envelope, EventType, OrderCancelled, OrderLine, OrderPlaced,
-        RawEnvelope,
+        Address, Customer, Envelope, EventType, OrderCancelled, OrderLine, OrderPlaced, RawEnvelope,
     };
 
     fn sample(name: &str) -> Value {
@@ -68,7 +67,12 @@ mod tests {
         s.parse().unwrap()
     }
 
-    fn envelope<T>(event_id: &str, event_type: EventType, occurred_at: &str, data: T) -> Envelope<T> {
+    fn envelope<T>(
+        event_id: &str,
+        event_type: EventType,
+        occurred_at: &str,
+        data: T,
+    ) -> Envelope<T> {
         Envelope {
             event_id: id(event_id),
             event_type: event_type.as_str().to_owned(),
@@ -126,7 +130,10 @@ mod tests {
             "2026-11-21T09:30:00.123456Z",
             placed,
         );
-        assert_eq!(serde_json::to_value(&env).unwrap(), sample("order_placed.v1.json"));
+        assert_eq!(
+            serde_json::to_value(&env).unwrap(),
+            sample("order_placed.v1.json")
+        );
     }
 
     #[test]
@@ -142,7 +149,10 @@ mod tests {
             "2026-11-21T09:45:10Z",
             cancelled,
         );
-        assert_eq!(serde_json::to_value(&env).unwrap(), sample("order_cancelled.v1.json"));
+        assert_eq!(
+            serde_json::to_value(&env).unwrap(),
+            sample("order_cancelled.v1.json")
+        );
 
         let no_reason = OrderCancelled {
             order_id: id("01933b5e-8f30-7a1b-8c2d-3e4f5a6b7c8d"),
@@ -188,7 +198,12 @@ mod tests {
                     }
                 }
                 .unwrap();
-                assert_eq!(reserialised, sample(s.name), "{} does not round-trip", s.name);
+                assert_eq!(
+                    reserialised,
+                    sample(s.name),
+                    "{} does not round-trip",
+                    s.name
+                );
             }
         }
     }

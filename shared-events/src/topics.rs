@@ -15,7 +15,13 @@ pub fn dead_letter(source: &str, consumer: &str) -> String {
 mod tests {
     #[test]
     fn dead_letter_topics_are_named_per_consumer() {
-        assert_eq!(super::dead_letter(super::ORDERS, "invoicing"), "orders.dlq.invoicing");
-        assert_eq!(super::dead_letter(super::ORDERS, "shipping"), "orders.dlq.shipping");
+        assert_eq!(
+            super::dead_letter(super::ORDERS, "invoicing"),
+            "orders.dlq.invoicing"
+        );
+        assert_eq!(
+            super::dead_letter(super::ORDERS, "shipping"),
+            "orders.dlq.shipping"
+        );
     }
 }

@@ -77,13 +77,19 @@ impl FromStr for TraceParent {
             return Err(TraceParentError("only version 00 is understood"));
         }
         let hex = |field: &str, len: usize| {
-            field.len() == len && field.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+            field.len() == len
+                && field
+                    .bytes()
+                    .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
         };
         if !hex(trace, 32) || !hex(parent, 16) || !hex(flags, 2) {
-            return Err(TraceParentError("fields must be lower-case hex of the right length"));
+            return Err(TraceParentError(
+                "fields must be lower-case hex of the right length",
+            ));
         }
         let trace_id = u128::from_str_radix(trace, 16).map_err(|_| TraceParentError("trace id"))?;
-        let parent_id = u64::from_str_radix(parent, 16).map_err(|_| TraceParentError("parent id"))?;
+        let parent_id =
+            u64::from_str_radix(parent, 16).map_err(|_| TraceParentError("parent id"))?;
         let flags = u8::from_str_radix(flags, 16).map_err(|_| TraceParentError("flags"))?;
         if trace_id == 0 || parent_id == 0 {
             return Err(TraceParentError("all-zero ids are invalid"));
