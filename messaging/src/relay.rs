@@ -408,14 +408,19 @@ async fn listen(pool: &PgPool) -> Option<PgListener> {
 }
 
 /// Waits for a notification; returns false when the listener broke (it is
-/// then reopened, and polling covers anything missed meanwhile).
+/// then reopened, and polling covers anything missed meanwhile). Every
+/// notification already readable is consumed too: one batch serves them all,
+/// so a burst of commits wakes the relay once, not once per order.
 async fn wait_for_notification(listener: &mut Option<PgListener>) -> bool {
-    match listener {
-        Some(l) => match l.try_recv().await {
-            Ok(Some(_)) => true,
-            Ok(None) | Err(_) => false,
-        },
-        None => std::future::pending().await,
+    let Some(l) = listener else {
+        return std::future::pending().await;
+    };
+    match l.try_recv().await {
+        Ok(Some(_)) => {
+            while let Ok(Ok(Some(_))) = tokio::time::timeout(Duration::ZERO, l.try_recv()).await {}
+            true
+        }
+        Ok(None) | Err(_) => false,
     }
 }
 
