@@ -42,6 +42,43 @@ pub fn millis(name: &'static str, default_ms: u64) -> Result<std::time::Duration
     var(name, default_ms).map(std::time::Duration::from_millis)
 }
 
+/// How many names `lists` hold together: the length of [`concat_names`]'s result.
+pub const fn count_names(lists: &[&[&str]]) -> usize {
+    let mut count = 0;
+    let mut i = 0;
+    while i < lists.len() {
+        count += lists[i].len();
+        i += 1;
+    }
+    count
+}
+
+/// Joins lists of environment variable names at compile time, so that a
+/// service's `ENV_VARS` is assembled from the lists of the settings it reads:
+///
+/// ```
+/// use platform::config::{concat_names, count_names};
+/// const PARTS: &[&[&str]] = &[&["HTTP_ADDR"], &["KAFKA_BOOTSTRAP_SERVERS", "ORDERS_TOPIC"]];
+/// const ALL: [&str; count_names(PARTS)] = concat_names(PARTS);
+/// assert_eq!(ALL, ["HTTP_ADDR", "KAFKA_BOOTSTRAP_SERVERS", "ORDERS_TOPIC"]);
+/// ```
+pub const fn concat_names<const N: usize>(lists: &[&[&'static str]]) -> [&'static str; N] {
+    let mut all = [""; N];
+    let mut n = 0;
+    let mut i = 0;
+    while i < lists.len() {
+        let mut j = 0;
+        while j < lists[i].len() {
+            all[n] = lists[i][j];
+            n += 1;
+            j += 1;
+        }
+        i += 1;
+    }
+    assert!(n == N, "N must be count_names(lists)");
+    all
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

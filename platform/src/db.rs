@@ -97,6 +97,21 @@ pub fn is_transient(error: &sqlx::Error) -> bool {
     }
 }
 
+/// A database error as an HTTP answer: 503 when it is transient (the client
+/// may retry), 500 otherwise. The error is logged in full; the client never
+/// sees SQL or driver internals.
+impl From<sqlx::Error> for crate::Problem {
+    fn from(error: sqlx::Error) -> Self {
+        if is_transient(&error) {
+            tracing::warn!(error = %error, "database unavailable");
+            crate::Problem::unavailable("the database is unavailable; try again shortly")
+        } else {
+            tracing::error!(error = ?error, "database error");
+            crate::Problem::internal()
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -107,6 +122,15 @@ mod tests {
         let shown = format!("{url:?}");
         assert_eq!(shown, "postgres://orders:***@127.0.0.1:15432/orders");
         assert!(!shown.contains("s3cret"));
+    }
+
+    #[test]
+    fn database_errors_answer_503_when_transient_and_500_otherwise() {
+        let unavailable = crate::Problem::from(sqlx::Error::PoolTimedOut);
+        assert_eq!(unavailable.status().as_u16(), 503);
+        let bug = crate::Problem::from(sqlx::Error::RowNotFound);
+        assert_eq!(bug.status().as_u16(), 500);
+        assert!(!bug.detail().contains("no rows"));
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! last id of the previous page. Keyset pages stay correct while rows are
 //! being inserted, unlike offsets.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::problem::{FieldError, Problem};
@@ -72,6 +72,33 @@ impl PageRequest {
     }
 }
 
+/// The query of a list that can be narrowed to one order:
+/// `?order_id=&limit=&cursor=`, every part optional.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct OrderListQuery {
+    /// Only items of this order (a UUID).
+    pub order_id: Option<String>,
+    /// Page size.
+    pub limit: Option<String>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+impl OrderListQuery {
+    /// Validates the order id and the page; a bad value is a 400 naming it.
+    pub fn parse(&self) -> Result<(Option<Uuid>, PageRequest), Problem> {
+        let order_id = match self.order_id.as_deref() {
+            None | Some("") => None,
+            Some(raw) => Some(
+                raw.parse::<Uuid>()
+                    .map_err(|_| Problem::bad_request("order_id: must be a UUID"))?,
+            ),
+        };
+        let page = PageRequest::parse(self.limit.as_deref(), self.cursor.as_deref())?;
+        Ok((order_id, page))
+    }
+}
+
 /// One page of a list.
 #[derive(Debug, Clone, Serialize)]
 pub struct Page<T> {
@@ -110,6 +137,21 @@ mod tests {
             assert!(PageRequest::parse(Some(bad), None).is_err(), "{bad}");
         }
         assert!(PageRequest::parse(None, Some("nope")).is_err());
+    }
+
+    #[test]
+    fn order_list_query_checks_the_order_id_and_the_page() {
+        let query = |order_id: &str, limit: &str| OrderListQuery {
+            order_id: Some(order_id.to_owned()),
+            limit: Some(limit.to_owned()),
+            cursor: None,
+        };
+        let id = Uuid::now_v7();
+        let (order_id, page) = query(&id.to_string(), "5").parse().unwrap();
+        assert_eq!((order_id, page.limit), (Some(id), 5));
+        assert_eq!(query("", "5").parse().unwrap().0, None);
+        assert!(query("42", "5").parse().is_err());
+        assert!(query(&id.to_string(), "0").parse().is_err());
     }
 
     #[test]

@@ -151,13 +151,11 @@ pub async fn ensure_problem_body(
         Err(_) => String::new(),
     };
     let detail = match status {
+        // axum adds the `Allow` header after this layer has run, so the
+        // allowed methods reach the client as that header, not in the detail.
         StatusCode::METHOD_NOT_ALLOWED => {
-            let allowed = parts
-                .headers
-                .get(header::ALLOW)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("");
-            format!("this method is not allowed here; allowed: {allowed}")
+            "this method is not allowed on this resource; the Allow header lists the ones that are"
+                .to_owned()
         }
         StatusCode::REQUEST_TIMEOUT => "the request took too long and was abandoned".to_owned(),
         StatusCode::PAYLOAD_TOO_LARGE => "the request body is too large".to_owned(),
@@ -168,8 +166,10 @@ pub async fn ensure_problem_body(
             .to_owned(),
     };
     let mut fixed = Problem::new(status, detail).into_response();
-    if let Some(allow) = parts.headers.get(header::ALLOW) {
-        fixed.headers_mut().insert(header::ALLOW, allow.clone());
+    for (name, value) in &parts.headers {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            fixed.headers_mut().insert(name.clone(), value.clone());
+        }
     }
     fixed
 }

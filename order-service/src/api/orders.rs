@@ -1,0 +1,197 @@
+//! The order handlers. Each one reads and validates everything first, then
+//! makes exactly one store call, then shapes the answer.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use platform::pagination::{Page, PageRequest};
+use serde::Deserialize;
+use tracing::field::Empty;
+use uuid::Uuid;
+
+use super::headers::{
+    IDEMPOTENT_REPLAYED, IdempotencyKey, RequestSpan, require_json, trace_context,
+};
+use super::request::{body_bytes, decode_cancel, decode_place_order, fingerprint};
+use super::response::OrderResponse;
+use super::{ApiError, AppState};
+use crate::domain::CancelReason;
+use crate::store::{Cancellation, Cancelled, IdempotencyClaim, OrderRecord, Placed, Placement};
+
+/// `POST /orders`: validates the order, then commits it with its
+/// `OrderPlaced` outbox row; with an `Idempotency-Key`, a retry gets the
+/// first answer again instead of a second order.
+#[tracing::instrument(name = "place_order", skip_all, fields(trace_id = Empty, order_id = Empty))]
+pub async fn place_order(
+    State(state): State<AppState>,
+    span: RequestSpan,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let trace = trace_context(&headers);
+    span.record_trace(&trace);
+    let key = IdempotencyKey::from_headers(&headers)?;
+    require_json(&headers)?;
+    let body = body_bytes(body)?;
+    let order = decode_place_order(&body)?;
+
+    let placement = Placement {
+        order_id: Uuid::now_v7(),
+        event_id: Uuid::now_v7(),
+        order: &order,
+        idempotency: key.as_ref().map(|key| IdempotencyClaim {
+            key: key.as_str(),
+            request_sha256: fingerprint(&order),
+        }),
+        topic: &state.orders_topic,
+        traceparent: Some(trace),
+    };
+    match state.store.place_order(placement).await? {
+        Placed::Created(order) => {
+            span.record_order(order.id);
+            state.metrics.order_placed();
+            tracing::info!(total_cents = order.total_cents, "order placed");
+            Ok(created(order, false))
+        }
+        Placed::Replayed(order) => {
+            span.record_order(order.id);
+            state.metrics.idempotent_replay();
+            tracing::info!("idempotent replay: answered with the order placed before");
+            Ok(created(order, true))
+        }
+        Placed::KeyReused => Err(ApiError::IdempotencyKeyReused),
+    }
+}
+
+/// `GET /orders/{id}`.
+#[tracing::instrument(name = "get_order", skip_all, fields(order_id = Empty))]
+pub async fn get_order(
+    State(state): State<AppState>,
+    span: RequestSpan,
+    Path(id): Path<String>,
+) -> Result<Json<OrderResponse>, ApiError> {
+    let id = parse_order_id(&id)?;
+    span.record_order(id);
+    match state.store.find_order(id).await? {
+        Some(order) => Ok(Json(order.into())),
+        None => Err(ApiError::OrderNotFound(id)),
+    }
+}
+
+/// The query of `GET /orders`; both values are validated by [`PageRequest::parse`].
+#[derive(Debug, Default, Deserialize)]
+pub struct ListQuery {
+    /// Page size, 1 to 500 (default 50).
+    pub limit: Option<String>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// `GET /orders?limit=&cursor=`: newest first.
+#[tracing::instrument(name = "list_orders", skip_all)]
+pub async fn list_orders(
+    State(state): State<AppState>,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Json<Page<OrderResponse>>, ApiError> {
+    let Query(query) = query.map_err(|e| {
+        ApiError::BadRequest(format!(
+            "the query string cannot be read: {}",
+            e.body_text()
+        ))
+    })?;
+    let request = PageRequest::parse(query.limit.as_deref(), query.cursor.as_deref())
+        .map_err(|problem| ApiError::BadRequest(problem.detail().to_owned()))?;
+    let rows = state.store.list_orders(request).await?;
+    let page = Page::from_rows(rows, request, |order| order.id);
+    Ok(Json(Page {
+        items: page.items.into_iter().map(OrderResponse::from).collect(),
+        next_cursor: page.next_cursor,
+    }))
+}
+
+/// `POST /orders/{id}/cancel` with an optional `{ "reason": ... }`: cancels
+/// the order and commits `OrderCancelled`; cancelling again changes nothing.
+#[tracing::instrument(name = "cancel_order", skip_all, fields(trace_id = Empty, order_id = Empty))]
+pub async fn cancel_order(
+    State(state): State<AppState>,
+    span: RequestSpan,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<OrderResponse>, ApiError> {
+    let trace = trace_context(&headers);
+    span.record_trace(&trace);
+    let id = parse_order_id(&id)?;
+    span.record_order(id);
+    let body = body_bytes(body)?;
+    let reason = decode_cancel(&headers, &body)?;
+
+    let cancellation = Cancellation {
+        order_id: id,
+        event_id: Uuid::now_v7(),
+        reason: reason.as_ref().map(CancelReason::as_str),
+        topic: &state.orders_topic,
+        traceparent: Some(trace),
+    };
+    match state.store.cancel_order(cancellation).await? {
+        Cancelled::Now(order) => {
+            state.metrics.order_cancelled();
+            tracing::info!("order cancelled");
+            Ok(Json(order.into()))
+        }
+        Cancelled::Already(order) => {
+            tracing::info!("order was already cancelled; nothing changed");
+            Ok(Json(order.into()))
+        }
+        Cancelled::NotFound => Err(ApiError::OrderNotFound(id)),
+    }
+}
+
+/// An order id from the path; anything but a UUID is a 400.
+fn parse_order_id(raw: &str) -> Result<Uuid, ApiError> {
+    raw.parse().map_err(|_| {
+        let shown: String = raw.chars().take(60).collect();
+        ApiError::BadRequest(format!(
+            "the order id in the path must be a UUID such as \
+             01933b5e-8f30-7a1b-8c2d-3e4f5a6b7c8d; got {shown:?}"
+        ))
+    })
+}
+
+/// `201 Created` with `Location` and the order; marked when replayed.
+fn created(order: OrderRecord, replayed: bool) -> Response {
+    let location = HeaderValue::from_str(&format!("/orders/{}", order.id));
+    let mut response = (StatusCode::CREATED, Json(OrderResponse::from(order))).into_response();
+    let headers = response.headers_mut();
+    if let Ok(location) = location {
+        headers.insert(header::LOCATION, location);
+    }
+    if replayed {
+        headers.insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn order_ids_must_be_uuids() {
+        assert!(parse_order_id("01933b5e-8f30-7a1b-8c2d-3e4f5a6b7c8d").is_ok());
+        for bad in [
+            "",
+            "42",
+            "not-a-uuid",
+            "01933b5e-8f30-7a1b-8c2d-3e4f5a6b7c8",
+        ] {
+            assert!(
+                matches!(parse_order_id(bad), Err(ApiError::BadRequest(_))),
+                "{bad}"
+            );
+        }
+    }
+}
