@@ -52,6 +52,7 @@ use rdkafka::message::{Headers, OwnedMessage};
 use rdkafka::producer::FutureProducer;
 use rdkafka::statistics::Statistics;
 use rdkafka::{ClientContext, Message, TopicPartitionList};
+use serde::Deserialize;
 use shared_events::{RawEnvelope, TraceParent, headers};
 use sqlx::{PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
@@ -111,6 +112,49 @@ pub trait Handler: Send + Sync + 'static {
         meta: &'a EventMeta,
         event: &'a Self::Event,
     ) -> impl Future<Output = Result<(), ApplyError>> + Send + 'a;
+}
+
+/// Reads an order event's payload into the reader's own narrow type `T`, for
+/// [`Handler::decode`], applying the rules every reader shares:
+///
+/// - any `schema_version` from 1 up is accepted, as long as the fields `T`
+///   declares decode (a newer version only adds fields; unknown fields are
+///   ignored unless `T` says otherwise);
+/// - the payload's `order_id` must equal the envelope's (the record key), or
+///   the event would land on the wrong order.
+///
+/// A payload that breaks either rule is a [`Rejection`] naming the field.
+pub fn read_order_event<'a, T: Deserialize<'a>>(envelope: &'a RawEnvelope) -> Result<T, Rejection> {
+    #[derive(Deserialize)]
+    struct Keyed {
+        order_id: Uuid,
+    }
+    if envelope.schema_version < 1 {
+        return Err(Rejection(format!(
+            "schema_version {} is not a version of {}",
+            envelope.schema_version, envelope.event_type
+        )));
+    }
+    let field_error = |e: serde_path_to_error::Error<serde_json::Error>| {
+        Rejection(format!(
+            "{} payload: {}: {}",
+            envelope.event_type,
+            e.path(),
+            e.inner()
+        ))
+    };
+    let keyed: Keyed = serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_str(
+        envelope.data.get(),
+    ))
+    .map_err(field_error)?;
+    if keyed.order_id != envelope.order_id {
+        return Err(Rejection(format!(
+            "payload order_id {} differs from the envelope's order_id {}",
+            keyed.order_id, envelope.order_id
+        )));
+    }
+    serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_str(envelope.data.get()))
+        .map_err(field_error)
 }
 
 /// A deliberate crash point for fault-injection tests.
@@ -653,5 +697,55 @@ async fn purge_processed(
             }
             Err(e) => tracing::warn!(error = %e, "purging processed-event records failed"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde::Deserialize;
+    use shared_events::RawEnvelope;
+
+    use super::read_order_event;
+
+    #[derive(Debug, Deserialize)]
+    struct Narrow {
+        currency: String,
+    }
+
+    fn envelope(schema_version: u32, data_order_id: &str) -> RawEnvelope {
+        let json = format!(
+            r#"{{"event_id":"01933b5e-8f3a-7c4e-9d2b-5a6f7e8d9c0b","event_type":"OrderPlaced",
+                "schema_version":{schema_version},"order_id":"01933b5e-8f30-7a1b-8c2d-3e4f5a6b7c8d",
+                "occurred_at":"2026-11-21T09:30:00Z","producer":"test",
+                "data":{{"order_id":"{data_order_id}","currency":"EUR","extra":[1,2]}}}}"#
+        );
+        RawEnvelope::from_slice(json.as_bytes()).unwrap()
+    }
+
+    const SAME: &str = "01933b5e-8f30-7a1b-8c2d-3e4f5a6b7c8d";
+
+    #[test]
+    fn reads_any_version_from_one_up_and_ignores_unknown_fields() {
+        for version in [1, 2, 7] {
+            let narrow: Narrow = read_order_event(&envelope(version, SAME)).unwrap();
+            assert_eq!(narrow.currency, "EUR");
+        }
+    }
+
+    #[test]
+    fn rejects_version_zero_a_foreign_order_id_and_missing_fields() {
+        assert!(read_order_event::<Narrow>(&envelope(0, SAME)).is_err());
+        let foreign =
+            read_order_event::<Narrow>(&envelope(1, "01933b5e-0000-7000-8000-000000000000"))
+                .unwrap_err();
+        assert!(foreign.0.contains("differs"), "{foreign}");
+
+        #[derive(Debug, Deserialize)]
+        #[allow(dead_code)]
+        struct NeedsLines {
+            lines: Vec<String>,
+        }
+        let missing = read_order_event::<NeedsLines>(&envelope(1, SAME)).unwrap_err();
+        assert!(missing.0.contains("lines"), "{missing}");
     }
 }

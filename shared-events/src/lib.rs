@@ -10,8 +10,12 @@
 //!
 //! Producers serialise the full types below. Consumers do not have to: they
 //! decode the [`Envelope`] with their own narrow payload type and ignore every
-//! field they do not need, so adding a field here never breaks them.
+//! field they do not need, so adding a field here never breaks them. With the
+//! `arbitrary` feature, [`arbitrary`] adds property-test generators for those
+//! readers' tests.
 
+#[cfg(feature = "arbitrary")]
+pub mod arbitrary;
 mod envelope;
 pub mod headers;
 mod order;
