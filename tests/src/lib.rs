@@ -1,0 +1,382 @@
+//! Test support for the end-to-end tests of the order flow.
+//!
+//! The end-to-end tests run against a real Kafka and a real PostgreSQL, never
+//! stand-ins. [`TestInfra::from_env`] finds them through the settings that
+//! `cargo xtask test` (or `cargo xtask infra up`) puts in the environment, and
+//! fails loudly when they are absent rather than letting a test pass without
+//! having touched anything. Each test then takes its own isolated pieces:
+//! [`TestInfra::fresh_database`] creates a database named by a new UUID, owned
+//! by one service's role and closed to everyone else, and
+//! [`TestInfra::fresh_topic`] creates a uniquely named topic and waits until
+//! every partition has a leader. No test cleans up after itself and no test
+//! sees another's data.
+
+pub mod services;
+
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, anyhow, bail};
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use sqlx::postgres::PgPoolOptions;
+use sqlx::{AssertSqlSafe, Connection, PgConnection, PgPool};
+use uuid::Uuid;
+
+/// The variable naming the Kafka bootstrap servers.
+pub const KAFKA_BOOTSTRAP_SERVERS: &str = "KAFKA_BOOTSTRAP_SERVERS";
+
+/// The variable naming the PostgreSQL superuser URL.
+pub const POSTGRES_ADMIN_URL: &str = "POSTGRES_ADMIN_URL";
+
+/// The one line a test fails with when no infrastructure was given.
+pub const NO_INFRA: &str = "no Kafka/PostgreSQL: run the tests with `cargo xtask test` (or start Docker for testcontainers)";
+
+/// How long a freshly created topic may take until all its partitions have leaders.
+const TOPIC_READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A service that owns a database and logs in with its own role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ServiceRole {
+    /// order-service: orders, order lines, the outbox.
+    Orders,
+    /// invoicing-service: invoices and its dedup records.
+    Invoicing,
+    /// shipping-service: shipments and its dedup records.
+    Shipping,
+}
+
+impl ServiceRole {
+    /// Every service role.
+    pub const ALL: [ServiceRole; 3] = [
+        ServiceRole::Orders,
+        ServiceRole::Invoicing,
+        ServiceRole::Shipping,
+    ];
+
+    /// The role name (also its own database's name).
+    pub fn name(self) -> &'static str {
+        match self {
+            ServiceRole::Orders => "orders",
+            ServiceRole::Invoicing => "invoicing",
+            ServiceRole::Shipping => "shipping",
+        }
+    }
+
+    /// The variable holding the service's database URL.
+    pub fn database_url_var(self) -> &'static str {
+        match self {
+            ServiceRole::Orders => "ORDERS_DATABASE_URL",
+            ServiceRole::Invoicing => "INVOICING_DATABASE_URL",
+            ServiceRole::Shipping => "SHIPPING_DATABASE_URL",
+        }
+    }
+}
+
+/// The infrastructure is not in the environment; displays as one line saying how to provide it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MissingInfra {
+    variable: &'static str,
+}
+
+impl fmt::Display for MissingInfra {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.variable == KAFKA_BOOTSTRAP_SERVERS || self.variable == POSTGRES_ADMIN_URL {
+            f.write_str(NO_INFRA)
+        } else {
+            write!(
+                f,
+                "{} is not set: run the tests with `cargo xtask test`, which sets it",
+                self.variable
+            )
+        }
+    }
+}
+
+impl std::error::Error for MissingInfra {}
+
+/// Where the real Kafka and PostgreSQL of this test run are.
+#[derive(Debug, Clone)]
+pub struct TestInfra {
+    kafka_bootstrap_servers: String,
+    admin_url: String,
+    service_urls: [String; 3],
+}
+
+impl TestInfra {
+    /// Reads `KAFKA_BOOTSTRAP_SERVERS`, `POSTGRES_ADMIN_URL` and the three
+    /// `<SERVICE>_DATABASE_URL`s; fails with one line if any is missing.
+    pub fn from_env() -> Result<Self, MissingInfra> {
+        Self::from_lookup(|name| std::env::var(name).ok().filter(|v| !v.trim().is_empty()))
+    }
+
+    /// Like [`from_env`](Self::from_env), with the variables looked up by `lookup`.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, MissingInfra> {
+        let get = |variable: &'static str| lookup(variable).ok_or(MissingInfra { variable });
+        let kafka_bootstrap_servers = get(KAFKA_BOOTSTRAP_SERVERS)?;
+        let admin_url = get(POSTGRES_ADMIN_URL)?;
+        let service_urls = [
+            get(ServiceRole::Orders.database_url_var())?,
+            get(ServiceRole::Invoicing.database_url_var())?,
+            get(ServiceRole::Shipping.database_url_var())?,
+        ];
+        Ok(TestInfra {
+            kafka_bootstrap_servers,
+            admin_url,
+            service_urls,
+        })
+    }
+
+    /// The Kafka bootstrap servers.
+    pub fn kafka_bootstrap_servers(&self) -> &str {
+        &self.kafka_bootstrap_servers
+    }
+
+    /// The PostgreSQL superuser URL.
+    pub fn admin_url(&self) -> &str {
+        &self.admin_url
+    }
+
+    /// The URL a service connects with: its role, its own database.
+    pub fn service_url(&self, role: ServiceRole) -> &str {
+        let index = match role {
+            ServiceRole::Orders => 0,
+            ServiceRole::Invoicing => 1,
+            ServiceRole::Shipping => 2,
+        };
+        &self.service_urls[index]
+    }
+
+    /// A Kafka client configuration with the bootstrap servers set.
+    pub fn kafka_config(&self) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config.set("bootstrap.servers", &self.kafka_bootstrap_servers);
+        config
+    }
+
+    /// A new database named by a UUID, owned by `role`, that no other role may
+    /// connect to; returns its URL as `role` and a pool connected as `role`.
+    pub async fn fresh_database(&self, role: ServiceRole) -> anyhow::Result<(String, PgPool)> {
+        let name = Uuid::new_v4().to_string();
+        let mut admin = PgConnection::connect(&self.admin_url)
+            .await
+            .context("connecting as the PostgreSQL superuser (POSTGRES_ADMIN_URL)")?;
+        let database = quote_ident(&name);
+        let owner = quote_ident(role.name());
+        sqlx::raw_sql(AssertSqlSafe(format!(
+            "CREATE DATABASE {database} OWNER {owner}"
+        )))
+        .execute(&mut admin)
+        .await
+        .with_context(|| format!("creating database {name} for {}", role.name()))?;
+        sqlx::raw_sql(AssertSqlSafe(format!(
+            "REVOKE CONNECT, TEMPORARY ON DATABASE {database} FROM PUBLIC"
+        )))
+        .execute(&mut admin)
+        .await
+        .with_context(|| format!("closing database {name} to other roles"))?;
+        admin.close().await?;
+
+        let url = with_database(self.service_url(role), &name)?;
+        let pool = PgPoolOptions::new()
+            .max_connections(5)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect(&url)
+            .await
+            .with_context(|| format!("connecting to {name} as {}", role.name()))?;
+        Ok((url, pool))
+    }
+
+    /// A new topic `e2e-<uuid>` with `partitions` partitions (replication as the
+    /// broker's default), returned once its metadata shows a leader for every partition.
+    pub async fn fresh_topic(&self, partitions: i32) -> anyhow::Result<String> {
+        let name = format!("e2e-{}", Uuid::new_v4());
+        let admin: AdminClient<DefaultClientContext> = self
+            .kafka_config()
+            .create()
+            .context("creating the Kafka admin client")?;
+        let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+        // Replication -1: the broker's default.replication.factor (1 or 3 with the xtask setup).
+        let topic = NewTopic::new(&name, partitions, TopicReplication::Fixed(-1));
+        for result in admin.create_topics(&[topic], &options).await? {
+            result.map_err(|(topic, code)| anyhow!("creating topic {topic}: {code}"))?;
+        }
+
+        let deadline = Instant::now() + TOPIC_READY_TIMEOUT;
+        loop {
+            let ready = partitions_with_leader(&self.kafka_bootstrap_servers, &name).await?;
+            if ready == usize::try_from(partitions)? {
+                return Ok(name);
+            }
+            if Instant::now() >= deadline {
+                bail!(
+                    "topic {name}: {ready} of {partitions} partitions have a leader after {}s",
+                    TOPIC_READY_TIMEOUT.as_secs()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// How many partitions of `topic` the cluster reports with a leader and no error.
+async fn partitions_with_leader(bootstrap: &str, topic: &str) -> anyhow::Result<usize> {
+    let bootstrap = bootstrap.to_owned();
+    let topic = topic.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &bootstrap)
+            .create()?;
+        let metadata = consumer.fetch_metadata(Some(&topic), Duration::from_secs(5))?;
+        let ready = metadata
+            .topics()
+            .iter()
+            .filter(|t| t.name() == topic && t.error().is_none())
+            .flat_map(|t| t.partitions())
+            .filter(|p| p.error().is_none() && p.leader() >= 0)
+            .count();
+        Ok(ready)
+    })
+    .await?
+}
+
+/// `url` with its database (the path) replaced by `database`; query parameters are kept.
+pub fn with_database(url: &str, database: &str) -> anyhow::Result<String> {
+    let authority_start = url
+        .find("://")
+        .map(|i| i + 3)
+        .ok_or_else(|| anyhow!("not a URL: {}", redact(url)))?;
+    let rest = &url[authority_start..];
+    let path_start = rest.find(['/', '?']).unwrap_or(rest.len());
+    let query = rest[path_start..]
+        .find('?')
+        .map(|i| &rest[path_start + i..])
+        .unwrap_or("");
+    Ok(format!(
+        "{}{}/{database}{query}",
+        &url[..authority_start],
+        &rest[..path_start]
+    ))
+}
+
+/// The database (path) of a PostgreSQL URL.
+pub fn database_of(url: &str) -> Option<&str> {
+    let rest = &url[url.find("://")? + 3..];
+    let path = &rest[rest.find('/')? + 1..];
+    let database = path.split('?').next()?;
+    (!database.is_empty()).then_some(database)
+}
+
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// A URL with its password replaced, for error messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{}{user}:***{}", &url[..scheme + 3], &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn missing_infrastructure_is_one_line_that_says_what_to_run() {
+        let empty = HashMap::<String, String>::new();
+        let err = TestInfra::from_lookup(|k| empty.get(k).cloned()).expect_err("nothing set");
+        assert_eq!(err.to_string(), NO_INFRA);
+        assert_eq!(err.to_string().lines().count(), 1);
+    }
+
+    #[test]
+    fn a_missing_service_url_is_named() {
+        let set = vars(&[
+            ("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:19092"),
+            (
+                "POSTGRES_ADMIN_URL",
+                "postgres://postgres:postgres@127.0.0.1:15432/postgres",
+            ),
+        ]);
+        let err = TestInfra::from_lookup(|k| set.get(k).cloned()).expect_err("no service urls");
+        assert!(
+            err.to_string()
+                .starts_with("ORDERS_DATABASE_URL is not set"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn all_five_variables_make_a_test_infra() {
+        let set = vars(&[
+            ("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:19092"),
+            (
+                "POSTGRES_ADMIN_URL",
+                "postgres://postgres:postgres@127.0.0.1:15432/postgres",
+            ),
+            (
+                "ORDERS_DATABASE_URL",
+                "postgres://orders:orders@127.0.0.1:15432/orders",
+            ),
+            (
+                "INVOICING_DATABASE_URL",
+                "postgres://invoicing:invoicing@127.0.0.1:15432/invoicing",
+            ),
+            (
+                "SHIPPING_DATABASE_URL",
+                "postgres://shipping:shipping@127.0.0.1:15432/shipping",
+            ),
+        ]);
+        let infra = TestInfra::from_lookup(|k| set.get(k).cloned()).expect("complete");
+        assert_eq!(
+            infra.service_url(ServiceRole::Shipping),
+            "postgres://shipping:shipping@127.0.0.1:15432/shipping"
+        );
+        assert_eq!(infra.kafka_bootstrap_servers(), "127.0.0.1:19092");
+    }
+
+    #[test]
+    fn the_database_of_a_url_can_be_swapped() {
+        let url = "postgres://orders:orders@127.0.0.1:15432/orders";
+        assert_eq!(
+            with_database(url, "abc").expect("url"),
+            "postgres://orders:orders@127.0.0.1:15432/abc"
+        );
+        assert_eq!(
+            with_database("postgres://u:p@h:1/db?sslmode=disable", "x").expect("url"),
+            "postgres://u:p@h:1/x?sslmode=disable"
+        );
+        assert_eq!(
+            with_database("postgres://u:p@h:1", "x").expect("url"),
+            "postgres://u:p@h:1/x"
+        );
+        assert_eq!(database_of(url), Some("orders"));
+        assert_eq!(database_of("postgres://u:p@h:1/x?a=b"), Some("x"));
+        assert_eq!(database_of("postgres://u:p@h:1"), None);
+        assert!(with_database("nonsense", "x").is_err());
+    }
+
+    #[test]
+    fn passwords_stay_out_of_error_messages() {
+        assert_eq!(
+            redact("postgres://u:secret@h:1/db"),
+            "postgres://u:***@h:1/db"
+        );
+    }
+}

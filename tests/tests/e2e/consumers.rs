@@ -1,0 +1,737 @@
+//! The consuming services (invoicing and shipping) against real Kafka and
+//! PostgreSQL: what each makes of an order, exactly-once effects under
+//! duplicates and crashes, dead-lettering, cancellation in either order,
+//! rebuilding a view from the topic, and scaling out within one group.
+//!
+//! Every test produces its events straight onto its own fresh topic (as the
+//! relay would: key = order id, value = the envelope's JSON) and runs the
+//! services in this process on fresh databases in fresh consumer groups.
+
+use std::collections::BTreeSet;
+
+use anyhow::{Context as _, ensure};
+use chrono::{DateTime, Utc};
+use e2e::services::{
+    EventProducer, PATIENCE, ServiceUnderTest, consumer_config, fresh_group, group_members, header,
+    init_logs, read_records, wait_until,
+};
+use e2e::{ServiceRole, TestInfra};
+use invoicing_service::Invoicing;
+use messaging::inbox::{Fault, InboxError};
+use messaging::service::{ConsumingService, RunError};
+use rdkafka::Message;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use shared_events::{Address, Customer, Envelope, OrderCancelled, OrderLine, OrderPlaced, headers};
+use shipping_service::Shipping;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+const EMAIL: &str = "ada@example.com";
+const BILLING_STREET: &str = "1 Analytical Way";
+
+/// An `OrderPlaced` for `order_id`: two lines, different billing and shipping addresses.
+fn placed(order_id: Uuid) -> Envelope<OrderPlaced> {
+    let address = |street: &str, zip: &str, city: &str| Address {
+        street: street.into(),
+        zip: zip.into(),
+        city: city.into(),
+        country: "DE".into(),
+    };
+    let line = |sku: &str, name: &str, quantity: u32, unit_price_cents: i64| OrderLine {
+        sku: sku.into(),
+        name: name.into(),
+        quantity,
+        unit_price_cents,
+        line_total_cents: i64::from(quantity) * unit_price_cents,
+    };
+    let placed_at = Utc::now();
+    Envelope::new(
+        order_id,
+        placed_at,
+        "order-service",
+        OrderPlaced {
+            order_id,
+            customer: Customer {
+                name: "Ada Lovelace".into(),
+                email: EMAIL.into(),
+            },
+            billing_address: address(BILLING_STREET, "10115", "Berlin"),
+            shipping_address: address("2 Engine Road", "80331", "Munich"),
+            currency: "EUR".into(),
+            lines: vec![
+                line("IPOD-NANO", "iPod nano", 2, 14900),
+                line("CASE.BLK_1", "Leather case", 1, 1999),
+            ],
+            total_cents: 31799,
+            placed_at,
+        },
+    )
+}
+
+/// An `OrderCancelled` for `order_id`.
+fn cancelled(order_id: Uuid) -> Envelope<OrderCancelled> {
+    Envelope::new(
+        order_id,
+        Utc::now(),
+        "order-service",
+        OrderCancelled {
+            order_id,
+            reason: Some("changed my mind".into()),
+            cancelled_at: Utc::now(),
+        },
+    )
+}
+
+/// One service instance on its own database, in its own group.
+struct Instance {
+    service: ServiceUnderTest,
+    pool: PgPool,
+    database_url: String,
+    group: String,
+}
+
+impl Instance {
+    /// Starts `S` on a fresh database in a fresh group, consuming `topic`.
+    async fn start<S: ConsumingService>(
+        infra: &TestInfra,
+        role: ServiceRole,
+        topic: &str,
+    ) -> anyhow::Result<Self> {
+        let (database_url, pool) = infra.fresh_database(role).await?;
+        let group = fresh_group(S::NAME);
+        let config = consumer_config::<S>(infra, &database_url, topic, &group);
+        Ok(Instance {
+            service: ServiceUnderTest::start(config).await?,
+            pool,
+            database_url,
+            group,
+        })
+    }
+
+    /// The items of `GET /<collection>?order_id=<order_id>`.
+    async fn of_order(&self, collection: &str, order_id: Uuid) -> anyhow::Result<Vec<Value>> {
+        let page = self
+            .service
+            .get_ok(&format!("/{collection}?order_id={order_id}"))
+            .await?;
+        Ok(page["items"].as_array().cloned().unwrap_or_default())
+    }
+
+    /// Every item of `GET /<collection>` (one page of at most 500).
+    async fn all(&self, collection: &str) -> anyhow::Result<Vec<Value>> {
+        let page = self
+            .service
+            .get_ok(&format!("/{collection}?limit=500"))
+            .await?;
+        ensure!(page["next_cursor"].is_null(), "more than one page");
+        Ok(page["items"].as_array().cloned().unwrap_or_default())
+    }
+
+    /// `SELECT count(*) FROM <table>`.
+    async fn count(&self, table: &'static str) -> anyhow::Result<i64> {
+        let sql = match table {
+            "invoices" => "SELECT count(*) FROM invoices",
+            "shipments" => "SELECT count(*) FROM shipments",
+            other => anyhow::bail!("no count query for {other}"),
+        };
+        Ok(sqlx::query_scalar(sql).fetch_one(&self.pool).await?)
+    }
+}
+
+/// A fresh topic with invoicing and shipping consuming it.
+struct Flow {
+    infra: TestInfra,
+    topic: String,
+    producer: EventProducer,
+    invoicing: Instance,
+    shipping: Instance,
+}
+
+impl Flow {
+    async fn start(partitions: i32) -> anyhow::Result<Self> {
+        init_logs();
+        let infra = TestInfra::from_env()?;
+        let topic = infra.fresh_topic(partitions).await?;
+        let producer = EventProducer::new(&infra, &topic)?;
+        let invoicing =
+            Instance::start::<Invoicing>(&infra, ServiceRole::Invoicing, &topic).await?;
+        let shipping = Instance::start::<Shipping>(&infra, ServiceRole::Shipping, &topic).await?;
+        Ok(Flow {
+            infra,
+            topic,
+            producer,
+            invoicing,
+            shipping,
+        })
+    }
+
+    /// Waits until the order's invoice and shipment exist with these statuses.
+    async fn wait_for(&self, order_id: Uuid, invoice: &str, shipment: &str) -> anyhow::Result<()> {
+        wait_until(
+            &format!("order {order_id}: invoice {invoice}, shipment {shipment}"),
+            || async {
+                let invoices = self.invoicing.of_order("invoices", order_id).await?;
+                let shipments = self.shipping.of_order("shipments", order_id).await?;
+                Ok(matches!((&invoices[..], &shipments[..]), ([i], [s])
+                    if i["status"] == invoice && s["status"] == shipment))
+            },
+        )
+        .await
+    }
+
+    async fn stop(self) -> anyhow::Result<()> {
+        self.invoicing.service.stop().await?;
+        self.shipping.service.stop().await
+    }
+}
+
+/// Every key of `value`, at any depth, and every string value.
+fn keys_and_strings(value: &Value, keys: &mut BTreeSet<String>, strings: &mut BTreeSet<String>) {
+    match value {
+        Value::Object(fields) => {
+            for (key, field) in fields {
+                keys.insert(key.clone());
+                keys_and_strings(field, keys, strings);
+            }
+        }
+        Value::Array(items) => items
+            .iter()
+            .for_each(|item| keys_and_strings(item, keys, strings)),
+        Value::String(s) => {
+            strings.insert(s.clone());
+        }
+        _ => {}
+    }
+}
+
+fn key_set(value: &Value) -> BTreeSet<&str> {
+    value
+        .as_object()
+        .map(|fields| fields.keys().map(String::as_str).collect())
+        .unwrap_or_default()
+}
+
+/// Checks `id` and the timestamp `at`, then removes them: what is left is
+/// the part of a view that does not depend on when or where it was built.
+fn without_id_and_time(mut item: Value, at: &str) -> anyhow::Result<Value> {
+    let fields = item.as_object_mut().context("an object")?;
+    let id = fields.remove("id").context("an id")?;
+    let time = fields.remove(at).with_context(|| format!("a {at}"))?;
+    id.as_str()
+        .context("id is text")?
+        .parse::<Uuid>()
+        .context("id is a UUID")?;
+    time.as_str()
+        .context("time is text")?
+        .parse::<DateTime<Utc>>()
+        .with_context(|| format!("{at} is RFC 3339"))?;
+    Ok(item)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_placed_yields_one_invoice_and_one_shipment_with_exactly_the_expected_fields()
+-> anyhow::Result<()> {
+    let flow = Flow::start(3).await?;
+    let order_id = Uuid::now_v7();
+    flow.producer.send(&placed(order_id)).await?;
+    flow.wait_for(order_id, "open", "pending").await?;
+
+    let [listed] = &flow.invoicing.of_order("invoices", order_id).await?[..] else {
+        anyhow::bail!("one invoice expected");
+    };
+    let invoice = flow
+        .invoicing
+        .service
+        .get_ok(&format!(
+            "/invoices/{}",
+            listed["id"].as_str().context("id")?
+        ))
+        .await?;
+    assert_eq!(&invoice, listed, "GET by id and the list agree");
+    assert_eq!(
+        without_id_and_time(invoice, "issued_at")?,
+        json!({
+            "order_id": order_id,
+            "status": "open",
+            "customer": { "name": "Ada Lovelace", "email": EMAIL },
+            "billing_address": { "street": BILLING_STREET, "zip": "10115", "city": "Berlin", "country": "DE" },
+            "currency": "EUR",
+            "lines": [
+                { "sku": "IPOD-NANO", "name": "iPod nano", "quantity": 2, "unit_price_cents": 14900, "line_total_cents": 29800 },
+                { "sku": "CASE.BLK_1", "name": "Leather case", "quantity": 1, "unit_price_cents": 1999, "line_total_cents": 1999 },
+            ],
+            "total_cents": 31799,
+        })
+    );
+
+    let [listed] = &flow.shipping.of_order("shipments", order_id).await?[..] else {
+        anyhow::bail!("one shipment expected");
+    };
+    let shipment = flow
+        .shipping
+        .service
+        .get_ok(&format!(
+            "/shipments/{}",
+            listed["id"].as_str().context("id")?
+        ))
+        .await?;
+    assert_eq!(&shipment, listed, "GET by id and the list agree");
+    assert_eq!(
+        key_set(&shipment),
+        BTreeSet::from([
+            "id",
+            "order_id",
+            "status",
+            "recipient",
+            "shipping_address",
+            "lines",
+            "created_at"
+        ])
+    );
+    let (mut keys, mut strings) = (BTreeSet::new(), BTreeSet::new());
+    keys_and_strings(&shipment, &mut keys, &mut strings);
+    for forbidden in ["price", "total", "email", "billing", "currency"] {
+        assert!(
+            !keys.iter().any(|k| k.contains(forbidden)),
+            "shipment has a {forbidden} key: {keys:?}"
+        );
+    }
+    assert!(!strings.contains(EMAIL) && !strings.contains(BILLING_STREET));
+    assert_eq!(
+        without_id_and_time(shipment, "created_at")?,
+        json!({
+            "order_id": order_id,
+            "status": "pending",
+            "recipient": { "name": "Ada Lovelace" },
+            "shipping_address": { "street": "2 Engine Road", "zip": "80331", "city": "Munich", "country": "DE" },
+            "lines": [
+                { "sku": "IPOD-NANO", "name": "iPod nano", "quantity": 2 },
+                { "sku": "CASE.BLK_1", "name": "Leather case", "quantity": 1 },
+            ],
+        })
+    );
+
+    // Shipping's database has no column for a price, an e-mail or a billing
+    // address, and no row holds one anywhere.
+    let columns: Vec<(String, String)> = sqlx::query_as(
+        "SELECT table_name::text, column_name::text FROM information_schema.columns
+         WHERE table_schema = 'public'",
+    )
+    .fetch_all(&flow.shipping.pool)
+    .await?;
+    assert!(columns.iter().any(|(t, _)| t == "shipments"));
+    for (table, column) in &columns {
+        for forbidden in ["price", "total", "email", "billing", "currency"] {
+            assert!(!column.contains(forbidden), "shipping has {table}.{column}");
+        }
+    }
+    let rows: Vec<String> = sqlx::query_scalar(
+        "SELECT row_to_json(s)::text FROM shipments s
+         UNION ALL SELECT row_to_json(l)::text FROM shipment_lines l
+         UNION ALL SELECT row_to_json(c)::text FROM cancellations c",
+    )
+    .fetch_all(&flow.shipping.pool)
+    .await?;
+    assert!(rows.len() >= 3);
+    for row in rows {
+        assert!(
+            !row.contains(EMAIL) && !row.contains(BILLING_STREET) && !row.contains("EUR"),
+            "{row}"
+        );
+    }
+    flow.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_read_apis_answer_problems_for_bad_and_unknown_ids() -> anyhow::Result<()> {
+    let flow = Flow::start(1).await?;
+    for (instance, collection) in [(&flow.invoicing, "invoices"), (&flow.shipping, "shipments")] {
+        let unknown = Uuid::now_v7();
+        for (path, status) in [
+            (format!("/{collection}/not-a-uuid"), StatusCode::BAD_REQUEST),
+            (format!("/{collection}/{unknown}"), StatusCode::NOT_FOUND),
+            (
+                format!("/{collection}?order_id=42"),
+                StatusCode::BAD_REQUEST,
+            ),
+            (format!("/{collection}?limit=0"), StatusCode::BAD_REQUEST),
+            (
+                format!("/{collection}?cursor=nope"),
+                StatusCode::BAD_REQUEST,
+            ),
+        ] {
+            let (got, content_type, body) = instance.service.get(&path).await?;
+            assert_eq!(got, status, "GET {path}: {body}");
+            assert_eq!(content_type, "application/problem+json", "GET {path}");
+            assert_eq!(body["status"], status.as_u16(), "GET {path}");
+        }
+        let empty = instance
+            .service
+            .get_ok(&format!("/{collection}?order_id={unknown}"))
+            .await?;
+        assert_eq!(empty, json!({ "items": [], "next_cursor": null }));
+    }
+    flow.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_event_three_times_has_one_effect_and_counts_two_duplicates() -> anyhow::Result<()>
+{
+    let flow = Flow::start(3).await?;
+    let order_id = Uuid::now_v7();
+    let event = placed(order_id);
+    for _ in 0..3 {
+        flow.producer.send(&event).await?;
+    }
+    for instance in [&flow.invoicing, &flow.shipping] {
+        wait_until(&format!("{}: 2 duplicates", instance.group), || async {
+            Ok(instance.service.metric("inbox_duplicates_skipped").await? == 2)
+        })
+        .await?;
+        assert_eq!(instance.service.metric("inbox_records_processed").await?, 1);
+    }
+    assert_eq!(flow.invoicing.count("invoices").await?, 1);
+    assert_eq!(flow.shipping.count("shipments").await?, 1);
+
+    // Another OrderPlaced of the same order (a new event id, other content)
+    // is processed but issues no second invoice and no second shipment.
+    let mut again = placed(order_id);
+    again.data.customer.name = "Someone Else".into();
+    flow.producer.send(&again).await?;
+    for instance in [&flow.invoicing, &flow.shipping] {
+        wait_until(&format!("{}: 2 processed", instance.group), || async {
+            Ok(instance.service.metric("inbox_records_processed").await? == 2)
+        })
+        .await?;
+    }
+    assert_eq!(flow.invoicing.count("invoices").await?, 1);
+    assert_eq!(flow.shipping.count("shipments").await?, 1);
+    let invoices = flow.invoicing.of_order("invoices", order_id).await?;
+    assert_eq!(invoices[0]["customer"]["name"], "Ada Lovelace");
+    flow.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poison_records_are_dead_lettered_and_the_orders_after_them_processed() -> anyhow::Result<()>
+{
+    let flow = Flow::start(1).await?;
+    let garbage_key = "not-an-order";
+    let garbage = b"\x00\xffthis is not JSON".to_vec();
+    let bad_order = Uuid::now_v7();
+    let mut invalid = placed(bad_order);
+    invalid.data.lines[0].quantity = 0;
+    let invalid_value = serde_json::to_vec(&invalid)?;
+    let poison = [
+        (garbage_key.to_owned(), garbage.clone()),
+        (bad_order.to_string(), invalid_value.clone()),
+    ];
+    let mut positions = Vec::new();
+    for (key, value) in &poison {
+        positions.push(flow.producer.send_raw(key, value).await?);
+    }
+    let good_order = Uuid::now_v7();
+    flow.producer.send(&placed(good_order)).await?;
+    flow.wait_for(good_order, "open", "pending").await?;
+    assert!(
+        flow.invoicing
+            .of_order("invoices", bad_order)
+            .await?
+            .is_empty()
+    );
+    assert!(
+        flow.shipping
+            .of_order("shipments", bad_order)
+            .await?
+            .is_empty()
+    );
+
+    for instance in [&flow.invoicing, &flow.shipping] {
+        let dlq = shared_events::topics::dead_letter(&flow.topic, &instance.group);
+        let mut records = read_records(&flow.infra, &dlq, 2).await?;
+        records.sort_by_key(|r| {
+            header(r, headers::DLQ_SOURCE_OFFSET).and_then(|o| o.parse::<i64>().ok())
+        });
+        for (record, ((key, value), (partition, offset))) in
+            records.iter().zip(poison.iter().zip(&positions))
+        {
+            assert_eq!(record.key(), Some(key.as_bytes()), "{dlq}: original key");
+            assert_eq!(record.payload(), Some(&value[..]), "{dlq}: original value");
+            let error = header(record, headers::DLQ_ERROR).unwrap_or_default();
+            assert!(!error.is_empty(), "{dlq}: a reason");
+            assert_eq!(
+                header(record, headers::DLQ_SOURCE_TOPIC).as_deref(),
+                Some(flow.topic.as_str())
+            );
+            assert_eq!(
+                header(record, headers::DLQ_SOURCE_PARTITION),
+                Some(partition.to_string())
+            );
+            assert_eq!(
+                header(record, headers::DLQ_SOURCE_OFFSET),
+                Some(offset.to_string())
+            );
+            assert_eq!(
+                header(record, headers::DLQ_CONSUMER).as_deref(),
+                Some(instance.group.as_str())
+            );
+        }
+        let reason = header(&records[1], headers::DLQ_ERROR).unwrap_or_default();
+        assert!(
+            reason.contains("quantity"),
+            "the reason names the field: {reason}"
+        );
+        assert_eq!(instance.service.metric("inbox_dead_lettered").await?, 2);
+    }
+    flow.stop().await
+}
+
+/// Runs `S` with a crash point after its first commit, checks that it stops
+/// with the injected error, restarts it in the same group, and checks that
+/// the redelivered record is absorbed: one row in `table`, duplicates >= 1.
+async fn a_crash_between_commit_and_offset_has_no_double_effect<S: ConsumingService>(
+    role: ServiceRole,
+    table: &'static str,
+) -> anyhow::Result<()> {
+    init_logs();
+    let infra = TestInfra::from_env()?;
+    let topic = infra.fresh_topic(3).await?;
+    let producer = EventProducer::new(&infra, &topic)?;
+    let (database_url, pool) = infra.fresh_database(role).await?;
+    let group = fresh_group(S::NAME);
+
+    let mut faulty = consumer_config::<S>(&infra, &database_url, &topic, &group);
+    faulty.inbox.fault = Some(Fault::StopAfterCommit(1));
+    let crashing = ServiceUnderTest::start(faulty).await?;
+    producer.send(&placed(Uuid::now_v7())).await?;
+    let stopped = crashing.stopped().await?;
+    assert!(
+        matches!(stopped, Err(RunError::Inbox(InboxError::InjectedStop))),
+        "stopped with {stopped:?}"
+    );
+    let count_sql = match table {
+        "invoices" => "SELECT count(*) FROM invoices",
+        _ => "SELECT count(*) FROM shipments",
+    };
+    let count = || async {
+        sqlx::query_scalar::<_, i64>(count_sql)
+            .fetch_one(&pool)
+            .await
+    };
+    assert_eq!(count().await?, 1, "the effect committed before the crash");
+
+    let restarted =
+        ServiceUnderTest::start(consumer_config::<S>(&infra, &database_url, &topic, &group))
+            .await?;
+    wait_until("the redelivered record is absorbed", || async {
+        Ok(restarted.metric("inbox_duplicates_skipped").await? >= 1)
+    })
+    .await?;
+    assert_eq!(count().await?, 1, "no second {table} row");
+    assert_eq!(restarted.metric("inbox_records_processed").await?, 0);
+    restarted.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invoicing_killed_after_commit_before_offset_issues_one_invoice() -> anyhow::Result<()> {
+    a_crash_between_commit_and_offset_has_no_double_effect::<Invoicing>(
+        ServiceRole::Invoicing,
+        "invoices",
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shipping_killed_after_commit_before_offset_creates_one_shipment() -> anyhow::Result<()> {
+    a_crash_between_commit_and_offset_has_no_double_effect::<Shipping>(
+        ServiceRole::Shipping,
+        "shipments",
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancellations_apply_whether_they_arrive_after_or_before_the_order() -> anyhow::Result<()> {
+    let flow = Flow::start(3).await?;
+    let kept = Uuid::now_v7();
+    let cancelled_after = Uuid::now_v7();
+    let cancelled_before = Uuid::now_v7();
+
+    flow.producer.send(&placed(kept)).await?;
+    flow.producer.send(&placed(cancelled_after)).await?;
+    flow.wait_for(cancelled_after, "open", "pending").await?;
+    flow.producer.send(&cancelled(cancelled_after)).await?;
+    // A relay failure can deliver an order's cancellation before the order.
+    flow.producer.send(&cancelled(cancelled_before)).await?;
+    flow.producer.send(&placed(cancelled_before)).await?;
+
+    flow.wait_for(cancelled_after, "cancelled", "cancelled")
+        .await?;
+    flow.wait_for(cancelled_before, "cancelled", "cancelled")
+        .await?;
+    flow.wait_for(kept, "open", "pending").await?;
+    flow.stop().await
+}
+
+/// A view without its surrogate ids and commit timestamps, in order id order.
+async fn view(instance: &Instance, collection: &str, at: &str) -> anyhow::Result<Vec<Value>> {
+    let mut items = instance
+        .all(collection)
+        .await?
+        .into_iter()
+        .map(|item| without_id_and_time(item, at))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    items.sort_by(|a, b| a["order_id"].as_str().cmp(&b["order_id"].as_str()));
+    Ok(items)
+}
+
+/// Every record the instance has taken care of, whatever it did with it.
+async fn records_handled(instance: &Instance) -> anyhow::Result<u64> {
+    let mut handled = 0;
+    for metric in [
+        "inbox_records_processed",
+        "inbox_duplicates_skipped",
+        "inbox_dead_lettered",
+        "inbox_unknown_skipped",
+    ] {
+        handled += instance.service.metric(metric).await?;
+    }
+    Ok(handled)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_view_rebuilt_from_the_topic_in_a_new_group_equals_the_original() -> anyhow::Result<()> {
+    let flow = Flow::start(6).await?;
+    // A history with every kind of record: orders, cancellations (after and
+    // before their order), a duplicate, a second OrderPlaced of one order,
+    // an event type nobody handles and a poison record.
+    let orders: Vec<Uuid> = (0..12).map(|_| Uuid::now_v7()).collect();
+    let mut produced = 0_u64;
+    for order in &orders {
+        flow.producer.send(&placed(*order)).await?;
+        produced += 1;
+    }
+    for order in &orders[..4] {
+        flow.producer.send(&cancelled(*order)).await?;
+        produced += 1;
+    }
+    let early = Uuid::now_v7();
+    flow.producer.send(&cancelled(early)).await?;
+    flow.producer.send(&placed(early)).await?;
+    let duplicate = placed(orders[5]);
+    flow.producer.send(&duplicate).await?;
+    flow.producer.send(&duplicate).await?;
+    flow.producer.send(&placed(orders[6])).await?;
+    let mut unknown = cancelled(orders[7]);
+    unknown.event_type = "OrderGiftWrapped".into();
+    flow.producer.send(&unknown).await?;
+    flow.producer.send_raw("poison", b"{ not json").await?;
+    produced += 7;
+
+    for instance in [&flow.invoicing, &flow.shipping] {
+        wait_until(
+            &format!("{} handled {produced} records", instance.group),
+            || async { Ok(records_handled(instance).await? == produced) },
+        )
+        .await?;
+    }
+    let invoices = view(&flow.invoicing, "invoices", "issued_at").await?;
+    let shipments = view(&flow.shipping, "shipments", "created_at").await?;
+    assert_eq!(invoices.len(), 13);
+    assert_eq!(shipments.len(), 13);
+    let cancelled_count = invoices
+        .iter()
+        .filter(|i| i["status"] == "cancelled")
+        .count();
+    assert_eq!(cancelled_count, 5);
+
+    // The rebuild: an empty database, a NEW group starting from the earliest
+    // offset (the documented procedure, see messaging::service).
+    let rebuilt_invoicing =
+        Instance::start::<Invoicing>(&flow.infra, ServiceRole::Invoicing, &flow.topic).await?;
+    let rebuilt_shipping =
+        Instance::start::<Shipping>(&flow.infra, ServiceRole::Shipping, &flow.topic).await?;
+    for instance in [&rebuilt_invoicing, &rebuilt_shipping] {
+        assert_ne!(instance.database_url, flow.invoicing.database_url);
+        assert_ne!(instance.database_url, flow.shipping.database_url);
+        wait_until(
+            &format!("rebuild {} handled {produced} records", instance.group),
+            || async { Ok(records_handled(instance).await? == produced) },
+        )
+        .await?;
+    }
+    assert_eq!(
+        view(&rebuilt_invoicing, "invoices", "issued_at").await?,
+        invoices
+    );
+    assert_eq!(
+        view(&rebuilt_shipping, "shipments", "created_at").await?,
+        shipments
+    );
+
+    rebuilt_invoicing.service.stop().await?;
+    rebuilt_shipping.service.stop().await?;
+    flow.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_shipping_instances_in_one_group_split_the_partitions_and_ship_each_order_once()
+-> anyhow::Result<()> {
+    init_logs();
+    let infra = TestInfra::from_env()?;
+    let topic = infra.fresh_topic(6).await?;
+    let producer = EventProducer::new(&infra, &topic)?;
+    let (database_url, pool) = infra.fresh_database(ServiceRole::Shipping).await?;
+    let group = fresh_group("shipping");
+    let config = || consumer_config::<Shipping>(&infra, &database_url, &topic, &group);
+    let first = ServiceUnderTest::start(config()).await?;
+    let second = ServiceUnderTest::start(config()).await?;
+    wait_until("both instances are members of the group", || async {
+        Ok(group_members(&infra, &group).await? == ("Stable".to_owned(), 2))
+    })
+    .await?;
+
+    const ORDERS: i64 = 60;
+    let mut partitions = BTreeSet::new();
+    for _ in 0..ORDERS {
+        let (partition, _) = producer.send(&placed(Uuid::now_v7())).await?;
+        partitions.insert(partition);
+    }
+    ensure!(
+        partitions.len() == 6,
+        "the keys did not cover every partition: {partitions:?}"
+    );
+    wait_until("every order has a shipment", || async {
+        let count: i64 = sqlx::query_scalar("SELECT count(*) FROM shipments")
+            .fetch_one(&pool)
+            .await?;
+        Ok(count == ORDERS)
+    })
+    .await?;
+
+    let (applied_first, applied_second) = (
+        first.metric("inbox_records_processed").await?,
+        second.metric("inbox_records_processed").await?,
+    );
+    assert!(
+        applied_first > 0 && applied_second > 0,
+        "both instances worked: {applied_first} + {applied_second}"
+    );
+    assert_eq!(
+        applied_first + applied_second,
+        ORDERS as u64,
+        "each order's effect was applied exactly once"
+    );
+    let (shipments, orders, lines): (i64, i64, i64) = sqlx::query_as(
+        "SELECT count(*), count(DISTINCT order_id), (SELECT count(*) FROM shipment_lines)
+         FROM shipments",
+    )
+    .fetch_one(&pool)
+    .await?;
+    assert_eq!((shipments, orders, lines), (ORDERS, ORDERS, 2 * ORDERS));
+    tokio::time::timeout(PATIENCE, async {
+        first.stop().await?;
+        second.stop().await
+    })
+    .await?
+}

@@ -1,0 +1,1056 @@
+//! The order API against a real PostgreSQL (no Kafka: nothing here needs the
+//! relay; the tests read the outbox rows the relay would publish).
+//!
+//! Each test starts its own `order_service::build` on `127.0.0.1:0` against a
+//! fresh database (which `build` migrates) and drives it over HTTP with `reqwest`, then
+//! checks the tables directly: an answer is only half the story when the
+//! promise is "nothing was written" or "exactly one event".
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use e2e::{ServiceRole, TestInfra};
+use order_service::store::{Placement, Store, StoreError};
+use reqwest::{Client, Method, Response, StatusCode, header};
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+/// A running order service on a fresh database.
+struct OrdersApi {
+    base: String,
+    client: Client,
+    pool: PgPool,
+    topic: String,
+    stop: CancellationToken,
+    server: tokio::task::JoinHandle<Result<(), order_service::RunError>>,
+}
+
+impl OrdersApi {
+    async fn start() -> Self {
+        // Silent unless asked: `RUST_LOG=order_service=debug cargo xtask test`.
+        if std::env::var_os("RUST_LOG").is_some() {
+            platform::telemetry::init();
+        }
+        let infra = TestInfra::from_env().unwrap_or_else(|missing| panic!("{missing}"));
+        let (url, pool) = infra
+            .fresh_database(ServiceRole::Orders)
+            .await
+            .expect("a fresh database for order-service");
+        let mut config = order_service::Config::for_database(url);
+        config.database.max_connections = 8;
+        // These tests check behaviour, not latency: on a busy machine opening
+        // eight connections at once can take longer than the 3 s a production
+        // caller waits before getting a 503, and a request longer than 10 s.
+        config.database.acquire_timeout = Duration::from_secs(30);
+        config.http_limits.request_timeout = Duration::from_secs(60);
+        config.kafka.topic = format!("orders-test-{}", Uuid::new_v4().simple());
+        let topic = config.kafka.topic.clone();
+        let app = order_service::build(config)
+            .await
+            .expect("order-service starts against the test database");
+        let base = format!("http://{}", app.local_addr());
+        let stop = CancellationToken::new();
+        let server = tokio::spawn(app.run_until_stopped(stop.clone()));
+        OrdersApi {
+            base,
+            client: Client::new(),
+            pool,
+            topic,
+            stop,
+            server,
+        }
+    }
+
+    /// Stops the service and checks that it shut down cleanly.
+    async fn stop(self) {
+        self.stop.cancel();
+        self.server
+            .await
+            .expect("server task joins")
+            .expect("server stops without error");
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    async fn post_order(&self, body: &Value, key: Option<&str>) -> Response {
+        let mut request = self
+            .client
+            .post(self.url("/orders"))
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(body.to_string());
+        if let Some(key) = key {
+            request = request.header("Idempotency-Key", key);
+        }
+        request.send().await.expect("POST /orders answers")
+    }
+
+    async fn place(&self, body: &Value) -> Value {
+        let response = self.post_order(body, None).await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+        response.json().await.expect("order JSON")
+    }
+
+    async fn cancel(&self, id: &str, body: Option<Value>) -> Response {
+        let mut request = self.client.post(self.url(&format!("/orders/{id}/cancel")));
+        if let Some(body) = body {
+            request = request
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(body.to_string());
+        }
+        request
+            .send()
+            .await
+            .expect("POST /orders/{id}/cancel answers")
+    }
+
+    async fn count(&self, table: &'static str) -> i64 {
+        let sql = match table {
+            "orders" => "SELECT count(*) FROM orders",
+            "order_lines" => "SELECT count(*) FROM order_lines",
+            "outbox" => "SELECT count(*) FROM outbox",
+            "idempotency_keys" => "SELECT count(*) FROM idempotency_keys",
+            other => panic!("no table {other}"),
+        };
+        sqlx::query_scalar(sql)
+            .fetch_one(&self.pool)
+            .await
+            .expect("count rows")
+    }
+
+    /// Rows in (orders, order_lines, outbox, idempotency_keys).
+    async fn counts(&self) -> [i64; 4] {
+        [
+            self.count("orders").await,
+            self.count("order_lines").await,
+            self.count("outbox").await,
+            self.count("idempotency_keys").await,
+        ]
+    }
+
+    async fn outbox_rows(&self, order_id: &str) -> Vec<OutboxRow> {
+        sqlx::query_as(
+            "SELECT event_id, topic, record_key, event_type, schema_version, payload, traceparent
+             FROM outbox WHERE record_key = $1 ORDER BY id",
+        )
+        .bind(order_id)
+        .fetch_all(&self.pool)
+        .await
+        .expect("outbox rows")
+    }
+}
+
+#[derive(Debug, sqlx::FromRow)]
+struct OutboxRow {
+    event_id: Uuid,
+    topic: String,
+    record_key: String,
+    event_type: String,
+    schema_version: i32,
+    payload: String,
+    traceparent: Option<String>,
+}
+
+fn order() -> Value {
+    json!({
+        "customer": { "name": "Ada Lovelace", "email": "ada@example.com" },
+        "billing_address":  { "street": "1 Analytical Way", "zip": "10115", "city": "Berlin", "country": "DE" },
+        "shipping_address": { "street": "2 Engine Road", "zip": "80331", "city": "Munich", "country": "DE" },
+        "currency": "EUR",
+        "lines": [
+            { "sku": "IPOD-NANO", "name": "iPod nano", "quantity": 2, "unit_price_cents": 14900 },
+            { "sku": "CASE.BLK_1", "name": "Leather case", "quantity": 1, "unit_price_cents": 1999 }
+        ]
+    })
+}
+
+fn with(mut value: Value, pointer: &str, replacement: Value) -> Value {
+    *value
+        .pointer_mut(pointer)
+        .unwrap_or_else(|| panic!("no {pointer} in the example order")) = replacement;
+    value
+}
+
+fn adding(mut value: Value, key: &str, field: Value) -> Value {
+    if let Some(object) = value.as_object_mut() {
+        object.insert(key.to_owned(), field);
+    }
+    value
+}
+
+fn without(mut value: Value, pointer: &str) -> Value {
+    let (parent, key) = pointer.rsplit_once('/').expect("a JSON pointer");
+    value
+        .pointer_mut(parent)
+        .and_then(Value::as_object_mut)
+        .and_then(|object| object.remove(key))
+        .unwrap_or_else(|| panic!("no {pointer} in the example order"));
+    value
+}
+
+fn is_problem(response: &Response) -> bool {
+    response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/problem+json"))
+}
+
+#[tokio::test]
+async fn an_order_is_stored_with_exactly_one_order_placed_event() {
+    let api = OrdersApi::start().await;
+    let incoming = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let response = api
+        .client
+        .post(api.url("/orders"))
+        .header(header::CONTENT_TYPE, "application/json; charset=utf-8")
+        .header("traceparent", incoming)
+        .body(order().to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let location = response.headers()[header::LOCATION]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let placed: Value = response.json().await.unwrap();
+
+    let id = placed["id"].as_str().unwrap().to_owned();
+    assert_eq!(Uuid::parse_str(&id).unwrap().get_version_num(), 7);
+    assert_eq!(location, format!("/orders/{id}"));
+    assert_eq!(placed["status"], "placed");
+    assert_eq!(placed["customer"], order()["customer"]);
+    assert_eq!(placed["billing_address"], order()["billing_address"]);
+    assert_eq!(placed["shipping_address"], order()["shipping_address"]);
+    assert_eq!(placed["currency"], "EUR");
+    assert_eq!(placed["lines"][0]["line_total_cents"], 29_800);
+    assert_eq!(placed["lines"][1]["line_total_cents"], 1_999);
+    assert_eq!(placed["total_cents"], 31_799);
+    let placed_at = placed["placed_at"].as_str().unwrap();
+    assert!(placed_at.ends_with('Z'), "{placed_at} is not UTC");
+    assert!(
+        chrono_like_rfc3339(placed_at),
+        "{placed_at} is not RFC 3339"
+    );
+
+    let fetched: Value = api
+        .client
+        .get(api.url(&location))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(fetched, placed);
+
+    let rows = api.outbox_rows(&id).await;
+    assert_eq!(rows.len(), 1);
+    let row = &rows[0];
+    assert_eq!(row.topic, api.topic);
+    assert_eq!(row.record_key, id);
+    assert_eq!(row.event_type, "OrderPlaced");
+    assert_eq!(row.schema_version, 1);
+    let envelope: Value = serde_json::from_str(&row.payload).unwrap();
+    assert_eq!(envelope["event_id"], row.event_id.to_string());
+    assert_eq!(envelope["order_id"], id);
+    assert_eq!(envelope["producer"], "order-service");
+    assert_eq!(envelope["occurred_at"], placed_at);
+    assert_eq!(envelope["data"]["placed_at"], placed_at);
+    assert_eq!(envelope["data"]["total_cents"], 31_799);
+    assert_eq!(envelope["data"]["lines"], placed["lines"]);
+    let traceparent = row.traceparent.as_deref().unwrap();
+    assert!(
+        traceparent.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"),
+        "the request's trace is continued: {traceparent}"
+    );
+    assert_ne!(traceparent, incoming, "with a span of its own");
+    assert_eq!(api.counts().await, [1, 2, 1, 0]);
+
+    let metrics = api.client.get(api.url("/metrics")).send().await.unwrap();
+    let metrics = metrics.text().await.unwrap();
+    assert!(metrics.contains("orders_placed_total 1"), "{metrics}");
+    for health in ["/health/live", "/health/ready"] {
+        let response = api.client.get(api.url(health)).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{health}");
+    }
+    api.stop().await;
+}
+
+/// `2026-11-21T09:30:00.123456Z`: date, `T`, time, optional fraction, `Z`.
+fn chrono_like_rfc3339(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() >= 20
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && b[10] == b'T'
+        && b[13] == b':'
+        && b[16] == b':'
+        && s.ends_with('Z')
+}
+
+#[tokio::test]
+async fn a_failure_after_the_order_insert_leaves_no_order_and_no_event() {
+    let api = OrdersApi::start().await;
+
+    // 1. Through the API: the outbox insert fails inside the request's
+    //    transaction (a trigger standing in for any late failure), after the
+    //    order and its lines were inserted.
+    sqlx::raw_sql(
+        "CREATE FUNCTION reject_outbox() RETURNS trigger LANGUAGE plpgsql AS
+             $$ BEGIN RAISE EXCEPTION 'outbox rejected by the test'; END $$;
+         CREATE TRIGGER reject_outbox BEFORE INSERT ON outbox
+             FOR EACH ROW EXECUTE FUNCTION reject_outbox();",
+    )
+    .execute(&api.pool)
+    .await
+    .unwrap();
+    let response = api.post_order(&order(), Some("atomic-1")).await;
+    assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(is_problem(&response));
+    let problem: Value = response.json().await.unwrap();
+    assert!(
+        !problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("outbox rejected"),
+        "internals stay in the log: {problem}"
+    );
+    assert_eq!(
+        api.counts().await,
+        [0, 0, 0, 0],
+        "nothing of the order survives"
+    );
+
+    // The idempotency key was rolled back with the order, so the retry succeeds.
+    sqlx::raw_sql("DROP TRIGGER reject_outbox ON outbox")
+        .execute(&api.pool)
+        .await
+        .unwrap();
+    let retry = api.post_order(&order(), Some("atomic-1")).await;
+    assert_eq!(retry.status(), StatusCode::CREATED);
+    assert!(retry.headers().get("idempotent-replayed").is_none());
+    assert_eq!(api.counts().await, [1, 2, 1, 1]);
+
+    // 2. Through the store: an event id that is already in the outbox makes
+    //    the outbox insert fail after the order insert.
+    let taken: Uuid = sqlx::query_scalar("SELECT event_id FROM outbox")
+        .fetch_one(&api.pool)
+        .await
+        .unwrap();
+    let new_order = order_service::api::request::decode_place_order(order().to_string().as_bytes())
+        .expect("the example order is valid");
+    let order_id = Uuid::now_v7();
+    let result = Store::new(api.pool.clone())
+        .place_order(Placement {
+            order_id,
+            event_id: taken,
+            order: &new_order,
+            idempotency: None,
+            topic: &api.topic,
+            traceparent: None,
+        })
+        .await;
+    match result {
+        Err(StoreError::Database(sqlx::Error::Database(e))) => {
+            assert_eq!(e.code().as_deref(), Some("23505"), "unique violation: {e}");
+        }
+        other => panic!("expected the duplicate event id to fail the transaction: {other:?}"),
+    }
+    let orphan: i64 = sqlx::query_scalar("SELECT count(*) FROM orders WHERE id = $1")
+        .bind(order_id)
+        .fetch_one(&api.pool)
+        .await
+        .unwrap();
+    assert_eq!(orphan, 0);
+    assert_eq!(
+        api.counts().await,
+        [1, 2, 1, 1],
+        "only the first order's rows"
+    );
+    api.stop().await;
+}
+
+/// One bad request and the status it must get.
+struct Bad {
+    what: &'static str,
+    method: Method,
+    path: String,
+    content_type: Option<&'static str>,
+    headers: Vec<(&'static str, String)>,
+    body: Option<Vec<u8>>,
+    status: StatusCode,
+    /// For 422: a field that must be named in `errors`.
+    field: Option<&'static str>,
+}
+
+impl Bad {
+    fn post(what: &'static str, body: Value, status: StatusCode) -> Self {
+        Bad::raw(what, body.to_string().into_bytes(), status)
+    }
+
+    fn invalid(what: &'static str, body: Value, field: &'static str) -> Self {
+        Bad {
+            field: Some(field),
+            ..Bad::post(what, body, StatusCode::UNPROCESSABLE_ENTITY)
+        }
+    }
+
+    fn raw(what: &'static str, body: impl Into<Vec<u8>>, status: StatusCode) -> Self {
+        Bad {
+            what,
+            method: Method::POST,
+            path: "/orders".into(),
+            content_type: Some("application/json"),
+            headers: Vec::new(),
+            body: Some(body.into()),
+            status,
+            field: None,
+        }
+    }
+
+    fn request(what: &'static str, method: Method, path: String, status: StatusCode) -> Self {
+        Bad {
+            what,
+            method,
+            path,
+            content_type: None,
+            headers: Vec::new(),
+            body: None,
+            status,
+            field: None,
+        }
+    }
+}
+
+#[tokio::test]
+async fn bad_requests_get_problem_details_and_write_nothing() {
+    let api = OrdersApi::start().await;
+    let valid = order();
+    let text = valid.to_string();
+    let unknown = Uuid::now_v7();
+    let line = json!({ "sku": "S", "name": "n", "quantity": 1, "unit_price_cents": 1 });
+    let many_lines: Vec<Value> = (0..101)
+        .map(|i| with(line.clone(), "/sku", json!(format!("S{i}"))))
+        .collect();
+    let huge = with(
+        valid.clone(),
+        "/customer/name",
+        json!("x".repeat(70 * 1024)),
+    );
+    use StatusCode as S;
+
+    let cases = vec![
+        // unreadable JSON: 400
+        Bad::raw("malformed JSON", "{\"customer\": }", S::BAD_REQUEST),
+        Bad::raw(
+            "truncated JSON",
+            &text.as_bytes()[..text.len() / 2],
+            S::BAD_REQUEST,
+        ),
+        Bad::raw("empty body", "", S::BAD_REQUEST),
+        Bad::raw(
+            "not UTF-8",
+            b"{\"currency\": \"\xff\"}".to_vec(),
+            S::BAD_REQUEST,
+        ),
+        Bad::raw("trailing garbage", format!("{text} x"), S::BAD_REQUEST),
+        Bad::post(
+            "array instead of an object",
+            json!([valid.clone()]),
+            S::BAD_REQUEST,
+        ),
+        Bad::post(
+            "customer as an array",
+            with(
+                valid.clone(),
+                "/customer",
+                json!(["Ada", "ada@example.com"]),
+            ),
+            S::BAD_REQUEST,
+        ),
+        Bad::post(
+            "quantity as a string",
+            with(valid.clone(), "/lines/0/quantity", json!("2")),
+            S::BAD_REQUEST,
+        ),
+        Bad::post(
+            "lines as an object",
+            with(valid.clone(), "/lines", json!({})),
+            S::BAD_REQUEST,
+        ),
+        Bad::post(
+            "currency as a number",
+            with(valid.clone(), "/currency", json!(978)),
+            S::BAD_REQUEST,
+        ),
+        // unknown and missing fields: 422 naming them
+        Bad::invalid(
+            "unknown top-level field",
+            adding(valid.clone(), "total_cents", json!(1)),
+            "total_cents",
+        ),
+        Bad::invalid(
+            "unknown line field",
+            with(
+                valid.clone(),
+                "/lines/0",
+                json!({ "sku": "A", "name": "a", "quantity": 1, "unit_price_cents": 1, "discount": 5 }),
+            ),
+            "lines[0].discount",
+        ),
+        Bad::invalid(
+            "missing customer",
+            without(valid.clone(), "/customer"),
+            "customer",
+        ),
+        Bad::invalid(
+            "missing e-mail",
+            without(valid.clone(), "/customer/email"),
+            "customer.email",
+        ),
+        // each validation rule
+        Bad::invalid(
+            "blank name",
+            with(valid.clone(), "/customer/name", json!("   ")),
+            "customer.name",
+        ),
+        Bad::invalid(
+            "name too long",
+            with(valid.clone(), "/customer/name", json!("n".repeat(201))),
+            "customer.name",
+        ),
+        Bad::invalid(
+            "NUL in a name",
+            with(valid.clone(), "/customer/name", json!("Ada\u{0}")),
+            "customer.name",
+        ),
+        Bad::invalid(
+            "implausible e-mail",
+            with(valid.clone(), "/customer/email", json!("ada.example.com")),
+            "customer.email",
+        ),
+        Bad::invalid(
+            "e-mail too long",
+            with(
+                valid.clone(),
+                "/customer/email",
+                json!(format!("{}@example.com", "a".repeat(243))),
+            ),
+            "customer.email",
+        ),
+        Bad::invalid(
+            "street too long",
+            with(
+                valid.clone(),
+                "/billing_address/street",
+                json!("s".repeat(201)),
+            ),
+            "billing_address.street",
+        ),
+        Bad::invalid(
+            "zip too long",
+            with(valid.clone(), "/billing_address/zip", json!("1".repeat(21))),
+            "billing_address.zip",
+        ),
+        Bad::invalid(
+            "city too long",
+            with(
+                valid.clone(),
+                "/shipping_address/city",
+                json!("c".repeat(101)),
+            ),
+            "shipping_address.city",
+        ),
+        Bad::invalid(
+            "unassigned country",
+            with(valid.clone(), "/billing_address/country", json!("XX")),
+            "billing_address.country",
+        ),
+        Bad::invalid(
+            "lower-case country",
+            with(valid.clone(), "/shipping_address/country", json!("de")),
+            "shipping_address.country",
+        ),
+        Bad::invalid(
+            "lower-case currency",
+            with(valid.clone(), "/currency", json!("eur")),
+            "currency",
+        ),
+        Bad::invalid(
+            "no lines",
+            with(valid.clone(), "/lines", json!([])),
+            "lines",
+        ),
+        Bad::invalid(
+            "101 lines",
+            with(valid.clone(), "/lines", Value::Array(many_lines)),
+            "lines",
+        ),
+        Bad::invalid(
+            "sku with a space",
+            with(valid.clone(), "/lines/0/sku", json!("IPOD NANO")),
+            "lines[0].sku",
+        ),
+        Bad::invalid(
+            "sku too long",
+            with(valid.clone(), "/lines/0/sku", json!("S".repeat(65))),
+            "lines[0].sku",
+        ),
+        Bad::invalid(
+            "duplicate sku",
+            with(valid.clone(), "/lines/1/sku", json!("IPOD-NANO")),
+            "lines[1].sku",
+        ),
+        Bad::invalid(
+            "quantity 0",
+            with(valid.clone(), "/lines/0/quantity", json!(0)),
+            "lines[0].quantity",
+        ),
+        Bad::invalid(
+            "quantity 10 001",
+            with(valid.clone(), "/lines/0/quantity", json!(10_001)),
+            "lines[0].quantity",
+        ),
+        Bad::invalid(
+            "fractional quantity",
+            with(valid.clone(), "/lines/0/quantity", json!(1.5)),
+            "lines[0].quantity",
+        ),
+        Bad::invalid(
+            "negative price",
+            with(valid.clone(), "/lines/1/unit_price_cents", json!(-1)),
+            "lines[1].unit_price_cents",
+        ),
+        Bad::invalid(
+            "price too high",
+            with(
+                valid.clone(),
+                "/lines/1/unit_price_cents",
+                json!(100_000_001),
+            ),
+            "lines[1].unit_price_cents",
+        ),
+        Bad::invalid(
+            "overflowing amounts",
+            with(
+                with(valid.clone(), "/lines/0/unit_price_cents", json!(i64::MAX)),
+                "/lines/0/quantity",
+                json!(u64::MAX),
+            ),
+            "lines[0].unit_price_cents",
+        ),
+        // media type, size, headers
+        Bad {
+            content_type: Some("text/plain"),
+            ..Bad::post("text/plain body", valid.clone(), S::UNSUPPORTED_MEDIA_TYPE)
+        },
+        Bad {
+            content_type: None,
+            ..Bad::post("no content type", valid.clone(), S::UNSUPPORTED_MEDIA_TYPE)
+        },
+        Bad {
+            content_type: Some("application/json; charset=iso-8859-1"),
+            ..Bad::post("latin-1 JSON", valid.clone(), S::UNSUPPORTED_MEDIA_TYPE)
+        },
+        Bad::post("body over 64 KiB", huge, S::PAYLOAD_TOO_LARGE),
+        Bad {
+            headers: vec![("idempotency-key", "k".repeat(256))],
+            ..Bad::post("Idempotency-Key too long", valid.clone(), S::BAD_REQUEST)
+        },
+        Bad {
+            headers: vec![("idempotency-key", "two words".into())],
+            ..Bad::post(
+                "Idempotency-Key with a space",
+                valid.clone(),
+                S::BAD_REQUEST,
+            )
+        },
+        // paths, methods, queries
+        Bad::request(
+            "order id not a UUID",
+            Method::GET,
+            "/orders/42".into(),
+            S::BAD_REQUEST,
+        ),
+        Bad::request(
+            "unknown order",
+            Method::GET,
+            format!("/orders/{unknown}"),
+            S::NOT_FOUND,
+        ),
+        Bad::request(
+            "cancel unknown order",
+            Method::POST,
+            format!("/orders/{unknown}/cancel"),
+            S::NOT_FOUND,
+        ),
+        Bad::request(
+            "cancel id not a UUID",
+            Method::POST,
+            "/orders/nope/cancel".into(),
+            S::BAD_REQUEST,
+        ),
+        Bad {
+            path: format!("/orders/{unknown}/cancel"),
+            field: Some("reason"),
+            ..Bad::post(
+                "cancel reason too long",
+                json!({ "reason": "r".repeat(501) }),
+                S::UNPROCESSABLE_ENTITY,
+            )
+        },
+        Bad {
+            path: format!("/orders/{unknown}/cancel"),
+            content_type: Some("text/plain"),
+            ..Bad::raw(
+                "cancel with a text body",
+                "changed my mind",
+                S::UNSUPPORTED_MEDIA_TYPE,
+            )
+        },
+        Bad::request(
+            "DELETE /orders",
+            Method::DELETE,
+            "/orders".into(),
+            S::METHOD_NOT_ALLOWED,
+        ),
+        Bad::request(
+            "PUT an order",
+            Method::PUT,
+            format!("/orders/{unknown}"),
+            S::METHOD_NOT_ALLOWED,
+        ),
+        Bad::request(
+            "GET cancel",
+            Method::GET,
+            format!("/orders/{unknown}/cancel"),
+            S::METHOD_NOT_ALLOWED,
+        ),
+        Bad::request(
+            "limit too large",
+            Method::GET,
+            "/orders?limit=501".into(),
+            S::BAD_REQUEST,
+        ),
+        Bad::request(
+            "cursor not a cursor",
+            Method::GET,
+            "/orders?cursor=nope".into(),
+            S::BAD_REQUEST,
+        ),
+        Bad::request(
+            "no such route",
+            Method::GET,
+            "/invoices".into(),
+            S::NOT_FOUND,
+        ),
+    ];
+    assert!(cases.len() >= 25);
+
+    for case in cases {
+        let mut request = api.client.request(case.method.clone(), api.url(&case.path));
+        if let Some(content_type) = case.content_type {
+            request = request.header(header::CONTENT_TYPE, content_type);
+        }
+        for (name, value) in &case.headers {
+            request = request.header(*name, value);
+        }
+        if let Some(body) = case.body {
+            request = request.body(body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let problem_media_type = is_problem(&response);
+        let body = response.text().await.unwrap();
+        assert_eq!(status, case.status, "{}: {body}", case.what);
+        assert!(
+            problem_media_type,
+            "{}: not problem+json: {body}",
+            case.what
+        );
+        let problem: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(problem["status"], case.status.as_u16(), "{}", case.what);
+        let detail = problem["detail"].as_str().unwrap_or_default();
+        assert!(!detail.is_empty(), "{}: no detail", case.what);
+        if let Some(field) = case.field {
+            let named = problem["errors"]
+                .as_array()
+                .is_some_and(|errors| errors.iter().any(|e| e["field"] == field));
+            assert!(named, "{}: {field} not named in {body}", case.what);
+        }
+        assert_eq!(api.counts().await, [0, 0, 0, 0], "{} wrote rows", case.what);
+    }
+
+    // Every invalid field at once, not just the first.
+    let mut all = with(valid.clone(), "/customer/email", json!("nope"));
+    all = with(all, "/currency", json!("euro"));
+    all = with(all, "/lines/0/quantity", json!(0));
+    all = with(all, "/lines/1/sku", json!("bad sku"));
+    let response = api.post_order(&all, None).await;
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let problem: Value = response.json().await.unwrap();
+    let fields: Vec<&str> = problem["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["field"].as_str())
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            "customer.email",
+            "currency",
+            "lines[0].quantity",
+            "lines[1].sku"
+        ]
+    );
+    assert_eq!(api.counts().await, [0, 0, 0, 0]);
+    api.stop().await;
+}
+
+#[tokio::test]
+async fn idempotency_keys_replay_the_first_answer_and_refuse_a_different_request() {
+    let api = OrdersApi::start().await;
+
+    let first = api.post_order(&order(), Some("key-1")).await;
+    assert_eq!(first.status(), StatusCode::CREATED);
+    assert!(first.headers().get("idempotent-replayed").is_none());
+    let location = first.headers()[header::LOCATION].clone();
+    let first_body = first.bytes().await.unwrap();
+
+    // The same request again, formatted differently: replayed, byte for byte.
+    let reformatted = serde_json::to_string_pretty(&order()).unwrap();
+    let again = api
+        .client
+        .post(api.url("/orders"))
+        .header(header::CONTENT_TYPE, "application/json")
+        .header("Idempotency-Key", "key-1")
+        .body(reformatted)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), StatusCode::CREATED);
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    assert_eq!(again.headers()[header::LOCATION], location);
+    assert_eq!(again.bytes().await.unwrap(), first_body);
+    assert_eq!(
+        api.counts().await,
+        [1, 2, 1, 1],
+        "no second order, no second event"
+    );
+
+    // The same key with a different request: 409, nothing written.
+    let different = with(order(), "/lines/0/quantity", json!(3));
+    let conflict = api.post_order(&different, Some("key-1")).await;
+    assert_eq!(conflict.status(), StatusCode::CONFLICT);
+    assert!(is_problem(&conflict));
+    assert_eq!(api.counts().await, [1, 2, 1, 1]);
+
+    // A new key, or no key, is a new order.
+    assert_eq!(
+        api.post_order(&order(), Some("key-2")).await.status(),
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        api.post_order(&order(), None).await.status(),
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        api.post_order(&order(), None).await.status(),
+        StatusCode::CREATED
+    );
+    assert_eq!(api.counts().await, [4, 8, 4, 2]);
+
+    let metrics = api.client.get(api.url("/metrics")).send().await.unwrap();
+    let metrics = metrics.text().await.unwrap();
+    assert!(
+        metrics.contains("orders_idempotent_replays_total 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("orders_placed_total 4"), "{metrics}");
+    api.stop().await;
+}
+
+#[tokio::test]
+async fn concurrent_requests_with_one_key_place_one_order() {
+    let api = OrdersApi::start().await;
+    const CONCURRENT: usize = 8;
+    let mut requests = JoinSet::new();
+    for _ in 0..CONCURRENT {
+        let client = api.client.clone();
+        let url = api.url("/orders");
+        let body = order().to_string();
+        requests.spawn(async move {
+            let response = client
+                .post(url)
+                .header(header::CONTENT_TYPE, "application/json")
+                .header("Idempotency-Key", "one-key-many-requests")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            let replayed = response.headers().contains_key("idempotent-replayed");
+            (response.status(), replayed, response.text().await.unwrap())
+        });
+    }
+    let answers = requests.join_all().await;
+    let mut ids = HashSet::new();
+    let mut fresh = 0;
+    for (status, replayed, body) in &answers {
+        assert_eq!(*status, StatusCode::CREATED, "{body}");
+        fresh += usize::from(!replayed);
+        let order: Value = serde_json::from_str(body).unwrap();
+        ids.insert(order["id"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(ids.len(), 1, "every answer names the same order");
+    assert_eq!(
+        fresh, 1,
+        "exactly one request placed it; the rest were replays"
+    );
+    assert_eq!(
+        api.counts().await,
+        [1, 2, 1, 1],
+        "one order, one outbox row"
+    );
+    api.stop().await;
+}
+
+#[tokio::test]
+async fn orders_are_listed_newest_first_page_by_page() {
+    let api = OrdersApi::start().await;
+    let mut placed = Vec::new();
+    for i in 0..7 {
+        let body = with(order(), "/customer/name", json!(format!("Customer {i}")));
+        placed.push(api.place(&body).await["id"].as_str().unwrap().to_owned());
+    }
+    let newest_first: Vec<String> = placed.iter().rev().cloned().collect();
+
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/orders?limit=3&cursor={c}"),
+            None => "/orders?limit=3".to_owned(),
+        };
+        let page: Value = api
+            .client
+            .get(api.url(&path))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        pages += 1;
+        let items = page["items"].as_array().unwrap();
+        assert!(items.len() <= 3);
+        seen.extend(items.iter().map(|o| o["id"].as_str().unwrap().to_owned()));
+        assert_eq!(
+            items[0]["lines"].as_array().unwrap().len(),
+            2,
+            "lines are included"
+        );
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(seen, newest_first);
+
+    let all: Value = api
+        .client
+        .get(api.url("/orders"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        all["items"].as_array().unwrap().len(),
+        7,
+        "default limit is 50"
+    );
+    assert_eq!(all["next_cursor"], Value::Null);
+    api.stop().await;
+}
+
+#[tokio::test]
+async fn cancelling_twice_changes_nothing_the_second_time() {
+    let api = OrdersApi::start().await;
+    let id = api.place(&order()).await["id"].as_str().unwrap().to_owned();
+
+    let first = api
+        .cancel(&id, Some(json!({ "reason": "changed my mind" })))
+        .await;
+    assert_eq!(first.status(), StatusCode::OK);
+    let cancelled: Value = first.json().await.unwrap();
+    assert_eq!(cancelled["status"], "cancelled");
+    assert_eq!(cancelled["cancel_reason"], "changed my mind");
+    assert!(cancelled["cancelled_at"].is_string());
+
+    let second = api
+        .cancel(&id, Some(json!({ "reason": "another reason" })))
+        .await;
+    assert_eq!(second.status(), StatusCode::OK);
+    let second: Value = second.json().await.unwrap();
+    assert_eq!(second, cancelled, "the second cancel is a no-op");
+
+    let fetched: Value = api
+        .client
+        .get(api.url(&format!("/orders/{id}")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(fetched, cancelled);
+
+    let rows = api.outbox_rows(&id).await;
+    let types: Vec<&str> = rows.iter().map(|r| r.event_type.as_str()).collect();
+    assert_eq!(types, ["OrderPlaced", "OrderCancelled"]);
+    let event: Value = serde_json::from_str(&rows[1].payload).unwrap();
+    assert_eq!(event["order_id"], id);
+    assert_eq!(event["data"]["reason"], "changed my mind");
+    assert_eq!(event["data"]["cancelled_at"], cancelled["cancelled_at"]);
+
+    // Without a body, and concurrently: still exactly one event per order.
+    for _ in 0..3 {
+        let other = api.place(&order()).await["id"].as_str().unwrap().to_owned();
+        let mut cancels = JoinSet::new();
+        for _ in 0..8 {
+            let request = api.client.post(api.url(&format!("/orders/{other}/cancel")));
+            cancels.spawn(async move { request.send().await.unwrap().status() });
+        }
+        for status in cancels.join_all().await {
+            assert_eq!(status, StatusCode::OK);
+        }
+        let rows = api.outbox_rows(&other).await;
+        let cancelled = rows
+            .iter()
+            .filter(|r| r.event_type == "OrderCancelled")
+            .count();
+        assert_eq!(cancelled, 1, "eight concurrent cancels write one event");
+        let event: Value = serde_json::from_str(&rows[1].payload).unwrap();
+        assert_eq!(event["data"]["reason"], Value::Null);
+    }
+
+    let metrics = api.client.get(api.url("/metrics")).send().await.unwrap();
+    assert!(
+        metrics
+            .text()
+            .await
+            .unwrap()
+            .contains("orders_cancelled_total 4")
+    );
+    api.stop().await;
+}

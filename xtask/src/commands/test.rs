@@ -1,0 +1,165 @@
+//! `cargo xtask test`: the whole test suite against real infrastructure.
+//!
+//! When `KAFKA_BOOTSTRAP_SERVERS` and `POSTGRES_ADMIN_URL` are already set
+//! (CI services, a shared environment), the tests use them. Otherwise this
+//! starts the local infrastructure, runs `cargo test --workspace --all-targets`
+//! with the settings in its environment, and stops again whatever it started,
+//! also when the tests fail or the run is interrupted (Ctrl-C, SIGTERM).
+//! Components that were already running before are left running.
+
+use std::ffi::OsString;
+use std::os::unix::process::ExitStatusExt;
+use std::process::{ExitCode, ExitStatus};
+
+use tokio::signal::unix::{SignalKind, signal};
+
+use crate::infra::{DevInfra, Running, Settings};
+use crate::process::{self, Signal};
+use crate::{InfraError, workspace_root};
+
+/// Runs the workspace's tests against real infrastructure; `test_args` go to the test binaries.
+pub async fn test(test_args: &[String]) -> Result<ExitCode, InfraError> {
+    let mut interrupts = Interrupts::install()?;
+    if let Some(settings) = Settings::from_env() {
+        eprintln!("xtask: using Kafka and PostgreSQL from the environment");
+        return run_cargo_test(&settings, test_args, &mut interrupts).await;
+    }
+
+    let infra = DevInfra::from_env()?;
+    let before = infra.running()?;
+    // An interrupted startup is not cancelled half-way (a server could come up
+    // after we looked): it finishes, then everything it started is stopped.
+    let up = infra.up(1);
+    tokio::pin!(up);
+    let mut interrupted = None;
+    let up = loop {
+        tokio::select! {
+            up = &mut up => break up,
+            signal = interrupts.recv() => {
+                eprintln!("xtask: {} received, stopping once startup has finished", signal.name());
+                interrupted = Some(signal);
+            }
+        }
+    };
+    let outcome = match (up, interrupted) {
+        (Ok(_), Some(signal)) => Ok(interrupted_by(signal)),
+        (Ok(report), None) => run_cargo_test(&report.settings, test_args, &mut interrupts).await,
+        (Err(e), _) => Err(e),
+    };
+    let cleanup = stop_what_we_started(&infra, before).await;
+    match (outcome, cleanup) {
+        (Ok(code), Ok(())) => Ok(code),
+        (Err(e), _) | (Ok(_), Err(e)) => Err(e),
+    }
+}
+
+async fn stop_what_we_started(infra: &DevInfra, before: Running) -> Result<(), InfraError> {
+    let kafka = if before.kafka {
+        Ok(())
+    } else {
+        infra.stop_kafka().await
+    };
+    let postgres = if before.postgres {
+        Ok(())
+    } else {
+        infra.stop_postgres().await
+    };
+    if before.kafka || before.postgres {
+        eprintln!("xtask: left running what was running before the tests");
+    }
+    kafka.and(postgres)
+}
+
+/// `cargo test --workspace --all-targets`, output streamed, its exit status returned.
+async fn run_cargo_test(
+    settings: &Settings,
+    test_args: &[String],
+    interrupts: &mut Interrupts,
+) -> Result<ExitCode, InfraError> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"));
+    let mut command = tokio::process::Command::new(&cargo);
+    command
+        .args(["test", "--workspace", "--all-targets"])
+        .envs(settings.env_vars())
+        .current_dir(workspace_root());
+    if !test_args.is_empty() {
+        command.arg("--").args(test_args);
+    }
+    eprintln!("xtask: cargo test --workspace --all-targets");
+    let mut child = command.spawn().map_err(|e| InfraError::Spawn {
+        program: cargo.to_string_lossy().into_owned(),
+        source: e,
+    })?;
+    let mut interrupted = None;
+    let status = loop {
+        tokio::select! {
+            status = child.wait() => break status.map_err(|e| InfraError::Spawn {
+                program: "cargo test".into(),
+                source: e,
+            })?,
+            signal = interrupts.recv() => {
+                // A terminal's Ctrl-C already reached cargo (same process group);
+                // a SIGTERM from a CI runner reached only us. Pass it on and
+                // wait for cargo to finish, so cleanup runs after the tests stop.
+                interrupted = Some(signal);
+                if let Some(pid) = child.id() {
+                    process::send_signal(pid, signal)?;
+                }
+            }
+        }
+    };
+    match interrupted {
+        Some(signal) => Ok(interrupted_by(signal)),
+        None => Ok(exit_code(status)),
+    }
+}
+
+/// The shell's convention for a run ended by a signal: 128 + its number.
+fn interrupted_by(signal: Signal) -> ExitCode {
+    eprintln!("xtask: interrupted by {}", signal.name());
+    ExitCode::from(128 + signal_number(signal))
+}
+
+fn exit_code(status: ExitStatus) -> ExitCode {
+    match (status.code(), status.signal()) {
+        (Some(code), _) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+        (None, Some(signal)) => ExitCode::from(u8::try_from(128 + signal).unwrap_or(1)),
+        (None, None) => ExitCode::FAILURE,
+    }
+}
+
+fn signal_number(signal: Signal) -> u8 {
+    match signal {
+        Signal::Int => 2,
+        Signal::Term => 15,
+        Signal::Kill => 9,
+    }
+}
+
+/// SIGINT and SIGTERM, caught so that cleanup runs instead of the default exit.
+struct Interrupts {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+}
+
+impl Interrupts {
+    fn install() -> Result<Self, InfraError> {
+        let install = |kind: SignalKind| {
+            signal(kind).map_err(|e| InfraError::Spawn {
+                program: "signal handler".into(),
+                source: e,
+            })
+        };
+        Ok(Interrupts {
+            int: install(SignalKind::interrupt())?,
+            term: install(SignalKind::terminate())?,
+        })
+    }
+
+    async fn recv(&mut self) -> Signal {
+        tokio::select! {
+            _ = self.int.recv() => Signal::Int,
+            _ = self.term.recv() => Signal::Term,
+        }
+    }
+}

@@ -1,0 +1,533 @@
+//! One KRaft node: its directory, configuration, process and readiness.
+
+use std::fmt::Write as _;
+use std::fs::{self, File, OpenOptions};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use super::{KafkaRuntime, Replication, broker_ids};
+use crate::InfraError;
+use crate::process::{self, PidFile, Signal};
+use crate::wait::{self, Probe};
+
+/// Heap of one node: enough for development traffic, small enough for three on a laptop.
+const HEAP: &str = "512m";
+
+/// How long a node gets to finish a controlled shutdown before SIGKILL.
+const STOP_GRACE: Duration = Duration::from_secs(30);
+
+/// How long a starting node may take to answer metadata requests.
+pub(crate) const START_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// How often readiness is probed.
+pub(crate) const PROBE_INTERVAL: Duration = Duration::from_millis(250);
+
+/// The two loopback ports of one node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct NodePorts {
+    /// Where clients connect (the `PLAINTEXT` listener).
+    pub client: u16,
+    /// Where the controllers talk to each other (the `CONTROLLER` listener).
+    pub controller: u16,
+}
+
+impl NodePorts {
+    /// Node i gets `base + 2i` for clients and `base + 2i + 1` for its controller
+    /// (19092/19093, 19094/19095, ...).
+    pub fn sequential(base: u16, nodes: usize) -> Result<Vec<NodePorts>, InfraError> {
+        (0..nodes)
+            .map(|i| {
+                let offset = u16::try_from(2 * i).ok();
+                let client = offset.and_then(|o| base.checked_add(o));
+                let controller = client.and_then(|c| c.checked_add(1));
+                match (client, controller) {
+                    (Some(client), Some(controller)) => Ok(NodePorts { client, controller }),
+                    _ => Err(InfraError::Config(format!(
+                        "Kafka port {base} leaves no room for {nodes} nodes"
+                    ))),
+                }
+            })
+            .collect()
+    }
+
+    /// Ports the OS reports free right now, for private clusters in tests.
+    pub fn free(nodes: usize) -> Result<Vec<NodePorts>, InfraError> {
+        let ports = process::free_ports(nodes * 2)?;
+        Ok(ports
+            .chunks_exact(2)
+            .map(|pair| NodePorts {
+                client: pair[0],
+                controller: pair[1],
+            })
+            .collect())
+    }
+}
+
+/// One Kafka node, broker and controller in one JVM, started detached.
+///
+/// Built by [`super::KafkaCluster`], which hands each node the cluster id and
+/// the controller quorum. The process outlives this value unless
+/// [`KafkaBroker::kill_on_drop`] is set (private brokers in tests).
+#[derive(Debug)]
+pub struct KafkaBroker {
+    runtime: Option<Arc<KafkaRuntime>>,
+    node_id: u32,
+    dir: PathBuf,
+    ports: NodePorts,
+    voters: String,
+    cluster_id: String,
+    replication: Replication,
+    child: Option<Child>,
+    kill_on_drop: bool,
+}
+
+impl KafkaBroker {
+    pub(crate) fn new(
+        runtime: Option<Arc<KafkaRuntime>>,
+        node_id: u32,
+        dir: PathBuf,
+        ports: NodePorts,
+        voters: String,
+        cluster_id: String,
+        replication: Replication,
+    ) -> Self {
+        KafkaBroker {
+            runtime,
+            node_id,
+            dir,
+            ports,
+            voters,
+            cluster_id,
+            replication,
+            child: None,
+            kill_on_drop: false,
+        }
+    }
+
+    /// Formats storage on first start, spawns the node detached and waits until
+    /// a metadata request to it lists this node. Already running: only waits.
+    pub async fn start(&mut self) -> Result<(), InfraError> {
+        self.spawn().await?;
+        self.wait_ready(START_TIMEOUT).await
+    }
+
+    /// Stops the node: SIGTERM (controlled shutdown), then SIGKILL after a grace period.
+    pub async fn stop(&mut self) -> Result<(), InfraError> {
+        if let Some(pid) = self.pid() {
+            let what = self.what();
+            let marker = self.marker();
+            process::terminate(
+                &what,
+                pid,
+                &marker,
+                Signal::Term,
+                STOP_GRACE,
+                self.child.as_mut(),
+            )
+            .await?;
+        }
+        self.child = None;
+        self.pid_file().remove()
+    }
+
+    /// SIGKILL, no shutdown at all: a crash, for fault injection.
+    pub fn kill(&mut self) -> Result<(), InfraError> {
+        if let Some(pid) = self.pid() {
+            process::kill_now(&self.what(), pid, &self.marker(), self.child.as_mut())?;
+        }
+        self.child = None;
+        self.pid_file().remove()
+    }
+
+    /// `127.0.0.1:<client port>`.
+    pub fn bootstrap_servers(&self) -> String {
+        format!("127.0.0.1:{}", self.ports.client)
+    }
+
+    /// The node id (1-based).
+    pub fn node_id(&self) -> u32 {
+        self.node_id
+    }
+
+    /// The node's ports.
+    pub fn ports(&self) -> NodePorts {
+        self.ports
+    }
+
+    /// The node's directory (config, data, logs, pid file).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The broker's main log file.
+    pub fn log_file(&self) -> PathBuf {
+        self.logs_dir().join("server.log")
+    }
+
+    /// The pid of the running node, if it runs (checked against pid reuse).
+    pub fn pid(&self) -> Option<u32> {
+        let pid = match &self.child {
+            Some(child) => child.id(),
+            None => self.pid_file().read()?,
+        };
+        process::is_ours(pid, &self.marker()).then_some(pid)
+    }
+
+    /// When the running node was started (its pid file's time).
+    pub fn started_at(&self) -> Option<SystemTime> {
+        self.pid()?;
+        self.pid_file().modified()
+    }
+
+    /// Makes dropping this value SIGKILL the node (for private brokers in tests).
+    pub fn kill_on_drop(&mut self, yes: bool) {
+        self.kill_on_drop = yes;
+    }
+
+    /// Waits until a metadata request to this node lists it.
+    pub async fn wait_ready(&self, timeout: Duration) -> Result<(), InfraError> {
+        let bootstrap = self.bootstrap_servers();
+        let node_id = i32::try_from(self.node_id).unwrap_or(i32::MAX);
+        let watched = vec![self.watch()];
+        wait::until(
+            &self.what(),
+            timeout,
+            PROBE_INTERVAL,
+            Some(self.log_file()),
+            || {
+                let bootstrap = bootstrap.clone();
+                let watched = watched.clone();
+                async move {
+                    if let Some(failure) = exited(&watched) {
+                        return Probe::Failed(failure);
+                    }
+                    match broker_ids(&bootstrap, Duration::from_secs(2)).await {
+                        Ok(ids) if ids.contains(&node_id) => Probe::Ready(()),
+                        Ok(ids) => Probe::NotYet(format!("metadata lists brokers {ids:?}")),
+                        Err(e) => Probe::NotYet(format!("{e:#}")),
+                    }
+                }
+            },
+        )
+        .await
+    }
+
+    /// Writes the config, formats storage if needed and spawns the JVM; true if
+    /// a process was started, false if the node was already running.
+    pub(crate) async fn spawn(&mut self) -> Result<bool, InfraError> {
+        if self.pid().is_some() {
+            return Ok(false);
+        }
+        let runtime = self.runtime.clone().ok_or_else(|| {
+            InfraError::Config(format!(
+                "{} was opened for inspection only and cannot be started",
+                self.what()
+            ))
+        })?;
+        process::ensure_port_free(
+            self.ports.client,
+            "the Kafka client listener",
+            Some("INFRA_KAFKA_PORT"),
+        )?;
+        process::ensure_port_free(
+            self.ports.controller,
+            "the Kafka controller listener",
+            Some("INFRA_KAFKA_PORT"),
+        )?;
+        for dir in [self.dir.clone(), self.data_dir(), self.logs_dir()] {
+            fs::create_dir_all(&dir).map_err(|e| InfraError::io("create directory", &dir, e))?;
+        }
+        let config = self.config_file();
+        fs::write(&config, self.server_properties())
+            .map_err(|e| InfraError::io("write", &config, e))?;
+        if !self.data_dir().join("meta.properties").exists() {
+            self.format(&runtime).await?;
+        }
+
+        let stdout_path = self.logs_dir().join("stdout.log");
+        let stdout = open_append(&stdout_path)?;
+        let stderr = stdout
+            .try_clone()
+            .map_err(|e| InfraError::io("open", &stdout_path, e))?;
+        let error_file = format!(
+            "-XX:ErrorFile={}",
+            self.logs_dir().join("hs_err_pid%p.log").display()
+        );
+        let jvm_args = [
+            "-XX:+UseG1GC",
+            "-XX:MaxGCPauseMillis=20",
+            "-XX:InitiatingHeapOccupancyPercent=35",
+            error_file.as_str(),
+        ];
+        let mut command = runtime.java_command(HEAP, &self.logs_dir(), jvm_args, "kafka.Kafka");
+        command
+            .arg(&config)
+            .current_dir(&self.dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(stdout))
+            .stderr(Stdio::from(stderr));
+        process::detach(&mut command);
+        let child = command.spawn().map_err(|e| InfraError::Spawn {
+            program: runtime.java().display().to_string(),
+            source: e,
+        })?;
+        self.pid_file().write(child.id())?;
+        self.child = Some(child);
+        Ok(true)
+    }
+
+    /// Runs `kafka.tools.StorageTool format` with the cluster id (first start only).
+    async fn format(&self, runtime: &KafkaRuntime) -> Result<(), InfraError> {
+        let no_jvm_args: [&str; 0] = [];
+        let mut command = runtime.java_command(
+            "256m",
+            &self.logs_dir(),
+            no_jvm_args,
+            "kafka.tools.StorageTool",
+        );
+        command
+            .args(["format", "-t", &self.cluster_id, "-c"])
+            .arg(self.config_file())
+            .current_dir(&self.dir)
+            .stdin(Stdio::null())
+            // Own process group: a Ctrl-C must not leave storage half-formatted.
+            .process_group(0);
+        let output = tokio::process::Command::from(command)
+            .output()
+            .await
+            .map_err(|e| InfraError::Spawn {
+                program: "kafka.tools.StorageTool".into(),
+                source: e,
+            })?;
+        if output.status.success() {
+            Ok(())
+        } else {
+            Err(InfraError::CommandFailed {
+                command: format!("kafka.tools.StorageTool format (node {})", self.node_id),
+                status: output.status.to_string(),
+                output: format!(
+                    "{}{}",
+                    String::from_utf8_lossy(&output.stdout),
+                    String::from_utf8_lossy(&output.stderr)
+                ),
+            })
+        }
+    }
+
+    /// The node's `server.properties`.
+    fn server_properties(&self) -> String {
+        let r = self.replication;
+        let mut p = String::new();
+        let mut line = |key: &str, value: &dyn std::fmt::Display| {
+            let _ = writeln!(p, "{key}={value}");
+        };
+        line("process.roles", &"broker,controller");
+        line("node.id", &self.node_id);
+        line("controller.quorum.voters", &self.voters);
+        line(
+            "listeners",
+            &format!(
+                "PLAINTEXT://127.0.0.1:{},CONTROLLER://127.0.0.1:{}",
+                self.ports.client, self.ports.controller
+            ),
+        );
+        line("advertised.listeners", &self.advertised_listener());
+        line("controller.listener.names", &"CONTROLLER");
+        line("inter.broker.listener.name", &"PLAINTEXT");
+        line(
+            "listener.security.protocol.map",
+            &"PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        );
+        line("log.dirs", &self.data_dir().display());
+        // Services create their topics explicitly, with their partition count.
+        line("auto.create.topics.enable", &false);
+        line("num.partitions", &1);
+        line("default.replication.factor", &r.factor);
+        line("min.insync.replicas", &r.min_insync);
+        line("offsets.topic.replication.factor", &r.factor);
+        line("transaction.state.log.replication.factor", &r.factor);
+        line("transaction.state.log.min.isr", &r.min_insync);
+        line(
+            "share.coordinator.state.topic.replication.factor",
+            &r.factor,
+        );
+        line("share.coordinator.state.topic.min.isr", &r.min_insync);
+        // Tests start consumer groups all the time; do not make each wait 3s.
+        line("group.initial.rebalance.delay.ms", &0);
+        p
+    }
+
+    fn advertised_listener(&self) -> String {
+        format!("PLAINTEXT://127.0.0.1:{}", self.ports.client)
+    }
+
+    fn what(&self) -> String {
+        format!("Kafka node {}", self.node_id)
+    }
+
+    /// The path on the JVM's command line that proves a pid is this node.
+    fn marker(&self) -> PathBuf {
+        self.config_file()
+    }
+
+    pub(crate) fn watch(&self) -> Watched {
+        Watched {
+            what: self.what(),
+            pid: self.pid(),
+            marker: self.marker(),
+            log: self.logs_dir().join("stdout.log"),
+            server_log: self.log_file(),
+        }
+    }
+
+    fn config_file(&self) -> PathBuf {
+        self.dir.join("server.properties")
+    }
+
+    fn data_dir(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
+    fn logs_dir(&self) -> PathBuf {
+        self.dir.join("logs")
+    }
+
+    fn pid_file(&self) -> PidFile {
+        PidFile::new(self.dir.join("kafka.pid"))
+    }
+}
+
+impl Drop for KafkaBroker {
+    fn drop(&mut self) {
+        if self.kill_on_drop {
+            // Best effort: a test that failed half-way must not leave a JVM behind.
+            let _ = self.kill();
+        }
+    }
+}
+
+/// What a readiness probe needs to notice that a node died while starting.
+#[derive(Debug, Clone)]
+pub(crate) struct Watched {
+    what: String,
+    pid: Option<u32>,
+    marker: PathBuf,
+    log: PathBuf,
+    server_log: PathBuf,
+}
+
+/// The first watched node whose process is gone, as an error pointing at its logs.
+pub(crate) fn exited(watched: &[Watched]) -> Option<InfraError> {
+    watched.iter().find_map(|w| {
+        let pid = w.pid?;
+        if process::is_ours(pid, &w.marker) {
+            return None;
+        }
+        // A JVM that failed early writes to stdout; a broker that failed later, to server.log.
+        let log = if fs::metadata(&w.log).map(|m| m.len() > 0).unwrap_or(false) {
+            w.log.clone()
+        } else {
+            w.server_log.clone()
+        };
+        Some(InfraError::Exited {
+            what: w.what.clone(),
+            status: format!("pid {pid} is gone"),
+            log,
+        })
+    })
+}
+
+fn open_append(path: &Path) -> Result<File, InfraError> {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| InfraError::io("open", path, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(ports: NodePorts, voters: &str, replication: Replication) -> KafkaBroker {
+        KafkaBroker::new(
+            None,
+            2,
+            PathBuf::from("/infra/kafka/node-2"),
+            ports,
+            voters.into(),
+            "AAAAAAAAAAAAAAAAAAAAAA".into(),
+            replication,
+        )
+    }
+
+    #[test]
+    fn sequential_ports_pair_client_and_controller() {
+        let ports = NodePorts::sequential(19092, 3).expect("ports");
+        assert_eq!(
+            ports,
+            vec![
+                NodePorts {
+                    client: 19092,
+                    controller: 19093
+                },
+                NodePorts {
+                    client: 19094,
+                    controller: 19095
+                },
+                NodePorts {
+                    client: 19096,
+                    controller: 19097
+                },
+            ]
+        );
+        assert!(NodePorts::sequential(65534, 2).is_err());
+    }
+
+    #[test]
+    fn server_properties_hold_the_quorum_listeners_and_replication() {
+        let ports = NodePorts {
+            client: 19094,
+            controller: 19095,
+        };
+        let voters = "1@127.0.0.1:19093,2@127.0.0.1:19095,3@127.0.0.1:19097";
+        let props = node(ports, voters, Replication::for_nodes(3)).server_properties();
+        for expected in [
+            "process.roles=broker,controller",
+            "node.id=2",
+            "controller.quorum.voters=1@127.0.0.1:19093,2@127.0.0.1:19095,3@127.0.0.1:19097",
+            "listeners=PLAINTEXT://127.0.0.1:19094,CONTROLLER://127.0.0.1:19095",
+            "advertised.listeners=PLAINTEXT://127.0.0.1:19094",
+            "log.dirs=/infra/kafka/node-2/data",
+            "auto.create.topics.enable=false",
+            "default.replication.factor=3",
+            "min.insync.replicas=2",
+            "offsets.topic.replication.factor=3",
+            "transaction.state.log.replication.factor=3",
+            "transaction.state.log.min.isr=2",
+            "group.initial.rebalance.delay.ms=0",
+        ] {
+            assert!(
+                props.lines().any(|l| l == expected),
+                "missing {expected}:\n{props}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_broker_without_a_runtime_refuses_to_start() {
+        let mut broker = node(
+            NodePorts {
+                client: 1,
+                controller: 2,
+            },
+            "2@127.0.0.1:2",
+            Replication::for_nodes(1),
+        );
+        let err = broker.spawn().await.expect_err("no runtime");
+        assert!(err.to_string().contains("inspection only"), "{err}");
+    }
+}

@@ -1,0 +1,252 @@
+//! The tools the infrastructure runs on, found before anything starts.
+//!
+//! Without Docker, Kafka needs a JDK (17 or newer) and Maven to fetch the broker
+//! jars, PostgreSQL needs its server binaries, and building the Kafka client
+//! (librdkafka) needs CMake. Each check that fails becomes one line naming the
+//! tool and the command that installs it on this platform.
+
+use std::env;
+use std::path::{Path, PathBuf};
+
+use crate::InfraError;
+use crate::error::Missing;
+
+/// The oldest Java release the broker supports.
+pub const MIN_JAVA: u32 = 17;
+
+/// The PostgreSQL major version suggested for installation on macOS.
+const BREW_POSTGRES: &str = "postgresql@16";
+
+/// The tools found on this machine.
+#[derive(Debug, Clone)]
+pub struct Prerequisites {
+    /// The `java` launcher (from `JAVA_HOME` when set).
+    pub java: PathBuf,
+    /// The `mvn` launcher.
+    pub maven: PathBuf,
+    /// The directory holding `initdb`, `pg_ctl` and `postgres`.
+    pub postgres_bin: PathBuf,
+}
+
+/// Checks every prerequisite and reports all that are missing at once.
+pub async fn check() -> Result<Prerequisites, InfraError> {
+    let mut missing = Vec::new();
+    let java = java().await.map_err(|m| missing.push(m)).ok();
+    let maven = maven().map_err(|m| missing.push(m)).ok();
+    let postgres_bin = postgres_bin_dir().map_err(|m| missing.push(m)).ok();
+    if let Err(m) = cmake() {
+        missing.push(m);
+    }
+    if let Err(m) = root_can_run_postgres().await {
+        missing.push(m);
+    }
+    match (java, maven, postgres_bin) {
+        (Some(java), Some(maven), Some(postgres_bin)) if missing.is_empty() => Ok(Prerequisites {
+            java,
+            maven,
+            postgres_bin,
+        }),
+        _ => Err(InfraError::MissingPrerequisites(missing)),
+    }
+}
+
+/// The `java` launcher, if it is Java [`MIN_JAVA`] or newer.
+pub async fn java() -> Result<PathBuf, Missing> {
+    let from_home = env::var_os("JAVA_HOME")
+        .map(|home| PathBuf::from(home).join("bin").join("java"))
+        .filter(|p| p.is_file());
+    let Some(java) = from_home.or_else(|| find_program("java")) else {
+        return Err(missing_java("Java 17 or newer (java)"));
+    };
+    let output = tokio::process::Command::new(&java)
+        .arg("-version")
+        .output()
+        .await
+        .map_err(|_| missing_java("a working Java 17 or newer (java -version failed)"))?;
+    // `java -version` writes to stderr.
+    let text = String::from_utf8_lossy(&output.stderr);
+    match java_major(&text) {
+        Some(major) if major >= MIN_JAVA => Ok(java),
+        Some(major) => Err(missing_java(&format!(
+            "Java 17 or newer ({} is Java {major})",
+            java.display()
+        ))),
+        None => Err(missing_java("Java 17 or newer (cannot read java -version)")),
+    }
+}
+
+/// The `mvn` launcher.
+pub fn maven() -> Result<PathBuf, Missing> {
+    find_program("mvn").ok_or_else(|| Missing {
+        what: "Maven (mvn), which fetches the Kafka broker jars".into(),
+        install: install_hint("maven", "maven"),
+    })
+}
+
+/// The `cmake` program (librdkafka, the Kafka client library, is built with it).
+pub fn cmake() -> Result<PathBuf, Missing> {
+    find_program("cmake").ok_or_else(|| Missing {
+        what: "CMake (cmake), which builds librdkafka".into(),
+        install: install_hint("cmake", "cmake"),
+    })
+}
+
+/// The PostgreSQL server binaries: `PG_BIN_DIR`, else the newest
+/// `/usr/lib/postgresql/<major>/bin` (Debian, Ubuntu), else `initdb` on `PATH`,
+/// else Homebrew's keg.
+pub fn postgres_bin_dir() -> Result<PathBuf, Missing> {
+    let missing = || Missing {
+        what: "the PostgreSQL server (initdb, pg_ctl)".into(),
+        install: install_hint("postgresql", BREW_POSTGRES),
+    };
+    if let Some(dir) = env::var_os("PG_BIN_DIR") {
+        let dir = PathBuf::from(dir);
+        return if has_server_binaries(&dir) {
+            Ok(dir)
+        } else {
+            Err(Missing {
+                what: format!(
+                    "initdb and pg_ctl in PG_BIN_DIR={} (unset it to search the usual places)",
+                    dir.display()
+                ),
+                install: install_hint("postgresql", BREW_POSTGRES),
+            })
+        };
+    }
+    if let Some(dir) = newest_debian_postgres(Path::new("/usr/lib/postgresql")) {
+        return Ok(dir);
+    }
+    if let Some(dir) = find_program("initdb").and_then(|p| p.parent().map(Path::to_path_buf))
+        && has_server_binaries(&dir)
+    {
+        return Ok(dir);
+    }
+    ["/opt/homebrew/opt", "/usr/local/opt"]
+        .iter()
+        .map(|prefix| Path::new(prefix).join(BREW_POSTGRES).join("bin"))
+        .find(|dir| has_server_binaries(dir))
+        .ok_or_else(missing)
+}
+
+/// Running as root, PostgreSQL must run as the `postgres` system user (initdb
+/// refuses root), so that user and `runuser` must exist.
+async fn root_can_run_postgres() -> Result<(), Missing> {
+    if crate::process::effective_uid() != 0 {
+        return Ok(());
+    }
+    if find_program("runuser").is_none() {
+        return Err(Missing {
+            what: "runuser (to run PostgreSQL as the postgres user when running as root)".into(),
+            install: "apt-get install -y util-linux".into(),
+        });
+    }
+    let known = tokio::process::Command::new("id")
+        .args(["-u", crate::postgres::SYSTEM_USER])
+        .output()
+        .await
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if known {
+        Ok(())
+    } else {
+        Err(Missing {
+            what: "the `postgres` system user (PostgreSQL refuses to run as root)".into(),
+            install: install_hint("postgresql", BREW_POSTGRES),
+        })
+    }
+}
+
+fn newest_debian_postgres(root: &Path) -> Option<PathBuf> {
+    let entries = std::fs::read_dir(root).ok()?;
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let major: u32 = e.file_name().to_str()?.parse().ok()?;
+            let bin = e.path().join("bin");
+            has_server_binaries(&bin).then_some((major, bin))
+        })
+        .max_by_key(|(major, _)| *major)
+        .map(|(_, bin)| bin)
+}
+
+fn has_server_binaries(dir: &Path) -> bool {
+    ["initdb", "pg_ctl", "postgres"]
+        .iter()
+        .all(|name| dir.join(name).is_file())
+}
+
+/// The first `name` on `PATH` that is a file.
+pub fn find_program(name: &str) -> Option<PathBuf> {
+    let path = env::var_os("PATH")?;
+    env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
+}
+
+/// The major version in `java -version` output: `"17.0.15"` is 17, `"1.8.0_392"` is 8.
+pub fn java_major(version_output: &str) -> Option<u32> {
+    let line = version_output.lines().find(|l| l.contains("version"))?;
+    let quoted = line.split('"').nth(1)?;
+    let mut parts = quoted.split(['.', '-', '+', '_']);
+    let first: u32 = parts.next()?.parse().ok()?;
+    if first == 1 {
+        parts.next()?.parse().ok()
+    } else {
+        Some(first)
+    }
+}
+
+fn missing_java(what: &str) -> Missing {
+    Missing {
+        what: what.to_owned(),
+        install: install_hint("openjdk-17-jdk-headless", "openjdk@17"),
+    }
+}
+
+/// The install command for this platform: apt on Linux, Homebrew on macOS.
+fn install_hint(debian_package: &str, brew_formula: &str) -> String {
+    if cfg!(target_os = "macos") {
+        format!("brew install {brew_formula}")
+    } else {
+        format!("apt-get install -y {debian_package}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_java_major_versions_old_and_new() {
+        assert_eq!(
+            java_major("openjdk version \"17.0.15\" 2025-04-15\nOpenJDK Runtime"),
+            Some(17)
+        );
+        assert_eq!(java_major("java version \"1.8.0_392\""), Some(8));
+        assert_eq!(java_major("openjdk version \"21\" 2023-09-19"), Some(21));
+        assert_eq!(java_major("openjdk version \"24-ea\" 2025-03-18"), Some(24));
+        assert_eq!(java_major("no version here"), None);
+    }
+
+    #[test]
+    fn picks_the_newest_debian_postgres_with_server_binaries() {
+        let root = env::temp_dir().join(format!("xtask-pg-{}", uuid::Uuid::new_v4()));
+        for (major, complete) in [(13, true), (15, true), (16, false)] {
+            let bin = root.join(major.to_string()).join("bin");
+            std::fs::create_dir_all(&bin).expect("bin dir");
+            let names: &[&str] = if complete {
+                &["initdb", "pg_ctl", "postgres"]
+            } else {
+                &["pg_ctl"]
+            };
+            for name in names {
+                std::fs::write(bin.join(name), "").expect("binary");
+            }
+        }
+        assert_eq!(
+            newest_debian_postgres(&root),
+            Some(root.join("15").join("bin"))
+        );
+        let _ = std::fs::remove_dir_all(root);
+    }
+}

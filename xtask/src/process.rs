@@ -1,0 +1,508 @@
+//! Long-running processes that outlive the tool that started them.
+//!
+//! The broker and the database run detached (their own process group, stdin
+//! closed, output to a log file) so they survive `cargo xtask` exiting and a
+//! Ctrl-C in the terminal. Later invocations find them again through a pid file.
+//! A pid alone is not proof: after a reboot or a crash the number may belong to
+//! an unrelated process, so before any signal is sent we check that the
+//! process's command line contains a path only our process has (its config
+//! file or data directory). Termination is SIGTERM, a grace period, then SIGKILL.
+
+use std::fs;
+use std::io;
+use std::net::{Ipv4Addr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::Child;
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::InfraError;
+
+/// How often a process is polled while waiting for it to exit.
+const EXIT_POLL: Duration = Duration::from_millis(100);
+
+/// How long a process gets to die after SIGKILL before we give up on it.
+const KILL_WAIT: Duration = Duration::from_secs(10);
+
+/// The signals this tool sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    /// Polite stop: controlled shutdown for Kafka, smart shutdown for PostgreSQL.
+    Term,
+    /// Fast shutdown for PostgreSQL; what a terminal's Ctrl-C sends.
+    Int,
+    /// No shutdown at all: the process is gone (fault injection, last resort).
+    Kill,
+}
+
+impl Signal {
+    fn number(self) -> libc::c_int {
+        match self {
+            Signal::Term => libc::SIGTERM,
+            Signal::Int => libc::SIGINT,
+            Signal::Kill => libc::SIGKILL,
+        }
+    }
+
+    /// The signal's conventional name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Signal::Term => "SIGTERM",
+            Signal::Int => "SIGINT",
+            Signal::Kill => "SIGKILL",
+        }
+    }
+}
+
+/// Sends `signal` to `pid`; a process that is already gone is not an error.
+pub fn send_signal(pid: u32, signal: Signal) -> Result<(), InfraError> {
+    let target = libc::pid_t::try_from(pid)
+        .map_err(|_| InfraError::Config(format!("pid {pid} is out of range")))?;
+    if target <= 0 {
+        return Err(InfraError::Config(format!("refusing to signal pid {pid}")));
+    }
+    // SAFETY: kill(2) takes plain integers and touches no memory of ours.
+    let rc = unsafe { libc::kill(target, signal.number()) };
+    if rc == 0 {
+        return Ok(());
+    }
+    let err = io::Error::last_os_error();
+    if err.raw_os_error() == Some(libc::ESRCH) {
+        return Ok(());
+    }
+    Err(InfraError::Signal {
+        signal: signal.name(),
+        pid,
+        source: err,
+    })
+}
+
+/// The effective user id of this process (0 when running as root).
+pub fn effective_uid() -> u32 {
+    // SAFETY: geteuid(2) cannot fail and has no arguments.
+    unsafe { libc::geteuid() }
+}
+
+/// Whether `pid` is alive (not a zombie) and its command line contains `marker`.
+///
+/// This is the guard against pid reuse: `marker` is a path only our process
+/// has on its command line, such as its config file or data directory.
+pub fn is_ours(pid: u32, marker: &Path) -> bool {
+    if !is_alive(pid) {
+        return false;
+    }
+    match command_line(pid) {
+        Some(cmdline) => cmdline.contains(&*marker.to_string_lossy()),
+        None => false,
+    }
+}
+
+/// Whether a process with this pid exists and has not exited (zombies count as exited).
+pub fn is_alive(pid: u32) -> bool {
+    let Ok(target) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    if target <= 0 {
+        return false;
+    }
+    // SAFETY: signal 0 only checks that the process exists and may be signalled.
+    let rc = unsafe { libc::kill(target, 0) };
+    let exists = rc == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
+    exists && !is_zombie(pid)
+}
+
+/// The process's command line with arguments separated by spaces.
+pub fn command_line(pid: u32) -> Option<String> {
+    let proc_file = PathBuf::from(format!("/proc/{pid}/cmdline"));
+    if Path::new("/proc/self").exists() {
+        let raw = fs::read(proc_file).ok()?;
+        let text = String::from_utf8_lossy(&raw).replace('\0', " ");
+        return Some(text.trim_end().to_owned());
+    }
+    // No procfs (macOS): ask ps.
+    let output = std::process::Command::new("ps")
+        .args(["-o", "command=", "-p", &pid.to_string()])
+        .output()
+        .ok()?;
+    output
+        .status
+        .success()
+        .then(|| String::from_utf8_lossy(&output.stdout).trim().to_owned())
+}
+
+fn is_zombie(pid: u32) -> bool {
+    // /proc/<pid>/stat is "pid (comm) state ..."; comm may contain spaces or
+    // parentheses, so the state is the first field after the last ')'.
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .map(|(_, rest)| rest.trim_start().starts_with('Z'))
+            .unwrap_or(false),
+        Err(_) => false,
+    }
+}
+
+/// The pids whose parent is `pid`, where procfs tells it (empty elsewhere).
+pub fn children_of(pid: u32) -> Vec<u32> {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&candidate| parent_of(candidate) == Some(pid))
+        .collect()
+}
+
+fn parent_of(pid: u32) -> Option<u32> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(')')?;
+    // Fields after comm: state ppid ...
+    rest.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Makes `command` start in a new session (and so a new process group) with
+/// no controlling terminal: a Ctrl-C or a closed terminal does not reach it,
+/// and it keeps running after this tool exits.
+pub fn detach(command: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs in the forked child before exec and only calls
+    // setsid(2), which is async-signal-safe.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::setsid() == -1 {
+                Err(io::Error::last_os_error())
+            } else {
+                Ok(())
+            }
+        });
+    }
+}
+
+/// Stops the process `pid`: `signal`, up to `grace` for it to exit, then SIGKILL.
+///
+/// Does nothing when `pid` is not ours any more (see [`is_ours`]). When this
+/// process is the parent, pass the [`Child`] so it is reaped and does not
+/// linger as a zombie.
+pub async fn terminate(
+    what: &str,
+    pid: u32,
+    marker: &Path,
+    signal: Signal,
+    grace: Duration,
+    child: Option<&mut Child>,
+) -> Result<(), InfraError> {
+    let mut child = child;
+    if !is_ours(pid, marker) {
+        reap(child.as_deref_mut());
+        return Ok(());
+    }
+    send_signal(pid, signal)?;
+    if wait_for_exit(pid, grace, child.as_deref_mut()).await {
+        return Ok(());
+    }
+    eprintln!(
+        "xtask: {what} (pid {pid}) still running after {}s, sending SIGKILL",
+        grace.as_secs()
+    );
+    if is_ours(pid, marker) {
+        send_signal(pid, Signal::Kill)?;
+    }
+    if wait_for_exit(pid, KILL_WAIT, child).await {
+        Ok(())
+    } else {
+        Err(InfraError::StillRunning {
+            what: what.to_owned(),
+            pid,
+            waited: grace + KILL_WAIT,
+        })
+    }
+}
+
+/// SIGKILL to `pid`, then a bounded wait for it to vanish.
+pub fn kill_now(
+    what: &str,
+    pid: u32,
+    marker: &Path,
+    child: Option<&mut Child>,
+) -> Result<(), InfraError> {
+    let mut child = child;
+    if !is_ours(pid, marker) {
+        reap(child.as_deref_mut());
+        return Ok(());
+    }
+    send_signal(pid, Signal::Kill)?;
+    let deadline = Instant::now() + KILL_WAIT;
+    loop {
+        if exited(pid, child.as_deref_mut()) {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(InfraError::StillRunning {
+                what: what.to_owned(),
+                pid,
+                waited: KILL_WAIT,
+            });
+        }
+        // A SIGKILLed process is gone within milliseconds; this loop rarely turns.
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Polls until `pid` has exited or `limit` passed; true if it exited.
+pub async fn wait_for_exit(pid: u32, limit: Duration, child: Option<&mut Child>) -> bool {
+    let mut child = child;
+    let deadline = Instant::now() + limit;
+    loop {
+        if exited(pid, child.as_deref_mut()) {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(EXIT_POLL).await;
+    }
+}
+
+fn exited(pid: u32, child: Option<&mut Child>) -> bool {
+    match child {
+        // Our own child: try_wait reaps it, so it never shows up as a zombie.
+        Some(child) => !matches!(child.try_wait(), Ok(None)),
+        None => !is_alive(pid),
+    }
+}
+
+fn reap(child: Option<&mut Child>) {
+    if let Some(child) = child {
+        // The process is already gone or not ours; collect its exit status if any.
+        let _ = child.try_wait();
+    }
+}
+
+/// A file holding the pid of a detached process.
+#[derive(Debug, Clone)]
+pub struct PidFile {
+    path: PathBuf,
+}
+
+impl PidFile {
+    /// The pid file at `path`.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        PidFile { path: path.into() }
+    }
+
+    /// Where the file lives.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The pid in the file, `None` when there is no file or it holds no number.
+    pub fn read(&self) -> Option<u32> {
+        let text = fs::read_to_string(&self.path).ok()?;
+        text.lines().next()?.trim().parse().ok()
+    }
+
+    /// Writes `pid`.
+    pub fn write(&self, pid: u32) -> Result<(), InfraError> {
+        fs::write(&self.path, format!("{pid}\n"))
+            .map_err(|e| InfraError::io("write pid file", &self.path, e))
+    }
+
+    /// Removes the file; a missing file is fine.
+    pub fn remove(&self) -> Result<(), InfraError> {
+        match fs::remove_file(&self.path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(InfraError::io("remove pid file", &self.path, e)),
+        }
+    }
+
+    /// When the file was last written: when the process was started.
+    pub fn modified(&self) -> Option<SystemTime> {
+        fs::metadata(&self.path).ok()?.modified().ok()
+    }
+}
+
+/// An exclusive lock on a file, held until dropped, so that two `cargo xtask`
+/// runs do not start or stop the same processes at the same time.
+#[derive(Debug)]
+pub struct DirLock {
+    _file: fs::File,
+}
+
+impl DirLock {
+    /// Takes the lock on `path` (created if missing), waiting while another process holds it.
+    pub async fn acquire(path: &Path) -> Result<DirLock, InfraError> {
+        use std::os::fd::AsRawFd;
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)
+            .map_err(|e| InfraError::io("open lock file", path, e))?;
+        let mut told = false;
+        loop {
+            // SAFETY: flock(2) on a descriptor we own; no memory is shared.
+            let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+            if rc == 0 {
+                return Ok(DirLock { _file: file });
+            }
+            let err = io::Error::last_os_error();
+            if err.raw_os_error() != Some(libc::EWOULDBLOCK) {
+                return Err(InfraError::io("lock", path, err));
+            }
+            if !told {
+                eprintln!(
+                    "xtask: waiting for another `cargo xtask` working in {}",
+                    path.parent().unwrap_or(path).display()
+                );
+                told = true;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+/// A TCP port on 127.0.0.1 that was free a moment ago (the OS picked it).
+pub fn free_port() -> Result<u16, InfraError> {
+    Ok(free_ports(1)?[0])
+}
+
+/// `count` distinct free ports on 127.0.0.1, all held open until every one is chosen.
+pub fn free_ports(count: usize) -> Result<Vec<u16>, InfraError> {
+    let listeners = (0..count)
+        .map(|_| TcpListener::bind((Ipv4Addr::LOCALHOST, 0)))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| InfraError::Spawn {
+            program: "bind 127.0.0.1:0".into(),
+            source: e,
+        })?;
+    listeners
+        .iter()
+        .map(|l| {
+            l.local_addr()
+                .map(|a| a.port())
+                .map_err(|e| InfraError::Spawn {
+                    program: "bind 127.0.0.1:0".into(),
+                    source: e,
+                })
+        })
+        .collect()
+}
+
+/// Fails with a clear message when something already listens on 127.0.0.1:`port`.
+pub fn ensure_port_free(port: u16, what: &str, env_var: Option<&str>) -> Result<(), InfraError> {
+    match TcpListener::bind((Ipv4Addr::LOCALHOST, port)) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
+            let hint = env_var
+                .map(|v| format!("; stop it or choose another port with {v}"))
+                .unwrap_or_default();
+            Err(InfraError::Config(format!(
+                "port {port} for {what} is in use by another process{hint}"
+            )))
+        }
+        Err(e) => Err(InfraError::Spawn {
+            program: format!("bind 127.0.0.1:{port}"),
+            source: e,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn this_process_is_alive_and_matched_by_its_own_command_line() {
+        let me = std::process::id();
+        assert!(is_alive(me));
+        let exe = std::env::current_exe().expect("test binary path");
+        assert!(is_ours(me, &exe));
+        assert!(!is_ours(
+            me,
+            Path::new("/definitely/not/on/the/command/line")
+        ));
+    }
+
+    #[test]
+    fn a_detached_child_leads_its_own_session_and_is_our_child() {
+        let mut command = std::process::Command::new("sleep");
+        command.arg("30");
+        detach(&mut command);
+        let mut child = command.spawn().expect("spawn sleep");
+        let pid = child.id();
+        assert!(children_of(std::process::id()).contains(&pid));
+        let stat = fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .expect("comm")
+            .1
+            .split_whitespace()
+            .collect();
+        // state ppid pgrp session
+        assert_eq!(fields[2], pid.to_string(), "process group");
+        assert_eq!(fields[3], pid.to_string(), "session");
+        kill_now("sleep", pid, Path::new("sleep"), Some(&mut child)).expect("kill");
+        assert!(!is_alive(pid));
+    }
+
+    #[test]
+    fn a_reaped_child_is_not_alive() {
+        let mut child = std::process::Command::new("true")
+            .spawn()
+            .expect("spawn true");
+        let pid = child.id();
+        child.wait().expect("wait");
+        assert!(!is_alive(pid));
+    }
+
+    #[test]
+    fn free_ports_are_distinct_and_bindable() {
+        let ports = free_ports(4).expect("free ports");
+        let mut unique = ports.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), 4);
+        for port in ports {
+            ensure_port_free(port, "test", None).expect("port is free");
+        }
+    }
+
+    #[test]
+    fn a_port_in_use_is_reported_with_the_variable_to_change() {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let err =
+            ensure_port_free(port, "Kafka", Some("INFRA_KAFKA_PORT")).expect_err("port is taken");
+        assert!(err.to_string().contains("INFRA_KAFKA_PORT"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_dir_lock_is_exclusive_until_dropped() {
+        let dir = std::env::temp_dir().join(format!("xtask-lock-{}", uuid::Uuid::new_v4()));
+        fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join(".lock");
+        let first = DirLock::acquire(&path).await.expect("first lock");
+        let second =
+            tokio::time::timeout(Duration::from_millis(300), DirLock::acquire(&path)).await;
+        assert!(second.is_err(), "a second holder got the lock");
+        drop(first);
+        let third = tokio::time::timeout(Duration::from_secs(5), DirLock::acquire(&path)).await;
+        assert!(matches!(third, Ok(Ok(_))), "the lock was not released");
+        let _ = fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn pid_files_round_trip_and_tolerate_absence() {
+        let dir = std::env::temp_dir().join(format!("xtask-pidfile-{}", uuid::Uuid::new_v4()));
+        fs::create_dir_all(&dir).expect("temp dir");
+        let file = PidFile::new(dir.join("x.pid"));
+        assert_eq!(file.read(), None);
+        file.write(4242).expect("write");
+        assert_eq!(file.read(), Some(4242));
+        assert!(file.modified().is_some());
+        file.remove().expect("remove");
+        file.remove().expect("remove twice");
+        let _ = fs::remove_dir_all(dir);
+    }
+}
