@@ -7,6 +7,7 @@
 
 mod consumers;
 mod drift;
+mod flow;
 mod harness;
 mod orders_api;
 mod relay;

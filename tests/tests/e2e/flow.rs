@@ -1,0 +1,154 @@
+//! The whole flow, as a user sees it: orders placed and cancelled over HTTP
+//! on order-service reach invoicing and shipping through the outbox, the
+//! relay and Kafka, and each side records exactly its own part, once.
+
+use anyhow::{Context as _, anyhow};
+use e2e::services::{ServiceUnderTest, consumer_config, fresh_group, wait_until};
+use e2e::{ServiceRole, TestInfra};
+use invoicing_service::Invoicing;
+use reqwest::{Client, StatusCode};
+use serde_json::{Value, json};
+use shipping_service::Shipping;
+use tokio_util::sync::CancellationToken;
+
+fn order(i: usize) -> Value {
+    json!({
+        "customer": { "name": format!("Flow Customer {i}"), "email": format!("flow{i}@example.com") },
+        "billing_address": { "street": format!("{i} Ledger Lane"), "zip": "10115", "city": "Berlin", "country": "DE" },
+        "shipping_address": { "street": format!("{i} Dock Road"), "zip": "20457", "city": "Hamburg", "country": "DE" },
+        "currency": "EUR",
+        "lines": [
+            { "sku": "IPOD-NANO", "name": "iPod nano", "quantity": 1 + i % 3, "unit_price_cents": 14900 },
+            { "sku": format!("CASE-{i}"), "name": "Case", "quantity": 2, "unit_price_cents": 1999 }
+        ]
+    })
+}
+
+/// The single item of `GET /<collection>?order_id=`, once there is exactly one.
+async fn only_item(
+    service: &ServiceUnderTest,
+    collection: &str,
+    order_id: &str,
+) -> anyhow::Result<Option<Value>> {
+    let page = service
+        .get_ok(&format!("/{collection}?order_id={order_id}"))
+        .await?;
+    let items = page["items"].as_array().context("items")?;
+    anyhow::ensure!(
+        items.len() <= 1,
+        "{} {collection} for order {order_id}",
+        items.len()
+    );
+    Ok(items.first().cloned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orders_placed_and_cancelled_over_http_reach_invoicing_and_shipping_once()
+-> anyhow::Result<()> {
+    let infra = TestInfra::from_env().map_err(|m| anyhow!("{m}"))?;
+    let topic = infra.fresh_topic(6).await?;
+    let (orders_url, _) = infra.fresh_database(ServiceRole::Orders).await?;
+    let (invoicing_url, _) = infra.fresh_database(ServiceRole::Invoicing).await?;
+    let (shipping_url, _) = infra.fresh_database(ServiceRole::Shipping).await?;
+
+    let orders = order_service::build(order_service::Config::for_flow(
+        orders_url,
+        infra.kafka_bootstrap_servers(),
+        &topic,
+    ))
+    .await?;
+    let orders_base = format!("http://{}", orders.local_addr());
+    let stop_orders = CancellationToken::new();
+    let orders_task = tokio::spawn(orders.run_until_stopped(stop_orders.clone()));
+    let invoicing = ServiceUnderTest::start(consumer_config::<Invoicing>(
+        &infra,
+        &invoicing_url,
+        &topic,
+        &fresh_group("invoicing"),
+    ))
+    .await?;
+    let shipping = ServiceUnderTest::start(consumer_config::<Shipping>(
+        &infra,
+        &shipping_url,
+        &topic,
+        &fresh_group("shipping"),
+    ))
+    .await?;
+
+    let client = Client::new();
+    let mut placed = Vec::new();
+    for i in 0..5 {
+        let response = client
+            .post(format!("{orders_base}/orders"))
+            .json(&order(i))
+            .send()
+            .await?;
+        assert_eq!(response.status(), StatusCode::CREATED);
+        placed.push(response.json::<Value>().await?);
+    }
+    let cancelled_id = placed[0]["id"].as_str().context("id")?.to_owned();
+    let response = client
+        .post(format!("{orders_base}/orders/{cancelled_id}/cancel"))
+        .json(&json!({ "reason": "changed my mind" }))
+        .send()
+        .await?;
+    assert_eq!(response.status(), StatusCode::OK);
+
+    for order in &placed {
+        let id = order["id"].as_str().context("id")?;
+        let cancelled = id == cancelled_id;
+        let (invoice_status, shipment_status) = if cancelled {
+            ("cancelled", "cancelled")
+        } else {
+            ("open", "pending")
+        };
+        wait_until(
+            &format!("order {id} to be invoiced and shipped"),
+            || async {
+                let invoice = only_item(&invoicing, "invoices", id).await?;
+                let shipment = only_item(&shipping, "shipments", id).await?;
+                Ok(invoice.is_some_and(|i| i["status"] == invoice_status)
+                    && shipment.is_some_and(|s| s["status"] == shipment_status))
+            },
+        )
+        .await?;
+
+        let invoice = only_item(&invoicing, "invoices", id)
+            .await?
+            .context("invoice")?;
+        assert_eq!(invoice["customer"], order["customer"]);
+        assert_eq!(invoice["billing_address"], order["billing_address"]);
+        assert_eq!(invoice["currency"], order["currency"]);
+        assert_eq!(invoice["total_cents"], order["total_cents"]);
+        assert_eq!(invoice["lines"], order["lines"], "invoice lines of {id}");
+
+        let shipment = only_item(&shipping, "shipments", id)
+            .await?
+            .context("shipment")?;
+        assert_eq!(
+            shipment["recipient"],
+            json!({ "name": order["customer"]["name"] })
+        );
+        assert_eq!(shipment["shipping_address"], order["shipping_address"]);
+        let expected_lines: Vec<Value> = order["lines"]
+            .as_array()
+            .context("lines")?
+            .iter()
+            .map(|l| json!({ "sku": l["sku"], "name": l["name"], "quantity": l["quantity"] }))
+            .collect();
+        assert_eq!(
+            shipment["lines"],
+            Value::Array(expected_lines),
+            "shipment lines of {id}"
+        );
+    }
+    assert_eq!(invoicing.metric("inbox_records_processed").await?, 6);
+    assert_eq!(shipping.metric("inbox_records_processed").await?, 6);
+    assert_eq!(invoicing.metric("inbox_dead_lettered").await?, 0);
+
+    invoicing.stop().await?;
+    shipping.stop().await?;
+    stop_orders.cancel();
+    orders_task.await??;
+    Ok(())
+}
