@@ -1,16 +1,18 @@
 //! Test support for the end-to-end tests of the order flow.
 //!
 //! The end-to-end tests run against a real Kafka and a real PostgreSQL, never
-//! stand-ins. [`TestInfra::from_env`] finds them through the settings that
-//! `cargo xtask test` (or `cargo xtask infra up`) puts in the environment, and
-//! fails loudly when they are absent rather than letting a test pass without
-//! having touched anything. Each test then takes its own isolated pieces:
+//! stand-ins. [`TestInfra::acquire`] finds them through the settings that
+//! `cargo xtask test` (or `cargo xtask infra up`) puts in the environment,
+//! starts containers where a Docker engine answers instead ([`containers`]),
+//! and fails loudly when neither is there rather than letting a test pass
+//! without having touched anything. Each test then takes its own isolated pieces:
 //! [`TestInfra::fresh_database`] creates a database named by a new UUID, owned
 //! by one service's role and closed to everyone else, and
 //! [`TestInfra::fresh_topic`] creates a uniquely named topic and waits until
 //! every partition has a leader. No test cleans up after itself and no test
 //! sees another's data.
 
+pub mod containers;
 pub mod services;
 
 use std::fmt;
@@ -106,6 +108,17 @@ pub struct TestInfra {
 }
 
 impl TestInfra {
+    /// The infrastructure of this test run, chosen as [`containers`] describes:
+    /// the environment's, else Docker containers, else an error of one line.
+    pub async fn acquire() -> anyhow::Result<Self> {
+        let lookup = |name: &str| std::env::var(name).ok();
+        match containers::choose(lookup, containers::docker_answers) {
+            containers::Source::Environment => Ok(Self::from_env()?),
+            containers::Source::Docker => containers::shared().await,
+            containers::Source::Missing => bail!(NO_INFRA),
+        }
+    }
+
     /// Reads `KAFKA_BOOTSTRAP_SERVERS`, `POSTGRES_ADMIN_URL` and the three
     /// `<SERVICE>_DATABASE_URL`s; fails with one line if any is missing.
     pub fn from_env() -> Result<Self, MissingInfra> {

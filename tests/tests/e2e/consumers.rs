@@ -151,7 +151,7 @@ struct Flow {
 impl Flow {
     async fn start(partitions: i32) -> anyhow::Result<Self> {
         init_logs();
-        let infra = TestInfra::from_env()?;
+        let infra = TestInfra::acquire().await?;
         let topic = infra.fresh_topic(partitions).await?;
         let producer = EventProducer::new(&infra, &topic)?;
         let invoicing =
@@ -494,7 +494,7 @@ async fn a_crash_between_commit_and_offset_has_no_double_effect<S: ConsumingServ
     table: &'static str,
 ) -> anyhow::Result<()> {
     init_logs();
-    let infra = TestInfra::from_env()?;
+    let infra = TestInfra::acquire().await?;
     let topic = infra.fresh_topic(3).await?;
     let producer = EventProducer::new(&infra, &topic)?;
     let (database_url, pool) = infra.fresh_database(role).await?;
@@ -678,7 +678,7 @@ async fn a_view_rebuilt_from_the_topic_in_a_new_group_equals_the_original() -> a
 async fn two_shipping_instances_in_one_group_split_the_partitions_and_ship_each_order_once()
 -> anyhow::Result<()> {
     init_logs();
-    let infra = TestInfra::from_env()?;
+    let infra = TestInfra::acquire().await?;
     let topic = infra.fresh_topic(6).await?;
     let producer = EventProducer::new(&infra, &topic)?;
     let (database_url, pool) = infra.fresh_database(ServiceRole::Shipping).await?;

@@ -168,6 +168,21 @@ fn kafka_image_matches_the_native_harness_version() {
 }
 
 #[test]
+fn testcontainers_start_the_images_compose_pins() {
+    let compose = compose();
+    for (service_name, (image, tag)) in [
+        ("kafka", e2e::containers::KAFKA_IMAGE),
+        ("postgres", e2e::containers::POSTGRES_IMAGE),
+    ] {
+        assert_eq!(
+            service(&compose, service_name)["image"].as_str(),
+            Some(format!("{image}:{tag}").as_str()),
+            "the {service_name} container of the end-to-end tests must match docker-compose.yml"
+        );
+    }
+}
+
+#[test]
 fn dockerfile_builds_exactly_the_workspace_services() {
     let dockerfile = std::fs::read_to_string(repo_root().join("Dockerfile")).expect("Dockerfile");
     let built: BTreeSet<String> = dockerfile

@@ -2,7 +2,7 @@
 //! on order-service reach invoicing and shipping through the outbox, the
 //! relay and Kafka, and each side records exactly its own part, once.
 
-use anyhow::{Context as _, anyhow};
+use anyhow::Context as _;
 use e2e::services::{ServiceUnderTest, consumer_config, fresh_group, wait_until};
 use e2e::{ServiceRole, TestInfra};
 use invoicing_service::Invoicing;
@@ -45,7 +45,7 @@ async fn only_item(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn orders_placed_and_cancelled_over_http_reach_invoicing_and_shipping_once()
 -> anyhow::Result<()> {
-    let infra = TestInfra::from_env().map_err(|m| anyhow!("{m}"))?;
+    let infra = TestInfra::acquire().await?;
     let topic = infra.fresh_topic(6).await?;
     let (orders_url, _) = infra.fresh_database(ServiceRole::Orders).await?;
     let (invoicing_url, _) = infra.fresh_database(ServiceRole::Invoicing).await?;

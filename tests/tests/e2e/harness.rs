@@ -35,7 +35,7 @@ struct Sent {
 
 #[tokio::test]
 async fn kafka_returns_every_acknowledged_record_in_partition_order() -> anyhow::Result<()> {
-    let infra = TestInfra::from_env()?;
+    let infra = TestInfra::acquire().await?;
     let topic = infra.fresh_topic(PARTITIONS).await?;
 
     let producer: FutureProducer = infra
@@ -169,7 +169,7 @@ async fn kafka_returns_every_acknowledged_record_in_partition_order() -> anyhow:
 
 #[tokio::test]
 async fn each_service_role_writes_and_reads_its_own_databases() -> anyhow::Result<()> {
-    let infra = TestInfra::from_env()?;
+    let infra = TestInfra::acquire().await?;
     for role in ServiceRole::ALL {
         let (url, pool) = infra.fresh_database(role).await?;
         let database = database_of(&url).context("fresh database URL has a database")?;
@@ -230,7 +230,7 @@ async fn write_and_read_back(pool: &PgPool, role: ServiceRole) -> anyhow::Result
 
 #[tokio::test]
 async fn no_service_role_can_open_another_services_database() -> anyhow::Result<()> {
-    let infra = TestInfra::from_env()?;
+    let infra = TestInfra::acquire().await?;
     // A fresh database of each role, besides the three long-lived ones.
     let mut fresh = Vec::new();
     for owner in ServiceRole::ALL {

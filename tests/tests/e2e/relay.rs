@@ -163,7 +163,7 @@ fn events_per_order(records: &[OwnedMessage]) -> anyhow::Result<BTreeMap<String,
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_placed_and_cancelled_order_becomes_exactly_one_record() -> anyhow::Result<()> {
-    let infra = TestInfra::from_env().map_err(|m| anyhow!("{m}"))?;
+    let infra = TestInfra::acquire().await?;
     let topic = infra.fresh_topic(6).await?;
     let (url, pool) = infra.fresh_database(ServiceRole::Orders).await?;
     let service = OrderService::start(order_service::Config::for_flow(
@@ -274,7 +274,7 @@ async fn a_relay_killed_mid_backlog_loses_nothing_and_repeats_at_most_its_batch(
 -> anyhow::Result<()> {
     const ORDERS: usize = 400;
     const BATCH: i64 = 25;
-    let infra = TestInfra::from_env().map_err(|m| anyhow!("{m}"))?;
+    let infra = TestInfra::acquire().await?;
     let topic = infra.fresh_topic(6).await?;
     let (url, pool) = infra.fresh_database(ServiceRole::Orders).await?;
     let bootstrap = infra.kafka_bootstrap_servers().to_owned();
@@ -337,7 +337,7 @@ async fn a_relay_killed_mid_backlog_loses_nothing_and_repeats_at_most_its_batch(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_on_one_database_never_reorder_an_orders_events() -> anyhow::Result<()> {
     const ORDERS: usize = 60;
-    let infra = TestInfra::from_env().map_err(|m| anyhow!("{m}"))?;
+    let infra = TestInfra::acquire().await?;
     let topic = infra.fresh_topic(6).await?;
     let (url, pool) = infra.fresh_database(ServiceRole::Orders).await?;
     let bootstrap = infra.kafka_bootstrap_servers();
@@ -389,7 +389,7 @@ async fn two_instances_on_one_database_never_reorder_an_orders_events() -> anyho
 async fn orders_keep_coming_while_kafka_is_down_and_all_arrive_in_order() -> anyhow::Result<()> {
     const BEFORE: usize = 10;
     const DURING: usize = 40;
-    let infra = TestInfra::from_env().map_err(|m| anyhow!("{m}"))?;
+    let infra = TestInfra::acquire().await?;
     // A private broker this test may stop without disturbing the others.
     let runtime = Arc::new(xtask::DevInfra::from_env()?.kafka_runtime().await?);
     let dir = std::env::temp_dir().join(format!("e2e-kafka-{}", Uuid::new_v4().simple()));
