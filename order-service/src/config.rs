@@ -115,6 +115,11 @@ impl Config {
         };
         config.database.url = DatabaseUrl::new(database_url);
         config.relay.enabled = false;
+        // Tests check behaviour, not latency: on a busy two-core machine,
+        // with other tests running, a connection or a request can take longer
+        // than the 3 s / 10 s after which production answers 503 / 408.
+        config.database.acquire_timeout = Duration::from_secs(30);
+        config.http_limits.request_timeout = Duration::from_secs(60);
         config
     }
 
