@@ -8,15 +8,27 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
 use prometheus_client::registry::Registry;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tower::limit::GlobalConcurrencyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::problem::{Problem, ensure_problem_body};
+
+/// How long a connection may go without a complete request head (request
+/// line and headers) before [`serve`] closes it: a client that connects and
+/// says nothing, or stops halfway through its headers, and a keep-alive
+/// connection idle between requests. Real clients send a head at once; the
+/// request body is bounded separately by [`HttpLimits::request_timeout`].
+/// A proxy that keeps connections to this server alive must close idle ones
+/// sooner than this, or it may reuse one the server is just closing.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Limits that keep slow or abandoned clients from exhausting a server.
 #[derive(Debug, Clone, Copy)]
@@ -119,14 +131,52 @@ async fn render_metrics(State(registry): State<Arc<Registry>>) -> Response {
     response
 }
 
-/// Serves `router` on `listener` until `shutdown` is cancelled, then stops
-/// accepting and waits for in-flight requests to finish.
+/// Serves `router` on `listener` (HTTP/1.1) until `shutdown` is cancelled,
+/// then stops accepting and waits for in-flight requests to finish.
+///
+/// Unlike `axum::serve`, which has no timeout before a request reaches the
+/// router, a connection that does not complete its request head within
+/// [`HEADER_READ_TIMEOUT`] is closed; without that, idle and half-sent
+/// connections are held forever and hold up a graceful shutdown.
 pub async fn serve(
-    listener: TcpListener,
+    mut listener: TcpListener,
     router: Router,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    let connections = TaskTracker::new();
+    loop {
+        // axum's `Listener` retries failed accepts (backing off when out of
+        // file descriptors) instead of failing the server.
+        let (stream, peer) = tokio::select! {
+            accepted = axum::serve::Listener::accept(&mut listener) => accepted,
+            () = shutdown.cancelled() => break,
+        };
+        let connection = http.serve_connection(
+            TokioIo::new(stream),
+            TowerToHyperService::new(router.clone()),
+        );
+        let shutdown = shutdown.clone();
+        connections.spawn(async move {
+            let mut connection = std::pin::pin!(connection);
+            let served = tokio::select! {
+                served = connection.as_mut() => served,
+                () = shutdown.cancelled() => {
+                    // Finish the request in progress, if any, then close.
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            };
+            if let Err(e) = served {
+                // Clients hanging up or timing out are routine, not faults.
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    connections.close();
+    connections.wait().await;
+    Ok(())
 }

@@ -6,9 +6,94 @@
 //! Neither is the documented shape, and neither is covered by
 //! `deny_unknown_fields`. [`Strict`] wraps a `serde_json::Value` and answers
 //! "struct" only for objects; everything else is delegated to the value.
+//!
+//! `serde_json::Value` also quietly keeps the last of two equal keys, so
+//! `{"currency": "EUR", "currency": "USD"}` would be read as USD, while
+//! another parser in front of this service may read it as EUR. [`parse`]
+//! refuses duplicate keys instead.
 
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Unexpected, Visitor};
-use serde_json::{Error, Value};
+use std::fmt;
+
+use serde::Deserialize;
+use serde_json::{Error, Map, Value};
+
+/// Parses a JSON document, refusing any object that has a key twice (keys
+/// compared after unescaping, so `"a"` and `"\u0061"` are the same key).
+pub fn parse(body: &[u8]) -> Result<Value, Error> {
+    serde_json::from_slice::<UniqueKeys>(body).map(|UniqueKeys(value)| value)
+}
+
+/// A JSON value in which no object has the same key twice.
+struct UniqueKeys(Value);
+
+impl<'de> Deserialize<'de> for UniqueKeys {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer
+            .deserialize_any(UniqueKeysVisitor)
+            .map(UniqueKeys)
+    }
+}
+
+struct UniqueKeysVisitor;
+
+impl<'de> Visitor<'de> for UniqueKeysVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(UniqueKeys(item)) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut object = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if object.contains_key(&key) {
+                return Err(de::Error::custom(format_args!(
+                    "the key `{key}` occurs twice in one object"
+                )));
+            }
+            let UniqueKeys(value) = map.next_value()?;
+            object.insert(key, value);
+        }
+        Ok(Value::Object(object))
+    }
+}
 
 /// A JSON value that deserialises structs and maps from objects only.
 #[derive(Debug, Clone, PartialEq)]

@@ -139,7 +139,7 @@ pub fn read_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
             "the request body is empty; send a JSON object".into(),
         ));
     }
-    let value: Value = serde_json::from_slice(body).map_err(|e| {
+    let value: Value = super::json::parse(body).map_err(|e| {
         ApiError::BadRequest(match e.classify() {
             serde_json::error::Category::Eof => format!(
                 "the JSON body ends early at line {} column {}; was it cut off?",
@@ -626,6 +626,10 @@ mod tests {
         assert!(bad_request(decode_place_order(b"")).contains("empty"));
         assert!(bad_request(decode_place_order(b"\xff\xfe")).contains("not valid JSON"));
         assert!(bad_request(decode_place_order(b"{} {}")).contains("not valid JSON"));
+        let detail = bad_request(decode_place_order(
+            br#"{"currency":"EUR","\u0063urrency":"USD"}"#,
+        ));
+        assert!(detail.contains("`currency` occurs twice"), "{detail}");
 
         let mut v = valid();
         v["lines"][0]["quantity"] = json!("2");

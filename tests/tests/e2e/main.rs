@@ -9,5 +9,7 @@ mod consumers;
 mod drift;
 mod flow;
 mod harness;
+mod hostile;
+mod order_api_client;
 mod orders_api;
 mod relay;

@@ -1,204 +1,22 @@
 //! The order API against a real PostgreSQL (no Kafka: nothing here needs the
 //! relay; the tests read the outbox rows the relay would publish).
 //!
-//! Each test starts its own `order_service::build` on `127.0.0.1:0` against a
-//! fresh database (which `build` migrates) and drives it over HTTP with `reqwest`, then
+//! Each test starts its own service on a fresh database
+//! ([`OrdersApi::start`]) and drives it over HTTP with `reqwest`, then
 //! checks the tables directly: an answer is only half the story when the
 //! promise is "nothing was written" or "exactly one event".
 
 use std::collections::HashSet;
-use std::time::Duration;
 
-use e2e::{ServiceRole, TestInfra};
 use order_service::store::{Placement, Store, StoreError};
-use reqwest::{Client, Method, Response, StatusCode, header};
+use reqwest::{StatusCode, header};
 use serde_json::{Value, json};
-use sqlx::PgPool;
 use tokio::task::JoinSet;
-use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-/// A running order service on a fresh database.
-struct OrdersApi {
-    base: String,
-    client: Client,
-    pool: PgPool,
-    topic: String,
-    stop: CancellationToken,
-    server: tokio::task::JoinHandle<Result<(), order_service::RunError>>,
-}
-
-impl OrdersApi {
-    async fn start() -> Self {
-        // Silent unless asked: `RUST_LOG=order_service=debug cargo xtask test`.
-        if std::env::var_os("RUST_LOG").is_some() {
-            platform::telemetry::init();
-        }
-        let infra = TestInfra::from_env().unwrap_or_else(|missing| panic!("{missing}"));
-        let (url, pool) = infra
-            .fresh_database(ServiceRole::Orders)
-            .await
-            .expect("a fresh database for order-service");
-        let mut config = order_service::Config::for_database(url);
-        config.database.max_connections = 8;
-        // These tests check behaviour, not latency: on a busy machine opening
-        // eight connections at once can take longer than the 3 s a production
-        // caller waits before getting a 503, and a request longer than 10 s.
-        config.database.acquire_timeout = Duration::from_secs(30);
-        config.http_limits.request_timeout = Duration::from_secs(60);
-        config.kafka.topic = format!("orders-test-{}", Uuid::new_v4().simple());
-        let topic = config.kafka.topic.clone();
-        let app = order_service::build(config)
-            .await
-            .expect("order-service starts against the test database");
-        let base = format!("http://{}", app.local_addr());
-        let stop = CancellationToken::new();
-        let server = tokio::spawn(app.run_until_stopped(stop.clone()));
-        OrdersApi {
-            base,
-            client: Client::new(),
-            pool,
-            topic,
-            stop,
-            server,
-        }
-    }
-
-    /// Stops the service and checks that it shut down cleanly.
-    async fn stop(self) {
-        self.stop.cancel();
-        self.server
-            .await
-            .expect("server task joins")
-            .expect("server stops without error");
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{}", self.base, path)
-    }
-
-    async fn post_order(&self, body: &Value, key: Option<&str>) -> Response {
-        let mut request = self
-            .client
-            .post(self.url("/orders"))
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(body.to_string());
-        if let Some(key) = key {
-            request = request.header("Idempotency-Key", key);
-        }
-        request.send().await.expect("POST /orders answers")
-    }
-
-    async fn place(&self, body: &Value) -> Value {
-        let response = self.post_order(body, None).await;
-        assert_eq!(response.status(), StatusCode::CREATED);
-        response.json().await.expect("order JSON")
-    }
-
-    async fn cancel(&self, id: &str, body: Option<Value>) -> Response {
-        let mut request = self.client.post(self.url(&format!("/orders/{id}/cancel")));
-        if let Some(body) = body {
-            request = request
-                .header(header::CONTENT_TYPE, "application/json")
-                .body(body.to_string());
-        }
-        request
-            .send()
-            .await
-            .expect("POST /orders/{id}/cancel answers")
-    }
-
-    async fn count(&self, table: &'static str) -> i64 {
-        let sql = match table {
-            "orders" => "SELECT count(*) FROM orders",
-            "order_lines" => "SELECT count(*) FROM order_lines",
-            "outbox" => "SELECT count(*) FROM outbox",
-            "idempotency_keys" => "SELECT count(*) FROM idempotency_keys",
-            other => panic!("no table {other}"),
-        };
-        sqlx::query_scalar(sql)
-            .fetch_one(&self.pool)
-            .await
-            .expect("count rows")
-    }
-
-    /// Rows in (orders, order_lines, outbox, idempotency_keys).
-    async fn counts(&self) -> [i64; 4] {
-        [
-            self.count("orders").await,
-            self.count("order_lines").await,
-            self.count("outbox").await,
-            self.count("idempotency_keys").await,
-        ]
-    }
-
-    async fn outbox_rows(&self, order_id: &str) -> Vec<OutboxRow> {
-        sqlx::query_as(
-            "SELECT event_id, topic, record_key, event_type, schema_version, payload, traceparent
-             FROM outbox WHERE record_key = $1 ORDER BY id",
-        )
-        .bind(order_id)
-        .fetch_all(&self.pool)
-        .await
-        .expect("outbox rows")
-    }
-}
-
-#[derive(Debug, sqlx::FromRow)]
-struct OutboxRow {
-    event_id: Uuid,
-    topic: String,
-    record_key: String,
-    event_type: String,
-    schema_version: i32,
-    payload: String,
-    traceparent: Option<String>,
-}
-
-fn order() -> Value {
-    json!({
-        "customer": { "name": "Ada Lovelace", "email": "ada@example.com" },
-        "billing_address":  { "street": "1 Analytical Way", "zip": "10115", "city": "Berlin", "country": "DE" },
-        "shipping_address": { "street": "2 Engine Road", "zip": "80331", "city": "Munich", "country": "DE" },
-        "currency": "EUR",
-        "lines": [
-            { "sku": "IPOD-NANO", "name": "iPod nano", "quantity": 2, "unit_price_cents": 14900 },
-            { "sku": "CASE.BLK_1", "name": "Leather case", "quantity": 1, "unit_price_cents": 1999 }
-        ]
-    })
-}
-
-fn with(mut value: Value, pointer: &str, replacement: Value) -> Value {
-    *value
-        .pointer_mut(pointer)
-        .unwrap_or_else(|| panic!("no {pointer} in the example order")) = replacement;
-    value
-}
-
-fn adding(mut value: Value, key: &str, field: Value) -> Value {
-    if let Some(object) = value.as_object_mut() {
-        object.insert(key.to_owned(), field);
-    }
-    value
-}
-
-fn without(mut value: Value, pointer: &str) -> Value {
-    let (parent, key) = pointer.rsplit_once('/').expect("a JSON pointer");
-    value
-        .pointer_mut(parent)
-        .and_then(Value::as_object_mut)
-        .and_then(|object| object.remove(key))
-        .unwrap_or_else(|| panic!("no {pointer} in the example order"));
-    value
-}
-
-fn is_problem(response: &Response) -> bool {
-    response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/problem+json"))
-}
+use crate::order_api_client::{
+    Bad, OrdersApi, adding, assert_all_refused, is_problem, order, with, without,
+};
 
 #[tokio::test]
 async fn an_order_is_stored_with_exactly_one_order_placed_event() {
@@ -376,119 +194,22 @@ async fn a_failure_after_the_order_insert_leaves_no_order_and_no_event() {
     api.stop().await;
 }
 
-/// One bad request and the status it must get.
-struct Bad {
-    what: &'static str,
-    method: Method,
-    path: String,
-    content_type: Option<&'static str>,
-    headers: Vec<(&'static str, String)>,
-    body: Option<Vec<u8>>,
-    status: StatusCode,
-    /// For 422: a field that must be named in `errors`.
-    field: Option<&'static str>,
-}
-
-impl Bad {
-    fn post(what: &'static str, body: Value, status: StatusCode) -> Self {
-        Bad::raw(what, body.to_string().into_bytes(), status)
-    }
-
-    fn invalid(what: &'static str, body: Value, field: &'static str) -> Self {
-        Bad {
-            field: Some(field),
-            ..Bad::post(what, body, StatusCode::UNPROCESSABLE_ENTITY)
-        }
-    }
-
-    fn raw(what: &'static str, body: impl Into<Vec<u8>>, status: StatusCode) -> Self {
-        Bad {
-            what,
-            method: Method::POST,
-            path: "/orders".into(),
-            content_type: Some("application/json"),
-            headers: Vec::new(),
-            body: Some(body.into()),
-            status,
-            field: None,
-        }
-    }
-
-    fn request(what: &'static str, method: Method, path: String, status: StatusCode) -> Self {
-        Bad {
-            what,
-            method,
-            path,
-            content_type: None,
-            headers: Vec::new(),
-            body: None,
-            status,
-            field: None,
-        }
-    }
-}
-
+/// Requests that are well-formed JSON but break a rule: 422 naming each
+/// field, nothing written. Unreadable and hostile requests (malformed JSON,
+/// odd numbers, wrong media types, headers, paths, methods, queries) are in
+/// [`crate::hostile`].
 #[tokio::test]
-async fn bad_requests_get_problem_details_and_write_nothing() {
+async fn invalid_requests_name_the_field_and_write_nothing() {
     let api = OrdersApi::start().await;
     let valid = order();
-    let text = valid.to_string();
     let unknown = Uuid::now_v7();
     let line = json!({ "sku": "S", "name": "n", "quantity": 1, "unit_price_cents": 1 });
     let many_lines: Vec<Value> = (0..101)
         .map(|i| with(line.clone(), "/sku", json!(format!("S{i}"))))
         .collect();
-    let huge = with(
-        valid.clone(),
-        "/customer/name",
-        json!("x".repeat(70 * 1024)),
-    );
     use StatusCode as S;
 
     let cases = vec![
-        // unreadable JSON: 400
-        Bad::raw("malformed JSON", "{\"customer\": }", S::BAD_REQUEST),
-        Bad::raw(
-            "truncated JSON",
-            &text.as_bytes()[..text.len() / 2],
-            S::BAD_REQUEST,
-        ),
-        Bad::raw("empty body", "", S::BAD_REQUEST),
-        Bad::raw(
-            "not UTF-8",
-            b"{\"currency\": \"\xff\"}".to_vec(),
-            S::BAD_REQUEST,
-        ),
-        Bad::raw("trailing garbage", format!("{text} x"), S::BAD_REQUEST),
-        Bad::post(
-            "array instead of an object",
-            json!([valid.clone()]),
-            S::BAD_REQUEST,
-        ),
-        Bad::post(
-            "customer as an array",
-            with(
-                valid.clone(),
-                "/customer",
-                json!(["Ada", "ada@example.com"]),
-            ),
-            S::BAD_REQUEST,
-        ),
-        Bad::post(
-            "quantity as a string",
-            with(valid.clone(), "/lines/0/quantity", json!("2")),
-            S::BAD_REQUEST,
-        ),
-        Bad::post(
-            "lines as an object",
-            with(valid.clone(), "/lines", json!({})),
-            S::BAD_REQUEST,
-        ),
-        Bad::post(
-            "currency as a number",
-            with(valid.clone(), "/currency", json!(978)),
-            S::BAD_REQUEST,
-        ),
         // unknown and missing fields: 422 naming them
         Bad::invalid(
             "unknown top-level field",
@@ -523,11 +244,6 @@ async fn bad_requests_get_problem_details_and_write_nothing() {
         Bad::invalid(
             "name too long",
             with(valid.clone(), "/customer/name", json!("n".repeat(201))),
-            "customer.name",
-        ),
-        Bad::invalid(
-            "NUL in a name",
-            with(valid.clone(), "/customer/name", json!("Ada\u{0}")),
             "customer.name",
         ),
         Bad::invalid(
@@ -618,11 +334,6 @@ async fn bad_requests_get_problem_details_and_write_nothing() {
             "lines[0].quantity",
         ),
         Bad::invalid(
-            "fractional quantity",
-            with(valid.clone(), "/lines/0/quantity", json!(1.5)),
-            "lines[0].quantity",
-        ),
-        Bad::invalid(
             "negative price",
             with(valid.clone(), "/lines/1/unit_price_cents", json!(-1)),
             "lines[1].unit_price_cents",
@@ -636,66 +347,7 @@ async fn bad_requests_get_problem_details_and_write_nothing() {
             ),
             "lines[1].unit_price_cents",
         ),
-        Bad::invalid(
-            "overflowing amounts",
-            with(
-                with(valid.clone(), "/lines/0/unit_price_cents", json!(i64::MAX)),
-                "/lines/0/quantity",
-                json!(u64::MAX),
-            ),
-            "lines[0].unit_price_cents",
-        ),
-        // media type, size, headers
-        Bad {
-            content_type: Some("text/plain"),
-            ..Bad::post("text/plain body", valid.clone(), S::UNSUPPORTED_MEDIA_TYPE)
-        },
-        Bad {
-            content_type: None,
-            ..Bad::post("no content type", valid.clone(), S::UNSUPPORTED_MEDIA_TYPE)
-        },
-        Bad {
-            content_type: Some("application/json; charset=iso-8859-1"),
-            ..Bad::post("latin-1 JSON", valid.clone(), S::UNSUPPORTED_MEDIA_TYPE)
-        },
-        Bad::post("body over 64 KiB", huge, S::PAYLOAD_TOO_LARGE),
-        Bad {
-            headers: vec![("idempotency-key", "k".repeat(256))],
-            ..Bad::post("Idempotency-Key too long", valid.clone(), S::BAD_REQUEST)
-        },
-        Bad {
-            headers: vec![("idempotency-key", "two words".into())],
-            ..Bad::post(
-                "Idempotency-Key with a space",
-                valid.clone(),
-                S::BAD_REQUEST,
-            )
-        },
-        // paths, methods, queries
-        Bad::request(
-            "order id not a UUID",
-            Method::GET,
-            "/orders/42".into(),
-            S::BAD_REQUEST,
-        ),
-        Bad::request(
-            "unknown order",
-            Method::GET,
-            format!("/orders/{unknown}"),
-            S::NOT_FOUND,
-        ),
-        Bad::request(
-            "cancel unknown order",
-            Method::POST,
-            format!("/orders/{unknown}/cancel"),
-            S::NOT_FOUND,
-        ),
-        Bad::request(
-            "cancel id not a UUID",
-            Method::POST,
-            "/orders/nope/cancel".into(),
-            S::BAD_REQUEST,
-        ),
+        // the cancel body is validated like the order
         Bad {
             path: format!("/orders/{unknown}/cancel"),
             field: Some("reason"),
@@ -705,87 +357,9 @@ async fn bad_requests_get_problem_details_and_write_nothing() {
                 S::UNPROCESSABLE_ENTITY,
             )
         },
-        Bad {
-            path: format!("/orders/{unknown}/cancel"),
-            content_type: Some("text/plain"),
-            ..Bad::raw(
-                "cancel with a text body",
-                "changed my mind",
-                S::UNSUPPORTED_MEDIA_TYPE,
-            )
-        },
-        Bad::request(
-            "DELETE /orders",
-            Method::DELETE,
-            "/orders".into(),
-            S::METHOD_NOT_ALLOWED,
-        ),
-        Bad::request(
-            "PUT an order",
-            Method::PUT,
-            format!("/orders/{unknown}"),
-            S::METHOD_NOT_ALLOWED,
-        ),
-        Bad::request(
-            "GET cancel",
-            Method::GET,
-            format!("/orders/{unknown}/cancel"),
-            S::METHOD_NOT_ALLOWED,
-        ),
-        Bad::request(
-            "limit too large",
-            Method::GET,
-            "/orders?limit=501".into(),
-            S::BAD_REQUEST,
-        ),
-        Bad::request(
-            "cursor not a cursor",
-            Method::GET,
-            "/orders?cursor=nope".into(),
-            S::BAD_REQUEST,
-        ),
-        Bad::request(
-            "no such route",
-            Method::GET,
-            "/invoices".into(),
-            S::NOT_FOUND,
-        ),
     ];
-    assert!(cases.len() >= 25);
-
-    for case in cases {
-        let mut request = api.client.request(case.method.clone(), api.url(&case.path));
-        if let Some(content_type) = case.content_type {
-            request = request.header(header::CONTENT_TYPE, content_type);
-        }
-        for (name, value) in &case.headers {
-            request = request.header(*name, value);
-        }
-        if let Some(body) = case.body {
-            request = request.body(body);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status();
-        let problem_media_type = is_problem(&response);
-        let body = response.text().await.unwrap();
-        assert_eq!(status, case.status, "{}: {body}", case.what);
-        assert!(
-            problem_media_type,
-            "{}: not problem+json: {body}",
-            case.what
-        );
-        let problem: Value = serde_json::from_str(&body).unwrap();
-        assert_eq!(problem["status"], case.status.as_u16(), "{}", case.what);
-        let detail = problem["detail"].as_str().unwrap_or_default();
-        assert!(!detail.is_empty(), "{}: no detail", case.what);
-        if let Some(field) = case.field {
-            let named = problem["errors"]
-                .as_array()
-                .is_some_and(|errors| errors.iter().any(|e| e["field"] == field));
-            assert!(named, "{}: {field} not named in {body}", case.what);
-        }
-        assert_eq!(api.counts().await, [0, 0, 0, 0], "{} wrote rows", case.what);
-    }
+    assert!(cases.len() >= 20);
+    assert_all_refused(&api, cases).await;
 
     // Every invalid field at once, not just the first.
     let mut all = with(valid.clone(), "/customer/email", json!("nope"));

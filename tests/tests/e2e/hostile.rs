@@ -1,0 +1,1020 @@
+//! Hostile input: requests built to break a parser, a number type, a header
+//! check or a router, and clients that connect and then stall.
+//!
+//! The promise for every bad request is the same: a 4xx
+//! `application/problem+json` answer with a detail a person can act on, never
+//! a 5xx, never a crash, and not a row written. The promise for slow and
+//! abandoned clients is that they cost the server a bounded time: a request
+//! that stalls mid-body is answered 408 after `http_limits.request_timeout`,
+//! a connection that never completes its request head is closed after
+//! [`platform::http::HEADER_READ_TIMEOUT`], and neither keeps anyone else
+//! from being served meanwhile.
+//!
+//! Malformed HTTP that the server's HTTP/1 parser itself refuses (a broken
+//! request line, a control byte in a header, oversized headers) is answered
+//! by hyper before any route runs, with a bare status and no problem body;
+//! the corpus sends only what a conforming HTTP client can send.
+
+use std::io::ErrorKind;
+use std::time::Duration;
+
+use platform::http::HEADER_READ_TIMEOUT;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::task::JoinSet;
+use tokio::time::{Instant, timeout, timeout_at};
+use uuid::Uuid;
+
+use crate::order_api_client::{Bad, OrdersApi, assert_all_refused, order, with};
+
+/// Deeper than any JSON parser should follow by recursion.
+const DEEP: usize = 10_000;
+
+/// `text` with the first `from` replaced by `to`, as bytes; `from` must occur.
+fn replacing(text: &str, from: &str, to: &str) -> Vec<u8> {
+    assert!(text.contains(from), "{from} is not in {text}");
+    text.replacen(from, to, 1).into_bytes()
+}
+
+/// `POST /orders/{unknown}/cancel` with `body` declared JSON.
+fn cancel(what: &'static str, unknown: Uuid, body: impl Into<Vec<u8>>, status: StatusCode) -> Bad {
+    Bad {
+        path: format!("/orders/{unknown}/cancel"),
+        ..Bad::raw(what, body, status)
+    }
+}
+
+/// The corpus: every request here must be refused with the status given.
+fn corpus() -> Vec<Bad> {
+    use StatusCode as S;
+    let valid = order();
+    // Compact JSON: `"quantity":2`, no spaces, so raw edits below can find their place.
+    let text = valid.to_string();
+    let unknown = Uuid::now_v7();
+    let line = |i: usize, quantity: Value, price: Value| json!({ "sku": format!("S{i}"), "name": "n", "quantity": quantity, "unit_price_cents": price });
+    let lines = |quantity: Value, price: Value| -> Value {
+        (0..100)
+            .map(|i| line(i, quantity.clone(), price.clone()))
+            .collect()
+    };
+    let nested_arrays = format!("{}{}", "[".repeat(DEEP), "]".repeat(DEEP));
+    let nested_objects = format!("{}1{}", r#"{"a":"#.repeat(DEEP), "}".repeat(DEEP));
+    let ten_megabytes = format!(
+        r#"{{"customer":{{"name":"{}"}}}}"#,
+        "x".repeat(10 * 1024 * 1024)
+    );
+    let with_key = |what: &'static str, key: &[u8]| Bad {
+        headers: vec![("idempotency-key", key.to_vec())],
+        ..Bad::post(what, valid.clone(), S::BAD_REQUEST)
+    };
+    let with_content_type = |what: &'static str, content_type: &[u8]| Bad {
+        content_type: None,
+        headers: vec![("content-type", content_type.to_vec())],
+        ..Bad::post(what, valid.clone(), S::UNSUPPORTED_MEDIA_TYPE)
+    };
+    let get = |what: &'static str, path: &str, status: StatusCode| {
+        Bad::request(what, Method::GET, path.to_owned(), status)
+    };
+
+    vec![
+        // ---- unreadable JSON: 400 ------------------------------------------
+        Bad::raw("malformed JSON", "{\"customer\": }", S::BAD_REQUEST),
+        Bad::raw(
+            "truncated JSON",
+            &text.as_bytes()[..text.len() / 2],
+            S::BAD_REQUEST,
+        ),
+        Bad::raw(
+            "truncated inside an escape",
+            r#"{"customer":{"name":"Ada\u00"#,
+            S::BAD_REQUEST,
+        ),
+        Bad::raw("a lone brace", "{", S::BAD_REQUEST),
+        Bad::raw("empty body", "", S::BAD_REQUEST),
+        Bad::raw("whitespace only", " \r\n\t ", S::BAD_REQUEST),
+        Bad::raw("trailing garbage", format!("{text} x"), S::BAD_REQUEST),
+        Bad::raw("two objects", format!("{text}{text}"), S::BAD_REQUEST),
+        Bad::raw("single quotes", "{'currency': 'EUR'}", S::BAD_REQUEST),
+        Bad::raw(
+            "trailing comma",
+            replacing(&text, r#""currency":"EUR""#, r#""currency":"EUR","#),
+            S::BAD_REQUEST,
+        ),
+        Bad::raw("a comment", format!("// order\n{text}"), S::BAD_REQUEST),
+        Bad::raw(
+            "NaN",
+            replacing(&text, r#""quantity":2"#, r#""quantity":NaN"#),
+            S::BAD_REQUEST,
+        ),
+        Bad::raw(
+            "Infinity",
+            replacing(&text, r#""quantity":2"#, r#""quantity":Infinity"#),
+            S::BAD_REQUEST,
+        ),
+        Bad::raw(
+            "leading zeros",
+            replacing(&text, r#""quantity":2"#, r#""quantity":002"#),
+            S::BAD_REQUEST,
+        ),
+        Bad::raw(
+            "hex number",
+            replacing(&text, r#""quantity":2"#, r#""quantity":0x2"#),
+            S::BAD_REQUEST,
+        ),
+        Bad::raw(
+            "explicit plus sign",
+            replacing(&text, r#""quantity":2"#, r#""quantity":+2"#),
+            S::BAD_REQUEST,
+        ),
+        Bad::raw(
+            "UTF-8 byte order mark",
+            [b"\xef\xbb\xbf".as_slice(), text.as_bytes()].concat(),
+            S::BAD_REQUEST,
+        ),
+        Bad::raw(
+            "UTF-16 body",
+            [0xff_u8, 0xfe]
+                .into_iter()
+                .chain(text.encode_utf16().flat_map(u16::to_le_bytes))
+                .collect::<Vec<u8>>(),
+            S::BAD_REQUEST,
+        ),
+        // ---- not UTF-8, control characters, NUL -----------------------------
+        Bad::raw(
+            "not UTF-8",
+            b"{\"currency\": \"\xff\"}".to_vec(),
+            S::BAD_REQUEST,
+        ),
+        Bad::raw(
+            "not UTF-8 in a key",
+            b"{\"cur\xc3\x28ency\": \"EUR\"}".to_vec(),
+            S::BAD_REQUEST,
+        ),
+        Bad::raw(
+            "overlong UTF-8 encoding of '/'",
+            replacing(&text, "Ada Lovelace", "Ada \u{0}Lovelace")
+                .into_iter()
+                .flat_map(|b| if b == 0 { vec![0xc0, 0xaf] } else { vec![b] })
+                .collect::<Vec<u8>>(),
+            S::BAD_REQUEST,
+        ),
+        Bad::raw(
+            "UTF-8 encoded surrogate",
+            replacing(&text, "Ada Lovelace", "Ada \u{0}Lovelace")
+                .into_iter()
+                .flat_map(|b| {
+                    if b == 0 {
+                        vec![0xed, 0xa0, 0x80]
+                    } else {
+                        vec![b]
+                    }
+                })
+                .collect::<Vec<u8>>(),
+            S::BAD_REQUEST,
+        ),
+        Bad::raw(
+            "lone surrogate escape",
+            replacing(&text, "Ada Lovelace", r"Ada \ud800 Lovelace"),
+            S::BAD_REQUEST,
+        ),
+        Bad::raw(
+            "raw NUL byte in a string",
+            replacing(&text, "Ada Lovelace", "Ada\u{0}Lovelace"),
+            S::BAD_REQUEST,
+        ),
+        Bad::raw(
+            "raw newline in a string",
+            replacing(&text, "Ada Lovelace", "Ada\nLovelace"),
+            S::BAD_REQUEST,
+        ),
+        Bad::invalid(
+            "NUL in a name",
+            with(valid.clone(), "/customer/name", json!("Ada\u{0}")),
+            "customer.name",
+        ),
+        Bad::invalid(
+            "NUL in an e-mail",
+            with(
+                valid.clone(),
+                "/customer/email",
+                json!("ada\u{0}@example.com"),
+            ),
+            "customer.email",
+        ),
+        Bad::invalid(
+            "BEL in a street",
+            with(
+                valid.clone(),
+                "/billing_address/street",
+                json!("1 Analytical\u{7} Way"),
+            ),
+            "billing_address.street",
+        ),
+        Bad::invalid(
+            "ANSI escape in a city",
+            with(
+                valid.clone(),
+                "/shipping_address/city",
+                json!("Mun\u{1b}[2Jich"),
+            ),
+            "shipping_address.city",
+        ),
+        Bad::invalid(
+            "DEL in a product name",
+            with(valid.clone(), "/lines/0/name", json!("iPod\u{7f}nano")),
+            "lines[0].name",
+        ),
+        Bad::invalid(
+            "C1 control (NEL) in a zip",
+            with(valid.clone(), "/billing_address/zip", json!("101\u{85}15")),
+            "billing_address.zip",
+        ),
+        Bad::invalid(
+            "NUL in a sku",
+            with(valid.clone(), "/lines/1/sku", json!("CASE\u{0}")),
+            "lines[1].sku",
+        ),
+        Bad::invalid(
+            "NUL in a currency",
+            with(valid.clone(), "/currency", json!("EU\u{0}")),
+            "currency",
+        ),
+        Bad {
+            field: Some("reason"),
+            ..cancel(
+                "NUL in a cancel reason",
+                unknown,
+                json!({ "reason": "changed\u{0}my mind" }).to_string(),
+                S::UNPROCESSABLE_ENTITY,
+            )
+        },
+        Bad::raw(
+            "NUL in a field name",
+            replacing(&text, r#""currency""#, r#""currency\u0000""#),
+            S::UNPROCESSABLE_ENTITY,
+        ),
+        // ---- wrong types ----------------------------------------------------
+        Bad::post(
+            "array instead of an object",
+            json!([valid.clone()]),
+            S::BAD_REQUEST,
+        ),
+        Bad::post(
+            "customer as an array",
+            with(
+                valid.clone(),
+                "/customer",
+                json!(["Ada", "ada@example.com"]),
+            ),
+            S::BAD_REQUEST,
+        ),
+        Bad::post(
+            "quantity as a string",
+            with(valid.clone(), "/lines/0/quantity", json!("2")),
+            S::BAD_REQUEST,
+        ),
+        Bad::post(
+            "lines as an object",
+            with(valid.clone(), "/lines", json!({})),
+            S::BAD_REQUEST,
+        ),
+        Bad::post(
+            "currency as a number",
+            with(valid.clone(), "/currency", json!(978)),
+            S::BAD_REQUEST,
+        ),
+        Bad::post(
+            "quantity as a boolean",
+            with(valid.clone(), "/lines/0/quantity", json!(true)),
+            S::BAD_REQUEST,
+        ),
+        Bad::post(
+            "price as an array",
+            with(valid.clone(), "/lines/0/unit_price_cents", json!([14900])),
+            S::BAD_REQUEST,
+        ),
+        Bad::post(
+            "name as a number",
+            with(valid.clone(), "/customer/name", json!(42)),
+            S::BAD_REQUEST,
+        ),
+        Bad::post(
+            "e-mail as an object",
+            with(valid.clone(), "/customer/email", json!({ "@": "x" })),
+            S::BAD_REQUEST,
+        ),
+        Bad::post(
+            "a null line",
+            with(valid.clone(), "/lines", json!([null])),
+            S::BAD_REQUEST,
+        ),
+        Bad::post(
+            "a number as a line",
+            with(valid.clone(), "/lines", json!([1])),
+            S::BAD_REQUEST,
+        ),
+        Bad::raw("body null", "null", S::BAD_REQUEST),
+        Bad::raw("body an empty array", "[]", S::BAD_REQUEST),
+        Bad::raw("body a string", r#""an order, please""#, S::BAD_REQUEST),
+        Bad::raw("body a number", "42", S::BAD_REQUEST),
+        Bad::raw("body true", "true", S::BAD_REQUEST),
+        // ---- huge and odd numbers -------------------------------------------
+        Bad::raw(
+            "quantity 1e400",
+            replacing(&text, r#""quantity":2"#, r#""quantity":1e400"#),
+            S::BAD_REQUEST,
+        ),
+        Bad::raw(
+            "price -1e400",
+            replacing(
+                &text,
+                r#""unit_price_cents":14900"#,
+                r#""unit_price_cents":-1e400"#,
+            ),
+            S::BAD_REQUEST,
+        ),
+        Bad::raw(
+            "a number of 10 000 digits",
+            replacing(
+                &text,
+                r#""unit_price_cents":14900"#,
+                &format!(r#""unit_price_cents":{}"#, "9".repeat(10_000)),
+            ),
+            S::BAD_REQUEST,
+        ),
+        Bad::raw(
+            "quantity 2^64",
+            replacing(
+                &text,
+                r#""quantity":2"#,
+                r#""quantity":18446744073709551616"#,
+            ),
+            S::UNPROCESSABLE_ENTITY,
+        ),
+        Bad::raw(
+            "price -0",
+            replacing(
+                &text,
+                r#""unit_price_cents":14900"#,
+                r#""unit_price_cents":-0"#,
+            ),
+            S::UNPROCESSABLE_ENTITY,
+        ),
+        Bad::invalid(
+            "fractional quantity",
+            with(valid.clone(), "/lines/0/quantity", json!(1.5)),
+            "lines[0].quantity",
+        ),
+        Bad::raw(
+            "quantity in exponent form",
+            replacing(&text, r#""quantity":2"#, r#""quantity":2e0"#),
+            S::UNPROCESSABLE_ENTITY,
+        ),
+        Bad::invalid(
+            "price below i64",
+            with(
+                valid.clone(),
+                "/lines/1/unit_price_cents",
+                json!(-9_223_372_036_854_775_809.0),
+            ),
+            "lines[1].unit_price_cents",
+        ),
+        Bad::invalid(
+            "overflowing amounts",
+            with(
+                with(valid.clone(), "/lines/0/unit_price_cents", json!(i64::MAX)),
+                "/lines/0/quantity",
+                json!(u64::MAX),
+            ),
+            "lines[0].unit_price_cents",
+        ),
+        // The price and quantity ranges make every product and every total of
+        // 100 lines fit an i64; amounts that would overflow are out of range.
+        Bad::invalid(
+            "quantity × price beyond i64",
+            with(
+                with(
+                    valid.clone(),
+                    "/lines/0/unit_price_cents",
+                    json!(i64::MAX / 5_000),
+                ),
+                "/lines/0/quantity",
+                json!(10_000),
+            ),
+            "lines[0].unit_price_cents",
+        ),
+        Bad::invalid(
+            "total of 100 lines beyond i64",
+            with(
+                valid.clone(),
+                "/lines",
+                lines(json!(1), json!(i64::MAX / 50)),
+            ),
+            "lines[99].unit_price_cents",
+        ),
+        Bad::invalid(
+            "100 lines at i64::MIN",
+            with(valid.clone(), "/lines", lines(json!(1), json!(i64::MIN))),
+            "lines[0].unit_price_cents",
+        ),
+        // ---- deep nesting: 400, not a stack overflow -------------------------
+        Bad::raw("10 000 opening brackets", "[".repeat(DEEP), S::BAD_REQUEST),
+        Bad::raw(
+            "10 000 nested arrays",
+            nested_arrays.clone(),
+            S::BAD_REQUEST,
+        ),
+        Bad::raw(
+            "10 000 nested objects",
+            nested_objects.clone(),
+            S::BAD_REQUEST,
+        ),
+        Bad::raw(
+            "10 000 nested arrays as a name",
+            replacing(&text, r#""Ada Lovelace""#, &nested_arrays),
+            S::BAD_REQUEST,
+        ),
+        cancel(
+            "10 000 nested objects as a cancel body",
+            unknown,
+            nested_objects,
+            S::BAD_REQUEST,
+        ),
+        // ---- duplicate keys: ambiguous, so refused ----------------------------
+        Bad::raw(
+            "duplicate currency",
+            replacing(
+                &text,
+                r#""currency":"EUR""#,
+                r#""currency":"EUR","currency":"USD""#,
+            ),
+            S::BAD_REQUEST,
+        ),
+        Bad::raw(
+            "duplicate currency, once spelled with an escape",
+            replacing(
+                &text,
+                r#""currency":"EUR""#,
+                r#""currency":"EUR","\u0063urrency":"USD""#,
+            ),
+            S::BAD_REQUEST,
+        ),
+        Bad::raw(
+            "duplicate quantity",
+            replacing(&text, r#""quantity":2"#, r#""quantity":2,"quantity":3"#),
+            S::BAD_REQUEST,
+        ),
+        // ---- size -----------------------------------------------------------
+        Bad::post(
+            "body over 64 KiB",
+            with(
+                valid.clone(),
+                "/customer/name",
+                json!("x".repeat(70 * 1024)),
+            ),
+            S::PAYLOAD_TOO_LARGE,
+        ),
+        Bad::raw("10 MB body", ten_megabytes, S::PAYLOAD_TOO_LARGE),
+        // ---- media type -----------------------------------------------------
+        Bad {
+            content_type: Some("text/plain"),
+            ..Bad::post("text/plain body", valid.clone(), S::UNSUPPORTED_MEDIA_TYPE)
+        },
+        Bad {
+            content_type: None,
+            ..Bad::post("no content type", valid.clone(), S::UNSUPPORTED_MEDIA_TYPE)
+        },
+        Bad {
+            content_type: Some("application/json; charset=iso-8859-1"),
+            ..Bad::post("latin-1 JSON", valid.clone(), S::UNSUPPORTED_MEDIA_TYPE)
+        },
+        with_content_type("XML", b"application/xml"),
+        with_content_type("a form", b"application/x-www-form-urlencoded"),
+        with_content_type("multipart", b"multipart/form-data; boundary=x"),
+        with_content_type("UTF-16 JSON", b"application/json; charset=utf-16"),
+        with_content_type("JSON Patch", b"application/json-patch+json"),
+        with_content_type("empty content type", b""),
+        with_content_type("non-ASCII content type", "application/jsön".as_bytes()),
+        cancel(
+            "cancel with a text body",
+            unknown,
+            "changed my mind",
+            S::UNSUPPORTED_MEDIA_TYPE,
+        )
+        .with_content_type("text/plain"),
+        // ---- Idempotency-Key ------------------------------------------------
+        with_key("empty Idempotency-Key", b""),
+        with_key("Idempotency-Key too long", &[b'k'; 256]),
+        with_key("Idempotency-Key with a space", b"two words"),
+        with_key("non-ASCII Idempotency-Key", "schlüssel".as_bytes()),
+        with_key("Idempotency-Key with a tab", b"key\tone"),
+        Bad {
+            headers: vec![
+                ("idempotency-key", b"key-1".to_vec()),
+                ("idempotency-key", b"key-2".to_vec()),
+            ],
+            ..Bad::post("two Idempotency-Keys", valid.clone(), S::BAD_REQUEST)
+        },
+        // ---- paths ----------------------------------------------------------
+        get("order id not a UUID", "/orders/42", S::BAD_REQUEST),
+        get(
+            "UUID with trailing garbage",
+            &format!("/orders/{unknown}x"),
+            S::BAD_REQUEST,
+        ),
+        get("percent-encoded NUL as id", "/orders/%00", S::BAD_REQUEST),
+        get("invalid UTF-8 as id", "/orders/%FF%FE", S::BAD_REQUEST),
+        get("SQL as id", "/orders/1'%20OR%20'1'%3D'1", S::BAD_REQUEST),
+        get(
+            "path traversal as id",
+            "/orders/..%2F..%2Fetc%2Fpasswd",
+            S::BAD_REQUEST,
+        ),
+        get(
+            "4 000 characters as id",
+            &format!("/orders/{}", "9".repeat(4_000)),
+            S::BAD_REQUEST,
+        ),
+        get("unknown order", &format!("/orders/{unknown}"), S::NOT_FOUND),
+        Bad::request(
+            "cancel unknown order",
+            Method::POST,
+            format!("/orders/{unknown}/cancel"),
+            S::NOT_FOUND,
+        ),
+        Bad::request(
+            "cancel id not a UUID",
+            Method::POST,
+            "/orders/nope/cancel".into(),
+            S::BAD_REQUEST,
+        ),
+        get("no such route", "/invoices", S::NOT_FOUND),
+        get(
+            "no such sub-resource",
+            &format!("/orders/{unknown}/ship"),
+            S::NOT_FOUND,
+        ),
+        get("trailing slash", "/orders/", S::NOT_FOUND),
+        get("upper-case path", "/ORDERS", S::NOT_FOUND),
+        // ---- methods ----------------------------------------------------------
+        Bad::request(
+            "DELETE /orders",
+            Method::DELETE,
+            "/orders".into(),
+            S::METHOD_NOT_ALLOWED,
+        ),
+        Bad::request(
+            "PUT an order",
+            Method::PUT,
+            format!("/orders/{unknown}"),
+            S::METHOD_NOT_ALLOWED,
+        ),
+        get(
+            "GET cancel",
+            &format!("/orders/{unknown}/cancel"),
+            S::METHOD_NOT_ALLOWED,
+        ),
+        Bad {
+            method: Method::PATCH,
+            ..Bad::post("PATCH /orders", valid.clone(), S::METHOD_NOT_ALLOWED)
+        },
+        Bad::request(
+            "OPTIONS /orders",
+            Method::OPTIONS,
+            "/orders".into(),
+            S::METHOD_NOT_ALLOWED,
+        ),
+        Bad {
+            method: Method::from_bytes(b"BREW").expect("a token"),
+            ..Bad::post("made-up method", valid.clone(), S::METHOD_NOT_ALLOWED)
+        },
+        // ---- queries ------------------------------------------------------------
+        get("limit 0", "/orders?limit=0", S::BAD_REQUEST),
+        get("limit not a number", "/orders?limit=abc", S::BAD_REQUEST),
+        get("limit negative", "/orders?limit=-1", S::BAD_REQUEST),
+        get("limit too large", "/orders?limit=501", S::BAD_REQUEST),
+        get(
+            "limit beyond u64",
+            "/orders?limit=99999999999999999999",
+            S::BAD_REQUEST,
+        ),
+        get("limit twice", "/orders?limit=1&limit=2", S::BAD_REQUEST),
+        get("limit with NUL", "/orders?limit=1%00", S::BAD_REQUEST),
+        get("limit not UTF-8", "/orders?limit=%FF", S::BAD_REQUEST),
+        get("cursor x", "/orders?cursor=x", S::BAD_REQUEST),
+        get("cursor not a cursor", "/orders?cursor=nope", S::BAD_REQUEST),
+        get(
+            "cursor a UUID with NUL",
+            &format!("/orders?cursor={unknown}%00"),
+            S::BAD_REQUEST,
+        ),
+    ]
+}
+
+impl Bad {
+    fn with_content_type(self, content_type: &'static str) -> Self {
+        Bad {
+            content_type: Some(content_type),
+            ..self
+        }
+    }
+}
+
+#[tokio::test]
+async fn hostile_requests_get_problem_details_and_write_nothing() {
+    let api = OrdersApi::start().await;
+    let cases = corpus();
+    assert!(cases.len() >= 60, "only {} cases", cases.len());
+    assert_all_refused(&api, cases).await;
+    assert_eq!(
+        api.counts().await,
+        [0, 0, 0, 0],
+        "rows in orders, order_lines, outbox, idempotency_keys after the corpus"
+    );
+    // Still serving: the corpus broke nothing.
+    let placed = api.place(&order()).await;
+    assert_eq!(placed["status"], "placed");
+    api.stop().await;
+}
+
+// ---- slow and abandoned clients ------------------------------------------------
+
+/// The request timeout of the services in the slow-client tests.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(1);
+/// A deadline for an answer that should come at once: generous, so that a
+/// busy machine does not fail the test, but far from "held forever".
+const PROMPTLY: Duration = Duration::from_secs(5);
+/// Slack on top of a server timeout before the test calls it missed.
+const GRACE: Duration = Duration::from_secs(5);
+
+/// Test defaults with a short request timeout and a small concurrency limit.
+fn short_limits(max_concurrent_requests: usize) -> impl FnOnce(&mut order_service::Config) {
+    move |config| {
+        config.http_limits.request_timeout = REQUEST_TIMEOUT;
+        config.http_limits.max_concurrent_requests = max_concurrent_requests;
+    }
+}
+
+/// A raw connection to the service.
+async fn connect(api: &OrdersApi) -> TcpStream {
+    timeout(PROMPTLY, TcpStream::connect(api.addr))
+        .await
+        .expect("connected promptly")
+        .expect("the service accepts connections")
+}
+
+/// The head of a `POST /orders` that announces `content_length` bytes of JSON.
+fn post_head(api: &OrdersApi, content_length: usize, extra: &str) -> String {
+    format!(
+        "POST /orders HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
+         Content-Length: {content_length}\r\n{extra}\r\n",
+        api.addr
+    )
+}
+
+/// What came back on a raw connection.
+#[derive(Debug)]
+enum Answer {
+    /// The server closed the connection without a response.
+    Closed,
+    /// A complete response.
+    Response {
+        status: u16,
+        content_type: Option<String>,
+        body: Vec<u8>,
+    },
+}
+
+impl Answer {
+    /// Checks that this is a 408 problem with a detail, or a close.
+    fn assert_timed_out(&self, what: &str) {
+        match self {
+            Answer::Closed => {}
+            Answer::Response {
+                status,
+                content_type,
+                body,
+            } => {
+                let body = String::from_utf8_lossy(body);
+                assert_eq!(*status, 408, "{what}: {body}");
+                assert!(
+                    content_type
+                        .as_deref()
+                        .is_some_and(|c| c.starts_with("application/problem+json")),
+                    "{what}: not problem+json: {content_type:?}"
+                );
+                let problem: Value = serde_json::from_str(&body).expect("problem JSON");
+                assert!(
+                    problem["detail"].as_str().is_some_and(|d| !d.is_empty()),
+                    "{what}: no detail: {body}"
+                );
+            }
+        }
+    }
+}
+
+fn is_closed(error: &std::io::Error) -> bool {
+    matches!(
+        error.kind(),
+        ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted | ErrorKind::BrokenPipe
+    )
+}
+
+/// A complete response at the start of `received`, if there is one.
+fn parse_response(received: &[u8], at_eof: bool) -> Option<Answer> {
+    let head_end = received.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = String::from_utf8_lossy(&received[..head_end]);
+    let mut lines = head.split("\r\n");
+    let status = lines.next()?.split(' ').nth(1)?.parse().ok()?;
+    let mut content_type = None;
+    let mut content_length = None;
+    for line in lines {
+        let (name, value) = line.split_once(':')?;
+        let value = value.trim().to_owned();
+        match name.trim().to_ascii_lowercase().as_str() {
+            "content-type" => content_type = Some(value),
+            "content-length" => content_length = value.parse::<usize>().ok(),
+            _ => {}
+        }
+    }
+    let body = &received[head_end + 4..];
+    let complete = match content_length {
+        Some(length) => body.len() >= length,
+        None => at_eof,
+    };
+    complete.then(|| Answer::Response {
+        status,
+        content_type,
+        body: body.to_vec(),
+    })
+}
+
+/// Reads one response from `stream`, or the server closing it.
+async fn read_answer(stream: &mut TcpStream) -> Answer {
+    let mut received = Vec::new();
+    let mut buffer = [0_u8; 4096];
+    loop {
+        if let Some(answer) = parse_response(&received, false) {
+            return answer;
+        }
+        match stream.read(&mut buffer).await {
+            Ok(0) => break,
+            Ok(n) => received.extend_from_slice(&buffer[..n]),
+            Err(e) if is_closed(&e) => break,
+            Err(e) => panic!("reading the answer: {e}"),
+        }
+    }
+    if received.is_empty() {
+        return Answer::Closed;
+    }
+    parse_response(&received, true).unwrap_or_else(|| {
+        panic!(
+            "connection closed mid-response: {}",
+            String::from_utf8_lossy(&received)
+        )
+    })
+}
+
+/// Reads until the server closes `stream`, ignoring anything it says first.
+async fn until_closed(stream: &mut TcpStream) {
+    let mut buffer = [0_u8; 4096];
+    loop {
+        match stream.read(&mut buffer).await {
+            Ok(0) => return,
+            Ok(_) => {}
+            Err(e) if is_closed(&e) => return,
+            Err(e) => panic!("reading until closed: {e}"),
+        }
+    }
+}
+
+/// Whether the server still holds `stream` open without having written to it.
+fn still_open(stream: &TcpStream) -> bool {
+    let mut buffer = [0_u8; 1];
+    matches!(stream.try_read(&mut buffer), Err(e) if e.kind() == ErrorKind::WouldBlock)
+}
+
+/// `GET path` on a fresh connection, answered 200 within `deadline`.
+async fn answered(api: &OrdersApi, path: &str, deadline: Duration, what: &str) {
+    let response = timeout(deadline, api.client.get(api.url(path)).send())
+        .await
+        .unwrap_or_else(|_| panic!("{what}: no answer within {deadline:?}"))
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+    assert_eq!(response.status(), StatusCode::OK, "{what}");
+}
+
+#[tokio::test]
+async fn a_request_stalled_mid_body_is_answered_408_while_others_are_served() {
+    let api = OrdersApi::start_with(short_limits(4)).await;
+    let mut stalled = connect(&api).await;
+    stalled
+        .write_all(post_head(&api, 1000, "").as_bytes())
+        .await
+        .unwrap();
+    stalled.write_all(&[b' '; 500]).await.unwrap();
+    let stalled_at = Instant::now();
+
+    answered(
+        &api,
+        "/orders?limit=1",
+        PROMPTLY,
+        "a request while another stalls",
+    )
+    .await;
+    let served_at = Instant::now();
+
+    let answer = timeout(REQUEST_TIMEOUT + GRACE, read_answer(&mut stalled))
+        .await
+        .expect("the stalled request is answered after the request timeout, not held");
+    let answered_at = Instant::now();
+    answer.assert_timed_out("half a body, then nothing");
+    assert!(
+        answered_at - stalled_at >= REQUEST_TIMEOUT,
+        "answered after {:?}: before the request timeout, so not by it",
+        answered_at - stalled_at
+    );
+    assert!(
+        served_at < answered_at,
+        "the other request was served while this one was still waiting"
+    );
+    // The unread rest of the body makes the connection unusable: it is closed.
+    timeout(GRACE, until_closed(&mut stalled))
+        .await
+        .expect("the connection is closed after the 408");
+    assert_eq!(api.counts().await, [0, 0, 0, 0]);
+    api.stop().await;
+}
+
+#[tokio::test]
+async fn idle_and_half_sent_connections_are_closed_and_block_no_one() {
+    const CONNECTIONS: usize = 50;
+    let api = OrdersApi::start_with(short_limits(4)).await;
+    let mut stalled = Vec::with_capacity(CONNECTIONS);
+    for i in 0..CONNECTIONS {
+        let mut stream = connect(&api).await;
+        let opened_at = Instant::now();
+        let sent: &[u8] = match i % 3 {
+            0 => b"",
+            1 => b"GET /ord",
+            _ => b"GET /orders HTTP/1.1\r\nHost: localhost\r\n",
+        };
+        stream.write_all(sent).await.unwrap();
+        stalled.push((i, opened_at, stream));
+    }
+
+    answered(
+        &api,
+        "/orders?limit=1",
+        PROMPTLY,
+        "a request beside 50 stalled connections",
+    )
+    .await;
+    let held = stalled.iter().filter(|(_, _, s)| still_open(s)).count();
+    assert_eq!(
+        held, CONNECTIONS,
+        "the stalled connections were accepted and are held (so far)"
+    );
+
+    let mut closing = JoinSet::new();
+    for (i, opened_at, mut stream) in stalled {
+        closing.spawn(async move {
+            let deadline = opened_at + HEADER_READ_TIMEOUT + GRACE;
+            timeout_at(deadline, until_closed(&mut stream))
+                .await
+                .unwrap_or_else(|_| {
+                    panic!(
+                        "connection {i} is still open {:?} after it stalled",
+                        HEADER_READ_TIMEOUT + GRACE
+                    )
+                });
+            (i, opened_at.elapsed())
+        });
+    }
+    for (i, open_for) in closing.join_all().await {
+        assert!(
+            open_for >= HEADER_READ_TIMEOUT,
+            "connection {i} was closed after {open_for:?}, before the header read timeout"
+        );
+    }
+    answered(&api, "/orders?limit=1", PROMPTLY, "a request afterwards").await;
+    api.stop().await;
+}
+
+#[tokio::test]
+async fn more_slow_requests_than_the_concurrency_limit_time_out_and_the_server_recovers() {
+    const LIMIT: usize = 2;
+    const SLOW: usize = 3 * LIMIT;
+    let api = OrdersApi::start_with(short_limits(LIMIT)).await;
+    let started = Instant::now();
+    let mut slow = Vec::with_capacity(SLOW);
+    for _ in 0..SLOW {
+        let mut stream = connect(&api).await;
+        stream
+            .write_all(post_head(&api, 1000, "").as_bytes())
+            .await
+            .unwrap();
+        stream.write_all(b"{\"customer\"").await.unwrap();
+        slow.push(stream);
+    }
+    // At most LIMIT requests are handled at once, so the slow ones time out
+    // in rounds of LIMIT, and a request that comes after them waits its turn.
+    let rounds = u32::try_from(SLOW / LIMIT).unwrap();
+    let bound = REQUEST_TIMEOUT * (rounds + 1) + GRACE;
+    answered(
+        &api,
+        "/health/live",
+        bound,
+        "a request queued behind slow ones",
+    )
+    .await;
+    let waited = started.elapsed();
+    assert!(
+        waited >= REQUEST_TIMEOUT,
+        "answered after {waited:?}: the slow requests did not fill the limit"
+    );
+
+    let mut answers = JoinSet::new();
+    for (i, mut stream) in slow.into_iter().enumerate() {
+        answers.spawn(async move {
+            let answer = timeout_at(started + bound, read_answer(&mut stream))
+                .await
+                .unwrap_or_else(|_| panic!("slow request {i} held past {bound:?}"));
+            (i, answer)
+        });
+    }
+    for (i, answer) in answers.join_all().await {
+        answer.assert_timed_out(&format!("slow request {i}"));
+    }
+    answered(
+        &api,
+        "/health/live",
+        PROMPTLY,
+        "a request after the slow ones",
+    )
+    .await;
+    assert_eq!(api.counts().await, [0, 0, 0, 0]);
+    api.stop().await;
+}
+
+#[tokio::test]
+async fn shutdown_finishes_requests_in_flight_and_does_not_wait_for_stalled_ones() {
+    // The default test limits: the request in flight has a minute to finish.
+    let api = OrdersApi::start().await;
+    let body = order().to_string().into_bytes();
+    let (first_half, second_half) = body.split_at(body.len() / 2);
+
+    // In flight: the handler is reading the body. `Expect: 100-continue` makes
+    // the server say so: it sends `100 Continue` when the handler asks for the body.
+    let mut in_flight = connect(&api).await;
+    in_flight
+        .write_all(post_head(&api, body.len(), "Expect: 100-continue\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut continue_line = [0_u8; 25];
+    timeout(PROMPTLY, in_flight.read_exact(&mut continue_line))
+        .await
+        .expect("100 Continue promptly")
+        .unwrap();
+    assert!(
+        continue_line.starts_with(b"HTTP/1.1 100 Continue\r\n\r\n"),
+        "{}",
+        String::from_utf8_lossy(&continue_line)
+    );
+    in_flight.write_all(first_half).await.unwrap();
+    // Stalled: a request head that never ends, and a connection that never speaks.
+    let mut half_head = connect(&api).await;
+    half_head
+        .write_all(b"GET /orders HTTP/1.1\r\n")
+        .await
+        .unwrap();
+    let mut idle = connect(&api).await;
+    answered(&api, "/health/live", PROMPTLY, "the service is up").await;
+
+    let stopping_at = Instant::now();
+    api.begin_stop();
+    timeout(PROMPTLY, until_closed(&mut idle))
+        .await
+        .expect("an idle connection is closed at shutdown");
+    in_flight.write_all(second_half).await.unwrap();
+    let answer = timeout(PROMPTLY, read_answer(&mut in_flight))
+        .await
+        .expect("the request in flight is answered during shutdown");
+    match answer {
+        Answer::Response { status: 201, .. } => {}
+        other => panic!("the request in flight was cut off: {other:?}"),
+    }
+    timeout(HEADER_READ_TIMEOUT + GRACE, until_closed(&mut half_head))
+        .await
+        .expect("a half-sent request head does not hold the shutdown");
+    assert_eq!(
+        api.counts().await,
+        [1, 2, 1, 0],
+        "the order in flight was placed"
+    );
+    let deadline = stopping_at + HEADER_READ_TIMEOUT + GRACE;
+    timeout_at(deadline, api.stop())
+        .await
+        .expect("the service stops once in-flight requests are done");
+}
