@@ -199,6 +199,13 @@ impl DevInfra {
         })
     }
 
+    /// The settings for the cluster as configured in the infra directory (its
+    /// node count), or for one node when no cluster was created yet.
+    pub fn current_settings(&self) -> Result<Settings, InfraError> {
+        let nodes = KafkaCluster::open(self.kafka_dir())?.map_or(1, |c| c.brokers().len());
+        self.settings(nodes.max(1))
+    }
+
     /// Starts Kafka (`nodes` nodes) and PostgreSQL unless they run, creates the
     /// service roles and databases, and returns once both answer requests.
     pub async fn up(&self, nodes: usize) -> Result<UpReport, InfraError> {
@@ -334,7 +341,8 @@ fn describe(startup: Startup) -> &'static str {
     }
 }
 
-fn port_from_env(name: &str, default: u16) -> Result<u16, InfraError> {
+/// A port from the variable `name`, or `default` when it is unset or empty.
+pub(crate) fn port_from_env(name: &str, default: u16) -> Result<u16, InfraError> {
     match env::var(name) {
         Ok(value) if !value.trim().is_empty() => value
             .trim()

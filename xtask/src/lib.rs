@@ -9,7 +9,11 @@
 //! the same building blocks directly: a [`KafkaCluster`] whose [`KafkaBroker`]s
 //! can be stopped, killed and restarted one by one, and a [`Postgres`] server.
 //! [`DevInfra`] puts one of each under the infra directory and reports the
-//! [`Settings`] that services and tests connect with.
+//! [`Settings`] that services and tests connect with. On top of that,
+//! [`stack`] runs the three services as plain background processes (built
+//! once, started detached, found again by pid file, stopped with a drain), the
+//! same way for `cargo xtask up`, `demo` and `rebuild`, and for the chaos and
+//! benchmark runs; [`rebuild`] rebuilds a consumer's view from the topic.
 
 pub mod commands;
 pub mod error;
@@ -18,6 +22,8 @@ pub mod kafka;
 pub mod postgres;
 pub mod prereq;
 pub mod process;
+pub mod rebuild;
+pub mod stack;
 pub mod wait;
 
 use std::path::{Path, PathBuf};
@@ -27,6 +33,7 @@ pub use infra::{DevInfra, Settings};
 pub use kafka::{KafkaBroker, KafkaCluster, KafkaRuntime, NodePorts};
 pub use postgres::Postgres;
 pub use process::free_port;
+pub use stack::{Service, ServiceProcess, Stack, StackError};
 
 /// Whether a start call launched a process or found it already running.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,9 +1,11 @@
 //! `cargo xtask`: parses the command line and runs one of [`xtask::commands`].
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use xtask::commands;
+use xtask::commands::{self, DemoOptions};
+use xtask::stack::{Profile, Service};
 
 /// Development tasks of the order flow: real Kafka and PostgreSQL without Docker.
 #[derive(Debug, Parser)]
@@ -28,16 +30,58 @@ enum Command {
         #[arg(last = true)]
         test_args: Vec<String>,
     },
-    /// Start everything the flow needs and print what runs and how to reach it.
-    Demo,
-    /// Start the local stack (for now the infrastructure, as `infra up`).
+    /// Start the stack, walk three orders through it and show what invoicing
+    /// and shipping recorded; then run until Ctrl-C (stopping what it started).
+    Demo {
+        /// Return after the walkthrough and leave the stack running.
+        #[arg(long)]
+        no_wait: bool,
+        /// Build and run the services with the release profile.
+        #[arg(long)]
+        release: bool,
+    },
+    /// Start Kafka, PostgreSQL and the three services in the background
+    /// (idempotent); print the settings and the service URLs as NAME=value.
     Up {
         /// Kafka nodes: 1, or 3 for replication (RF 3, min.insync.replicas 2).
         #[arg(long, value_enum, default_value_t = Brokers::One)]
         brokers: Brokers,
+        /// Build and run the services with the release profile.
+        #[arg(long)]
+        release: bool,
     },
-    /// Stop the local stack (for now the infrastructure, as `infra down`).
+    /// Stop the services (they drain), then Kafka and PostgreSQL.
     Down,
+    /// Show the infrastructure and the services: running or not, pid, address, since when.
+    Status,
+    /// Rebuild a consuming service's view from the topic's history in a new
+    /// database and consumer group, and compare it with the live view.
+    Rebuild {
+        /// The service whose view is rebuilt.
+        #[arg(value_enum)]
+        service: Consumer,
+        /// How long the rebuild may take to catch up, in seconds.
+        #[arg(long, default_value_t = 600)]
+        timeout_secs: u64,
+    },
+}
+
+/// The services whose view can be rebuilt from the topic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Consumer {
+    /// invoicing-service.
+    Invoicing,
+    /// shipping-service.
+    Shipping,
+}
+
+impl From<Consumer> for Service {
+    fn from(consumer: Consumer) -> Self {
+        match consumer {
+            Consumer::Invoicing => Service::Invoicing,
+            Consumer::Shipping => Service::Shipping,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -50,7 +94,7 @@ enum InfraAction {
     },
     /// Stop Kafka, then PostgreSQL, and wait until their processes are gone.
     Down,
-    /// Show each component: running or not, pid, address, since when.
+    /// Show each component and service: running or not, pid, address, since when.
     Status,
 }
 
@@ -94,9 +138,28 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             InfraAction::Status => commands::infra_status().await?,
         },
         Command::Test { test_args } => return Ok(commands::test(&test_args).await?),
-        Command::Demo => commands::demo().await?,
-        Command::Up { brokers } => commands::infra_up(brokers.count()).await?,
-        Command::Down => commands::infra_down().await?,
+        Command::Demo { no_wait, release } => {
+            let options = DemoOptions {
+                no_wait,
+                profile: Profile::from_release_flag(release),
+            };
+            commands::demo(options).await?;
+        }
+        Command::Up { brokers, release } => {
+            commands::up(brokers.count(), Profile::from_release_flag(release)).await?;
+        }
+        Command::Down => commands::down().await?,
+        Command::Status => commands::status().await?,
+        Command::Rebuild {
+            service,
+            timeout_secs,
+        } => {
+            let identical =
+                commands::rebuild(service.into(), Duration::from_secs(timeout_secs)).await?;
+            if !identical {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

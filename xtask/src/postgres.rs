@@ -430,6 +430,49 @@ impl Drop for Postgres {
     }
 }
 
+/// Creates the empty database `name` owned by the login role `owner`, closed to
+/// PUBLIC like the service databases (what a rebuild of a service's view starts from).
+pub async fn create_owned_database(
+    admin_url: &str,
+    name: &str,
+    owner: &str,
+) -> Result<(), InfraError> {
+    let mut admin = PgConnection::connect(admin_url).await?;
+    let database = quote_ident(name);
+    let role = quote_ident(owner);
+    // CREATE DATABASE cannot run inside a transaction block, so one statement each.
+    sqlx::raw_sql(AssertSqlSafe(format!(
+        "CREATE DATABASE {database} OWNER {role}"
+    )))
+    .execute(&mut admin)
+    .await?;
+    sqlx::raw_sql(AssertSqlSafe(format!(
+        "REVOKE CONNECT, TEMPORARY ON DATABASE {database} FROM PUBLIC"
+    )))
+    .execute(&mut admin)
+    .await?;
+    admin.close().await?;
+    Ok(())
+}
+
+/// `url` with its database (the path) replaced by `database`.
+pub fn with_database(url: &str, database: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    // The path (the database) starts at the first '/' after `scheme://authority`.
+    let authority = base.find("://").map_or(0, |i| i + 3);
+    let path = base[authority..]
+        .find('/')
+        .map_or(base.len(), |i| authority + i);
+    let prefix = &base[..path];
+    match query {
+        Some(query) => format!("{prefix}/{database}?{query}"),
+        None => format!("{prefix}/{database}"),
+    }
+}
+
 async fn select_one(url: &str) -> Result<(), sqlx::Error> {
     let mut connection = PgConnection::connect(url).await?;
     let one: i32 = sqlx::query_scalar("select 1")
@@ -523,6 +566,25 @@ mod tests {
         assert_eq!(
             pg.service_url("orders"),
             "postgres://orders:orders@127.0.0.1:15432/orders"
+        );
+    }
+
+    #[test]
+    fn another_database_keeps_role_host_and_options() {
+        assert_eq!(
+            with_database(
+                "postgres://invoicing:invoicing@127.0.0.1:15432/invoicing",
+                "invoicing_rebuild_1"
+            ),
+            "postgres://invoicing:invoicing@127.0.0.1:15432/invoicing_rebuild_1"
+        );
+        assert_eq!(
+            with_database("postgres://u:p@h:1/db?sslmode=disable", "other"),
+            "postgres://u:p@h:1/other?sslmode=disable"
+        );
+        assert_eq!(
+            with_database("postgres://u:p@h:1", "db"),
+            "postgres://u:p@h:1/db"
         );
     }
 

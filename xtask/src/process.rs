@@ -129,6 +129,20 @@ pub fn command_line(pid: u32) -> Option<String> {
         .then(|| String::from_utf8_lossy(&output.stdout).trim().to_owned())
 }
 
+/// Whether the environment of `pid` holds `name=value`; `None` where it cannot
+/// be read (no procfs, or another user's process).
+///
+/// A variable set only for the processes we start is a sharper pid-reuse guard
+/// than the command line when several processes run the same binary.
+pub fn environment_has(pid: u32, name: &str, value: &str) -> Option<bool> {
+    let raw = fs::read(format!("/proc/{pid}/environ")).ok()?;
+    let wanted = format!("{name}={value}");
+    Some(
+        raw.split(|&byte| byte == 0)
+            .any(|entry| entry == wanted.as_bytes()),
+    )
+}
+
 fn is_zombie(pid: u32) -> bool {
     // /proc/<pid>/stat is "pid (comm) state ..."; comm may contain spaces or
     // parentheses, so the state is the first field after the last ')'.
@@ -191,8 +205,21 @@ pub async fn terminate(
     grace: Duration,
     child: Option<&mut Child>,
 ) -> Result<(), InfraError> {
+    terminate_owned(what, pid, || is_ours(pid, marker), signal, grace, child).await
+}
+
+/// [`terminate`] with the ownership check supplied by the caller: `owned`
+/// says whether `pid` is still the process we mean (checked before each signal).
+pub async fn terminate_owned(
+    what: &str,
+    pid: u32,
+    owned: impl Fn() -> bool,
+    signal: Signal,
+    grace: Duration,
+    child: Option<&mut Child>,
+) -> Result<(), InfraError> {
     let mut child = child;
-    if !is_ours(pid, marker) {
+    if !owned() {
         reap(child.as_deref_mut());
         return Ok(());
     }
@@ -204,7 +231,7 @@ pub async fn terminate(
         "xtask: {what} (pid {pid}) still running after {}s, sending SIGKILL",
         grace.as_secs()
     );
-    if is_ours(pid, marker) {
+    if owned() {
         send_signal(pid, Signal::Kill)?;
     }
     if wait_for_exit(pid, KILL_WAIT, child).await {
@@ -225,8 +252,18 @@ pub fn kill_now(
     marker: &Path,
     child: Option<&mut Child>,
 ) -> Result<(), InfraError> {
+    kill_now_owned(what, pid, || is_ours(pid, marker), child)
+}
+
+/// [`kill_now`] with the ownership check supplied by the caller (see [`terminate_owned`]).
+pub fn kill_now_owned(
+    what: &str,
+    pid: u32,
+    owned: impl Fn() -> bool,
+    child: Option<&mut Child>,
+) -> Result<(), InfraError> {
     let mut child = child;
-    if !is_ours(pid, marker) {
+    if !owned() {
         reap(child.as_deref_mut());
         return Ok(());
     }
@@ -444,6 +481,27 @@ mod tests {
         assert_eq!(fields[3], pid.to_string(), "session");
         kill_now("sleep", pid, Path::new("sleep"), Some(&mut child)).expect("kill");
         assert!(!is_alive(pid));
+    }
+
+    #[test]
+    fn a_variable_set_for_a_child_is_visible_in_its_environment() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .env("XTASK_TEST_MARKER", "/infra/services/x")
+            .spawn()
+            .expect("spawn sleep");
+        let pid = child.id();
+        if Path::new("/proc/self/environ").exists() {
+            assert_eq!(
+                environment_has(pid, "XTASK_TEST_MARKER", "/infra/services/x"),
+                Some(true)
+            );
+            assert_eq!(
+                environment_has(pid, "XTASK_TEST_MARKER", "/infra/services"),
+                Some(false)
+            );
+        }
+        kill_now("sleep", pid, Path::new("sleep"), Some(&mut child)).expect("kill");
     }
 
     #[test]

@@ -7,6 +7,7 @@ use chrono::{DateTime, Local};
 
 use crate::InfraError;
 use crate::infra::{ComponentStatus, DevInfra, Settings};
+use crate::stack::{Stack, StackError};
 
 /// Starts Kafka (`nodes` nodes) and PostgreSQL unless they run, then prints the settings.
 pub async fn infra_up(nodes: usize) -> Result<(), InfraError> {
@@ -26,16 +27,38 @@ pub async fn infra_down() -> Result<(), InfraError> {
     } else {
         eprintln!("xtask: nothing was running in {}", infra.dir().display());
     }
+    warn_about_running_services(&infra);
     Ok(())
 }
 
-/// Prints each component: running or not, pid, address, since when, log file.
-pub async fn infra_status() -> Result<(), InfraError> {
-    let infra = DevInfra::from_env()?;
-    let rows = infra.status()?;
+/// Prints each component and service instance: running or not, pid, address, since when, log.
+pub async fn infra_status() -> Result<(), StackError> {
+    super::status().await
+}
+
+/// Writes the status table on stdout.
+pub(super) fn print_status(rows: &[ComponentStatus]) -> Result<(), InfraError> {
     let mut out = std::io::stdout().lock();
-    let result = write_status(&mut out, &rows, SystemTime::now());
+    let result = write_status(&mut out, rows, SystemTime::now());
     result.map_err(|e| InfraError::io("write", "stdout", e))
+}
+
+/// Services left without their infrastructure retry forever; say how to stop them.
+fn warn_about_running_services(infra: &DevInfra) {
+    let running = infra
+        .current_settings()
+        .map_err(StackError::from)
+        .and_then(|settings| Stack::new(infra, &settings))
+        .and_then(|stack| stack.running());
+    if let Ok(running) = running
+        && !running.is_empty()
+    {
+        let names: Vec<&str> = running.iter().map(|p| p.name()).collect();
+        eprintln!(
+            "xtask: still running: {}; `cargo xtask down` stops them",
+            names.join(", ")
+        );
+    }
 }
 
 /// Writes the settings as `NAME=value` lines on stdout.

@@ -11,10 +11,9 @@ use std::ffi::OsString;
 use std::os::unix::process::ExitStatusExt;
 use std::process::{ExitCode, ExitStatus};
 
-use tokio::signal::unix::{SignalKind, signal};
-
+use super::interrupts::{Interrupts, interrupted_by};
 use crate::infra::{DevInfra, Running, Settings};
-use crate::process::{self, Signal};
+use crate::process;
 use crate::{InfraError, workspace_root};
 
 /// Runs the workspace's tests against real infrastructure; `test_args` go to the test binaries.
@@ -114,52 +113,10 @@ async fn run_cargo_test(
     }
 }
 
-/// The shell's convention for a run ended by a signal: 128 + its number.
-fn interrupted_by(signal: Signal) -> ExitCode {
-    eprintln!("xtask: interrupted by {}", signal.name());
-    ExitCode::from(128 + signal_number(signal))
-}
-
 fn exit_code(status: ExitStatus) -> ExitCode {
     match (status.code(), status.signal()) {
         (Some(code), _) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
         (None, Some(signal)) => ExitCode::from(u8::try_from(128 + signal).unwrap_or(1)),
         (None, None) => ExitCode::FAILURE,
-    }
-}
-
-fn signal_number(signal: Signal) -> u8 {
-    match signal {
-        Signal::Int => 2,
-        Signal::Term => 15,
-        Signal::Kill => 9,
-    }
-}
-
-/// SIGINT and SIGTERM, caught so that cleanup runs instead of the default exit.
-struct Interrupts {
-    int: tokio::signal::unix::Signal,
-    term: tokio::signal::unix::Signal,
-}
-
-impl Interrupts {
-    fn install() -> Result<Self, InfraError> {
-        let install = |kind: SignalKind| {
-            signal(kind).map_err(|e| InfraError::Spawn {
-                program: "signal handler".into(),
-                source: e,
-            })
-        };
-        Ok(Interrupts {
-            int: install(SignalKind::interrupt())?,
-            term: install(SignalKind::terminate())?,
-        })
-    }
-
-    async fn recv(&mut self) -> Signal {
-        tokio::select! {
-            _ = self.int.recv() => Signal::Int,
-            _ = self.term.recv() => Signal::Term,
-        }
     }
 }
