@@ -809,12 +809,14 @@ async fn answered(api: &OrdersApi, path: &str, deadline: Duration, what: &str) {
 async fn a_request_stalled_mid_body_is_answered_408_while_others_are_served() {
     let api = OrdersApi::start_with(short_limits(4)).await;
     let mut stalled = connect(&api).await;
+    // Taken before the head is sent: the server's timeout starts when the
+    // head arrives, so it can only start after this instant.
+    let stalled_at = Instant::now();
     stalled
         .write_all(post_head(&api, 1000, "").as_bytes())
         .await
         .unwrap();
     stalled.write_all(&[b' '; 500]).await.unwrap();
-    let stalled_at = Instant::now();
 
     answered(
         &api,
@@ -853,8 +855,10 @@ async fn idle_and_half_sent_connections_are_closed_and_block_no_one() {
     let api = OrdersApi::start_with(short_limits(4)).await;
     let mut stalled = Vec::with_capacity(CONNECTIONS);
     for i in 0..CONNECTIONS {
-        let mut stream = connect(&api).await;
+        // Taken before connecting: the server's header timer starts when it
+        // accepts, which may be before `connect` returns here.
         let opened_at = Instant::now();
+        let mut stream = connect(&api).await;
         let sent: &[u8] = match i % 3 {
             0 => b"",
             1 => b"GET /ord",
