@@ -287,21 +287,6 @@ impl InboxMetrics {
         );
         m
     }
-
-    /// Effects applied so far.
-    pub fn processed(&self) -> u64 {
-        self.processed.get()
-    }
-
-    /// Duplicates skipped so far.
-    pub fn duplicates(&self) -> u64 {
-        self.duplicates.get()
-    }
-
-    /// Records dead-lettered so far.
-    pub fn dead_lettered(&self) -> u64 {
-        self.dead_lettered.get()
-    }
 }
 
 /// Why the inbox stopped other than by shutdown.

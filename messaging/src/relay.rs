@@ -126,11 +126,6 @@ impl RelayMetrics {
         );
         m
     }
-
-    /// Total events published so far.
-    pub fn published(&self) -> u64 {
-        self.published.get()
-    }
 }
 
 /// Why a batch could not be published.
