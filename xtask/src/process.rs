@@ -492,6 +492,15 @@ mod tests {
             .expect("spawn sleep");
         let pid = child.id();
         if Path::new("/proc/self/environ").exists() {
+            // Until the child has exec'd, /proc shows the environment it forked
+            // with (ours); wait for `sleep` to be running.
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while !std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|cmdline| cmdline.starts_with(b"sleep\0"))
+            {
+                assert!(Instant::now() < deadline, "sleep never started");
+                std::thread::yield_now();
+            }
             assert_eq!(
                 environment_has(pid, "XTASK_TEST_MARKER", "/infra/services/x"),
                 Some(true)
