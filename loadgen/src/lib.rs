@@ -1,0 +1,11 @@
+//! Load for the order flow: realistic, varied orders, reproducible from a seed.
+//!
+//! `cargo xtask chaos` places them while it injects faults and then audits
+//! every invoice and shipment against what it sent; `cargo xtask bench`
+//! places them on a fixed schedule. Both read [`GeneratedOrder::expected`] to
+//! know what the consumers should end up with. Like the dev tool, this crate
+//! speaks the public HTTP API as JSON and links no service crate.
+
+pub mod order;
+
+pub use order::{ExpectedLine, ExpectedOrder, GeneratedOrder, OrderGenerator};
