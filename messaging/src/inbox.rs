@@ -344,6 +344,40 @@ impl ConsumerContext for InboxContext {
     }
 }
 
+/// How long a stopping inbox waits for its final offset commit and for the
+/// consumer to leave its group.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Commits the stored offsets and closes `consumer` (leaving the group) on a
+/// thread of its own, waiting at most `timeout`. With the brokers gone,
+/// librdkafka's synchronous commit and its close can block indefinitely, and a
+/// service asked to stop must stop: after `timeout` the thread is left behind
+/// and ends with the process. Offsets not committed then are delivered again
+/// to the partitions' next owner, and the dedup table absorbs them.
+async fn close_within(consumer: StreamConsumer<InboxContext>, timeout: Duration) {
+    let (closed, on_closed) = tokio::sync::oneshot::channel();
+    let spawned = std::thread::Builder::new()
+        .name("inbox-close".into())
+        .spawn(move || {
+            if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
+                tracing::debug!(error = %e, "final offset commit");
+            }
+            drop(consumer);
+            // The receiver is gone only if we stopped waiting.
+            let _ = closed.send(());
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "no thread to close the consumer on; closing it unbounded");
+        return;
+    }
+    if tokio::time::timeout(timeout, on_closed).await.is_err() {
+        tracing::warn!(
+            ?timeout,
+            "consumer did not commit and close in time (brokers unreachable?); stopping without it"
+        );
+    }
+}
+
 fn describe(partitions: &TopicPartitionList) -> String {
     partitions
         .elements()
@@ -505,9 +539,7 @@ impl<H: Handler> Inbox<H> {
         };
         purge.abort();
         if result.is_ok() {
-            if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
-                tracing::debug!(error = %e, "final offset commit");
-            }
+            close_within(consumer, CLOSE_TIMEOUT).await;
             tracing::info!("inbox stopped");
         }
         result
