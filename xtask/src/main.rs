@@ -1,9 +1,11 @@
 //! `cargo xtask`: parses the command line and runs one of [`xtask::commands`].
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use xtask::chaos::{ChaosOptions, Scenario};
 use xtask::commands::{self, DemoOptions};
 use xtask::stack::{Profile, Service};
 
@@ -63,6 +65,29 @@ enum Command {
         /// How long the rebuild may take to catch up, in seconds.
         #[arg(long, default_value_t = 600)]
         timeout_secs: u64,
+    },
+    /// Fault-injection scenarios on private infrastructure, each audited order
+    /// by order; prints scenario | orders | faults injected | lost | duplicate
+    /// effects | max recovery (s) and exits non-zero on any loss or duplicate.
+    Chaos {
+        /// A few hundred orders per scenario (the run inside `cargo xtask test`).
+        #[arg(long)]
+        quick: bool,
+        /// Orders per scenario (default 10 000; 300 with --quick).
+        #[arg(long)]
+        orders: Option<usize>,
+        /// Orders started per second (default 200; 60 with --quick).
+        #[arg(long)]
+        rate: Option<f64>,
+        /// Only these scenarios (repeatable); all eight by default.
+        #[arg(long = "scenario", value_enum)]
+        scenarios: Vec<Scenario>,
+        /// Build and run the services with the release profile.
+        #[arg(long)]
+        release: bool,
+        /// Also write the table and the checks to this markdown file.
+        #[arg(long)]
+        report: Option<PathBuf>,
     },
 }
 
@@ -147,6 +172,27 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Up { brokers, release } => {
             commands::up(brokers.count(), Profile::from_release_flag(release)).await?;
+        }
+        Command::Chaos {
+            quick,
+            orders,
+            rate,
+            scenarios,
+            release,
+            report,
+        } => {
+            let mut options = if quick {
+                ChaosOptions::quick()
+            } else {
+                ChaosOptions::full()
+            };
+            options.orders = orders.unwrap_or(options.orders);
+            options.rate = rate.unwrap_or(options.rate);
+            if !scenarios.is_empty() {
+                options.scenarios = scenarios;
+            }
+            options.profile = Profile::from_release_flag(release);
+            return Ok(commands::chaos(options, report).await?);
         }
         Command::Down => commands::down().await?,
         Command::Status => commands::status().await?,

@@ -5,9 +5,10 @@
 //! [`StackError`](crate::stack::StackError) once services are involved) and
 //! prints progress to stderr, keeping stdout for what scripts or people read
 //! (the `NAME=value` settings, the status table, the demo's walkthrough, the
-//! rebuild's result). Commands still to come (`chaos`, `bench`) belong here as
-//! siblings, built from the same library pieces ([`crate::stack`], [`crate::infra`]).
+//! rebuild's result). `chaos` and `bench` are built from the same library pieces
+//! ([`crate::stack`], [`crate::infra`]).
 
+mod chaos;
 mod demo;
 mod infra;
 mod interrupts;
@@ -15,6 +16,7 @@ mod rebuild;
 mod stack;
 mod test;
 
+pub use chaos::chaos;
 pub use demo::{DemoOptions, demo};
 pub use infra::{infra_down, infra_status, infra_up, print_settings};
 pub use rebuild::rebuild;

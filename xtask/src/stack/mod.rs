@@ -271,13 +271,23 @@ pub struct Stack {
 impl Stack {
     /// The stack on `infra`'s directory and `settings`, with the ports from the environment.
     pub fn new(infra: &DevInfra, settings: &Settings) -> Result<Self, StackError> {
-        Ok(Stack {
-            dir: infra.dir().join("services"),
+        Ok(Stack::in_dir(
+            infra.dir().join("services"),
+            settings,
+            ServicePorts::from_env()?,
+        ))
+    }
+
+    /// A stack whose pid files and logs live in `dir`, on `settings` and `ports`
+    /// (private stacks of the chaos and benchmark runs).
+    pub fn in_dir(dir: impl Into<PathBuf>, settings: &Settings, ports: ServicePorts) -> Self {
+        Stack {
+            dir: dir.into(),
             settings: settings.clone(),
-            ports: ServicePorts::from_env()?,
+            ports,
             profile: Profile::Debug,
             binaries: OnceCell::new(),
-        })
+        }
     }
 
     /// The same stack with these first-instance ports.

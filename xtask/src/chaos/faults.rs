@@ -1,0 +1,512 @@
+//! The faults of each scenario, injected while the load runs.
+//!
+//! Each injector waits until a share of the orders has been accepted, so the
+//! faults land in the middle of the stream whatever the rate, and records the
+//! moment of every fault (the audit measures recovery from it) together with
+//! the checks only that scenario can make. Outages last a fixed, deliberate
+//! time ([`OUTAGE`]): that is the fault itself, not a wait for a condition.
+
+use std::time::{Duration, Instant, SystemTime};
+
+use rand::Rng;
+use rand::rngs::StdRng;
+use rdkafka::message::Message;
+use serde_json::Value;
+use tokio::sync::watch;
+
+use super::infra::ChaosInfra;
+use super::topic::{self, EndOffsets};
+use super::{ChaosError, Check, Scenario};
+use crate::stack::{
+    ApiClient, Launch, ORDERS_TOPIC, Service, ServiceProcess, instance_name, log_tail,
+};
+
+/// How long Kafka, PostgreSQL or a killed consumer stays away in a fault.
+const OUTAGE: Duration = Duration::from_secs(3);
+
+/// How long a self-aborting consumer may take to reach its crash point.
+const ABORT_DEADLINE: Duration = Duration::from_secs(300);
+
+/// How long a restarted broker may take to be back in every partition's ISR.
+const REJOIN_DEADLINE: Duration = Duration::from_secs(120);
+
+/// Poison records sent per kind in the duplicates-and-poison scenario.
+const POISON_PER_KIND: usize = 4;
+
+/// One injected fault: when, and what.
+#[derive(Debug, Clone)]
+pub(crate) struct FaultEvent {
+    pub(crate) at: SystemTime,
+    pub(crate) what: String,
+}
+
+/// What the injector did and found.
+#[derive(Debug, Default)]
+pub(crate) struct Injected {
+    pub(crate) faults: Vec<FaultEvent>,
+    pub(crate) checks: Vec<Check>,
+    pub(crate) notes: Vec<String>,
+    /// Records each consumer should have dead-lettered because of this scenario.
+    pub(crate) expected_dead_letters: i64,
+}
+
+/// The injector of one scenario.
+pub(crate) struct Injector<'a> {
+    pub(crate) infra: &'a mut ChaosInfra,
+    pub(crate) progress: watch::Receiver<usize>,
+    pub(crate) orders: usize,
+    pub(crate) rng: StdRng,
+    /// The topic's end offsets when the scenario started.
+    pub(crate) from: EndOffsets,
+    pub(crate) out: Injected,
+}
+
+impl Injector<'_> {
+    /// Injects the faults of `scenario`; returns what happened.
+    pub(crate) async fn run(mut self, scenario: Scenario) -> Result<Injected, ChaosError> {
+        match scenario {
+            Scenario::OrderService => self.order_service_kills().await?,
+            Scenario::Invoicing => self.invoicing_aborts().await?,
+            Scenario::Shipping => self.shipping_kills().await?,
+            Scenario::KafkaRestart => self.kafka_restarts().await?,
+            Scenario::PostgresRestart => self.postgres_restarts().await?,
+            Scenario::DuplicatesAndPoison => self.duplicates_and_poison().await?,
+            Scenario::Rebalance => self.rebalance().await?,
+            Scenario::BrokerLoss => self.broker_loss().await?,
+        }
+        Ok(self.out)
+    }
+
+    /// Waits until `fraction` of the orders were accepted (or the load ended).
+    async fn reach(&mut self, fraction: f64) {
+        let target = ((self.orders as f64) * fraction).ceil() as usize;
+        // An error means the load has finished: nothing more to wait for.
+        let _ = self.progress.wait_for(|accepted| *accepted >= target).await;
+    }
+
+    fn fault(&mut self, what: String) {
+        eprintln!("chaos:   fault: {what}");
+        self.out.faults.push(FaultEvent {
+            at: SystemTime::now(),
+            what,
+        });
+    }
+
+    fn check(&mut self, name: &str, passed: bool, detail: String) {
+        self.out.checks.push(Check {
+            name: name.to_owned(),
+            passed,
+            detail,
+        });
+    }
+
+    fn running(&self, service: Service, instance: u32) -> Result<ServiceProcess, ChaosError> {
+        self.infra.stack.find(service, instance)?.ok_or_else(|| {
+            ChaosError::Scenario(format!(
+                "{} is not running",
+                instance_name(service, instance)
+            ))
+        })
+    }
+
+    // 1. SIGKILL order-service while its relay has a batch in flight.
+    async fn order_service_kills(&mut self) -> Result<(), ChaosError> {
+        let mut in_flight = 0;
+        for fraction in [0.25, 0.5, 0.75] {
+            self.reach(fraction).await;
+            let batch = self.relay_batch_in_flight(Duration::from_secs(5)).await?;
+            self.running(Service::Order, 1)?.kill()?;
+            in_flight += usize::from(batch);
+            self.fault(format!(
+                "SIGKILL order-service at {:.0}% of the orders{}",
+                fraction * 100.0,
+                if batch {
+                    ", relay batch in flight"
+                } else {
+                    ", relay idle for 5 s"
+                }
+            ));
+            self.infra.stack.start(Service::Order, 1).await?;
+        }
+        self.out.notes.push(format!(
+            "{in_flight} of 3 kills came while the relay held its batch lock"
+        ));
+        Ok(())
+    }
+
+    /// Polls until the relay holds its per-batch advisory lock (a batch between
+    /// claim and delete), up to `limit`.
+    async fn relay_batch_in_flight(&self, limit: Duration) -> Result<bool, ChaosError> {
+        let started = Instant::now();
+        while started.elapsed() < limit {
+            let held: bool = sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM pg_locks l JOIN pg_database d ON d.oid = l.database
+                 WHERE l.locktype = 'advisory' AND l.granted AND d.datname = 'orders')",
+            )
+            .fetch_one(&self.infra.pools.admin)
+            .await
+            .map_err(ChaosError::Database)?;
+            if held {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    // 2. invoicing-service aborts itself after a database commit, before the offset.
+    async fn invoicing_aborts(&mut self) -> Result<(), ChaosError> {
+        let per = u64::try_from((self.orders / 4).max(5)).unwrap_or(5);
+        let port = self.infra.stack.ports().invoicing;
+        self.running(Service::Invoicing, 1)?.stop().await?;
+        let mut confirmed = 0;
+        for round in 1..=3 {
+            let mut faulty = self
+                .infra
+                .stack
+                .launch(Launch {
+                    service: Service::Invoicing,
+                    name: instance_name(Service::Invoicing, 1),
+                    port: Some(port),
+                    env: vec![("FAULT_ABORT_AFTER_COMMIT".into(), per.to_string())],
+                })
+                .await?;
+            let started = Instant::now();
+            while faulty.is_running() && started.elapsed() < ABORT_DEADLINE {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            if faulty.is_running() {
+                self.check(
+                    "invoicing aborted at its crash point",
+                    false,
+                    format!("round {round}: still running after {ABORT_DEADLINE:?}"),
+                );
+                faulty.kill()?;
+            } else {
+                let tail = log_tail(faulty.log_file(), 30);
+                let aborted = tail.contains("injected fault: aborting after commit");
+                confirmed += usize::from(aborted);
+                self.fault(format!(
+                    "invoicing-service aborted after its {per}th commit, before storing the offset{}",
+                    if aborted { "" } else { " (no abort line in its log!)" }
+                ));
+            }
+        }
+        self.check(
+            "invoicing aborted at its crash point",
+            confirmed == 3,
+            format!("{confirmed} of 3 aborts confirmed by the service's log"),
+        );
+        self.infra.stack.start(Service::Invoicing, 1).await?;
+        Ok(())
+    }
+
+    // 3. SIGKILL shipping-service at random moments, several times.
+    async fn shipping_kills(&mut self) -> Result<(), ChaosError> {
+        let mut moments: Vec<f64> = (0..4).map(|_| self.rng.random_range(0.1..0.9)).collect();
+        moments.sort_by(f64::total_cmp);
+        for fraction in moments {
+            self.reach(fraction).await;
+            self.running(Service::Shipping, 1)?.kill()?;
+            let down = Duration::from_millis(self.rng.random_range(0..1_500));
+            self.fault(format!(
+                "SIGKILL shipping-service at {:.0}% of the orders, down {} ms",
+                fraction * 100.0,
+                down.as_millis()
+            ));
+            tokio::time::sleep(down).await;
+            self.infra.stack.start(Service::Shipping, 1).await?;
+        }
+        Ok(())
+    }
+
+    // 4. Restart the (single) Kafka broker while orders keep arriving.
+    async fn kafka_restarts(&mut self) -> Result<(), ChaosError> {
+        self.reach(0.3).await;
+        self.broker(1)?.stop().await?;
+        self.fault(format!(
+            "Kafka stopped (SIGTERM), restarted after {}s",
+            OUTAGE.as_secs()
+        ));
+        tokio::time::sleep(OUTAGE).await;
+        self.broker(1)?.start().await?;
+
+        self.reach(0.7).await;
+        self.broker(1)?.kill()?;
+        self.fault(format!(
+            "Kafka killed (SIGKILL), restarted after {}s",
+            OUTAGE.as_secs()
+        ));
+        tokio::time::sleep(OUTAGE).await;
+        self.broker(1)?.start().await?;
+        Ok(())
+    }
+
+    fn broker(&mut self, node: u32) -> Result<&mut crate::KafkaBroker, ChaosError> {
+        self.infra
+            .cluster
+            .broker_mut(node)
+            .ok_or_else(|| ChaosError::Scenario(format!("the cluster has no node {node}")))
+    }
+
+    // 5. Restart PostgreSQL: 503 problem+json while it is away, no crash loop.
+    async fn postgres_restarts(&mut self) -> Result<(), ChaosError> {
+        let pids_before = self.pids()?;
+        let mut probes = ProbeTally::default();
+
+        self.reach(0.3).await;
+        self.infra.postgres.stop().await?;
+        self.fault(format!(
+            "PostgreSQL stopped (fast shutdown), started after {}s",
+            OUTAGE.as_secs()
+        ));
+        self.probe_while_away(&mut probes).await?;
+        self.infra.postgres.start().await?;
+
+        self.reach(0.7).await;
+        self.infra.postgres.kill()?;
+        self.fault(format!(
+            "PostgreSQL killed (SIGKILL), crash recovery after {}s",
+            OUTAGE.as_secs()
+        ));
+        self.probe_while_away(&mut probes).await?;
+        self.infra.postgres.start().await?;
+
+        self.check(
+            "503 problem+json while PostgreSQL was away",
+            probes.sent > 0 && probes.problem_503 == probes.sent,
+            format!(
+                "{} of {} API requests answered 503 problem+json{}",
+                probes.problem_503,
+                probes.sent,
+                probes
+                    .other
+                    .first()
+                    .map(|o| format!("; e.g. {o}"))
+                    .unwrap_or_default()
+            ),
+        );
+        let pids_after = self.pids()?;
+        self.check(
+            "services reconnected without restarting",
+            pids_after == pids_before,
+            format!("pids before {pids_before:?}, after {pids_after:?}"),
+        );
+        Ok(())
+    }
+
+    fn pids(&self) -> Result<Vec<u32>, ChaosError> {
+        Service::ALL
+            .iter()
+            .map(|&s| self.running(s, 1).map(|p| p.pid()))
+            .collect()
+    }
+
+    /// Probes the three APIs every 500 ms for [`OUTAGE`].
+    async fn probe_while_away(&mut self, tally: &mut ProbeTally) -> Result<(), ChaosError> {
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .map_err(ChaosError::Client)?;
+        let order = loadgen::OrderGenerator::new(u64::MAX).next_order().body;
+        let order_url = format!("{}/orders", self.infra.url(Service::Order));
+        let gets = [
+            format!("{}/orders?limit=1", self.infra.url(Service::Order)),
+            format!("{}/invoices?limit=1", self.infra.url(Service::Invoicing)),
+            format!("{}/shipments?limit=1", self.infra.url(Service::Shipping)),
+        ];
+        let started = Instant::now();
+        while started.elapsed() < OUTAGE {
+            let key = format!("chaos-probe-{}", uuid::Uuid::new_v4());
+            let post = client
+                .post(&order_url)
+                .header("Idempotency-Key", key)
+                .json(&order);
+            tally.record("POST /orders", post.send().await);
+            for url in &gets {
+                tally.record(url, client.get(url).send().await);
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        Ok(())
+    }
+
+    // 6. Duplicates and poison straight onto the topic.
+    async fn duplicates_and_poison(&mut self) -> Result<(), ChaosError> {
+        self.reach(0.5).await;
+        let bootstrap = self.infra.settings.kafka_bootstrap_servers.clone();
+        let now = topic::end_offsets(&bootstrap, ORDERS_TOPIC).await?;
+        let records = topic::read_range(&bootstrap, ORDERS_TOPIC, &self.from, &now).await?;
+        let Some(sample) = records.first() else {
+            return Err(ChaosError::Scenario(
+                "no records on the topic to duplicate".into(),
+            ));
+        };
+        let producer = topic::producer(&bootstrap)?;
+        let step = (records.len() / 200).max(1);
+        let duplicates: Vec<_> = records.iter().step_by(step).cloned().collect();
+        topic::reproduce(&producer, &duplicates).await?;
+
+        let payload = sample.payload().unwrap_or_default().to_vec();
+        let mut without_lines: Value = serde_json::from_slice(&payload).unwrap_or(Value::Null);
+        if let Some(envelope) = without_lines.as_object_mut() {
+            envelope.insert(
+                "event_id".into(),
+                Value::String(uuid::Uuid::now_v7().to_string()),
+            );
+            if let Some(data) = envelope.get_mut("data").and_then(Value::as_object_mut) {
+                data.remove("lines");
+            }
+        }
+        let without_lines = without_lines.to_string().into_bytes();
+        let truncated = payload[..payload.len() / 2].to_vec();
+        let kinds: [Option<&[u8]>; 5] = [
+            Some(b"\x00\xff\xfe not JSON at all"),
+            None,
+            Some(b"[1, 2, 3]"),
+            Some(&without_lines),
+            Some(&truncated),
+        ];
+        let mut poison = 0;
+        for (i, record) in records
+            .iter()
+            .step_by(step.max(3))
+            .take(POISON_PER_KIND * kinds.len())
+            .enumerate()
+        {
+            let key = record
+                .key()
+                .map(|k| String::from_utf8_lossy(k).into_owned())
+                .unwrap_or_default();
+            topic::send_poison(&producer, ORDERS_TOPIC, &key, kinds[i % kinds.len()]).await?;
+            poison += 1;
+        }
+        self.fault(format!(
+            "re-sent {} records as they were and sent {poison} poison records (5 kinds) among them",
+            duplicates.len()
+        ));
+        self.out.expected_dead_letters = poison;
+        Ok(())
+    }
+
+    // 7. A second shipping instance joins and leaves the group mid-stream.
+    async fn rebalance(&mut self) -> Result<(), ChaosError> {
+        let mut took_part = 0.0;
+        for (join, leave) in [(0.2, 0.45), (0.6, 0.85)] {
+            self.reach(join).await;
+            let second = self.infra.stack.start(Service::Shipping, 2).await?;
+            self.fault(format!(
+                "shipping-service-2 joined at {:.0}% of the orders",
+                join * 100.0
+            ));
+            self.reach(leave).await;
+            took_part += ApiClient::new()?
+                .metric(&second.base_url(), "inbox_records_processed_total")
+                .await
+                .unwrap_or(0.0);
+            self.running(Service::Shipping, 2)?.stop().await?;
+            self.fault(format!(
+                "shipping-service-2 left (SIGTERM) at {:.0}% of the orders",
+                leave * 100.0
+            ));
+        }
+        self.check(
+            "the second instance took partitions",
+            took_part > 0.0,
+            format!("shipping-service-2 applied {took_part} records"),
+        );
+        Ok(())
+    }
+
+    // 8. Kill one node of a three-node cluster while orders flow; restart it.
+    async fn broker_loss(&mut self) -> Result<(), ChaosError> {
+        let bootstrap = self.infra.settings.kafka_bootstrap_servers.clone();
+        let replicas = topic::replica_state(&bootstrap, ORDERS_TOPIC).await?;
+        let min_insync =
+            topic::topic_config(&bootstrap, ORDERS_TOPIC, "min.insync.replicas").await?;
+        self.check(
+            "topic has replication factor 3 and min.insync.replicas 2",
+            !replicas.is_empty()
+                && replicas.iter().all(|&(r, _)| r == 3)
+                && min_insync.as_deref() == Some("2"),
+            format!(
+                "replicas per partition {:?}, min.insync.replicas {min_insync:?}",
+                replicas.iter().map(|r| r.0).collect::<Vec<_>>()
+            ),
+        );
+
+        self.reach(0.3).await;
+        let node = self.rng.random_range(1..=3);
+        self.broker(node)?.kill()?;
+        let killed_at = SystemTime::now();
+        self.fault(format!("SIGKILL Kafka node {node} of 3"));
+
+        self.reach(0.65).await;
+        let during: i64 = sqlx::query_scalar("SELECT count(*) FROM invoices WHERE issued_at > $1")
+            .bind(chrono::DateTime::<chrono::Utc>::from(killed_at))
+            .fetch_one(&self.infra.pools.invoicing)
+            .await
+            .map_err(ChaosError::Database)?;
+        self.check(
+            "the flow went on with a node down",
+            during > 0,
+            format!("{during} invoices issued while node {node} was down"),
+        );
+        self.broker(node)?.start().await?;
+        let restarted = Instant::now();
+        let mut state = Vec::new();
+        while restarted.elapsed() < REJOIN_DEADLINE {
+            state = topic::replica_state(&bootstrap, ORDERS_TOPIC).await?;
+            if state.iter().all(|&(_, isr)| isr == 3) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        let rejoined = !state.is_empty() && state.iter().all(|&(_, isr)| isr == 3);
+        self.check(
+            "the restarted node rejoined every partition's ISR",
+            rejoined,
+            format!(
+                "in-sync replicas per partition {:?} {:.1}s after the restart",
+                state.iter().map(|s| s.1).collect::<Vec<_>>(),
+                restarted.elapsed().as_secs_f64()
+            ),
+        );
+        Ok(())
+    }
+}
+
+/// Answers to the API probes while PostgreSQL is away.
+#[derive(Debug, Default)]
+struct ProbeTally {
+    sent: usize,
+    problem_503: usize,
+    other: Vec<String>,
+}
+
+impl ProbeTally {
+    fn record(&mut self, what: &str, answer: Result<reqwest::Response, reqwest::Error>) {
+        self.sent += 1;
+        match answer {
+            Ok(response) => {
+                let status = response.status().as_u16();
+                let problem = response
+                    .headers()
+                    .get(reqwest::header::CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok())
+                    .is_some_and(|v| v.starts_with("application/problem+json"));
+                if status == 503 && problem {
+                    self.problem_503 += 1;
+                } else if self.other.len() < 3 {
+                    self.other
+                        .push(format!("{what}: {status} (problem+json: {problem})"));
+                }
+            }
+            Err(e) => {
+                if self.other.len() < 3 {
+                    self.other.push(format!("{what}: {e}"));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,35 @@
+//! `cargo xtask chaos`: fault-injection scenarios with an audit of every order.
+//!
+//! Prints the table (scenario | orders | faults injected | lost | duplicate
+//! effects | max recovery (s)) and each scenario's checks to stdout, and
+//! optionally writes them to a markdown file. Exits non-zero on any loss,
+//! duplicate, wrong content or failed check. See [`crate::chaos`].
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use super::interrupts::{Interrupts, interrupted_by};
+use crate::chaos::{self, ChaosError, ChaosOptions};
+
+/// Runs the scenarios of `options`; writes the report to `report` when given.
+pub async fn chaos(options: ChaosOptions, report: Option<PathBuf>) -> Result<ExitCode, ChaosError> {
+    let mut interrupts = Interrupts::install()?;
+    let outcome = tokio::select! {
+        outcome = chaos::run(&options) => outcome?,
+        // Dropping the run kills what it started (see `ChaosInfra`'s Drop).
+        signal = interrupts.recv() => return Ok(interrupted_by(signal)),
+    };
+    let markdown = outcome.markdown();
+    println!("{markdown}");
+    if let Some(path) = report {
+        std::fs::write(&path, &markdown).map_err(|e| crate::InfraError::io("write", &path, e))?;
+        eprintln!("chaos: report written to {}", path.display());
+    }
+    if outcome.passed() {
+        eprintln!("chaos: every scenario passed");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!("chaos: FAILED (see the table and the checks above)");
+        Ok(ExitCode::FAILURE)
+    }
+}
