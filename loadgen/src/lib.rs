@@ -5,7 +5,11 @@
 //! places them on a fixed schedule. Both read [`GeneratedOrder::expected`] to
 //! know what the consumers should end up with. Like the dev tool, this crate
 //! speaks the public HTTP API as JSON and links no service crate.
+//!
+//! [`open_loop`] is the benchmark's client: requests on a fixed schedule,
+//! latency from each request's due time; the `loadgen` binary runs it.
 
+pub mod open_loop;
 pub mod order;
 
 pub use order::{ExpectedLine, ExpectedOrder, GeneratedOrder, OrderGenerator};
