@@ -15,6 +15,7 @@
 //! same way for `cargo xtask up`, `demo` and `rebuild`, and for the chaos and
 //! benchmark runs; [`rebuild`] rebuilds a consumer's view from the topic.
 
+pub mod bench;
 pub mod chaos;
 pub mod commands;
 pub mod error;

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use xtask::bench::BenchOptions;
 use xtask::chaos::{ChaosOptions, Scenario};
 use xtask::commands::{self, DemoOptions};
 use xtask::stack::{Profile, Service};
@@ -65,6 +66,46 @@ enum Command {
         /// How long the rebuild may take to catch up, in seconds.
         #[arg(long, default_value_t = 600)]
         timeout_secs: u64,
+    },
+    /// Throughput and end-to-end latency on private infrastructure (open-loop
+    /// load at rising rates until saturation, relay drain, footprint), next to
+    /// the pgbench and Kafka ProducerPerformance ceilings of this machine;
+    /// writes BENCHMARKS.md and benchmarks/latency.svg.
+    Bench {
+        /// Every phase in seconds with a debug build (the numbers mean
+        /// nothing), written under the temp directory unless --out is given.
+        #[arg(long, visible_alias = "quick")]
+        smoke: bool,
+        /// Seconds per rate (default 20; 3 with --smoke).
+        #[arg(long)]
+        duration: Option<f64>,
+        /// Rates in orders/s to run first, comma-separated (default 100,500,1000,2000).
+        #[arg(long, value_delimiter = ',')]
+        rates: Vec<f64>,
+        /// Run only these rates instead of continuing ×1.5 until saturation.
+        #[arg(long)]
+        no_extend: bool,
+        /// Events in the outbox for the relay drain (default 100000; 1000 with --smoke).
+        #[arg(long)]
+        drain_events: Option<i64>,
+        /// Seconds per pgbench run (default 15; 2 with --smoke).
+        #[arg(long)]
+        pgbench_secs: Option<u64>,
+        /// Records ProducerPerformance sends (default 300000; 5000 with --smoke).
+        #[arg(long)]
+        producer_records: Option<u64>,
+        /// Build with the release profile (the default unless --smoke).
+        #[arg(long, conflicts_with = "debug")]
+        release: bool,
+        /// Build with the debug profile (the default with --smoke).
+        #[arg(long)]
+        debug: bool,
+        /// A setting for every service, NAME=value (repeatable), e.g. --env KAFKA_LINGER_MS=1.
+        #[arg(long = "env", value_name = "NAME=VALUE", value_parser = parse_setting)]
+        settings: Vec<(String, String)>,
+        /// Directory for BENCHMARKS.md and benchmarks/latency.svg (default: the workspace root).
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
     /// Fault-injection scenarios on private infrastructure, each audited order
     /// by order; prints scenario | orders | faults injected | lost | duplicate
@@ -143,6 +184,16 @@ impl Brokers {
     }
 }
 
+/// `NAME=value` of `--env`.
+fn parse_setting(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((name, value)) if !name.trim().is_empty() => {
+            Ok((name.trim().to_owned(), value.to_owned()))
+        }
+        _ => Err(format!("expected NAME=value, got {text:?}")),
+    }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -193,6 +244,59 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             }
             options.profile = Profile::from_release_flag(release);
             return Ok(commands::chaos(options, report).await?);
+        }
+        Command::Bench {
+            smoke,
+            duration,
+            rates,
+            no_extend,
+            drain_events,
+            pgbench_secs,
+            producer_records,
+            release,
+            debug,
+            settings,
+            out,
+        } => {
+            let mut options = match (smoke, &out) {
+                (true, Some(dir)) => BenchOptions::smoke(dir),
+                (true, None) => {
+                    BenchOptions::smoke(std::env::temp_dir().join("orderflow-bench-smoke"))
+                }
+                (false, _) => BenchOptions::full(),
+            };
+            if let (false, Some(dir)) = (smoke, &out) {
+                options.report = dir.join("BENCHMARKS.md");
+                options.plot = dir.join("benchmarks").join("latency.svg");
+            }
+            let custom =
+                duration.is_some() || !rates.is_empty() || no_extend || drain_events.is_some();
+            if let Some(seconds) = duration {
+                options.duration = Duration::try_from_secs_f64(seconds)?;
+            }
+            if !rates.is_empty() {
+                options.max_rate = options
+                    .max_rate
+                    .max(rates.iter().copied().fold(0.0, f64::max));
+                options.rates = rates;
+            }
+            if no_extend {
+                options.until_saturated = false;
+            }
+            options.drain_events = drain_events.unwrap_or(options.drain_events);
+            options.pgbench_duration =
+                pgbench_secs.map_or(options.pgbench_duration, Duration::from_secs);
+            options.producer_records = producer_records.unwrap_or(options.producer_records);
+            if release {
+                options.profile = Profile::Release;
+            } else if debug {
+                options.profile = Profile::Debug;
+            }
+            if custom && !smoke {
+                options.mode = "custom".into();
+            }
+            options.knobs = settings;
+            return Ok(commands::bench(options).await?);
         }
         Command::Down => commands::down().await?,
         Command::Status => commands::status().await?,

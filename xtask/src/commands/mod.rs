@@ -8,6 +8,7 @@
 //! rebuild's result). `chaos` and `bench` are built from the same library pieces
 //! ([`crate::stack`], [`crate::infra`]).
 
+mod bench;
 mod chaos;
 mod demo;
 mod infra;
@@ -16,6 +17,7 @@ mod rebuild;
 mod stack;
 mod test;
 
+pub use bench::bench;
 pub use chaos::chaos;
 pub use demo::{DemoOptions, demo};
 pub use infra::{infra_down, infra_status, infra_up, print_settings};

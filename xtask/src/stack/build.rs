@@ -1,4 +1,5 @@
-//! Building the three service binaries once, and finding where cargo put them.
+//! Building the three service binaries once (and the benchmark's load
+//! generator), and finding where cargo put them.
 //!
 //! The paths come from cargo itself (`--message-format=json-render-diagnostics`
 //! reports every executable it produced or found up to date), so a shared or
@@ -57,11 +58,33 @@ impl Binaries {
 /// Runs `cargo build -p order-service -p invoicing-service -p shipping-service`
 /// (with `--release` for [`Profile::Release`]) and returns the executables.
 pub async fn build_services(profile: Profile) -> Result<Binaries, StackError> {
+    let packages = Service::ALL.map(Service::binary);
+    let messages = cargo_build(&packages, profile).await?;
+    let mut paths = Vec::new();
+    for service in Service::ALL {
+        let path = executable(&messages, service.binary()).ok_or(StackError::MissingBinary {
+            binary: service.binary(),
+        })?;
+        paths.push((service, path));
+    }
+    Ok(Binaries { paths })
+}
+
+/// Runs `cargo build -p <package>` (with `--release` for [`Profile::Release`])
+/// and returns the executable of its binary target of the same name (e.g. the
+/// benchmark's `loadgen`).
+pub async fn build_binary(package: &'static str, profile: Profile) -> Result<PathBuf, StackError> {
+    let messages = cargo_build(&[package], profile).await?;
+    executable(&messages, package).ok_or(StackError::MissingBinary { binary: package })
+}
+
+/// `cargo build` of `packages`; returns cargo's JSON messages.
+async fn cargo_build(packages: &[&str], profile: Profile) -> Result<String, StackError> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"));
     let mut args = vec!["build".to_owned()];
-    for service in Service::ALL {
+    for package in packages {
         args.push("-p".to_owned());
-        args.push(service.binary().to_owned());
+        args.push((*package).to_owned());
     }
     if profile == Profile::Release {
         args.push("--release".to_owned());
@@ -87,15 +110,7 @@ pub async fn build_services(profile: Profile) -> Result<Binaries, StackError> {
             status: output.status.to_string(),
         });
     }
-    let messages = String::from_utf8_lossy(&output.stdout);
-    let mut paths = Vec::new();
-    for service in Service::ALL {
-        let path = executable(&messages, service.binary()).ok_or(StackError::MissingBinary {
-            binary: service.binary(),
-        })?;
-        paths.push((service, path));
-    }
-    Ok(Binaries { paths })
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
 /// The executable of the binary target `name` among cargo's JSON messages.

@@ -37,7 +37,7 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::OnceCell;
 
 pub use api::{ApiClient, error_chain, metric_value};
-pub use build::{Binaries, Profile, build_services};
+pub use build::{Binaries, Profile, build_binary, build_services};
 pub use error::StackError;
 
 use crate::infra::{ComponentStatus, DevInfra, Settings, port_from_env, service_url_var};

@@ -1,0 +1,212 @@
+//! The private infrastructure one benchmark run owns: a single-node Kafka, a
+//! PostgreSQL with commit timestamps on, and the three services, on free ports
+//! in a directory of its own, so a developer's `cargo xtask up` stack is never
+//! measured (or disturbed) by mistake.
+//!
+//! PostgreSQL runs with `track_commit_timestamp = on`: every row's commit time
+//! is then `pg_xact_commit_timestamp(xmin)`, the exact moment its transaction
+//! committed, on the one clock of the one server that holds all three
+//! databases. That is what the end-to-end latencies are measured between (see
+//! [`super::latency`]), without changing any service's schema.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use sqlx::postgres::PgPoolOptions;
+use sqlx::{Connection, PgConnection, PgPool};
+
+use super::BenchError;
+use crate::infra::{Settings, service_url_var};
+use crate::kafka::{KafkaCluster, KafkaRuntime, NodePorts};
+use crate::postgres::{Postgres, SERVICE_DATABASES, with_database};
+use crate::process;
+use crate::stack::{Launch, Profile, Service, ServicePorts, ServiceProcess, Stack, instance_name};
+
+/// Kafka, PostgreSQL and the services of one benchmark run.
+#[derive(Debug)]
+pub(crate) struct BenchInfra {
+    dir: PathBuf,
+    pub(crate) cluster: KafkaCluster,
+    pub(crate) postgres: Postgres,
+    pub(crate) stack: Stack,
+    pub(crate) pools: Pools,
+    /// Settings added to every service's environment (the tuning knobs).
+    knobs: Vec<(String, String)>,
+    stopped: bool,
+}
+
+/// Superuser connections to each service's database (the superuser may read
+/// commit timestamps, and connect where PUBLIC may not).
+#[derive(Debug, Clone)]
+pub(crate) struct Pools {
+    pub(crate) orders: PgPool,
+    pub(crate) invoicing: PgPool,
+    pub(crate) shipping: PgPool,
+}
+
+impl BenchInfra {
+    /// Starts Kafka and PostgreSQL in `dir`, then the services (built with
+    /// `profile`, every instance with `knobs` in its environment), and returns
+    /// once every service is ready.
+    pub(crate) async fn start(
+        runtime: Arc<KafkaRuntime>,
+        dir: &Path,
+        profile: Profile,
+        knobs: Vec<(String, String)>,
+    ) -> Result<Self, BenchError> {
+        let mut cluster =
+            KafkaCluster::new(runtime, dir.join("kafka"), NodePorts::free(1)?)?.kill_on_drop(true);
+        let mut postgres = Postgres::new(dir.join("postgres"), process::free_port()?);
+        postgres.kill_on_drop(true);
+        let (kafka, pg) = tokio::join!(cluster.start(), start_postgres(&mut postgres));
+        kafka?;
+        pg?;
+        let settings = Settings {
+            kafka_bootstrap_servers: cluster.bootstrap_servers(),
+            postgres_admin_url: postgres.admin_url(),
+            service_database_urls: SERVICE_DATABASES
+                .iter()
+                .map(|s| (service_url_var(s), postgres.service_url(s)))
+                .collect(),
+        };
+        let ports = process::free_ports(3)?;
+        let ports = ServicePorts {
+            order: ports[0],
+            invoicing: ports[1],
+            shipping: ports[2],
+        };
+        let stack = Stack::in_dir(dir.join("services"), &settings, ports).with_profile(profile);
+        stack.build().await?;
+        let pools = Pools::connect(&settings).await?;
+        let mut infra = BenchInfra {
+            dir: dir.to_path_buf(),
+            cluster,
+            postgres,
+            stack,
+            pools,
+            knobs,
+            stopped: false,
+        };
+        let started = futures::future::join_all(
+            Service::ALL.map(|service| infra.launch(service, Vec::new())),
+        )
+        .await;
+        if let Err(e) = started.into_iter().collect::<Result<Vec<_>, _>>() {
+            infra.stop().await;
+            return Err(e);
+        }
+        Ok(infra)
+    }
+
+    /// Where the logs are.
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Starts the first instance of `service` with the knobs and then `extra`
+    /// in its environment (later entries win).
+    pub(crate) async fn launch(
+        &self,
+        service: Service,
+        extra: Vec<(String, String)>,
+    ) -> Result<ServiceProcess, BenchError> {
+        let mut env = self.knobs.clone();
+        env.extend(extra);
+        Ok(self
+            .stack
+            .launch(Launch {
+                service,
+                name: instance_name(service, 1),
+                port: Some(self.stack.ports().port(service)),
+                env,
+            })
+            .await?)
+    }
+
+    /// The running first instance of `service`.
+    pub(crate) fn instance(&self, service: Service) -> Result<ServiceProcess, BenchError> {
+        self.stack
+            .find(service, 1)?
+            .ok_or_else(|| BenchError::Run(format!("{service} is not running")))
+    }
+
+    /// The knobs every service was started with.
+    pub(crate) fn knobs(&self) -> &[(String, String)] {
+        &self.knobs
+    }
+
+    /// Stops the services (draining), then Kafka and PostgreSQL; reports but
+    /// does not fail on problems, so it can run after an error too.
+    pub(crate) async fn stop(&mut self) {
+        self.stopped = true;
+        self.pools.close().await;
+        if let Err(e) = self.stack.stop_all().await {
+            eprintln!("bench: stopping the services: {e}");
+        }
+        if let Err(e) = self.cluster.stop().await {
+            eprintln!("bench: stopping Kafka: {e}");
+        }
+        if let Err(e) = self.postgres.stop().await {
+            eprintln!("bench: stopping PostgreSQL: {e}");
+        }
+    }
+}
+
+impl Drop for BenchInfra {
+    /// A run dropped half-way (Ctrl-C, an error) kills its services; Kafka
+    /// and PostgreSQL are killed by their own `kill_on_drop`.
+    fn drop(&mut self) {
+        if self.stopped {
+            return;
+        }
+        for mut instance in self.stack.running().unwrap_or_default() {
+            if let Err(e) = instance.kill() {
+                eprintln!("bench: killing {}: {e}", instance.name());
+            }
+        }
+    }
+}
+
+/// Starts the server, turns commit timestamps on (a server setting: one
+/// restart), and creates the services' roles and databases.
+async fn start_postgres(postgres: &mut Postgres) -> Result<(), crate::InfraError> {
+    postgres.start().await?;
+    let mut admin = PgConnection::connect(&postgres.admin_url()).await?;
+    sqlx::raw_sql("ALTER SYSTEM SET track_commit_timestamp = on")
+        .execute(&mut admin)
+        .await?;
+    admin.close().await?;
+    postgres.restart().await?;
+    for service in SERVICE_DATABASES {
+        postgres.provision_service(service).await?;
+    }
+    Ok(())
+}
+
+impl Pools {
+    async fn connect(settings: &Settings) -> Result<Self, BenchError> {
+        let pool = |database: Service| {
+            let url = with_database(&settings.postgres_admin_url, database.database());
+            async move {
+                PgPoolOptions::new()
+                    .max_connections(4)
+                    .connect(&url)
+                    .await
+                    .map_err(BenchError::Database)
+            }
+        };
+        Ok(Pools {
+            orders: pool(Service::Order).await?,
+            invoicing: pool(Service::Invoicing).await?,
+            shipping: pool(Service::Shipping).await?,
+        })
+    }
+
+    async fn close(&self) {
+        tokio::join!(
+            self.orders.close(),
+            self.invoicing.close(),
+            self.shipping.close()
+        );
+    }
+}
