@@ -68,26 +68,55 @@ impl OutboxMessage {
     }
 }
 
+/// Whether an enqueued row wakes the relay at commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Notify {
+    /// `pg_notify` on [`CHANNEL`], delivered when the transaction commits
+    /// (the relay publishes at once instead of at its next poll).
+    #[default]
+    OnCommit,
+    /// No notification: the relay finds the row at its next poll. PostgreSQL
+    /// serialises the commits of notifying transactions on one lock, so this
+    /// trades a poll interval of latency for intake throughput.
+    Never,
+}
+
 /// Inserts the message and fires a NOTIFY on [`CHANNEL`], which PostgreSQL
 /// delivers only when (and if) the surrounding transaction commits. Call it
 /// inside the transaction that makes the change the event describes.
 pub async fn enqueue(conn: &mut PgConnection, message: &OutboxMessage) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "WITH inserted AS (
-             INSERT INTO outbox (event_id, topic, record_key, event_type, schema_version, payload, traceparent)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)
-             RETURNING id
-         )
-         SELECT pg_notify('outbox', '') FROM inserted",
-    )
-    .bind(message.event_id)
-    .bind(&message.topic)
-    .bind(&message.key)
-    .bind(&message.event_type)
-    .bind(message.schema_version)
-    .bind(&message.payload)
-    .bind(&message.traceparent)
-    .execute(conn)
-    .await?;
+    enqueue_with(conn, message, Notify::OnCommit).await
+}
+
+/// [`enqueue`], notifying the relay or not.
+pub async fn enqueue_with(
+    conn: &mut PgConnection,
+    message: &OutboxMessage,
+    notify: Notify,
+) -> Result<(), sqlx::Error> {
+    let sql = match notify {
+        Notify::OnCommit => {
+            "WITH inserted AS (
+                 INSERT INTO outbox (event_id, topic, record_key, event_type, schema_version, payload, traceparent)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)
+                 RETURNING id
+             )
+             SELECT pg_notify('outbox', '') FROM inserted"
+        }
+        Notify::Never => {
+            "INSERT INTO outbox (event_id, topic, record_key, event_type, schema_version, payload, traceparent)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)"
+        }
+    };
+    sqlx::query(sql)
+        .bind(message.event_id)
+        .bind(&message.topic)
+        .bind(&message.key)
+        .bind(&message.event_type)
+        .bind(message.schema_version)
+        .bind(&message.payload)
+        .bind(&message.traceparent)
+        .execute(conn)
+        .await?;
     Ok(())
 }

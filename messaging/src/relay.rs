@@ -50,6 +50,9 @@ pub struct RelaySettings {
     pub batch_size: i64,
     /// `RELAY_POLL_INTERVAL_MS`: fallback poll when no NOTIFY arrives (at most 1 s).
     pub poll_interval: Duration,
+    /// `RELAY_NOTIFY`: order transactions NOTIFY at commit and the relay
+    /// LISTENs (true), or the relay only polls (false; see [`crate::outbox::Notify`]).
+    pub notify: bool,
     /// `RELAY_MAX_BACKOFF_MS`: cap of the retry delay while Kafka or the database fails.
     pub max_backoff: Duration,
     /// Advisory lock key that elects the single active relay of one database.
@@ -62,6 +65,7 @@ impl RelaySettings {
         "RELAY_ENABLED",
         "RELAY_BATCH_SIZE",
         "RELAY_POLL_INTERVAL_MS",
+        "RELAY_NOTIFY",
         "RELAY_MAX_BACKOFF_MS",
     ];
 
@@ -72,6 +76,7 @@ impl RelaySettings {
             enabled: var("RELAY_ENABLED", defaults.enabled)?,
             batch_size: var("RELAY_BATCH_SIZE", defaults.batch_size)?.clamp(1, 10_000),
             poll_interval: millis("RELAY_POLL_INTERVAL_MS", 500)?.min(Duration::from_secs(1)),
+            notify: var("RELAY_NOTIFY", defaults.notify)?,
             max_backoff: millis("RELAY_MAX_BACKOFF_MS", 5_000)?,
             lock_key: defaults.lock_key,
         })
@@ -84,6 +89,7 @@ impl Default for RelaySettings {
             enabled: true,
             batch_size: 500,
             poll_interval: Duration::from_millis(500),
+            notify: true,
             max_backoff: Duration::from_secs(5),
             // "outbox" in ASCII: one well-known key per database.
             lock_key: 0x6f75_7462_6f78,
@@ -212,7 +218,7 @@ impl Relay {
         let mut listener = None;
         let mut backoff = Backoff::new(Duration::from_millis(100), self.settings.max_backoff);
         while !shutdown.is_cancelled() {
-            if listener.is_none() {
+            if listener.is_none() && self.settings.notify {
                 listener = listen(&self.pool).await;
             }
             let wait = match self.publish_batch().await {

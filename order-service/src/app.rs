@@ -23,6 +23,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use messaging::outbox::Notify;
 use messaging::relay::{Relay, RelayMetrics};
 
 use crate::api::{self, AppState};
@@ -146,8 +147,13 @@ pub async fn build(config: Config) -> Result<App, StartupError> {
         relay.run(stop)
     })];
 
+    let notify = if config.relay.notify {
+        Notify::OnCommit
+    } else {
+        Notify::Never
+    };
     let state = AppState {
-        store: Store::new(pool.clone()),
+        store: Store::new(pool.clone()).with_notify(notify),
         metrics,
         orders_topic: Arc::from(config.kafka.topic.as_str()),
     };

@@ -6,7 +6,7 @@
 //! building the crate needs no database; the integration tests run them all.
 
 use chrono::{DateTime, Utc};
-use messaging::outbox::{self, OutboxMessage};
+use messaging::outbox::{self, Notify, OutboxMessage};
 use platform::pagination::PageRequest;
 use shared_events::TraceParent;
 use sqlx::migrate::Migrator;
@@ -215,12 +215,22 @@ pub enum Cancelled {
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: PgPool,
+    notify: Notify,
 }
 
 impl Store {
     /// A store over `pool` (migrated with [`MIGRATOR`]).
     pub fn new(pool: PgPool) -> Self {
-        Store { pool }
+        Store {
+            pool,
+            notify: Notify::OnCommit,
+        }
+    }
+
+    /// The same store, waking the relay at each commit or not (`RELAY_NOTIFY`).
+    pub fn with_notify(mut self, notify: Notify) -> Self {
+        self.notify = notify;
+        self
     }
 
     /// The pool, for health checks and tests.
@@ -264,7 +274,7 @@ impl Store {
             placed_at,
         );
         let message = OutboxMessage::for_event(placement.topic, &envelope, placement.traceparent)?;
-        outbox::enqueue(&mut tx, &message).await?;
+        outbox::enqueue_with(&mut tx, &message, self.notify).await?;
         tx.commit().await?;
         Ok(Placed::Created(OrderRecord::placed(
             placement.order_id,
@@ -312,7 +322,7 @@ impl Store {
         );
         let message =
             OutboxMessage::for_event(cancellation.topic, &envelope, cancellation.traceparent)?;
-        outbox::enqueue(&mut tx, &message).await?;
+        outbox::enqueue_with(&mut tx, &message, self.notify).await?;
         let order = fetch_existing(&mut tx, cancellation.order_id).await?;
         tx.commit().await?;
         Ok(Cancelled::Now(order))
