@@ -178,6 +178,10 @@ pub struct InboxSettings {
     pub auto_commit_interval: Duration,
     /// `KAFKA_FETCH_WAIT_MAX_MS`: longest the broker holds a fetch waiting for data.
     pub fetch_wait_max: Duration,
+    /// `KAFKA_SESSION_TIMEOUT_MS`: how long the group waits for a silent member
+    /// before handing its partitions to the others. A crashed consumer's
+    /// partitions stand still this long; librdkafka's default is 45 s.
+    pub session_timeout: Duration,
     /// `PROCESSED_RETENTION_HOURS`: processed-event records older than this are purged.
     pub processed_retention: Duration,
     /// `PROCESSED_PURGE_INTERVAL_SECS`: how often the purge runs.
@@ -195,6 +199,7 @@ impl InboxSettings {
         "KAFKA_AUTO_OFFSET_RESET",
         "KAFKA_AUTO_COMMIT_INTERVAL_MS",
         "KAFKA_FETCH_WAIT_MAX_MS",
+        "KAFKA_SESSION_TIMEOUT_MS",
         "PROCESSED_RETENTION_HOURS",
         "PROCESSED_PURGE_INTERVAL_SECS",
         "CONSUMER_MAX_BACKOFF_MS",
@@ -208,6 +213,7 @@ impl InboxSettings {
             auto_offset_reset: "earliest".to_owned(),
             auto_commit_interval: Duration::from_millis(1_000),
             fetch_wait_max: Duration::from_millis(100),
+            session_timeout: Duration::from_millis(10_000),
             processed_retention: Duration::from_secs(7 * 24 * 3600),
             purge_interval: Duration::from_secs(3600),
             max_backoff: Duration::from_secs(5),
@@ -224,6 +230,7 @@ impl InboxSettings {
             auto_offset_reset: var("KAFKA_AUTO_OFFSET_RESET", d.auto_offset_reset)?,
             auto_commit_interval: millis("KAFKA_AUTO_COMMIT_INTERVAL_MS", 1_000)?,
             fetch_wait_max: millis("KAFKA_FETCH_WAIT_MAX_MS", 100)?,
+            session_timeout: millis("KAFKA_SESSION_TIMEOUT_MS", 10_000)?,
             processed_retention: Duration::from_secs(
                 var::<u64>("PROCESSED_RETENTION_HOURS", 7 * 24)? * 3600,
             ),
@@ -468,6 +475,17 @@ impl<H: Handler> Inbox<H> {
             .set(
                 "fetch.wait.max.ms",
                 self.settings.fetch_wait_max.as_millis().to_string(),
+            )
+            .set(
+                "session.timeout.ms",
+                self.settings.session_timeout.as_millis().to_string(),
+            )
+            // A third of the session timeout, as Kafka recommends.
+            .set(
+                "heartbeat.interval.ms",
+                (self.settings.session_timeout.as_millis() / 3)
+                    .max(100)
+                    .to_string(),
             )
             .set("statistics.interval.ms", "5000")
             .create_with_context(InboxContext {
