@@ -29,6 +29,9 @@ enum Command {
     /// (taken from KAFKA_BOOTSTRAP_SERVERS and POSTGRES_ADMIN_URL when set,
     /// otherwise started here and stopped afterwards).
     Test {
+        /// Skip the quick chaos run that follows the tests.
+        #[arg(long)]
+        skip_chaos: bool,
         /// Arguments for the test binaries, after `--` (e.g. `-- --nocapture`).
         #[arg(last = true)]
         test_args: Vec<String>,
@@ -213,7 +216,10 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             InfraAction::Down => commands::infra_down().await?,
             InfraAction::Status => commands::infra_status().await?,
         },
-        Command::Test { test_args } => return Ok(commands::test(&test_args).await?),
+        Command::Test {
+            skip_chaos,
+            test_args,
+        } => return Ok(commands::test(&test_args, !skip_chaos).await?),
         Command::Demo { no_wait, release } => {
             let options = DemoOptions {
                 no_wait,

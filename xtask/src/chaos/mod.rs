@@ -205,8 +205,9 @@ pub struct ScenarioResult {
     pub wrong_content: usize,
     /// Longest time from a fault until the orders accepted before it were fully processed.
     pub max_recovery: Duration,
-    /// Records delivered again (same event id) and absorbed by the dedup.
-    pub redelivered: usize,
+    /// Records on the topic more than once (same event id): republished by the
+    /// relay after a crash, or injected; the consumers' dedup absorbs them.
+    pub republished: usize,
     /// The client's view.
     pub client: ClientView,
     /// Scenario-specific checks, and the generic ones (settled, dead letters, client).
@@ -283,7 +284,7 @@ impl ChaosReport {
         for r in &self.results {
             out.push_str(&format!(
                 "\n**{}** ({}, {:.0} s): {} requests for {} orders, {} answered 503, {} connection errors; \
-                 {} records redelivered and absorbed; wrong content: {}.\n",
+                 {} records on the topic a second time (relay republished or injected), absorbed by the dedup; wrong content: {}.\n",
                 r.scenario,
                 if r.passed() { "passed" } else { "FAILED" },
                 r.elapsed.as_secs_f64(),
@@ -291,7 +292,7 @@ impl ChaosReport {
                 r.orders,
                 r.client.unavailable,
                 r.client.transport_errors,
-                r.redelivered,
+                r.republished,
                 r.wrong_content,
             ));
             for fault in &r.faults {
@@ -414,13 +415,15 @@ async fn run_scenario(
         from: from.clone(),
         out: Injected::default(),
     };
-    let (load, injected) = tokio::join!(
-        load::place_orders(plan, progress_tx),
-        injector.run(scenario)
-    );
+    let load = tokio::spawn(load::place_orders(plan, progress_tx));
+    let injected = injector.run(scenario).await;
     reporter.abort();
-    let load = load?;
-    let injected = injected?;
+    // A scenario that cannot inject its faults stops its load at once rather
+    // than letting every order retry against a service that is not coming back.
+    let injected = injected.inspect_err(|_| load.abort())?;
+    let load = load
+        .await
+        .map_err(|e| ChaosError::Scenario(format!("the load failed: {e}")))??;
     let placed = SystemTime::now();
 
     eprintln!(
@@ -488,7 +491,7 @@ async fn run_scenario(
         duplicate_effects: findings.duplicate_effects,
         wrong_content: findings.wrong_content,
         max_recovery: Duration::from_secs_f64(max_recovery),
-        redelivered: topic::redeliveries(&records),
+        republished: topic::republished(&records),
         client: ClientView {
             attempts: load.stats.attempts,
             unavailable: load.stats.unavailable,

@@ -40,6 +40,26 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| ChaosError::Scenario(format!("a Kafka task failed: {e}")))?
 }
 
+/// How long a metadata or offset read is retried while the cluster settles
+/// (a topic just created has no leader yet; a restarted broker is electing).
+const SETTLE_RETRY: Duration = Duration::from_secs(60);
+
+/// Runs `read` until it succeeds or [`SETTLE_RETRY`] passes (then its last error).
+async fn retrying<T: Send + 'static>(
+    read: impl Fn() -> Result<T, ChaosError> + Send + Sync + Clone + 'static,
+) -> Result<T, ChaosError> {
+    let started = std::time::Instant::now();
+    loop {
+        match blocking(read.clone()).await {
+            Ok(value) => return Ok(value),
+            Err(ChaosError::Kafka(_)) if started.elapsed() < SETTLE_RETRY => {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 fn partitions(consumer: &BaseConsumer, topic: &str) -> Result<Vec<i32>, ChaosError> {
     let metadata = consumer.fetch_metadata(Some(topic), REQUEST_TIMEOUT)?;
     let partitions: Vec<i32> = metadata
@@ -54,7 +74,7 @@ fn partitions(consumer: &BaseConsumer, topic: &str) -> Result<Vec<i32>, ChaosErr
 /// The end offset of every partition of `topic` (empty if the topic does not exist yet).
 pub(crate) async fn end_offsets(bootstrap: &str, topic: &str) -> Result<EndOffsets, ChaosError> {
     let (bootstrap, topic) = (bootstrap.to_owned(), topic.to_owned());
-    blocking(move || {
+    retrying(move || {
         let consumer: BaseConsumer = client_config(&bootstrap).create()?;
         let mut ends = EndOffsets::new();
         for partition in partitions(&consumer, &topic)? {
@@ -73,7 +93,7 @@ pub(crate) async fn group_lag(
     topic: &str,
 ) -> Result<i64, ChaosError> {
     let (bootstrap, group, topic) = (bootstrap.to_owned(), group.to_owned(), topic.to_owned());
-    blocking(move || {
+    retrying(move || {
         // Reading a group's committed offsets does not join the group.
         let consumer: BaseConsumer = client_config(&bootstrap).set("group.id", &group).create()?;
         let mut wanted = TopicPartitionList::new();
@@ -146,7 +166,7 @@ pub(crate) async fn read_range(
 }
 
 /// Records in `records` beyond the first carrying the same `event_id` header.
-pub(crate) fn redeliveries(records: &[OwnedMessage]) -> usize {
+pub(crate) fn republished(records: &[OwnedMessage]) -> usize {
     let mut seen = HashSet::new();
     records
         .iter()
@@ -228,7 +248,7 @@ pub(crate) async fn replica_state(
     topic: &str,
 ) -> Result<Vec<(usize, usize)>, ChaosError> {
     let (bootstrap, topic) = (bootstrap.to_owned(), topic.to_owned());
-    blocking(move || {
+    retrying(move || {
         let consumer: BaseConsumer = client_config(&bootstrap).create()?;
         let metadata = consumer.fetch_metadata(Some(&topic), REQUEST_TIMEOUT)?;
         Ok(metadata

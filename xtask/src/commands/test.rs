@@ -6,22 +6,53 @@
 //! with the settings in its environment, and stops again whatever it started,
 //! also when the tests fail or the run is interrupted (Ctrl-C, SIGTERM).
 //! Components that were already running before are left running.
+//!
+//! When the tests pass, the quick chaos run follows (a few hundred orders per
+//! scenario, on infrastructure of its own; see [`crate::chaos`]), unless
+//! `--skip-chaos` is given.
 
 use std::ffi::OsString;
 use std::os::unix::process::ExitStatusExt;
 use std::process::{ExitCode, ExitStatus};
 
 use super::interrupts::{Interrupts, interrupted_by};
+use crate::chaos::{ChaosError, ChaosOptions};
 use crate::infra::{DevInfra, Running, Settings};
 use crate::process;
 use crate::{InfraError, workspace_root};
 
-/// Runs the workspace's tests against real infrastructure; `test_args` go to the test binaries.
-pub async fn test(test_args: &[String]) -> Result<ExitCode, InfraError> {
+/// Runs the workspace's tests against real infrastructure (`test_args` go to
+/// the test binaries), then, when they pass and `chaos` is set, the quick
+/// chaos run on infrastructure of its own.
+pub async fn test(test_args: &[String], chaos: bool) -> Result<ExitCode, ChaosError> {
     let mut interrupts = Interrupts::install()?;
+    let code = cargo_test(test_args, &mut interrupts).await?;
+    if code != ExitCode::SUCCESS || !chaos {
+        return Ok(code);
+    }
+    eprintln!("xtask: quick chaos run (`cargo xtask chaos --quick`)");
+    let options = ChaosOptions::quick();
+    let report = tokio::select! {
+        report = crate::chaos::run(&options) => report?,
+        // Dropping the run kills what it started.
+        signal = interrupts.recv() => return Ok(interrupted_by(signal)),
+    };
+    println!("{}", report.markdown());
+    Ok(if report.passed() {
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("xtask: the quick chaos run FAILED");
+        ExitCode::FAILURE
+    })
+}
+
+async fn cargo_test(
+    test_args: &[String],
+    interrupts: &mut Interrupts,
+) -> Result<ExitCode, InfraError> {
     if let Some(settings) = Settings::from_env() {
         eprintln!("xtask: using Kafka and PostgreSQL from the environment");
-        return run_cargo_test(&settings, test_args, &mut interrupts).await;
+        return run_cargo_test(&settings, test_args, interrupts).await;
     }
 
     let infra = DevInfra::from_env()?;
@@ -42,7 +73,7 @@ pub async fn test(test_args: &[String]) -> Result<ExitCode, InfraError> {
     };
     let outcome = match (up, interrupted) {
         (Ok(_), Some(signal)) => Ok(interrupted_by(signal)),
-        (Ok(report), None) => run_cargo_test(&report.settings, test_args, &mut interrupts).await,
+        (Ok(report), None) => run_cargo_test(&report.settings, test_args, interrupts).await,
         (Err(e), _) => Err(e),
     };
     let cleanup = stop_what_we_started(&infra, before).await;
