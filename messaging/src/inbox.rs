@@ -351,6 +351,14 @@ impl ConsumerContext for InboxContext {
     }
 }
 
+/// The longest pause after an error from the consumer queue. librdkafka
+/// reports lost connections there (`BrokerTransportFailure`, `AllBrokersDown`)
+/// and reconnects by itself; each report is one event in the same queue as
+/// the records, so pausing long after each one would leave the consumer
+/// working through stale reports long after the broker is back (with a 5 s
+/// pause it lagged 50 s behind a 3 s broker restart).
+const CONSUMER_ERROR_MAX_BACKOFF: Duration = Duration::from_millis(500);
+
 /// How long a stopping inbox waits for its final offset commit and for the
 /// consumer to leave its group.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -500,7 +508,7 @@ impl<H: Handler> Inbox<H> {
             self.metrics.clone(),
             shutdown.clone(),
         ));
-        let mut errors = Backoff::new(Duration::from_millis(100), self.settings.max_backoff);
+        let mut errors = Backoff::new(Duration::from_millis(50), CONSUMER_ERROR_MAX_BACKOFF);
         let result = loop {
             let message = tokio::select! {
                 () = shutdown.cancelled() => break Ok(()),

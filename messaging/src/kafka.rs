@@ -72,7 +72,11 @@ impl KafkaSettings {
     /// A client configuration pointing at the brokers.
     pub fn client_config(&self) -> ClientConfig {
         let mut config = ClientConfig::new();
-        config.set("bootstrap.servers", &self.bootstrap_servers);
+        config
+            .set("bootstrap.servers", &self.bootstrap_servers)
+            // A restarted broker is retried within 2 s rather than librdkafka's
+            // 10 s ceiling: the few brokers of a cluster are worth reconnecting to.
+            .set("reconnect.backoff.max.ms", "2000");
         config
     }
 
