@@ -23,6 +23,7 @@ pub mod infra;
 pub mod kafka;
 pub mod postgres;
 pub mod prereq;
+mod private;
 pub mod process;
 pub mod rebuild;
 pub mod stack;

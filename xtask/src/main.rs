@@ -132,6 +132,9 @@ enum Command {
         /// Also write the table and the checks to this markdown file.
         #[arg(long)]
         report: Option<PathBuf>,
+        /// Keep the services', Kafka's and PostgreSQL's logs even when every scenario passed.
+        #[arg(long)]
+        keep_logs: bool,
     },
 }
 
@@ -237,6 +240,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             scenarios,
             release,
             report,
+            keep_logs,
         } => {
             let mut options = if quick {
                 ChaosOptions::quick()
@@ -249,6 +253,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                 options.scenarios = scenarios;
             }
             options.profile = Profile::from_release_flag(release);
+            options.keep_logs = keep_logs;
             return Ok(commands::chaos(options, report).await?);
         }
         Command::Bench {

@@ -1,13 +1,14 @@
-//! The private infrastructure one benchmark run owns: a single-node Kafka, a
-//! PostgreSQL with commit timestamps on, and the three services, on free ports
-//! in a directory of its own, so a developer's `cargo xtask up` stack is never
-//! measured (or disturbed) by mistake.
+//! The private infrastructure one chaos or benchmark run owns: a Kafka
+//! cluster, a PostgreSQL with commit timestamps on, and the three services, on
+//! free ports in a directory of its own, so a developer's `cargo xtask up`
+//! stack is never measured, disturbed or killed by mistake, and every fault
+//! lands only on processes the run started.
 //!
 //! PostgreSQL runs with `track_commit_timestamp = on`: every row's commit time
 //! is then `pg_xact_commit_timestamp(xmin)`, the exact moment its transaction
 //! committed, on the one clock of the one server that holds all three
-//! databases. That is what the end-to-end latencies are measured between (see
-//! [`super::latency`]), without changing any service's schema.
+//! databases. That is what the benchmark's end-to-end latencies and the chaos
+//! run's recovery times are measured between, without changing any service's schema.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -15,19 +16,22 @@ use std::sync::Arc;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{Connection, PgConnection, PgPool};
 
-use super::BenchError;
+use crate::InfraError;
 use crate::infra::{Settings, service_url_var};
 use crate::kafka::{KafkaCluster, KafkaRuntime, NodePorts};
 use crate::postgres::{Postgres, SERVICE_DATABASES, with_database};
 use crate::process;
-use crate::stack::{Launch, Profile, Service, ServicePorts, ServiceProcess, Stack, instance_name};
+use crate::stack::{
+    Launch, Profile, Service, ServicePorts, ServiceProcess, Stack, StackError, instance_name,
+};
 
-/// Kafka, PostgreSQL and the services of one benchmark run.
+/// Kafka, PostgreSQL and the services of one chaos or benchmark run.
 #[derive(Debug)]
-pub(crate) struct BenchInfra {
+pub(crate) struct PrivateInfra {
     dir: PathBuf,
     pub(crate) cluster: KafkaCluster,
     pub(crate) postgres: Postgres,
+    pub(crate) settings: Settings,
     pub(crate) stack: Stack,
     pub(crate) pools: Pools,
     /// Settings added to every service's environment (the tuning knobs).
@@ -36,26 +40,28 @@ pub(crate) struct BenchInfra {
 }
 
 /// Superuser connections to each service's database (the superuser may read
-/// commit timestamps, and connect where PUBLIC may not).
+/// commit timestamps, and connect where PUBLIC may not) and to `postgres`.
 #[derive(Debug, Clone)]
 pub(crate) struct Pools {
     pub(crate) orders: PgPool,
     pub(crate) invoicing: PgPool,
     pub(crate) shipping: PgPool,
+    pub(crate) admin: PgPool,
 }
 
-impl BenchInfra {
-    /// Starts Kafka and PostgreSQL in `dir`, then the services (built with
-    /// `profile`, every instance with `knobs` in its environment), and returns
-    /// once every service is ready.
+impl PrivateInfra {
+    /// Starts `nodes` Kafka nodes and PostgreSQL in `dir`, then the services
+    /// (built with `profile`, every instance with `knobs` in its environment),
+    /// and returns once every service is ready.
     pub(crate) async fn start(
         runtime: Arc<KafkaRuntime>,
         dir: &Path,
+        nodes: usize,
         profile: Profile,
         knobs: Vec<(String, String)>,
-    ) -> Result<Self, BenchError> {
-        let mut cluster =
-            KafkaCluster::new(runtime, dir.join("kafka"), NodePorts::free(1)?)?.kill_on_drop(true);
+    ) -> Result<Self, StackError> {
+        let mut cluster = KafkaCluster::new(runtime, dir.join("kafka"), NodePorts::free(nodes)?)?
+            .kill_on_drop(true);
         let mut postgres = Postgres::new(dir.join("postgres"), process::free_port()?);
         postgres.kill_on_drop(true);
         let (kafka, pg) = tokio::join!(cluster.start(), start_postgres(&mut postgres));
@@ -78,10 +84,11 @@ impl BenchInfra {
         let stack = Stack::in_dir(dir.join("services"), &settings, ports).with_profile(profile);
         stack.build().await?;
         let pools = Pools::connect(&settings).await?;
-        let mut infra = BenchInfra {
+        let mut infra = PrivateInfra {
             dir: dir.to_path_buf(),
             cluster,
             postgres,
+            settings,
             stack,
             pools,
             knobs,
@@ -103,31 +110,35 @@ impl BenchInfra {
         &self.dir
     }
 
+    /// The base URL of `service`'s first instance.
+    pub(crate) fn url(&self, service: Service) -> String {
+        self.stack.base_url(service)
+    }
+
     /// Starts the first instance of `service` with the knobs and then `extra`
     /// in its environment (later entries win).
     pub(crate) async fn launch(
         &self,
         service: Service,
         extra: Vec<(String, String)>,
-    ) -> Result<ServiceProcess, BenchError> {
+    ) -> Result<ServiceProcess, StackError> {
         let mut env = self.knobs.clone();
         env.extend(extra);
-        Ok(self
-            .stack
+        self.stack
             .launch(Launch {
                 service,
                 name: instance_name(service, 1),
                 port: Some(self.stack.ports().port(service)),
                 env,
             })
-            .await?)
+            .await
     }
 
     /// The running first instance of `service`.
-    pub(crate) fn instance(&self, service: Service) -> Result<ServiceProcess, BenchError> {
+    pub(crate) fn instance(&self, service: Service) -> Result<ServiceProcess, StackError> {
         self.stack
             .find(service, 1)?
-            .ok_or_else(|| BenchError::Run(format!("{service} is not running")))
+            .ok_or_else(|| StackError::config(format!("{service} is not running")))
     }
 
     /// The knobs every service was started with.
@@ -141,18 +152,18 @@ impl BenchInfra {
         self.stopped = true;
         self.pools.close().await;
         if let Err(e) = self.stack.stop_all().await {
-            eprintln!("bench: stopping the services: {e}");
+            eprintln!("xtask: stopping the services: {e}");
         }
         if let Err(e) = self.cluster.stop().await {
-            eprintln!("bench: stopping Kafka: {e}");
+            eprintln!("xtask: stopping Kafka: {e}");
         }
         if let Err(e) = self.postgres.stop().await {
-            eprintln!("bench: stopping PostgreSQL: {e}");
+            eprintln!("xtask: stopping PostgreSQL: {e}");
         }
     }
 }
 
-impl Drop for BenchInfra {
+impl Drop for PrivateInfra {
     /// A run dropped half-way (Ctrl-C, an error) kills its services; Kafka
     /// and PostgreSQL are killed by their own `kill_on_drop`.
     fn drop(&mut self) {
@@ -161,7 +172,7 @@ impl Drop for BenchInfra {
         }
         for mut instance in self.stack.running().unwrap_or_default() {
             if let Err(e) = instance.kill() {
-                eprintln!("bench: killing {}: {e}", instance.name());
+                eprintln!("xtask: killing {}: {e}", instance.name());
             }
         }
     }
@@ -169,7 +180,7 @@ impl Drop for BenchInfra {
 
 /// Starts the server, turns commit timestamps on (a server setting: one
 /// restart), and creates the services' roles and databases.
-async fn start_postgres(postgres: &mut Postgres) -> Result<(), crate::InfraError> {
+async fn start_postgres(postgres: &mut Postgres) -> Result<(), InfraError> {
     postgres.start().await?;
     let mut admin = PgConnection::connect(&postgres.admin_url()).await?;
     sqlx::raw_sql("ALTER SYSTEM SET track_commit_timestamp = on")
@@ -184,21 +195,23 @@ async fn start_postgres(postgres: &mut Postgres) -> Result<(), crate::InfraError
 }
 
 impl Pools {
-    async fn connect(settings: &Settings) -> Result<Self, BenchError> {
-        let pool = |database: Service| {
-            let url = with_database(&settings.postgres_admin_url, database.database());
+    async fn connect(settings: &Settings) -> Result<Self, InfraError> {
+        let pool = |database: &str| {
+            let url = with_database(&settings.postgres_admin_url, database);
             async move {
-                PgPoolOptions::new()
-                    .max_connections(4)
-                    .connect(&url)
-                    .await
-                    .map_err(BenchError::Database)
+                Ok::<_, InfraError>(
+                    PgPoolOptions::new()
+                        .max_connections(4)
+                        .connect(&url)
+                        .await?,
+                )
             }
         };
         Ok(Pools {
-            orders: pool(Service::Order).await?,
-            invoicing: pool(Service::Invoicing).await?,
-            shipping: pool(Service::Shipping).await?,
+            orders: pool(Service::Order.database()).await?,
+            invoicing: pool(Service::Invoicing.database()).await?,
+            shipping: pool(Service::Shipping.database()).await?,
+            admin: pool("postgres").await?,
         })
     }
 
@@ -206,7 +219,8 @@ impl Pools {
         tokio::join!(
             self.orders.close(),
             self.invoicing.close(),
-            self.shipping.close()
+            self.shipping.close(),
+            self.admin.close()
         );
     }
 }

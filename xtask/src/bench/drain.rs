@@ -17,9 +17,9 @@ use std::time::{Duration, Instant};
 
 use loadgen::OrderGenerator;
 
-use super::infra::BenchInfra;
 use super::sample::outbox_backlog;
 use super::{BenchError, progress};
+use crate::private::PrivateInfra;
 use crate::stack::{ApiClient, Service};
 
 /// How often the outbox is counted while it drains.
@@ -53,7 +53,7 @@ pub(crate) struct DrainResult {
 /// Restarts order-service with the relay off and places `count` orders
 /// through the API; returns the shape of their events.
 pub(crate) async fn hold_relay_and_place_templates(
-    infra: &BenchInfra,
+    infra: &PrivateInfra,
     count: usize,
 ) -> Result<EventShape, BenchError> {
     infra.instance(Service::Order)?.stop().await?;
@@ -92,7 +92,7 @@ pub(crate) async fn hold_relay_and_place_templates(
 }
 
 /// Copies the template rows until the outbox holds `total` events.
-pub(crate) async fn fill_outbox(infra: &BenchInfra, total: i64) -> Result<i64, BenchError> {
+pub(crate) async fn fill_outbox(infra: &PrivateInfra, total: i64) -> Result<i64, BenchError> {
     let templates = outbox_backlog(&infra.pools.orders).await?;
     let copies = (total - templates).max(0);
     let started = Instant::now();
@@ -122,7 +122,7 @@ pub(crate) async fn fill_outbox(infra: &BenchInfra, total: i64) -> Result<i64, B
 
 /// Starts order-service with the relay on and times the outbox until it is empty.
 pub(crate) async fn drain(
-    infra: &BenchInfra,
+    infra: &PrivateInfra,
     events: i64,
     timeout: Duration,
 ) -> Result<DrainResult, BenchError> {

@@ -1,7 +1,7 @@
 //! `cargo xtask bench`: throughput and end-to-end latency of the order flow,
 //! side by side with what the same machine's PostgreSQL and Kafka do at best.
 //!
-//! A run owns its infrastructure ([`infra::BenchInfra`]: a single-node Kafka,
+//! A run owns its infrastructure ([`crate::private::PrivateInfra`]: a single-node Kafka,
 //! a PostgreSQL with commit timestamps, the three services built with the
 //! chosen profile, all on free ports under `<infra dir>/bench/<run>`) and goes
 //! through these phases, printing progress to stderr:
@@ -26,7 +26,6 @@
 
 mod ceilings;
 mod drain;
-mod infra;
 mod latency;
 mod machine;
 mod plot;
@@ -43,9 +42,9 @@ use crate::{DevInfra, InfraError, prereq};
 
 pub use report::BenchResults;
 
+use crate::private::PrivateInfra;
 use ceilings::{PgbenchResult, ProducerResult};
 use drain::EventShape;
-use infra::BenchInfra;
 use machine::Machine;
 use sample::{Probe, rss_kib};
 use step::{StepPlan, StepResult};
@@ -183,9 +182,10 @@ pub async fn run(options: &BenchOptions) -> Result<BenchResults, BenchError> {
         "starting Kafka, PostgreSQL and the services in {}",
         dir.display()
     ));
-    let mut infra = BenchInfra::start(
+    let mut infra = PrivateInfra::start(
         runtime.clone(),
         &dir,
+        1,
         options.profile,
         options.knobs.clone(),
     )
@@ -202,7 +202,7 @@ pub async fn run(options: &BenchOptions) -> Result<BenchResults, BenchError> {
 }
 
 async fn measure(
-    infra: &BenchInfra,
+    infra: &PrivateInfra,
     options: &BenchOptions,
     loadgen: &std::path::Path,
     runtime: &crate::KafkaRuntime,
@@ -347,7 +347,7 @@ fn report_step(result: &StepResult) {
     }
 }
 
-async fn wait_outbox_empty(infra: &BenchInfra) -> Result<(), BenchError> {
+async fn wait_outbox_empty(infra: &PrivateInfra) -> Result<(), BenchError> {
     let deadline = Instant::now() + Duration::from_secs(300);
     loop {
         let left = sample::outbox_backlog(&infra.pools.orders).await?;
@@ -364,7 +364,7 @@ async fn wait_outbox_empty(infra: &BenchInfra) -> Result<(), BenchError> {
 }
 
 async fn pgbench_ceilings(
-    infra: &BenchInfra,
+    infra: &PrivateInfra,
     options: &BenchOptions,
     event: &EventShape,
 ) -> Result<(PgbenchResult, PgbenchResult), BenchError> {
@@ -401,7 +401,7 @@ async fn pgbench_ceilings(
 }
 
 async fn producer_ceiling(
-    infra: &BenchInfra,
+    infra: &PrivateInfra,
     options: &BenchOptions,
     runtime: &crate::KafkaRuntime,
     event: &EventShape,

@@ -26,11 +26,11 @@ use tokio::io::AsyncReadExt as _;
 use tokio::sync::watch;
 use uuid::Uuid;
 
-use super::infra::BenchInfra;
 use super::latency::{self, Percentiles};
 use super::sample::{Probe, Sample};
 use super::{BenchError, progress};
 use crate::InfraError;
+use crate::private::PrivateInfra;
 use crate::stack::Service;
 
 /// How often the queues are sampled during a step.
@@ -120,7 +120,7 @@ pub(crate) struct ClientCounts {
 /// Runs one step; `effects_before` is how many invoices (and shipments) exist
 /// already. Returns the result and the new count.
 pub(crate) async fn run_step(
-    infra: &BenchInfra,
+    infra: &PrivateInfra,
     probe: &Probe,
     loadgen: &Path,
     plan: &StepPlan,
@@ -240,7 +240,11 @@ fn read_outcomes(path: &Path) -> Result<Vec<Outcome>, BenchError> {
 }
 
 /// Waits until both consumers hold `expected` effects; false if `timeout` passed first.
-async fn settle(infra: &BenchInfra, expected: i64, timeout: Duration) -> Result<bool, BenchError> {
+async fn settle(
+    infra: &PrivateInfra,
+    expected: i64,
+    timeout: Duration,
+) -> Result<bool, BenchError> {
     let deadline = Instant::now() + timeout;
     loop {
         let invoices: i64 = sqlx::query_scalar("SELECT count(*) FROM invoices")

@@ -15,9 +15,9 @@ use sqlx::Row;
 use uuid::Uuid;
 
 use super::ChaosError;
-use super::infra::Pools;
 use super::load::Accepted;
 use super::topic;
+use crate::private::Pools;
 use crate::stack::{ORDERS_TOPIC, Service};
 
 /// How often the flow is probed while waiting for it to settle.
@@ -321,7 +321,8 @@ pub(crate) async fn audit(
 }
 
 /// Seconds from `fault` until every order accepted before it had both its
-/// invoice and its shipment (0 if they all had them before the fault).
+/// invoice and its shipment committed (0 if they all had them before the
+/// fault). Commit times come from PostgreSQL's `track_commit_timestamp`.
 pub(crate) async fn recovery_after(
     pools: &Pools,
     accepted: &[Accepted],
@@ -348,11 +349,11 @@ pub(crate) async fn recovery_after(
     let (invoiced, shipped) = tokio::try_join!(
         latest(
             pools.invoicing.clone(),
-            "SELECT max(issued_at) FROM invoices WHERE order_id = ANY($1)"
+            "SELECT max(pg_xact_commit_timestamp(xmin)) FROM invoices WHERE order_id = ANY($1)"
         ),
         latest(
             pools.shipping.clone(),
-            "SELECT max(created_at) FROM shipments WHERE order_id = ANY($1)"
+            "SELECT max(pg_xact_commit_timestamp(xmin)) FROM shipments WHERE order_id = ANY($1)"
         ),
     )?;
     let fault = DateTime::<Utc>::from(fault);

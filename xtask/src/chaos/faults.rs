@@ -14,12 +14,10 @@ use rdkafka::message::Message;
 use serde_json::Value;
 use tokio::sync::watch;
 
-use super::infra::ChaosInfra;
 use super::topic::{self, EndOffsets};
 use super::{ChaosError, Check, Scenario};
-use crate::stack::{
-    ApiClient, Launch, ORDERS_TOPIC, Service, ServiceProcess, instance_name, log_tail,
-};
+use crate::private::PrivateInfra;
+use crate::stack::{ApiClient, ORDERS_TOPIC, Service, ServiceProcess, instance_name, log_tail};
 
 /// How long Kafka, PostgreSQL or a killed consumer stays away in a fault.
 const OUTAGE: Duration = Duration::from_secs(3);
@@ -52,7 +50,7 @@ pub(crate) struct Injected {
 
 /// The injector of one scenario.
 pub(crate) struct Injector<'a> {
-    pub(crate) infra: &'a mut ChaosInfra,
+    pub(crate) infra: &'a mut PrivateInfra,
     pub(crate) progress: watch::Receiver<usize>,
     pub(crate) orders: usize,
     pub(crate) rng: StdRng,
@@ -156,19 +154,15 @@ impl Injector<'_> {
     // 2. invoicing-service aborts itself after a database commit, before the offset.
     async fn invoicing_aborts(&mut self) -> Result<(), ChaosError> {
         let per = u64::try_from((self.orders / 4).max(5)).unwrap_or(5);
-        let port = self.infra.stack.ports().invoicing;
         self.running(Service::Invoicing, 1)?.stop().await?;
         let mut confirmed = 0;
         for round in 1..=3 {
             let mut faulty = self
                 .infra
-                .stack
-                .launch(Launch {
-                    service: Service::Invoicing,
-                    name: instance_name(Service::Invoicing, 1),
-                    port: Some(port),
-                    env: vec![("FAULT_ABORT_AFTER_COMMIT".into(), per.to_string())],
-                })
+                .launch(
+                    Service::Invoicing,
+                    vec![("FAULT_ABORT_AFTER_COMMIT".into(), per.to_string())],
+                )
                 .await?;
             let started = Instant::now();
             while faulty.is_running() && started.elapsed() < ABORT_DEADLINE {
@@ -438,41 +432,106 @@ impl Injector<'_> {
         self.reach(0.3).await;
         let node = self.rng.random_range(1..=3);
         self.broker(node)?.kill()?;
+        let killed = Instant::now();
         let killed_at = SystemTime::now();
         self.fault(format!("SIGKILL Kafka node {node} of 3"));
 
-        self.reach(0.65).await;
-        let during: i64 = sqlx::query_scalar("SELECT count(*) FROM invoices WHERE issued_at > $1")
-            .bind(chrono::DateTime::<chrono::Utc>::from(killed_at))
-            .fetch_one(&self.infra.pools.invoicing)
-            .await
-            .map_err(ChaosError::Database)?;
+        // The controllers fence the node once its heartbeats stop; until then
+        // the ISR still lists it. Waiting for that proves the loss was seen.
+        let fenced = self
+            .wait_for_isr(&bootstrap, |isr| isr == 2, REJOIN_DEADLINE)
+            .await?;
         self.check(
-            "the flow went on with a node down",
-            during > 0,
-            format!("{during} invoices issued while node {node} was down"),
+            "the cluster fenced the dead node",
+            fenced.is_some(),
+            match fenced {
+                Some(after) => format!(
+                    "every partition down to 2 in-sync replicas {:.1}s after the kill",
+                    after.as_secs_f64()
+                ),
+                None => format!("the ISR still listed node {node} after {REJOIN_DEADLINE:?}"),
+            },
         );
-        self.broker(node)?.start().await?;
-        let restarted = Instant::now();
-        let mut state = Vec::new();
-        while restarted.elapsed() < REJOIN_DEADLINE {
-            state = topic::replica_state(&bootstrap, ORDERS_TOPIC).await?;
-            if state.iter().all(|&(_, isr)| isr == 3) {
+        // The flow goes on with two nodes: invoices and shipments keep being
+        // committed for events published after the kill.
+        let mut went_on = (0, 0);
+        while killed.elapsed() < REJOIN_DEADLINE {
+            went_on = self.effects_since(killed_at).await?;
+            if went_on.0 > 0 && went_on.1 > 0 {
                 break;
             }
-            tokio::time::sleep(Duration::from_millis(500)).await;
+            tokio::time::sleep(Duration::from_millis(250)).await;
         }
-        let rejoined = !state.is_empty() && state.iter().all(|&(_, isr)| isr == 3);
         self.check(
-            "the restarted node rejoined every partition's ISR",
-            rejoined,
+            "the flow went on with a node down",
+            went_on.0 > 0 && went_on.1 > 0,
             format!(
-                "in-sync replicas per partition {:?} {:.1}s after the restart",
-                state.iter().map(|s| s.1).collect::<Vec<_>>(),
-                restarted.elapsed().as_secs_f64()
+                "{} invoices and {} shipments committed while node {node} was down",
+                went_on.0, went_on.1
             ),
         );
+
+        self.reach(0.65).await;
+        self.broker(node)?.start().await?;
+        let rejoined = self
+            .wait_for_isr(&bootstrap, |isr| isr == 3, REJOIN_DEADLINE)
+            .await?;
+        self.check(
+            "the restarted node rejoined every partition's ISR",
+            rejoined.is_some(),
+            match rejoined {
+                Some(after) => format!(
+                    "3 in-sync replicas everywhere {:.1}s after the node answered again",
+                    after.as_secs_f64()
+                ),
+                None => format!("not back in every ISR after {REJOIN_DEADLINE:?}"),
+            },
+        );
         Ok(())
+    }
+
+    /// Polls the topic's ISR sizes until `wanted` holds for every partition;
+    /// how long that took, or `None` after `limit`.
+    async fn wait_for_isr(
+        &self,
+        bootstrap: &str,
+        wanted: impl Fn(usize) -> bool,
+        limit: Duration,
+    ) -> Result<Option<Duration>, ChaosError> {
+        let started = Instant::now();
+        while started.elapsed() < limit {
+            let state = topic::replica_state(bootstrap, ORDERS_TOPIC).await?;
+            if !state.is_empty() && state.iter().all(|&(_, isr)| wanted(isr)) {
+                return Ok(Some(started.elapsed()));
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        Ok(None)
+    }
+
+    /// Invoices and shipments committed since `since`.
+    async fn effects_since(&self, since: SystemTime) -> Result<(i64, i64), ChaosError> {
+        let since = chrono::DateTime::<chrono::Utc>::from(since);
+        let count = |pool: &sqlx::PgPool, sql: &'static str| {
+            let pool = pool.clone();
+            async move {
+                sqlx::query_scalar::<_, i64>(sql)
+                    .bind(since)
+                    .fetch_one(&pool)
+                    .await
+                    .map_err(ChaosError::Database)
+            }
+        };
+        tokio::try_join!(
+            count(
+                &self.infra.pools.invoicing,
+                "SELECT count(*) FROM invoices WHERE pg_xact_commit_timestamp(xmin) > $1"
+            ),
+            count(
+                &self.infra.pools.shipping,
+                "SELECT count(*) FROM shipments WHERE pg_xact_commit_timestamp(xmin) > $1"
+            ),
+        )
     }
 }
 

@@ -9,7 +9,7 @@
 //! every order accepted before it had both effects (the consumers' own
 //! commit timestamps, on the database's clock).
 //!
-//! The run owns its infrastructure ([`infra::ChaosInfra`]): a single-node
+//! The run owns its infrastructure ([`crate::private::PrivateInfra`]): a single-node
 //! Kafka and a PostgreSQL for scenarios 1-7, a three-node cluster (RF 3,
 //! `min.insync.replicas` 2) and another PostgreSQL for scenario 8, all on free
 //! ports in `<infra dir>/chaos/<run>`, stopped at the end. The logs stay
@@ -28,7 +28,6 @@
 
 mod audit;
 mod faults;
-mod infra;
 mod load;
 mod topic;
 
@@ -41,10 +40,10 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use tokio::sync::watch;
 
+use crate::private::PrivateInfra;
 use crate::stack::{ORDERS_TOPIC, Profile, Service, StackError};
 use crate::{DevInfra, InfraError, prereq};
 use faults::{Injected, Injector};
-use infra::ChaosInfra;
 use load::{LoadPlan, LoadStats};
 
 /// One kind of fault.
@@ -127,6 +126,8 @@ pub struct ChaosOptions {
     pub seed: u64,
     /// How long the flow may take to settle after a scenario.
     pub settle_timeout: Duration,
+    /// Keep the run directory (logs) even when every scenario passed.
+    pub keep_logs: bool,
 }
 
 impl ChaosOptions {
@@ -140,6 +141,7 @@ impl ChaosOptions {
             profile: Profile::Debug,
             seed: 2026,
             settle_timeout: Duration::from_secs(600),
+            keep_logs: false,
         }
     }
 
@@ -344,7 +346,8 @@ pub async fn run(options: &ChaosOptions) -> Result<ChaosReport, ChaosError> {
             "chaos: starting {nodes} Kafka node(s), PostgreSQL and the services in {}",
             dir.display()
         );
-        let mut infra = ChaosInfra::start(runtime.clone(), &dir, nodes, options.profile).await?;
+        let mut infra =
+            PrivateInfra::start(runtime.clone(), &dir, nodes, options.profile, Vec::new()).await?;
         let mut outcome = Ok(());
         for scenario in scenarios {
             match run_scenario(&mut infra, scenario, options).await {
@@ -364,7 +367,7 @@ pub async fn run(options: &ChaosOptions) -> Result<ChaosReport, ChaosError> {
         infra.stop().await;
         outcome?;
     }
-    if failed_dirs.is_empty() {
+    if failed_dirs.is_empty() && !options.keep_logs {
         if let Err(e) = std::fs::remove_dir_all(&run_dir) {
             eprintln!("chaos: could not remove {}: {e}", run_dir.display());
         }
@@ -379,7 +382,7 @@ pub async fn run(options: &ChaosOptions) -> Result<ChaosReport, ChaosError> {
 }
 
 async fn run_scenario(
-    infra: &mut ChaosInfra,
+    infra: &mut PrivateInfra,
     scenario: Scenario,
     options: &ChaosOptions,
 ) -> Result<ScenarioResult, ChaosError> {
