@@ -297,12 +297,17 @@ pub(crate) async fn audit(
         DateTime::<Utc>::from(window.0),
         DateTime::<Utc>::from(window.1),
     );
+    // (A probe sent while PostgreSQL was away that was still accepted is not
+    // one: the PostgreSQL scenario's own check reports it.)
     let unclaimed: Vec<Uuid> = sqlx::query_scalar(
-        "SELECT id FROM orders WHERE placed_at BETWEEN $1 AND $2 AND NOT (id = ANY($3))",
+        "SELECT o.id FROM orders o LEFT JOIN idempotency_keys k ON k.order_id = o.id
+         WHERE o.placed_at BETWEEN $1 AND $2 AND NOT (o.id = ANY($3))
+           AND (k.key IS NULL OR k.key NOT LIKE $4 || '%')",
     )
     .bind(from)
     .bind(to)
     .bind(&ids)
+    .bind(super::faults::PROBE_KEY_PREFIX)
     .fetch_all(&pools.orders)
     .await
     .map_err(ChaosError::Database)?;
