@@ -399,31 +399,64 @@ impl DirLock {
     }
 }
 
-/// A TCP port on 127.0.0.1 that was free a moment ago (the OS picked it).
+/// A TCP port on 127.0.0.1 that was free a moment ago (see [`free_ports`]).
 pub fn free_port() -> Result<u16, InfraError> {
     Ok(free_ports(1)?[0])
 }
 
-/// `count` distinct free ports on 127.0.0.1, all held open until every one is chosen.
+/// `count` distinct ports on 127.0.0.1 that were free a moment ago, all held
+/// open until every one is chosen.
+///
+/// They are taken outside the kernel's ephemeral range
+/// (`net.ipv4.ip_local_port_range`) wherever there is room: a port from
+/// inside it (what binding port 0 returns) can be handed to any outgoing
+/// connection as its source port the moment its server stops, and a server
+/// restarted on it (a killed service, a restarted broker) then fails to bind.
 pub fn free_ports(count: usize) -> Result<Vec<u16>, InfraError> {
-    let listeners = (0..count)
-        .map(|_| TcpListener::bind((Ipv4Addr::LOCALHOST, 0)))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| InfraError::Spawn {
-            program: "bind 127.0.0.1:0".into(),
-            source: e,
-        })?;
-    listeners
-        .iter()
-        .map(|l| {
-            l.local_addr()
-                .map(|a| a.port())
-                .map_err(|e| InfraError::Spawn {
-                    program: "bind 127.0.0.1:0".into(),
-                    source: e,
-                })
-        })
+    let bind_error = |e| InfraError::Spawn {
+        program: "bind 127.0.0.1".into(),
+        source: e,
+    };
+    let (low, high) = ephemeral_range();
+    let below = FIRST_UNPRIVILEGED_CHOICE..low;
+    let above = high.saturating_add(1)..=u16::MAX;
+    let mut held: Vec<TcpListener> = Vec::with_capacity(count);
+    for _ in 0..count * 100 {
+        if held.len() == count {
+            break;
+        }
+        let port = if !below.is_empty() {
+            rand::random_range(below.clone())
+        } else if !above.is_empty() {
+            rand::random_range(above.clone())
+        } else {
+            break;
+        };
+        if let Ok(listener) = TcpListener::bind((Ipv4Addr::LOCALHOST, port)) {
+            held.push(listener);
+        }
+    }
+    // No room outside the ephemeral range: let the OS pick.
+    while held.len() < count {
+        held.push(TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(bind_error)?);
+    }
+    held.iter()
+        .map(|l| l.local_addr().map(|a| a.port()).map_err(bind_error))
         .collect()
+}
+
+/// The lowest port [`free_ports`] picks (clear of well-known service ports).
+const FIRST_UNPRIVILEGED_CHOICE: u16 = 10_000;
+
+/// The kernel's ephemeral port range, or Linux's default where it cannot be read.
+fn ephemeral_range() -> (u16, u16) {
+    fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|text| {
+            let mut bounds = text.split_whitespace().map(|n| n.parse::<u16>().ok());
+            Some((bounds.next()??, bounds.next()??))
+        })
+        .unwrap_or((32_768, 60_999))
 }
 
 /// Fails with a clear message when something already listens on 127.0.0.1:`port`.
@@ -530,8 +563,13 @@ mod tests {
         unique.sort_unstable();
         unique.dedup();
         assert_eq!(unique.len(), 4);
+        let (low, high) = ephemeral_range();
         for port in ports {
             ensure_port_free(port, "test", None).expect("port is free");
+            assert!(
+                !(low..=high).contains(&port),
+                "{port} is in the ephemeral range {low}-{high}, where outgoing connections may take it"
+            );
         }
     }
 
