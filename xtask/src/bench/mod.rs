@@ -10,7 +10,8 @@
 //! 2. **Rate steps** ([`step`]): open-loop load from the `loadgen` binary at
 //!    100, 500, 1 000, 2 000 orders/s, then ×1.5 upward, each for a fixed
 //!    time, until a step is not sustained (its queues were not bounded, see
-//!    [`step`]). Each step reports the HTTP latency of `POST /orders` and the
+//!    [`step`]); then up to three rates between the highest sustained and the
+//!    lowest unsustained one narrow the saturation point down. Each step reports the HTTP latency of `POST /orders` and the
 //!    end-to-end latency from the order's commit to the invoice's and the
 //!    shipment's commit ([`latency`]), with the queues and memory sampled
 //!    meanwhile ([`sample`]).
@@ -48,6 +49,13 @@ use drain::EventShape;
 use machine::Machine;
 use sample::{Probe, rss_kib};
 use step::{StepPlan, StepResult};
+
+/// How many rates are tried between the highest sustained and the lowest
+/// unsustained rate once saturation is found.
+const MAX_REFINEMENTS: usize = 3;
+
+/// The granularity of those rates (orders/s).
+const REFINE_STEP: f64 = 25.0;
 
 /// How a benchmark run is sized and where it writes.
 #[derive(Debug, Clone)]
@@ -241,6 +249,8 @@ async fn measure(
     let mut queue = options.rates.clone();
     queue.reverse();
     let mut seed = 1000;
+    let (mut highest_sustained, mut lowest_unsustained) = (None, None);
+    let mut refinements = 0;
     while let Some(rate) = queue.pop() {
         if rate > options.max_rate {
             break;
@@ -261,15 +271,50 @@ async fn measure(
         report_step(&result);
         let sustained = result.sustained;
         steps.push(result);
-        if !sustained {
-            progress("  not sustained: this is the saturation point, no higher rates");
-            break;
+        if sustained {
+            highest_sustained = Some(rate);
+        } else {
+            lowest_unsustained = Some(lowest_unsustained.map_or(rate, |r: f64| r.min(rate)));
         }
-        if queue.is_empty() && options.until_saturated {
-            let next = (rate * 1.5 / 100.0).round() * 100.0;
-            queue.push(next.max(rate + 100.0));
+        if !options.until_saturated {
+            if !sustained {
+                progress("  not sustained: no higher rates");
+                break;
+            }
+            continue;
+        }
+        // Upward ×1.5 until a rate is not sustained, then halve the gap
+        // between the highest sustained and the lowest unsustained rate a few
+        // times, so the saturation point is not just the coarse ladder's step.
+        match (highest_sustained, lowest_unsustained) {
+            (_, None) if queue.is_empty() => {
+                let next = (rate * 1.5 / 100.0).round() * 100.0;
+                queue.push(next.max(rate + 100.0));
+            }
+            (_, None) => {}
+            (low, Some(high)) => {
+                queue.clear();
+                let low = low.unwrap_or(0.0);
+                let mid = ((low + high) / 2.0 / REFINE_STEP).round() * REFINE_STEP;
+                if refinements < MAX_REFINEMENTS
+                    && mid > low
+                    && mid < high
+                    && high - low > REFINE_STEP
+                {
+                    refinements += 1;
+                    progress(&format!(
+                        "  saturation lies between {low} and {high} orders/s; trying {mid}"
+                    ));
+                    queue.push(mid);
+                } else {
+                    progress(&format!(
+                        "  saturation point: {low} orders/s sustained, {high} not"
+                    ));
+                }
+            }
         }
     }
+    steps.sort_by(|a, b| a.rate.total_cmp(&b.rate));
     let steps_s = steps_began.elapsed().as_secs_f64();
 
     progress("stopping the consumers; holding the relay off");

@@ -411,7 +411,9 @@ fn method(md: &mut String) {
            reached invoicing and shipping afterwards. Offsets are committed every second, so a \
            lag reads up to a second of records high even when the consumer keeps up.\n\
          - **Rates** run in order (100, 500, 1 000, 2 000, then ×1.5) until one is not \
-           sustained; a warm-up of 2 s at 50 orders/s runs first and is not reported.\n",
+           sustained; then up to three more rates halve the gap between the highest sustained \
+           and the lowest unsustained one (in steps of 25 orders/s). A warm-up of 2 s at \
+           50 orders/s runs first and is not reported.\n",
         SAMPLE_INTERVAL.as_millis(),
         MAX_QUEUED_SECONDS,
         QUEUE_SLACK,
