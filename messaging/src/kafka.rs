@@ -94,7 +94,10 @@ impl KafkaSettings {
 /// How the relay's producer batches and times out.
 #[derive(Debug, Clone)]
 pub struct ProducerSettings {
-    /// `KAFKA_LINGER_MS`: how long the producer waits to fill a batch.
+    /// `KAFKA_LINGER_MS`: how long the producer waits to fill a batch. 0 by
+    /// default: the relay batches itself and waits for every delivery report
+    /// of a batch, so a linger only adds to each batch's round trip
+    /// (BENCHMARKS.md, tuning).
     pub linger_ms: u32,
     /// `KAFKA_BATCH_SIZE`: maximum bytes per partition batch.
     pub batch_size: u32,
@@ -113,7 +116,7 @@ impl ProducerSettings {
     /// Reads the settings from the environment.
     pub fn from_env() -> Result<Self, ConfigError> {
         Ok(ProducerSettings {
-            linger_ms: var("KAFKA_LINGER_MS", 5)?,
+            linger_ms: var("KAFKA_LINGER_MS", 0)?,
             batch_size: var("KAFKA_BATCH_SIZE", 1_000_000)?,
             message_timeout_ms: var("KAFKA_MESSAGE_TIMEOUT_MS", 30_000)?,
         })
@@ -123,7 +126,7 @@ impl ProducerSettings {
 impl Default for ProducerSettings {
     fn default() -> Self {
         ProducerSettings {
-            linger_ms: 5,
+            linger_ms: 0,
             batch_size: 1_000_000,
             message_timeout_ms: 30_000,
         }

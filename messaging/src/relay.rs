@@ -87,7 +87,7 @@ impl Default for RelaySettings {
     fn default() -> Self {
         RelaySettings {
             enabled: true,
-            batch_size: 500,
+            batch_size: 2_000,
             poll_interval: Duration::from_millis(500),
             notify: true,
             max_backoff: Duration::from_secs(5),

@@ -461,8 +461,10 @@ async fn producer_ceiling(
             .find(|(k, _)| k == name)
             .map_or(default.to_owned(), |(_, v)| v.clone())
     };
+    // The services' defaults (messaging::kafka::ProducerSettings) unless the
+    // run set them: the ceiling uses the relay's own producer settings.
     let (linger, batch) = (
-        knob("KAFKA_LINGER_MS", "5"),
+        knob("KAFKA_LINGER_MS", "0"),
         knob("KAFKA_BATCH_SIZE", "1000000"),
     );
     progress(&format!(
