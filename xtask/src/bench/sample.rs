@@ -13,8 +13,8 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use rdkafka::ClientConfig;
+use rdkafka::consumer::BaseConsumer;
 use sqlx::PgPool;
 use tokio::sync::watch;
 
@@ -124,44 +124,20 @@ pub(crate) async fn outbox_backlog(orders: &PgPool) -> Result<i64, BenchError> {
         .await?)
 }
 
-/// End offsets minus committed offsets of the orders topic, for `consumer`'s group.
+/// The lag of `consumer`'s group on the orders topic, asked again for a
+/// while when the coordinator is not ready to answer.
 fn group_lag(consumer: &BaseConsumer) -> Result<i64, BenchError> {
-    let metadata = consumer.fetch_metadata(Some(ORDERS_TOPIC), KAFKA_TIMEOUT)?;
-    let partitions: Vec<i32> = metadata
-        .topics()
-        .iter()
-        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-        .collect();
-    let mut list = TopicPartitionList::new();
-    for partition in &partitions {
-        list.add_partition(ORDERS_TOPIC, *partition);
-    }
-    // The group coordinator answers NOT_COORDINATOR or COORDINATOR_LOAD_IN_PROGRESS
-    // for a moment after a group's first commit: ask again, for a while.
     let mut attempts = 0;
-    let committed = loop {
-        match consumer.committed_offsets(list.clone(), KAFKA_TIMEOUT) {
-            Ok(committed) => break committed,
+    loop {
+        match crate::kafka::group_lag(consumer, ORDERS_TOPIC, KAFKA_TIMEOUT) {
+            Ok(lag) => return Ok(lag),
             Err(_) if attempts < COORDINATOR_RETRIES => {
                 attempts += 1;
                 std::thread::sleep(Duration::from_millis(100));
             }
             Err(e) => return Err(e.into()),
         }
-    };
-    let mut lag = 0;
-    for partition in partitions {
-        let (low, high) = consumer.fetch_watermarks(ORDERS_TOPIC, partition, KAFKA_TIMEOUT)?;
-        let done = committed
-            .find_partition(ORDERS_TOPIC, partition)
-            .and_then(|p| match p.offset() {
-                Offset::Offset(offset) => Some(offset),
-                _ => None,
-            })
-            .unwrap_or(low);
-        lag += (high - done).max(0);
     }
-    Ok(lag)
 }
 
 /// `VmRSS` of `pid` in KiB, 0 when it cannot be read.

@@ -94,24 +94,8 @@ pub(crate) async fn group_lag(
 ) -> Result<i64, ChaosError> {
     let (bootstrap, group, topic) = (bootstrap.to_owned(), group.to_owned(), topic.to_owned());
     retrying(move || {
-        // Reading a group's committed offsets does not join the group.
         let consumer: BaseConsumer = client_config(&bootstrap).set("group.id", &group).create()?;
-        let mut wanted = TopicPartitionList::new();
-        for partition in partitions(&consumer, &topic)? {
-            wanted.add_partition(&topic, partition);
-        }
-        let committed = consumer.committed_offsets(wanted, REQUEST_TIMEOUT)?;
-        let mut lag = 0;
-        for element in committed.elements() {
-            let (low, high) =
-                consumer.fetch_watermarks(&topic, element.partition(), REQUEST_TIMEOUT)?;
-            let position = match element.offset() {
-                Offset::Offset(offset) => offset,
-                _ => low,
-            };
-            lag += (high - position).max(0);
-        }
-        Ok(lag)
+        Ok(crate::kafka::group_lag(&consumer, &topic, REQUEST_TIMEOUT)?)
     })
     .await
 }

@@ -16,8 +16,8 @@ mod runtime;
 
 use std::time::Duration;
 
-use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 pub use broker::{KafkaBroker, NodePorts};
 pub use cluster::KafkaCluster;
@@ -73,6 +73,40 @@ pub async fn broker_ids(
         Ok(ids)
     })
     .await?
+}
+
+/// Records of `topic` that `consumer`'s group has not committed yet: end
+/// offset minus committed offset, summed over partitions (a partition without
+/// a committed offset counts from its start). Reading a group's committed
+/// offsets does not join the group. Blocking; the coordinator answers
+/// NOT_COORDINATOR or COORDINATOR_LOAD_IN_PROGRESS for a moment after a
+/// group's first commit or a broker restart, so callers retry errors.
+pub fn group_lag(
+    consumer: &BaseConsumer,
+    topic: &str,
+    timeout: Duration,
+) -> rdkafka::error::KafkaResult<i64> {
+    let metadata = consumer.fetch_metadata(Some(topic), timeout)?;
+    let mut wanted = TopicPartitionList::new();
+    for partition in metadata
+        .topics()
+        .iter()
+        .filter(|t| t.name() == topic)
+        .flat_map(|t| t.partitions())
+    {
+        wanted.add_partition(topic, partition.id());
+    }
+    let committed = consumer.committed_offsets(wanted, timeout)?;
+    let mut lag = 0;
+    for element in committed.elements() {
+        let (low, high) = consumer.fetch_watermarks(topic, element.partition(), timeout)?;
+        let done = match element.offset() {
+            Offset::Offset(offset) => offset,
+            _ => low,
+        };
+        lag += (high - done).max(0);
+    }
+    Ok(lag)
 }
 
 /// A new KRaft cluster id: 16 random bytes in URL-safe base64 without padding,
