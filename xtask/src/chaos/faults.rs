@@ -32,6 +32,9 @@ const ABORT_DEADLINE: Duration = Duration::from_secs(300);
 /// How long a restarted broker may take to be back in every partition's ISR.
 const REJOIN_DEADLINE: Duration = Duration::from_secs(120);
 
+/// How long a joining consumer may take to be assigned partitions.
+const ASSIGNMENT_DEADLINE: Duration = Duration::from_secs(60);
+
 /// Poison records sent per kind in the duplicates-and-poison scenario.
 const POISON_PER_KIND: usize = 4;
 
@@ -412,7 +415,7 @@ impl Injector<'_> {
 
     // 7. A second shipping instance joins and leaves the group mid-stream.
     async fn rebalance(&mut self) -> Result<(), ChaosError> {
-        let mut took_part = 0.0;
+        let (mut assigned, mut applied) = (0, 0.0);
         for (join, leave) in [(0.2, 0.45), (0.6, 0.85)] {
             self.reach(join).await;
             let second = self.infra.stack.start(Service::Shipping, 2).await?;
@@ -420,8 +423,19 @@ impl Injector<'_> {
                 "shipping-service-2 joined at {:.0}% of the orders",
                 join * 100.0
             ));
+            // The group has rebalanced once the newcomer logs its assignment;
+            // it leaves only after that, however fast the load goes.
+            let started = Instant::now();
+            let mut got = false;
+            while !got && started.elapsed() < ASSIGNMENT_DEADLINE {
+                got = log_tail(second.log_file(), 200).contains("partitions assigned");
+                if !got {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+            assigned += usize::from(got);
             self.reach(leave).await;
-            took_part += ApiClient::new()?
+            applied += ApiClient::new()?
                 .metric(&second.base_url(), "inbox_records_processed_total")
                 .await
                 .unwrap_or(0.0);
@@ -432,10 +446,13 @@ impl Injector<'_> {
             ));
         }
         self.check(
-            "the second instance took partitions",
-            took_part > 0.0,
-            format!("shipping-service-2 applied {took_part} records"),
+            "the group rebalanced onto the second instance each time it joined",
+            assigned == 2,
+            format!("shipping-service-2 was assigned partitions {assigned} of 2 times"),
         );
+        self.out.notes.push(format!(
+            "shipping-service-2 applied {applied} records while it was in the group"
+        ));
         Ok(())
     }
 
