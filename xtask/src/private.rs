@@ -12,6 +12,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{Connection, PgConnection, PgPool};
@@ -24,6 +25,9 @@ use crate::process;
 use crate::stack::{
     Launch, Profile, Service, ServicePorts, ServiceProcess, Stack, StackError, instance_name,
 };
+
+/// How long a restart waits for a killed instance's port to be released.
+const PORT_RELEASE: Duration = Duration::from_secs(15);
 
 /// Kafka, PostgreSQL and the services of one chaos or benchmark run.
 #[derive(Debug)]
@@ -124,11 +128,15 @@ impl PrivateInfra {
     ) -> Result<ServiceProcess, StackError> {
         let mut env = self.knobs.clone();
         env.extend(extra);
+        let port = self.stack.ports().port(service);
+        // After a kill the port can stay taken for a moment (see wait_port_free);
+        // if it stays taken longer, the launch says by whom.
+        process::wait_port_free(port, PORT_RELEASE).await;
         self.stack
             .launch(Launch {
                 service,
                 name: instance_name(service, 1),
-                port: Some(self.stack.ports().port(service)),
+                port: Some(port),
                 env,
             })
             .await

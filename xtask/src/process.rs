@@ -459,6 +459,24 @@ fn ephemeral_range() -> (u16, u16) {
         .unwrap_or((32_768, 60_999))
 }
 
+/// Waits until 127.0.0.1:`port` can be bound again, up to `limit`; whether it can.
+///
+/// A SIGKILLed process can already look gone (its main thread a zombie)
+/// while its other threads are still exiting and hold its listening socket
+/// for a moment; a restart on the same port waits for that here.
+pub async fn wait_port_free(port: u16, limit: Duration) -> bool {
+    let started = Instant::now();
+    loop {
+        if TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok() {
+            return true;
+        }
+        if started.elapsed() >= limit {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Fails with a clear message when something already listens on 127.0.0.1:`port`.
 pub fn ensure_port_free(port: u16, what: &str, env_var: Option<&str>) -> Result<(), InfraError> {
     match TcpListener::bind((Ipv4Addr::LOCALHOST, port)) {
@@ -571,6 +589,25 @@ mod tests {
                 "{port} is in the ephemeral range {low}-{high}, where outgoing connections may take it"
             );
         }
+    }
+
+    #[tokio::test]
+    async fn a_port_is_waited_for_until_its_listener_is_gone() {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        assert!(!wait_port_free(port, Duration::from_millis(200)).await);
+        let (closed, on_closed) = tokio::sync::oneshot::channel::<()>();
+        let holder = tokio::spawn(async move {
+            let _ = on_closed.await;
+            drop(listener);
+        });
+        let waiting = tokio::spawn(wait_port_free(port, Duration::from_secs(30)));
+        let _ = closed.send(());
+        holder.await.expect("holder");
+        assert!(
+            waiting.await.expect("waiter"),
+            "port {port} was never released"
+        );
     }
 
     #[test]

@@ -131,7 +131,7 @@ impl Injector<'_> {
                     ", relay idle for 5 s"
                 }
             ));
-            self.infra.stack.start(Service::Order, 1).await?;
+            self.infra.launch(Service::Order, Vec::new()).await?;
         }
         self.out.notes.push(format!(
             "{in_flight} of 3 kills came while the relay held its batch lock"
@@ -197,7 +197,7 @@ impl Injector<'_> {
             confirmed == 3,
             format!("{confirmed} of 3 aborts confirmed by the service's log"),
         );
-        self.infra.stack.start(Service::Invoicing, 1).await?;
+        self.infra.launch(Service::Invoicing, Vec::new()).await?;
         Ok(())
     }
 
@@ -215,7 +215,7 @@ impl Injector<'_> {
                 down.as_millis()
             ));
             tokio::time::sleep(down).await;
-            self.infra.stack.start(Service::Shipping, 1).await?;
+            self.infra.launch(Service::Shipping, Vec::new()).await?;
         }
         Ok(())
     }
