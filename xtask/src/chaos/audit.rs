@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use super::ChaosError;
 use super::load::Accepted;
-use super::topic;
+use super::topic::LagReader;
 use crate::private::Pools;
 use crate::stack::{ORDERS_TOPIC, Service};
 
@@ -55,9 +55,15 @@ pub(crate) async fn settle(
     timeout: Duration,
 ) -> Result<(Progress, bool), ChaosError> {
     let ids: Vec<Uuid> = accepted.iter().map(|a| a.order_id).collect();
+    let group = |service: Service| service.consumer_group().unwrap_or_default();
+    let lag = LagReader::new(
+        bootstrap,
+        &[group(Service::Invoicing), group(Service::Shipping)],
+        ORDERS_TOPIC,
+    )?;
     let started = Instant::now();
     loop {
-        let progress = probe(pools, bootstrap, &ids).await?;
+        let progress = probe(pools, &lag, &ids).await?;
         if progress.settled(ids.len()) {
             return Ok((progress, true));
         }
@@ -68,7 +74,7 @@ pub(crate) async fn settle(
     }
 }
 
-async fn probe(pools: &Pools, bootstrap: &str, ids: &[Uuid]) -> Result<Progress, ChaosError> {
+async fn probe(pools: &Pools, lag: &LagReader, ids: &[Uuid]) -> Result<Progress, ChaosError> {
     let count = |pool: &sqlx::PgPool, sql: &'static str| {
         let pool = pool.clone();
         let ids = ids.to_vec();
@@ -97,11 +103,14 @@ async fn probe(pools: &Pools, bootstrap: &str, ids: &[Uuid]) -> Result<Progress,
         ),
         outbox,
     )?;
-    let group = |service: Service| service.consumer_group().unwrap_or_default();
-    let (invoicing_lag, shipping_lag) = tokio::try_join!(
-        topic::group_lag(bootstrap, group(Service::Invoicing), ORDERS_TOPIC),
-        topic::group_lag(bootstrap, group(Service::Shipping), ORDERS_TOPIC),
-    )?;
+    let (invoicing_lag, shipping_lag) = match lag.lags().await?[..] {
+        [invoicing, shipping] => (invoicing, shipping),
+        _ => {
+            return Err(ChaosError::Scenario(
+                "expected the lag of two groups".into(),
+            ));
+        }
+    };
     Ok(Progress {
         invoiced: usize::try_from(invoiced).unwrap_or(0),
         shipped: usize::try_from(shipped).unwrap_or(0),
@@ -123,6 +132,43 @@ pub(crate) struct Findings {
     pub(crate) wrong_content: usize,
     /// Examples of each problem.
     pub(crate) examples: Vec<String>,
+}
+
+impl Findings {
+    fn example(&mut self, text: String) {
+        if self.examples.len() < SHOWN * 3 {
+            self.examples.push(text);
+        }
+    }
+
+    /// Lines beyond the order's count as duplicate effects; any difference
+    /// between what a consumer recorded and what was ordered as wrong content.
+    fn compare<T: PartialEq + std::fmt::Debug>(
+        &mut self,
+        what: &str,
+        order: Uuid,
+        extra_lines: usize,
+        got: T,
+        want: T,
+    ) {
+        self.duplicate_effects += extra_lines;
+        if got != want {
+            self.wrong_content += 1;
+            self.example(format!("{what} of {order}: got {got:?}, expected {want:?}"));
+        }
+    }
+}
+
+/// Rows grouped by their `order_id` column.
+fn by_order(
+    rows: &[sqlx::postgres::PgRow],
+) -> Result<HashMap<Uuid, Vec<&sqlx::postgres::PgRow>>, ChaosError> {
+    let mut grouped: HashMap<Uuid, Vec<&sqlx::postgres::PgRow>> = HashMap::new();
+    for row in rows {
+        let id: Uuid = row.try_get("order_id").map_err(ChaosError::Database)?;
+        grouped.entry(id).or_default().push(row);
+    }
+    Ok(grouped)
 }
 
 #[derive(Debug, Deserialize)]
@@ -147,11 +193,6 @@ pub(crate) async fn audit(
 ) -> Result<Findings, ChaosError> {
     let ids: Vec<Uuid> = accepted.iter().map(|a| a.order_id).collect();
     let mut findings = Findings::default();
-    let example = |findings: &mut Findings, text: String| {
-        if findings.examples.len() < SHOWN * 3 {
-            findings.examples.push(text);
-        }
-    };
 
     let invoices = sqlx::query(
         "SELECT order_id, customer_name, billing_city, currency, total_cents, lines::text AS lines
@@ -170,16 +211,8 @@ pub(crate) async fn audit(
     .await
     .map_err(ChaosError::Database)?;
 
-    let mut invoices_by_order: HashMap<Uuid, Vec<&sqlx::postgres::PgRow>> = HashMap::new();
-    for row in &invoices {
-        let id: Uuid = row.try_get("order_id").map_err(ChaosError::Database)?;
-        invoices_by_order.entry(id).or_default().push(row);
-    }
-    let mut shipments_by_order: HashMap<Uuid, Vec<&sqlx::postgres::PgRow>> = HashMap::new();
-    for row in &shipments {
-        let id: Uuid = row.try_get("order_id").map_err(ChaosError::Database)?;
-        shipments_by_order.entry(id).or_default().push(row);
-    }
+    let invoices_by_order = by_order(&invoices)?;
+    let shipments_by_order = by_order(&shipments)?;
 
     for order in accepted {
         let expected = &order.expected;
@@ -191,29 +224,23 @@ pub(crate) async fn audit(
             .map_or(&[][..], Vec::as_slice);
         if invoices.is_empty() || shipments.is_empty() {
             findings.lost += 1;
-            example(
-                &mut findings,
-                format!(
-                    "lost: order {} has {} invoice(s) and {} shipment(s)",
-                    order.order_id,
-                    invoices.len(),
-                    shipments.len()
-                ),
-            );
+            findings.example(format!(
+                "lost: order {} has {} invoice(s) and {} shipment(s)",
+                order.order_id,
+                invoices.len(),
+                shipments.len()
+            ));
             continue;
         }
         let extra = invoices.len() - 1 + shipments.len() - 1;
         if extra > 0 {
             findings.duplicate_effects += extra;
-            example(
-                &mut findings,
-                format!(
-                    "duplicate: order {} has {} invoices and {} shipments",
-                    order.order_id,
-                    invoices.len(),
-                    shipments.len()
-                ),
-            );
+            findings.example(format!(
+                "duplicate: order {} has {} invoices and {} shipments",
+                order.order_id,
+                invoices.len(),
+                shipments.len()
+            ));
         }
 
         let invoice = invoices[0];
@@ -241,19 +268,8 @@ pub(crate) async fn audit(
                 .map(|l| (l.sku.clone(), l.quantity, l.unit_price_cents))
                 .collect::<Vec<_>>(),
         );
-        if lines.len() > expected.lines.len() {
-            findings.duplicate_effects += lines.len() - expected.lines.len();
-        }
-        if got != want {
-            findings.wrong_content += 1;
-            example(
-                &mut findings,
-                format!(
-                    "invoice of {}: got {got:?}, expected {want:?}",
-                    order.order_id
-                ),
-            );
-        }
+        let extra = lines.len().saturating_sub(expected.lines.len());
+        findings.compare("invoice", order.order_id, extra, got, want);
 
         let shipment = shipments[0];
         let lines: Vec<ShipmentLine> = json_column(shipment, "lines")?;
@@ -276,19 +292,8 @@ pub(crate) async fn audit(
                 .map(|l| (l.sku.clone(), l.quantity))
                 .collect::<Vec<_>>(),
         );
-        if lines.len() > expected.lines.len() {
-            findings.duplicate_effects += lines.len() - expected.lines.len();
-        }
-        if got != want {
-            findings.wrong_content += 1;
-            example(
-                &mut findings,
-                format!(
-                    "shipment of {}: got {got:?}, expected {want:?}",
-                    order.order_id
-                ),
-            );
-        }
+        let extra = lines.len().saturating_sub(expected.lines.len());
+        findings.compare("shipment", order.order_id, extra, got, want);
     }
 
     // An order the service created during the scenario that no client holds an
@@ -313,14 +318,11 @@ pub(crate) async fn audit(
     .map_err(ChaosError::Database)?;
     if !unclaimed.is_empty() {
         findings.duplicate_effects += unclaimed.len();
-        example(
-            &mut findings,
-            format!(
-                "{} order(s) placed that no client request got back, e.g. {}",
-                unclaimed.len(),
-                unclaimed[0]
-            ),
-        );
+        findings.example(format!(
+            "{} order(s) placed that no client request got back, e.g. {}",
+            unclaimed.len(),
+            unclaimed[0]
+        ));
     }
     Ok(findings)
 }

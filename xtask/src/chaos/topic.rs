@@ -5,6 +5,7 @@
 //! rdkafka's metadata and offset calls block, so each runs on the blocking pool.
 
 use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
@@ -86,18 +87,46 @@ pub(crate) async fn end_offsets(bootstrap: &str, topic: &str) -> Result<EndOffse
     .await
 }
 
-/// Records `group` has yet to commit on `topic`, summed over partitions.
-pub(crate) async fn group_lag(
-    bootstrap: &str,
-    group: &str,
-    topic: &str,
-) -> Result<i64, ChaosError> {
-    let (bootstrap, group, topic) = (bootstrap.to_owned(), group.to_owned(), topic.to_owned());
-    retrying(move || {
-        let consumer: BaseConsumer = client_config(&bootstrap).set("group.id", &group).create()?;
-        Ok(crate::kafka::group_lag(&consumer, &topic, REQUEST_TIMEOUT)?)
-    })
-    .await
+/// Reads consumer groups' lag on a topic, with one client per group made
+/// once (a settle loop asks every half second).
+#[derive(Clone)]
+pub(crate) struct LagReader {
+    consumers: Arc<Vec<BaseConsumer>>,
+    topic: String,
+}
+
+impl LagReader {
+    /// A reader for `groups` on `topic`; reading a group's committed offsets
+    /// does not join the group.
+    pub(crate) fn new(bootstrap: &str, groups: &[&str], topic: &str) -> Result<Self, ChaosError> {
+        let consumers = groups
+            .iter()
+            .map(|group| client_config(bootstrap).set("group.id", *group).create())
+            .collect::<Result<Vec<BaseConsumer>, _>>()?;
+        Ok(LagReader {
+            consumers: Arc::new(consumers),
+            topic: topic.to_owned(),
+        })
+    }
+
+    /// Records each group has yet to commit, summed over partitions, in the order of `new`'s groups.
+    pub(crate) async fn lags(&self) -> Result<Vec<i64>, ChaosError> {
+        let reader = self.clone();
+        retrying(move || {
+            reader
+                .consumers
+                .iter()
+                .map(|consumer| {
+                    Ok(crate::kafka::group_lag(
+                        consumer,
+                        &reader.topic,
+                        REQUEST_TIMEOUT,
+                    )?)
+                })
+                .collect()
+        })
+        .await
+    }
 }
 
 /// The records of `topic` between `from` and `to` (per partition, `to` exclusive).
