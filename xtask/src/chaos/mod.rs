@@ -246,10 +246,6 @@ impl ScenarioResult {
 /// Every scenario's result.
 #[derive(Debug, Clone)]
 pub struct ChaosReport {
-    /// The options of the run.
-    pub orders_per_scenario: usize,
-    /// Orders started per second.
-    pub rate: f64,
     /// Results in run order.
     pub results: Vec<ScenarioResult>,
 }
@@ -374,11 +370,7 @@ pub async fn run(options: &ChaosOptions) -> Result<ChaosReport, ChaosError> {
     } else {
         eprintln!("chaos: logs kept in {}", run_dir.display());
     }
-    Ok(ChaosReport {
-        orders_per_scenario: options.orders,
-        rate: options.rate,
-        results,
-    })
+    Ok(ChaosReport { results })
 }
 
 async fn run_scenario(
