@@ -5,24 +5,37 @@
 //! optionally writes them to a markdown file. Exits non-zero on any loss,
 //! duplicate, wrong content or failed check. See [`crate::chaos`].
 
-use std::path::PathBuf;
+use std::path::Path;
 use std::process::ExitCode;
 
 use super::interrupts::{Interrupts, interrupted_by};
 use crate::chaos::{self, ChaosError, ChaosOptions};
 
 /// Runs the scenarios of `options`; writes the report to `report` when given.
-pub async fn chaos(options: ChaosOptions, report: Option<PathBuf>) -> Result<ExitCode, ChaosError> {
+pub async fn chaos(
+    options: ChaosOptions,
+    report: Option<std::path::PathBuf>,
+) -> Result<ExitCode, ChaosError> {
     let mut interrupts = Interrupts::install()?;
+    run_and_report(&options, report.as_deref(), &mut interrupts).await
+}
+
+/// Runs the scenarios until done or interrupted, prints the table and the
+/// checks (and writes them to `report`), and turns the verdict into an exit code.
+pub(super) async fn run_and_report(
+    options: &ChaosOptions,
+    report: Option<&Path>,
+    interrupts: &mut Interrupts,
+) -> Result<ExitCode, ChaosError> {
     let outcome = tokio::select! {
-        outcome = chaos::run(&options) => outcome?,
-        // Dropping the run kills what it started (see `ChaosInfra`'s Drop).
+        outcome = chaos::run(options) => outcome?,
+        // Dropping the run kills what it started (see `PrivateInfra`'s Drop).
         signal = interrupts.recv() => return Ok(interrupted_by(signal)),
     };
     let markdown = outcome.markdown();
     println!("{markdown}");
     if let Some(path) = report {
-        std::fs::write(&path, &markdown).map_err(|e| crate::InfraError::io("write", &path, e))?;
+        std::fs::write(path, &markdown).map_err(|e| crate::InfraError::io("write", path, e))?;
         eprintln!("chaos: report written to {}", path.display());
     }
     if outcome.passed() {

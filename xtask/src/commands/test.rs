@@ -31,19 +31,7 @@ pub async fn test(test_args: &[String], chaos: bool) -> Result<ExitCode, ChaosEr
         return Ok(code);
     }
     eprintln!("xtask: quick chaos run (`cargo xtask chaos --quick`)");
-    let options = ChaosOptions::quick();
-    let report = tokio::select! {
-        report = crate::chaos::run(&options) => report?,
-        // Dropping the run kills what it started.
-        signal = interrupts.recv() => return Ok(interrupted_by(signal)),
-    };
-    println!("{}", report.markdown());
-    Ok(if report.passed() {
-        ExitCode::SUCCESS
-    } else {
-        eprintln!("xtask: the quick chaos run FAILED");
-        ExitCode::FAILURE
-    })
+    super::chaos::run_and_report(&ChaosOptions::quick(), None, &mut interrupts).await
 }
 
 async fn cargo_test(
