@@ -39,23 +39,13 @@ impl ApiClient {
 
     /// The HTTP status of `GET url` (the body is discarded).
     pub async fn status(&self, url: &str) -> Result<u16, StackError> {
-        let response = self
-            .http
-            .get(url)
-            .send()
-            .await
-            .map_err(|e| http("GET", url, e))?;
+        let response = self.get(url).await?;
         Ok(response.status().as_u16())
     }
 
     /// `GET url`, expecting 200 and a JSON body of type `T`.
     pub async fn get_json<T: DeserializeOwned>(&self, url: &str) -> Result<T, StackError> {
-        let response = self
-            .http
-            .get(url)
-            .send()
-            .await
-            .map_err(|e| http("GET", url, e))?;
+        let response = self.get(url).await?;
         json(response, "GET", url).await
     }
 
@@ -77,14 +67,18 @@ impl ApiClient {
 
     /// `GET url` as text, expecting 200 (e.g. `/metrics`).
     pub async fn get_text(&self, url: &str) -> Result<String, StackError> {
-        let response = self
-            .http
+        let response = self.get(url).await?;
+        let response = expect_success(response, "GET", url).await?;
+        response.text().await.map_err(|e| http("GET", url, e))
+    }
+
+    /// `GET url`, any status.
+    async fn get(&self, url: &str) -> Result<reqwest::Response, StackError> {
+        self.http
             .get(url)
             .send()
             .await
-            .map_err(|e| http("GET", url, e))?;
-        let response = expect_success(response, "GET", url).await?;
-        response.text().await.map_err(|e| http("GET", url, e))
+            .map_err(|e| http("GET", url, e))
     }
 
     /// Every item of a paged list (`{ "items": [...], "next_cursor": ... }`),
