@@ -204,6 +204,42 @@ impl OrderGenerator {
     }
 }
 
+impl OrderGenerator {
+    /// The next order, grown to `lines` lines (at most the API's 100) with
+    /// long product names: its `OrderPlaced` event is about 300 bytes per
+    /// line, for scenarios about records a topic refuses as too large.
+    pub fn large_order(&mut self, lines: usize) -> GeneratedOrder {
+        let mut order = self.next_order();
+        let lines = lines.clamp(1, 100);
+        let expected: Vec<ExpectedLine> = (0..lines)
+            .map(|i| ExpectedLine {
+                sku: format!("LARGE-{i:03}"),
+                // 200 characters: the longest product name the API accepts.
+                name: format!("{:-<200}", format!("Oversized catalogue item {i} ")),
+                quantity: 1 + (i % 3) as i32,
+                unit_price_cents: 100 + i as i64,
+            })
+            .collect();
+        order.expected.total_cents = expected
+            .iter()
+            .map(|l| i64::from(l.quantity) * l.unit_price_cents)
+            .sum();
+        order.body["lines"] = expected
+            .iter()
+            .map(|l| {
+                serde_json::json!({
+                    "sku": l.sku,
+                    "name": l.name,
+                    "quantity": l.quantity,
+                    "unit_price_cents": l.unit_price_cents,
+                })
+            })
+            .collect();
+        order.expected.lines = expected;
+        order
+    }
+}
+
 impl Iterator for OrderGenerator {
     type Item = GeneratedOrder;
 
@@ -223,6 +259,30 @@ mod tests {
         let c: Vec<Value> = OrderGenerator::new(8).take(20).map(|o| o.body).collect();
         assert_eq!(a, b);
         assert_ne!(a, c);
+    }
+
+    #[test]
+    fn a_large_order_has_the_lines_asked_for_and_a_matching_total() {
+        let order = OrderGenerator::new(3).large_order(100);
+        let lines = order.body["lines"].as_array().expect("lines");
+        assert_eq!(lines.len(), 100);
+        assert_eq!(order.expected.lines.len(), 100);
+        assert!(
+            lines
+                .iter()
+                .all(|l| l["name"].as_str().map(str::len) == Some(200))
+        );
+        let total: i64 = lines
+            .iter()
+            .map(|l| {
+                l["quantity"].as_i64().unwrap_or(0) * l["unit_price_cents"].as_i64().unwrap_or(0)
+            })
+            .sum();
+        assert_eq!(total, order.expected.total_cents);
+        assert!(
+            order.body.to_string().len() > 25_000,
+            "about 300 bytes per line"
+        );
     }
 
     #[test]

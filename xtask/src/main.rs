@@ -123,7 +123,7 @@ enum Command {
         /// Orders started per second (default 200; 60 with --quick).
         #[arg(long)]
         rate: Option<f64>,
-        /// Only these scenarios (repeatable); all eight by default.
+        /// Only these scenarios (repeatable); all of them by default.
         #[arg(long = "scenario", value_enum)]
         scenarios: Vec<Scenario>,
         /// Build and run the services with the release profile.

@@ -32,6 +32,11 @@ pub enum Signal {
     Int,
     /// No shutdown at all: the process is gone (fault injection, last resort).
     Kill,
+    /// Freeze the process where it is (fault injection: a hung peer whose
+    /// connections stay open but never answer).
+    Stop,
+    /// Thaw a process frozen with [`Signal::Stop`].
+    Cont,
 }
 
 impl Signal {
@@ -40,6 +45,8 @@ impl Signal {
             Signal::Term => libc::SIGTERM,
             Signal::Int => libc::SIGINT,
             Signal::Kill => libc::SIGKILL,
+            Signal::Stop => libc::SIGSTOP,
+            Signal::Cont => libc::SIGCONT,
         }
     }
 
@@ -49,6 +56,8 @@ impl Signal {
             Signal::Term => "SIGTERM",
             Signal::Int => "SIGINT",
             Signal::Kill => "SIGKILL",
+            Signal::Stop => "SIGSTOP",
+            Signal::Cont => "SIGCONT",
         }
     }
 }

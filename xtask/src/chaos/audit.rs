@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime};
 
 use chrono::{DateTime, Utc};
+use rdkafka::message::{Message, OwnedMessage};
 use serde::Deserialize;
 use sqlx::Row;
 use uuid::Uuid;
@@ -195,7 +196,7 @@ pub(crate) async fn audit(
     let mut findings = Findings::default();
 
     let invoices = sqlx::query(
-        "SELECT order_id, customer_name, billing_city, currency, total_cents, lines::text AS lines
+        "SELECT order_id, status, customer_name, billing_city, currency, total_cents, lines::text AS lines
          FROM invoices_with_lines WHERE order_id = ANY($1)",
     )
     .bind(&ids)
@@ -203,7 +204,7 @@ pub(crate) async fn audit(
     .await
     .map_err(ChaosError::Database)?;
     let shipments = sqlx::query(
-        "SELECT order_id, recipient_name, shipping_street, shipping_city, lines::text AS lines
+        "SELECT order_id, status, recipient_name, shipping_street, shipping_city, lines::text AS lines
          FROM shipments_with_lines WHERE order_id = ANY($1)",
     )
     .bind(&ids)
@@ -246,6 +247,7 @@ pub(crate) async fn audit(
         let invoice = invoices[0];
         let lines: Vec<InvoiceLine> = json_column(invoice, "lines")?;
         let got = (
+            text(invoice, "status")?,
             text(invoice, "customer_name")?,
             text(invoice, "billing_city")?,
             text(invoice, "currency")?,
@@ -258,6 +260,7 @@ pub(crate) async fn audit(
                 .collect::<Vec<_>>(),
         );
         let want = (
+            if order.cancelled { "cancelled" } else { "open" }.to_owned(),
             expected.customer_name.clone(),
             expected.billing_city.clone(),
             expected.currency.clone(),
@@ -274,6 +277,7 @@ pub(crate) async fn audit(
         let shipment = shipments[0];
         let lines: Vec<ShipmentLine> = json_column(shipment, "lines")?;
         let got = (
+            text(shipment, "status")?,
             text(shipment, "recipient_name")?,
             text(shipment, "shipping_street")?,
             text(shipment, "shipping_city")?,
@@ -283,6 +287,12 @@ pub(crate) async fn audit(
                 .collect::<Vec<_>>(),
         );
         let want = (
+            if order.cancelled {
+                "cancelled"
+            } else {
+                "pending"
+            }
+            .to_owned(),
             expected.customer_name.clone(),
             expected.shipping_street.clone(),
             expected.shipping_city.clone(),
@@ -325,6 +335,55 @@ pub(crate) async fn audit(
         ));
     }
     Ok(findings)
+}
+
+/// Orders whose events reached the topic out of order, checked for every
+/// accepted order over `records` (the scenario's part of the topic): an order
+/// is reordered when its first `OrderCancelled` comes before its first
+/// `OrderPlaced` in its partition, or comes without any `OrderPlaced`, or
+/// when its events span partitions. Later copies of an event (a relay's
+/// republication) are absorbed by the consumers and do not count.
+pub(crate) fn reordered(records: &[OwnedMessage], accepted: &[Accepted]) -> (usize, Vec<String>) {
+    let mut sorted: Vec<&OwnedMessage> = records.iter().collect();
+    sorted.sort_by_key(|r| (r.partition(), r.offset()));
+    // Per key: the partitions seen and the event types in partition order.
+    let mut by_key: HashMap<&[u8], (Vec<i32>, Vec<String>)> = HashMap::new();
+    for record in &sorted {
+        let Some(key) = record.key() else { continue };
+        let entry = by_key.entry(key).or_default();
+        if !entry.0.contains(&record.partition()) {
+            entry.0.push(record.partition());
+        }
+        entry
+            .1
+            .push(super::topic::header(record, "event_type").unwrap_or_default());
+    }
+    let mut count = 0;
+    let mut examples = Vec::new();
+    for order in accepted {
+        let key = order.order_id.to_string();
+        let Some((partitions, events)) = by_key.get(key.as_bytes()) else {
+            continue;
+        };
+        let placed = events.iter().position(|e| e == "OrderPlaced");
+        let cancelled = events.iter().position(|e| e == "OrderCancelled");
+        let wrong = partitions.len() > 1
+            || match (placed, cancelled) {
+                (Some(p), Some(c)) => c < p,
+                (None, Some(_)) => true,
+                _ => false,
+            };
+        if wrong {
+            count += 1;
+            if examples.len() < SHOWN {
+                examples.push(format!(
+                    "reordered: order {} has {events:?} in partition(s) {partitions:?}",
+                    order.order_id
+                ));
+            }
+        }
+    }
+    (count, examples)
 }
 
 /// Seconds from `fault` until every order accepted before it had both its

@@ -14,6 +14,7 @@ use rdkafka::message::Message;
 use serde_json::Value;
 use tokio::sync::watch;
 
+use super::load::Accepted;
 use super::topic::{self, EndOffsets};
 use super::{ChaosError, Check, Scenario};
 use crate::private::PrivateInfra;
@@ -38,6 +39,23 @@ const ASSIGNMENT_DEADLINE: Duration = Duration::from_secs(60);
 /// Poison records sent per kind in the duplicates-and-poison scenario.
 const POISON_PER_KIND: usize = 4;
 
+/// How long invoicing's role goes without INSERT on its effect table.
+const PRIVILEGE_OUTAGE: Duration = Duration::from_secs(10);
+
+/// The orders topic's `max.message.bytes` in the oversized-event scenario:
+/// every order the load generates fits, the oversized one (100 lines of long
+/// names, about 30 kB) does not.
+const SMALL_MAX_MESSAGE_BYTES: &str = "16384";
+
+/// The relay's delivery timeout in the kafka-outage scenario, and how long
+/// Kafka stays away there: longer than the timeout, so that records fail on
+/// it while later ones for the same orders wait in the outbox.
+const SHORT_MESSAGE_TIMEOUT: Duration = Duration::from_secs(5);
+const LONG_OUTAGE: Duration = Duration::from_secs(12);
+
+/// How long the oversized event may take to be reported parked.
+const PARK_DEADLINE: Duration = Duration::from_secs(60);
+
 /// One injected fault: when, and what.
 #[derive(Debug, Clone)]
 pub(crate) struct FaultEvent {
@@ -53,6 +71,8 @@ pub(crate) struct Injected {
     pub(crate) notes: Vec<String>,
     /// Records each consumer should have dead-lettered because of this scenario.
     pub(crate) expected_dead_letters: i64,
+    /// Orders the injector placed itself, audited like the load's.
+    pub(crate) accepted: Vec<Accepted>,
 }
 
 /// The injector of one scenario.
@@ -77,6 +97,9 @@ impl Injector<'_> {
             Scenario::PostgresRestart => self.postgres_restarts().await?,
             Scenario::DuplicatesAndPoison => self.duplicates_and_poison().await?,
             Scenario::Rebalance => self.rebalance().await?,
+            Scenario::RevokedPrivilege => self.revoked_privilege().await?,
+            Scenario::OversizedEvent => self.oversized_event().await?,
+            Scenario::KafkaOutage => self.kafka_outage().await?,
             Scenario::BrokerLoss => self.broker_loss().await?,
         }
         Ok(self.out)
@@ -456,7 +479,235 @@ impl Injector<'_> {
         Ok(())
     }
 
-    // 8. Kill one node of a three-node cluster while orders flow; restart it.
+    // 8. invoicing's role loses INSERT on its effect table for a while: the
+    // service's own fault, never the records'. Nothing may be dead-lettered;
+    // readiness must say so meanwhile; the flow resumes by itself.
+    async fn revoked_privilege(&mut self) -> Result<(), ChaosError> {
+        let pid = self.running(Service::Invoicing, 1)?.pid();
+        let role = Service::Invoicing.database();
+        let pool = self.infra.pools.invoicing.clone();
+        let ready_url = format!("{}/health/ready", self.infra.url(Service::Invoicing));
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(Duration::from_secs(5))
+            .build()
+            .map_err(ChaosError::Client)?;
+
+        self.reach(0.3).await;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "REVOKE INSERT ON invoices FROM {role}"
+        )))
+        .execute(&pool)
+        .await
+        .map_err(ChaosError::Database)?;
+        self.fault(format!(
+            "REVOKE INSERT ON invoices FROM {role} for {}s",
+            PRIVILEGE_OUTAGE.as_secs()
+        ));
+        let revoked = Instant::now();
+        let (mut probes, mut not_ready) = (0, 0);
+        while revoked.elapsed() < PRIVILEGE_OUTAGE {
+            probes += 1;
+            if let Ok(answer) = client.get(&ready_url).send().await {
+                not_ready +=
+                    usize::from(answer.status() == reqwest::StatusCode::SERVICE_UNAVAILABLE);
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "GRANT INSERT ON invoices TO {role}"
+        )))
+        .execute(&pool)
+        .await
+        .map_err(ChaosError::Database)?;
+        self.out.notes.push(format!(
+            "INSERT granted back after {:.1}s",
+            revoked.elapsed().as_secs_f64()
+        ));
+        self.check(
+            "invoicing reported not ready while it could not apply its effects",
+            not_ready > 0,
+            format!("{not_ready} of {probes} readiness probes answered 503"),
+        );
+        let now = self.running(Service::Invoicing, 1)?.pid();
+        self.check(
+            "invoicing kept running and resumed by itself",
+            now == pid,
+            format!("pid before {pid}, after {now}"),
+        );
+        Ok(())
+    }
+
+    // 9. One order's event is larger than the topic accepts. The rest flows,
+    // its cancellation waits behind it, and once an operator raises the limit
+    // and retries the parked event both are published, in order.
+    async fn oversized_event(&mut self) -> Result<(), ChaosError> {
+        let bootstrap = self.infra.settings.kafka_bootstrap_servers.clone();
+        topic::set_topic_config(
+            &bootstrap,
+            ORDERS_TOPIC,
+            "max.message.bytes",
+            Some(SMALL_MAX_MESSAGE_BYTES),
+        )
+        .await?;
+        self.out.notes.push(format!(
+            "the orders topic's max.message.bytes was {SMALL_MAX_MESSAGE_BYTES} during the scenario"
+        ));
+
+        self.reach(0.3).await;
+        let order = loadgen::OrderGenerator::new(0x5eed).large_order(100);
+        let api = ApiClient::new()?;
+        let base = self.infra.url(Service::Order);
+        let placed = api
+            .place_order(&base, &order.body, "chaos-oversized-order")
+            .await
+            .map_err(|e| ChaosError::Scenario(format!("placing the oversized order: {e}")))?;
+        api.cancel_order(&base, placed)
+            .await
+            .map_err(|e| ChaosError::Scenario(format!("cancelling the oversized order: {e}")))?;
+        self.fault(format!(
+            "placed order {placed} whose OrderPlaced is larger than the topic accepts, and cancelled it"
+        ));
+        self.out.accepted.push(Accepted {
+            order_id: placed,
+            expected: order.expected,
+            at: SystemTime::now(),
+            cancelled: true,
+        });
+
+        // The relay parks the event and holds the cancellation behind it.
+        let started = Instant::now();
+        let (mut parked, mut held) = (0.0, 0.0);
+        while started.elapsed() < PARK_DEADLINE {
+            parked = api.metric(&base, "outbox_parked").await.unwrap_or(0.0);
+            held = api.metric(&base, "outbox_held").await.unwrap_or(0.0);
+            if parked >= 1.0 && held >= 1.0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        self.check(
+            "the relay parked the oversized event and held its cancellation behind it",
+            parked >= 1.0 && held >= 1.0,
+            format!("outbox_parked {parked}, outbox_held {held}"),
+        );
+
+        self.reach(0.7).await;
+        let now = topic::end_offsets(&bootstrap, ORDERS_TOPIC).await?;
+        let early = topic::records_of(
+            &bootstrap,
+            ORDERS_TOPIC,
+            &placed.to_string(),
+            &self.from,
+            &now,
+        )
+        .await?;
+        self.check(
+            "nothing of the parked order was published before the operator's fix",
+            early.is_empty(),
+            format!("{} of its records on the topic", early.len()),
+        );
+
+        // The operator's fix: raise the limit, retry the parked event.
+        topic::set_topic_config(&bootstrap, ORDERS_TOPIC, "max.message.bytes", None).await?;
+        let retried = self.admin(&["outbox", "retry", "--all"]).await;
+        self.fault(
+            "the operator raised max.message.bytes and ran `orderflow-admin outbox retry --all`"
+                .into(),
+        );
+        self.check(
+            "orderflow-admin retried the parked event",
+            retried.as_ref().is_ok_and(|out| out.contains("retried 1")),
+            match retried {
+                Ok(out) => out.trim().to_owned(),
+                Err(e) => e.to_string(),
+            },
+        );
+        Ok(())
+    }
+
+    /// Runs `orderflow-admin` with `args` against the order-service database; its output.
+    async fn admin(&self, args: &[&str]) -> Result<String, ChaosError> {
+        let binary =
+            crate::stack::build_binary("orderflow-admin", self.infra.stack.profile()).await?;
+        let output = tokio::process::Command::new(&binary)
+            .args(args)
+            .env(
+                "DATABASE_URL",
+                self.infra.stack.database_url(Service::Order)?,
+            )
+            .env(
+                "KAFKA_BOOTSTRAP_SERVERS",
+                &self.infra.settings.kafka_bootstrap_servers,
+            )
+            .output()
+            .await
+            .map_err(|e| ChaosError::Scenario(format!("running {}: {e}", binary.display())))?;
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        if output.status.success() {
+            Ok(text)
+        } else {
+            Err(ChaosError::Scenario(format!(
+                "orderflow-admin {} failed ({}): {text}",
+                args.join(" "),
+                output.status
+            )))
+        }
+    }
+
+    // 10. Kafka away for longer than the relay's delivery timeout while
+    // orders and their cancellations keep coming: first stopped, then frozen
+    // (SIGSTOP: connections stay open, requests hang unanswered).
+    async fn kafka_outage(&mut self) -> Result<(), ChaosError> {
+        self.running(Service::Order, 1)?.stop().await?;
+        self.infra
+            .launch(
+                Service::Order,
+                vec![(
+                    "KAFKA_MESSAGE_TIMEOUT_MS".into(),
+                    SHORT_MESSAGE_TIMEOUT.as_millis().to_string(),
+                )],
+            )
+            .await?;
+        self.out.notes.push(format!(
+            "order-service ran with KAFKA_MESSAGE_TIMEOUT_MS={}",
+            SHORT_MESSAGE_TIMEOUT.as_millis()
+        ));
+
+        self.reach(0.25).await;
+        self.broker(1)?.stop().await?;
+        self.fault(format!(
+            "Kafka stopped for {}s (the relay's delivery timeout is {}s)",
+            LONG_OUTAGE.as_secs(),
+            SHORT_MESSAGE_TIMEOUT.as_secs()
+        ));
+        tokio::time::sleep(LONG_OUTAGE).await;
+        self.broker(1)?.start().await?;
+
+        self.reach(0.6).await;
+        let pid = self
+            .broker(1)?
+            .pid()
+            .ok_or_else(|| ChaosError::Scenario("the broker has no pid".into()))?;
+        crate::process::send_signal(pid, crate::process::Signal::Stop)?;
+        self.fault(format!(
+            "Kafka frozen (SIGSTOP) for {}s",
+            LONG_OUTAGE.as_secs()
+        ));
+        tokio::time::sleep(LONG_OUTAGE).await;
+        crate::process::send_signal(pid, crate::process::Signal::Cont)?;
+
+        // Back to the default timeout for the scenarios after this one.
+        self.running(Service::Order, 1)?.stop().await?;
+        self.infra.launch(Service::Order, Vec::new()).await?;
+        Ok(())
+    }
+
+    // 11. Kill one node of a three-node cluster while orders flow; restart it.
     async fn broker_loss(&mut self) -> Result<(), ChaosError> {
         let bootstrap = self.infra.settings.kafka_bootstrap_servers.clone();
         let replicas = topic::replica_state(&bootstrap, ORDERS_TOPIC).await?;

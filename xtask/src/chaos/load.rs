@@ -48,6 +48,9 @@ pub(crate) struct LoadPlan {
     pub(crate) url: String,
     /// Prefix of every Idempotency-Key (unique per run and scenario).
     pub(crate) key_prefix: String,
+    /// Every Nth accepted order is cancelled at once (0: none), so that
+    /// orders have two events whose order on the topic can be audited.
+    pub(crate) cancel_every: usize,
 }
 
 /// An order the service accepted (201).
@@ -57,6 +60,8 @@ pub(crate) struct Accepted {
     pub(crate) expected: ExpectedOrder,
     /// When the client got its 201 (wall clock, the database's clock too).
     pub(crate) at: SystemTime,
+    /// Whether the client cancelled it (and got a 200 for that).
+    pub(crate) cancelled: bool,
 }
 
 /// What the client saw on the way.
@@ -76,6 +81,8 @@ pub(crate) struct LoadStats {
     pub(crate) rejected: u64,
     /// Orders still without a definite answer at [`ORDER_DEADLINE`].
     pub(crate) gave_up: u64,
+    /// Orders cancelled after they were accepted.
+    pub(crate) cancelled: u64,
     /// A few of the unexpected answers, for the report.
     pub(crate) samples: Vec<String>,
 }
@@ -126,9 +133,14 @@ pub(crate) async fn place_orders(
             url: plan.url.clone(),
             key: format!("{}-{i}", plan.key_prefix),
         };
+        let cancel = plan.cancel_every > 0 && i % plan.cancel_every == plan.cancel_every - 1;
         let (stats, progress) = (stats.clone(), progress.clone());
         tasks.spawn(async move {
             let accepted = request.place(order.body, &stats).await;
+            let mut cancelled = false;
+            if let (Some(order_id), true) = (accepted, cancel) {
+                cancelled = request.cancel(order_id, &stats).await;
+            }
             drop(slot);
             accepted.map(|order_id| {
                 progress.send_modify(|n| *n += 1);
@@ -136,6 +148,7 @@ pub(crate) async fn place_orders(
                     order_id,
                     expected: order.expected,
                     at: SystemTime::now(),
+                    cancelled,
                 }
             })
         });
@@ -199,16 +212,53 @@ impl Request {
         }
     }
 
+    /// Cancels the accepted order `order_id`, retrying (cancelling is
+    /// idempotent) until a definite answer; true once it is cancelled.
+    async fn cancel(&self, order_id: Uuid, stats: &Mutex<LoadStats>) -> bool {
+        let url = format!("{}/{order_id}/cancel", self.url);
+        let body = serde_json::json!({ "reason": "changed my mind" });
+        let started = Instant::now();
+        let mut pause = FIRST_RETRY;
+        loop {
+            match self.send(&url, None, &body, stats).await {
+                Answer::Created(_) => {
+                    record(stats, |s| s.cancelled += 1);
+                    return true;
+                }
+                Answer::GiveUp => return false,
+                Answer::Retry if started.elapsed() >= ORDER_DEADLINE => {
+                    record(stats, |s| {
+                        s.gave_up += 1;
+                        s.sample(format!("cancel {order_id}: no definite answer"));
+                    });
+                    return false;
+                }
+                Answer::Retry => {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(MAX_RETRY);
+                }
+            }
+        }
+    }
+
     async fn attempt(&self, body: &serde_json::Value, stats: &Mutex<LoadStats>) -> Answer {
+        self.send(&self.url, Some(&self.key), body, stats).await
+    }
+
+    /// One POST of `body` to `url`: created or OK with an order id, retry, or give up.
+    async fn send(
+        &self,
+        url: &str,
+        key: Option<&str>,
+        body: &serde_json::Value,
+        stats: &Mutex<LoadStats>,
+    ) -> Answer {
         record(stats, |s| s.attempts += 1);
-        let response = match self
-            .client
-            .post(&self.url)
-            .header("Idempotency-Key", &self.key)
-            .json(body)
-            .send()
-            .await
-        {
+        let mut request = self.client.post(url).json(body);
+        if let Some(key) = key {
+            request = request.header("Idempotency-Key", key);
+        }
+        let response = match request.send().await {
             Ok(response) => response,
             Err(_) => {
                 record(stats, |s| s.transport_errors += 1);

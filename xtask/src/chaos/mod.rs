@@ -24,7 +24,14 @@
 //! | 5 | `postgres-restart` | PostgreSQL stopped, then killed, 3 s each; APIs must answer 503 problem+json, services must not restart |
 //! | 6 | `duplicates-and-poison` | records re-sent verbatim and 20 poison records of 5 kinds; each consumer dead-letters exactly the poison |
 //! | 7 | `rebalance` | a second shipping instance joins and leaves, twice |
-//! | 8 | `broker-loss` | SIGKILL one node of three mid-stream, restart it, wait for it to rejoin every ISR |
+//! | 8 | `revoked-privilege` | invoicing's role loses INSERT on `invoices` for 10 s; nothing may be dead-lettered, readiness must say 503 meanwhile, and the flow must recover by itself |
+//! | 9 | `oversized-event` | the topic's `max.message.bytes` is lowered and one order's event exceeds it; the rest must flow, its cancellation must wait behind it, and it is published once an operator raises the limit and retries it |
+//! | 10 | `kafka-outage` | the broker stopped, and later frozen, for longer than the relay's `message.timeout.ms` while orders and cancellations keep coming; nothing may be reordered or lost |
+//! | 11 | `broker-loss` | SIGKILL one node of three mid-stream, restart it, wait for it to rejoin every ISR; intake must not answer 503 meanwhile |
+//!
+//! Every tenth order is cancelled right after it was accepted, so orders have
+//! two events, and the audit checks on the topic that each order's
+//! `OrderPlaced` comes before its `OrderCancelled` (reordered events).
 
 mod audit;
 mod faults;
@@ -63,13 +70,19 @@ pub enum Scenario {
     DuplicatesAndPoison,
     /// A second shipping instance joins and leaves the group mid-stream.
     Rebalance,
+    /// invoicing's role loses a privilege on its effect table for a while.
+    RevokedPrivilege,
+    /// One order's event is larger than the topic accepts.
+    OversizedEvent,
+    /// Kafka is away for longer than the relay's delivery timeout.
+    KafkaOutage,
     /// Kill one node of a three-node cluster.
     BrokerLoss,
 }
 
 impl Scenario {
-    /// All eight, in order.
-    pub const ALL: [Scenario; 8] = [
+    /// All of them, in order.
+    pub const ALL: [Scenario; 11] = [
         Scenario::OrderService,
         Scenario::Invoicing,
         Scenario::Shipping,
@@ -77,6 +90,9 @@ impl Scenario {
         Scenario::PostgresRestart,
         Scenario::DuplicatesAndPoison,
         Scenario::Rebalance,
+        Scenario::RevokedPrivilege,
+        Scenario::OversizedEvent,
+        Scenario::KafkaOutage,
         Scenario::BrokerLoss,
     ];
 
@@ -90,6 +106,9 @@ impl Scenario {
             Scenario::PostgresRestart => "postgres-restart",
             Scenario::DuplicatesAndPoison => "duplicates-and-poison",
             Scenario::Rebalance => "rebalance",
+            Scenario::RevokedPrivilege => "revoked-privilege",
+            Scenario::OversizedEvent => "oversized-event",
+            Scenario::KafkaOutage => "kafka-outage",
             Scenario::BrokerLoss => "broker-loss",
         }
     }
@@ -205,6 +224,8 @@ pub struct ScenarioResult {
     pub duplicate_effects: usize,
     /// Invoices or shipments that differ from their order.
     pub wrong_content: usize,
+    /// Orders whose events reached the topic out of order.
+    pub reordered: usize,
     /// Longest time from a fault until the orders accepted before it were fully processed.
     pub max_recovery: Duration,
     /// Records on the topic more than once (same event id): republished by the
@@ -239,6 +260,7 @@ impl ScenarioResult {
         self.lost == 0
             && self.duplicate_effects == 0
             && self.wrong_content == 0
+            && self.reordered == 0
             && self.checks.iter().all(|c| c.passed)
     }
 }
@@ -256,20 +278,21 @@ impl ChaosReport {
         self.results.iter().all(ScenarioResult::passed)
     }
 
-    /// The table: scenario | orders | faults injected | lost | duplicate effects | max recovery (s).
+    /// The table: scenario | orders | faults injected | lost | duplicate effects | reordered | max recovery (s).
     pub fn table(&self) -> String {
         let mut out = String::from(
-            "| scenario | orders | faults injected | lost | duplicate effects | max recovery (s) |\n\
-             |---|---:|---:|---:|---:|---:|\n",
+            "| scenario | orders | faults injected | lost | duplicate effects | reordered | max recovery (s) |\n\
+             |---|---:|---:|---:|---:|---:|---:|\n",
         );
         for r in &self.results {
             out.push_str(&format!(
-                "| {} | {} | {} | {} | {} | {:.1} |\n",
+                "| {} | {} | {} | {} | {} | {} | {:.1} |\n",
                 r.scenario,
                 r.orders,
                 r.faults.len(),
                 r.lost,
                 r.duplicate_effects,
+                r.reordered,
                 r.max_recovery.as_secs_f64()
             ));
         }
@@ -400,6 +423,7 @@ async fn run_scenario(
                 .map(|d| d.as_millis())
                 .unwrap_or_default()
         ),
+        cancel_every: CANCEL_EVERY,
     };
     let reporter = report_progress(progress.clone(), options.orders);
     let injector = Injector {
@@ -416,9 +440,11 @@ async fn run_scenario(
     // A scenario that cannot inject its faults stops its load at once rather
     // than letting every order retry against a service that is not coming back.
     let injected = injected.inspect_err(|_| load.abort())?;
-    let load = load
+    let mut load = load
         .await
         .map_err(|e| ChaosError::Scenario(format!("the load failed: {e}")))??;
+    // Orders the injector placed itself (the oversized one) are audited too.
+    load.accepted.extend(injected.accepted.iter().cloned());
     let placed = SystemTime::now();
 
     eprintln!(
@@ -432,7 +458,7 @@ async fn run_scenario(
         options.settle_timeout,
     )
     .await?;
-    let findings = audit::audit(&infra.pools, &load.accepted, (started, placed)).await?;
+    let mut findings = audit::audit(&infra.pools, &load.accepted, (started, placed)).await?;
     let mut max_recovery = 0.0_f64;
     for fault in &injected.faults {
         max_recovery =
@@ -441,6 +467,8 @@ async fn run_scenario(
     let to = topic::end_offsets(&bootstrap, ORDERS_TOPIC).await?;
     let records = topic::read_range(&bootstrap, ORDERS_TOPIC, &from, &to).await?;
     let dead_letters_after = dead_letters(&bootstrap).await?;
+    let (reordered, examples) = audit::reordered(&records, &load.accepted);
+    findings.examples.extend(examples);
 
     let mut checks = injected.checks;
     checks.push(Check {
@@ -475,9 +503,17 @@ async fn run_scenario(
     });
     checks.push(client_check(
         &load.stats,
-        options.orders,
+        options.orders + injected.accepted.len(),
         load.accepted.len(),
     ));
+    if scenario == Scenario::BrokerLoss {
+        // POST /orders never talks to Kafka: losing a node must not cost a request.
+        checks.push(Check {
+            name: "intake answered no 503 while a Kafka node was down".into(),
+            passed: load.stats.unavailable == 0,
+            detail: format!("{} answers of 503", load.stats.unavailable),
+        });
+    }
     let result = ScenarioResult {
         scenario,
         orders: load.accepted.len(),
@@ -485,6 +521,7 @@ async fn run_scenario(
         lost: findings.lost,
         duplicate_effects: findings.duplicate_effects,
         wrong_content: findings.wrong_content,
+        reordered,
         max_recovery: Duration::from_secs_f64(max_recovery),
         republished: topic::republished(&records),
         client: ClientView {
@@ -498,14 +535,18 @@ async fn run_scenario(
         elapsed: started.elapsed().unwrap_or_default(),
     };
     eprintln!(
-        "chaos: {scenario}: {} — lost {}, duplicate effects {}, max recovery {:.1}s",
+        "chaos: {scenario}: {} — lost {}, duplicate effects {}, reordered {}, max recovery {:.1}s",
         if result.passed() { "passed" } else { "FAILED" },
         result.lost,
         result.duplicate_effects,
+        result.reordered,
         result.max_recovery.as_secs_f64()
     );
     Ok(result)
 }
+
+/// Every how many accepted orders one is cancelled by the client.
+const CANCEL_EVERY: usize = 10;
 
 /// Every order the client meant to place was accepted; no 500s; every 503 was problem+json.
 fn client_check(stats: &LoadStats, planned: usize, accepted: usize) -> Check {

@@ -300,3 +300,60 @@ pub(crate) async fn topic_config(
     }
     Ok(None)
 }
+
+/// Sets topic config `name` on `topic` to `value`, or back to the broker's
+/// default with `None`, keeping the topic's other dynamic settings (the
+/// AlterConfigs request replaces the whole set, so they are read first).
+pub(crate) async fn set_topic_config(
+    bootstrap: &str,
+    topic: &str,
+    name: &str,
+    value: Option<&str>,
+) -> Result<(), ChaosError> {
+    let admin: AdminClient<DefaultClientContext> = client_config(bootstrap).create()?;
+    let options = AdminOptions::new().request_timeout(Some(REQUEST_TIMEOUT));
+    let described = admin
+        .describe_configs(&[ResourceSpecifier::Topic(topic)], &options)
+        .await?;
+    let mut kept: Vec<(String, String)> = Vec::new();
+    for result in described {
+        let resource = result
+            .map_err(|code| ChaosError::Scenario(format!("describing topic {topic}: {code}")))?;
+        kept.extend(
+            resource
+                .entries
+                .into_iter()
+                .filter(|e| {
+                    e.source == rdkafka::admin::ConfigSource::DynamicTopic && e.name != name
+                })
+                .filter_map(|e| e.value.map(|v| (e.name, v))),
+        );
+    }
+    let mut alter = rdkafka::admin::AlterConfig::new(ResourceSpecifier::Topic(topic));
+    for (key, v) in &kept {
+        alter = alter.set(key, v);
+    }
+    if let Some(value) = value {
+        alter = alter.set(name, value);
+    }
+    for result in admin.alter_configs([&alter], &options).await? {
+        result.map_err(|(_, code)| {
+            ChaosError::Scenario(format!("setting {name} on topic {topic}: {code}"))
+        })?;
+    }
+    Ok(())
+}
+
+/// The records of `topic` keyed `key` between `from` and `to`, in partition order.
+pub(crate) async fn records_of(
+    bootstrap: &str,
+    topic: &str,
+    key: &str,
+    from: &EndOffsets,
+    to: &EndOffsets,
+) -> Result<Vec<OwnedMessage>, ChaosError> {
+    let mut records = read_range(bootstrap, topic, from, to).await?;
+    records.retain(|r| r.key() == Some(key.as_bytes()));
+    records.sort_by_key(|r| (r.partition(), r.offset()));
+    Ok(records)
+}

@@ -52,5 +52,7 @@ fn signal_number(signal: Signal) -> u8 {
         Signal::Int => 2,
         Signal::Term => 15,
         Signal::Kill => 9,
+        Signal::Cont => 18,
+        Signal::Stop => 19,
     }
 }

@@ -65,6 +65,39 @@ impl ApiClient {
         json(response, "POST", url).await
     }
 
+    /// Places the order `body` on the order service at `base_url` with
+    /// `Idempotency-Key: key`; the new order's id.
+    pub async fn place_order(
+        &self,
+        base_url: &str,
+        body: &Value,
+        key: &str,
+    ) -> Result<uuid::Uuid, StackError> {
+        let url = format!("{base_url}/orders");
+        let response = self
+            .http
+            .post(&url)
+            .header("Idempotency-Key", key)
+            .json(body)
+            .send()
+            .await
+            .map_err(|e| http("POST", &url, e))?;
+        let created: Value = json(response, "POST", &url).await?;
+        created["id"]
+            .as_str()
+            .and_then(|id| id.parse().ok())
+            .ok_or_else(|| StackError::config(format!("POST {url} answered without an order id")))
+    }
+
+    /// Cancels order `id` on the order service at `base_url`.
+    pub async fn cancel_order(&self, base_url: &str, id: uuid::Uuid) -> Result<(), StackError> {
+        let url = format!("{base_url}/orders/{id}/cancel");
+        let _: Value = self
+            .post_json(&url, &serde_json::json!({ "reason": "changed my mind" }))
+            .await?;
+        Ok(())
+    }
+
     /// `GET url` as text, expecting 200 (e.g. `/metrics`).
     pub async fn get_text(&self, url: &str) -> Result<String, StackError> {
         let response = self.get(url).await?;

@@ -296,6 +296,11 @@ impl Stack {
         self
     }
 
+    /// The profile the binaries are built with.
+    pub fn profile(&self) -> Profile {
+        self.profile
+    }
+
     /// The same stack, building and running the binaries of `profile`.
     pub fn with_profile(mut self, profile: Profile) -> Self {
         self.profile = profile;
