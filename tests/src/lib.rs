@@ -20,7 +20,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, anyhow, bail};
 use rdkafka::ClientConfig;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::admin::{
+    AdminClient, AdminOptions, AlterConfig, NewTopic, ResourceSpecifier, TopicReplication,
+};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use sqlx::postgres::PgPoolOptions;
@@ -206,22 +208,38 @@ impl TestInfra {
     /// broker's default), returned once its metadata shows a leader for every partition.
     pub async fn fresh_topic(&self, partitions: i32) -> anyhow::Result<String> {
         let name = format!("e2e-{}", Uuid::new_v4());
+        self.create_topic(&name, partitions, &[]).await?;
+        Ok(name)
+    }
+
+    /// Creates topic `name` with `partitions` partitions and the topic
+    /// settings `config` (e.g. `max.message.bytes`), and returns once its
+    /// metadata shows a leader for every partition.
+    pub async fn create_topic(
+        &self,
+        name: &str,
+        partitions: i32,
+        config: &[(&str, &str)],
+    ) -> anyhow::Result<()> {
         let admin: AdminClient<DefaultClientContext> = self
             .kafka_config()
             .create()
             .context("creating the Kafka admin client")?;
         let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
         // Replication -1: the broker's default.replication.factor (1 or 3 with the xtask setup).
-        let topic = NewTopic::new(&name, partitions, TopicReplication::Fixed(-1));
+        let mut topic = NewTopic::new(name, partitions, TopicReplication::Fixed(-1));
+        for (key, value) in config {
+            topic = topic.set(key, value);
+        }
         for result in admin.create_topics(&[topic], &options).await? {
             result.map_err(|(topic, code)| anyhow!("creating topic {topic}: {code}"))?;
         }
 
         let deadline = Instant::now() + TOPIC_READY_TIMEOUT;
         loop {
-            let ready = partitions_with_leader(&self.kafka_bootstrap_servers, &name).await?;
+            let ready = partitions_with_leader(&self.kafka_bootstrap_servers, name).await?;
             if ready == usize::try_from(partitions)? {
-                return Ok(name);
+                return Ok(());
             }
             if Instant::now() >= deadline {
                 bail!(
@@ -231,6 +249,28 @@ impl TestInfra {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// Sets topic setting `key` of `topic` to `value`, or back to the broker's
+    /// default with `None` (the topic's other overrides are dropped).
+    pub async fn set_topic_config(
+        &self,
+        topic: &str,
+        key: &str,
+        value: Option<&str>,
+    ) -> anyhow::Result<()> {
+        let admin: AdminClient<DefaultClientContext> = self
+            .kafka_config()
+            .create()
+            .context("creating the Kafka admin client")?;
+        let mut alter = AlterConfig::new(ResourceSpecifier::Topic(topic));
+        if let Some(value) = value {
+            alter = alter.set(key, value);
+        }
+        for result in admin.alter_configs([&alter], &AdminOptions::new()).await? {
+            result.map_err(|(_, code)| anyhow!("setting {key} on {topic}: {code}"))?;
+        }
+        Ok(())
     }
 }
 

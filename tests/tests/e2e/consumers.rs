@@ -486,6 +486,116 @@ async fn poison_records_are_dead_lettered_and_the_orders_after_them_processed() 
     flow.stop().await
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_privilege_stalls_the_consumer_until_it_is_back_and_dead_letters_nothing()
+-> anyhow::Result<()> {
+    const ORDERS: usize = 5;
+    let flow = Flow::start(3).await?;
+    let role = ServiceRole::Invoicing.name();
+    // An operator's mistake: invoicing may no longer write its invoices.
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "REVOKE INSERT ON invoices FROM {role}"
+    )))
+    .execute(&flow.invoicing.pool)
+    .await?;
+    let orders: Vec<Uuid> = (0..ORDERS).map(|_| Uuid::now_v7()).collect();
+    for order in &orders {
+        flow.producer.send(&placed(*order)).await?;
+    }
+    // Shipping is not affected; invoicing says it cannot work, and does
+    // not blame the records for it.
+    for order in &orders {
+        wait_until("the shipment", || async {
+            Ok(flow.shipping.of_order("shipments", *order).await?.len() == 1)
+        })
+        .await?;
+    }
+    wait_until("invoicing to report not ready", || async {
+        Ok(flow.invoicing.service.get("/health/ready").await?.0 == StatusCode::SERVICE_UNAVAILABLE)
+    })
+    .await?;
+    assert_eq!(flow.invoicing.count("invoices").await?, 0);
+    assert_eq!(
+        flow.invoicing.service.metric("inbox_dead_lettered").await?,
+        0
+    );
+
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "GRANT INSERT ON invoices TO {role}"
+    )))
+    .execute(&flow.invoicing.pool)
+    .await?;
+    for order in &orders {
+        flow.wait_for(*order, "open", "pending").await?;
+    }
+    wait_until("invoicing to report ready again", || async {
+        Ok(flow.invoicing.service.get("/health/ready").await?.0 == StatusCode::OK)
+    })
+    .await?;
+    assert_eq!(
+        flow.invoicing.service.metric("inbox_dead_lettered").await?,
+        0
+    );
+    flow.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_letter_its_topic_refuses_is_kept_without_its_value_and_the_consumer_goes_on()
+-> anyhow::Result<()> {
+    init_logs();
+    let infra = TestInfra::acquire().await?;
+    let topic = infra.fresh_topic(1).await?;
+    let group = fresh_group(Invoicing::NAME);
+    // A dead-letter topic that takes small records only: a poison record of
+    // 4 kB, with the dead-letter headers added, is too large for it.
+    let dlq = shared_events::topics::dead_letter(&topic, &group);
+    infra
+        .create_topic(&dlq, 1, &[("max.message.bytes", "2048")])
+        .await?;
+    let (database_url, _pool) = infra.fresh_database(ServiceRole::Invoicing).await?;
+    let service = ServiceUnderTest::start(consumer_config::<Invoicing>(
+        &infra,
+        &database_url,
+        &topic,
+        &group,
+    ))
+    .await?;
+    let producer = EventProducer::new(&infra, &topic)?;
+    let poison_key = Uuid::now_v7().to_string();
+    let (partition, offset) = producer.send_raw(&poison_key, &[b'x'; 4096]).await?;
+    let good = Uuid::now_v7();
+    producer.send(&placed(good)).await?;
+    wait_until("the order after the poison to be invoiced", || async {
+        let page = service
+            .get_ok(&format!("/invoices?order_id={good}"))
+            .await?;
+        Ok(page["items"]
+            .as_array()
+            .is_some_and(|items| items.len() == 1))
+    })
+    .await?;
+
+    let records = read_records(&infra, &dlq, 1).await?;
+    let record = &records[0];
+    assert_eq!(record.key(), Some(poison_key.as_bytes()));
+    assert_eq!(record.payload(), None, "the value was left out");
+    assert_eq!(
+        header(record, headers::DLQ_SOURCE_PARTITION),
+        Some(partition.to_string())
+    );
+    assert_eq!(
+        header(record, headers::DLQ_SOURCE_OFFSET),
+        Some(offset.to_string())
+    );
+    assert!(
+        header(record, headers::DLQ_ERROR).is_some_and(|e| !e.is_empty()),
+        "the reason is kept"
+    );
+    assert_eq!(service.metric("inbox_dead_lettered").await?, 1);
+    assert_eq!(service.metric("inbox_dead_letters_without_value").await?, 1);
+    service.stop().await
+}
+
 /// Runs `S` with a crash point after its first commit, checks that it stops
 /// with the injected error, restarts it in the same group, and checks that
 /// the redelivered record is absorbed: one row in `table`, duplicates >= 1.

@@ -52,10 +52,14 @@ impl OrderService {
     }
 
     async fn place(&self, i: usize) -> anyhow::Result<Value> {
+        self.place_body(&order(i)).await
+    }
+
+    async fn place_body(&self, body: &Value) -> anyhow::Result<Value> {
         let response = self
             .client
             .post(format!("{}/orders", self.base))
-            .json(&order(i))
+            .json(body)
             .send()
             .await?;
         anyhow::ensure!(
@@ -103,6 +107,27 @@ fn order(i: usize) -> Value {
         "currency": "EUR",
         "lines": [ { "sku": format!("SKU-{i}"), "name": "Thing", "quantity": 1 + i % 3, "unit_price_cents": 100 + i } ]
     })
+}
+
+/// An order of 100 lines with the longest product names the API accepts:
+/// its `OrderPlaced` event is about 30 kB.
+fn oversized_order() -> Value {
+    let mut body = order(0);
+    body["lines"] = (0..100)
+        .map(|i| {
+            json!({
+                "sku": format!("LARGE-{i:03}"),
+                "name": format!("{:-<200}", format!("Oversized catalogue item {i} ")),
+                "quantity": 1,
+                "unit_price_cents": 100,
+            })
+        })
+        .collect();
+    body
+}
+
+fn id_of(order: &Value) -> String {
+    order["id"].as_str().unwrap_or_default().to_owned()
 }
 
 async fn outbox_len(pool: &PgPool) -> anyhow::Result<i64> {
@@ -487,5 +512,146 @@ impl TestInfraOn {
             })
             .unwrap_or_else(|m| panic!("{m}")),
         )
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_the_topic_refuses_is_parked_and_holds_back_only_its_own_order()
+-> anyhow::Result<()> {
+    const SMALL: usize = 20;
+    let infra = TestInfra::acquire().await?;
+    let bootstrap = infra.kafka_bootstrap_servers().to_owned();
+    // Two partitions: about half of the small orders share the big one's.
+    let topic = format!("e2e-{}", Uuid::new_v4());
+    infra
+        .create_topic(&topic, 2, &[("max.message.bytes", "16384")])
+        .await?;
+    let (url, pool) = infra.fresh_database(ServiceRole::Orders).await?;
+    let service =
+        OrderService::start(order_service::Config::for_flow(url, &bootstrap, &topic)).await?;
+
+    // An order whose OrderPlaced the topic refuses, cancelled at once: its
+    // OrderCancelled alone would be accepted, and must not overtake it.
+    let big = id_of(&service.place_body(&oversized_order()).await?);
+    service.cancel(&big).await?;
+    let mut small = Vec::new();
+    for i in 0..SMALL {
+        small.push(id_of(&service.place(i).await?));
+    }
+
+    wait_until("every other order to be published", || async {
+        Ok(outbox_len(&pool).await? == 2)
+    })
+    .await?;
+    assert_eq!(
+        topic_len(&bootstrap, &topic).await?,
+        i64::try_from(SMALL)?,
+        "the small orders' events and nothing of the big order's"
+    );
+    let by_order = events_per_order(&read_records(&infra, &topic, SMALL).await?)?;
+    for id in &small {
+        assert_eq!(
+            by_order.get(id).map(Vec::as_slice),
+            Some(&["OrderPlaced".to_owned()][..]),
+            "{id}"
+        );
+    }
+    assert!(
+        !by_order.contains_key(&big),
+        "nothing of {big} is published"
+    );
+    service.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_kafka_is_away_the_relay_holds_no_transaction_open() -> anyhow::Result<()> {
+    let infra = TestInfra::acquire().await?;
+    let mut kafka = PrivateKafka::start().await?;
+    let bootstrap = kafka.cluster.bootstrap_servers();
+    let (url, pool) = infra.fresh_database(ServiceRole::Orders).await?;
+    let database = url
+        .rsplit('/')
+        .next()
+        .and_then(|tail| tail.split('?').next())
+        .unwrap_or_default()
+        .to_owned();
+    let topic = format!("orders-{}", Uuid::new_v4().simple());
+    let mut config = order_service::Config::for_flow(url, &bootstrap, &topic);
+    // Records wait this long for Kafka before they fail; much longer than
+    // the window observed below.
+    config.producer.message_timeout_ms = 30_000;
+    let service = OrderService::start(config).await?;
+    service.place(0).await?;
+    wait_until("the first order to be published", || async {
+        Ok(outbox_len(&pool).await? == 0)
+    })
+    .await?;
+
+    kafka
+        .cluster
+        .broker_mut(1)
+        .context("node 1")?
+        .stop()
+        .await?;
+    for i in 1..4 {
+        service.place(i).await?;
+    }
+    // For a few seconds of the outage, while the relay waits on Kafka, no
+    // transaction of the order database may stay open: an open one holds
+    // back vacuum and a pooled connection for as long as Kafka is away.
+    let admin = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect(infra.admin_url())
+        .await?;
+    let mut longest = 0.0_f64;
+    for _ in 0..30 {
+        let age: f64 = sqlx::query_scalar(
+            "SELECT coalesce(max(extract(epoch FROM now() - xact_start)), 0)::float8
+             FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+        )
+        .bind(&database)
+        .fetch_one(&admin)
+        .await?;
+        longest = longest.max(age);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        outbox_len(&pool).await? >= 3,
+        "the outage was observed with events waiting"
+    );
+    assert!(
+        longest < 2.0,
+        "a transaction stayed open {longest:.1}s while Kafka was away"
+    );
+
+    kafka.cluster.start().await?;
+    wait_until("the backlog to drain after Kafka is back", || async {
+        Ok(outbox_len(&pool).await? == 0)
+    })
+    .await?;
+    service.stop().await?;
+    kafka.stop().await
+}
+
+/// A single-node Kafka of one test's own, which it may stop and start.
+struct PrivateKafka {
+    cluster: xtask::KafkaCluster,
+    dir: std::path::PathBuf,
+}
+
+impl PrivateKafka {
+    async fn start() -> anyhow::Result<Self> {
+        let runtime = Arc::new(xtask::DevInfra::from_env()?.kafka_runtime().await?);
+        let dir = std::env::temp_dir().join(format!("e2e-kafka-{}", Uuid::new_v4().simple()));
+        let mut cluster =
+            xtask::KafkaCluster::new(runtime, &dir, xtask::NodePorts::free(1)?)?.kill_on_drop(true);
+        cluster.start().await?;
+        Ok(PrivateKafka { cluster, dir })
+    }
+
+    async fn stop(mut self) -> anyhow::Result<()> {
+        self.cluster.stop().await?;
+        let _ = std::fs::remove_dir_all(&self.dir);
+        Ok(())
     }
 }
