@@ -1,27 +1,48 @@
 //! The relay: turns committed outbox rows into Kafka records.
 //!
-//! One batch is one database transaction held across claim, publish and
-//! delete:
+//! # Who publishes
 //!
-//! 1. `pg_try_advisory_xact_lock` elects the active relay. With several
-//!    instances of a service on one database, only the lock holder publishes,
-//!    so two relays can never interleave one order's events. The lock ends with
-//!    the transaction, so a crashed relay hands over at once.
-//! 2. Claim the oldest unsent rows by id. Rows are deleted once sent, so
-//!    "unsent" is simply "still there": a row whose transaction committed
-//!    after a higher id is picked up by a later batch, never skipped (the
-//!    high-water-mark trap of outbox relays that poll `id > last_seen`).
-//! 3. Produce them in id order through the idempotent producer and wait for
-//!    every delivery report.
-//! 4. Delete the delivered rows and commit.
+//! With several instances of a service on one database, only one relay is
+//! active: the one whose dedicated connection holds the session-level
+//! advisory lock `pg_try_advisory_lock(lock_key)`. The lock lives as long as
+//! that connection, so a crashed instance hands over as soon as PostgreSQL
+//! sees its connection close, and no transaction stays open while the relay
+//! waits for Kafka: an outage costs the backlog and one idle connection,
+//! never a transaction held open for `message.timeout.ms`.
 //!
-//! A crash between 3 and 4 rolls the transaction back and the next relay
-//! publishes the batch again: publication is at-least-once, and consumers
+//! # One batch
+//!
+//! 1. Claim the oldest rows by id that are neither parked nor behind a parked
+//!    row of the same key. Rows are deleted once sent, so "unsent" is simply
+//!    "still there": a row whose transaction committed after a higher id is
+//!    picked up by a later batch, never skipped (the high-water-mark trap of
+//!    outbox relays that poll `id > last_seen`).
+//! 2. Publish them in waves: the first wave holds the first row of each key,
+//!    the second the second row of each key, and so on, and a wave starts
+//!    only when every delivery report of the previous one is in. A key whose
+//!    row failed sends nothing more in this batch. So a later event of an
+//!    order is never produced before Kafka has acknowledged the earlier one:
+//!    neither librdkafka's retries nor a record failing on
+//!    `message.timeout.ms` (which its idempotence guarantee excludes) can
+//!    reorder one order's events. Most batches hold one row per key and are
+//!    one wave.
+//! 3. A record that fails with an error that can be its own fault (too
+//!    large, refused by the topic's policy) is tried once more on its own:
+//!    the broker refuses a partition's whole record batch, so the records
+//!    batched with a too-large one fail with it. If it fails again alone it
+//!    can never be published: it is *parked* with its error, and the later
+//!    rows of its key are held behind it, in order, until an operator
+//!    retries or discards it (`orderflow-admin outbox`). Everything else flows.
+//! 4. Delete the delivered rows and mark the parked ones, in one short
+//!    transaction on the lock's connection.
+//!
+//! A crash between 2 and 4 means the next active relay publishes the batch
+//! again: publication is at-least-once, in order per key, and consumers
 //! deduplicate by event id. The relay wakes on NOTIFY (sent by
 //! [`crate::outbox::enqueue`] at commit) and polls as a fallback, because a
 //! notification sent while the listener reconnects is lost.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
 use platform::config::{ConfigError, millis, var};
@@ -33,7 +54,7 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 use shared_events::headers;
 use sqlx::postgres::PgListener;
-use sqlx::{FromRow, PgPool};
+use sqlx::{Connection, FromRow, PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -102,8 +123,12 @@ impl Default for RelaySettings {
 pub struct RelayMetrics {
     published: Counter,
     publish_errors: Counter,
+    parked_total: Counter,
     backlog: Gauge,
     oldest_age_ms: Gauge,
+    parked: Gauge,
+    held: Gauge,
+    batch_in_flight: Gauge,
 }
 
 impl RelayMetrics {
@@ -117,8 +142,13 @@ impl RelayMetrics {
         );
         registry.register(
             "outbox_publish_errors",
-            "Failed publish attempts (the batch is retried)",
+            "Batches in which some record was not acknowledged (those are retried)",
             m.publish_errors.clone(),
+        );
+        registry.register(
+            "outbox_events_parked",
+            "Outbox events parked because Kafka refused them for good",
+            m.parked_total.clone(),
         );
         registry.register(
             "outbox_backlog",
@@ -130,6 +160,21 @@ impl RelayMetrics {
             "Age of the oldest unpublished outbox row",
             m.oldest_age_ms.clone(),
         );
+        registry.register(
+            "outbox_parked",
+            "Outbox rows parked now, waiting for an operator (orderflow-admin outbox)",
+            m.parked.clone(),
+        );
+        registry.register(
+            "outbox_held",
+            "Outbox rows held behind a parked row of the same key",
+            m.held.clone(),
+        );
+        registry.register(
+            "outbox_relay_batch_in_flight",
+            "1 while this instance's relay has claimed a batch and not yet recorded its outcome",
+            m.batch_in_flight.clone(),
+        );
         m
     }
 }
@@ -137,22 +182,36 @@ impl RelayMetrics {
 /// Why a batch could not be published.
 #[derive(Debug, thiserror::Error)]
 pub enum RelayError {
-    /// The database failed; the batch was rolled back and will be retried.
-    #[error("outbox database error: {0}")]
+    /// The database failed; nothing of the batch was recorded and it will be
+    /// published again.
+    #[error("the outbox could not be read or updated")]
     Database(#[from] sqlx::Error),
-    /// Kafka did not acknowledge some records; the rest were marked sent.
-    #[error("{failed} of {total} records were not acknowledged by Kafka: {first}")]
+    /// Kafka did not acknowledge some records; the rest were recorded as
+    /// sent, and the failed ones are retried (or were parked).
+    #[error("{failed} of {total} records were not acknowledged by Kafka")]
     Delivery {
-        /// Records that failed.
+        /// Records that failed and will be retried.
         failed: usize,
         /// Records in the batch.
         total: usize,
         /// The first error.
+        #[source]
         first: KafkaError,
     },
 }
 
-#[derive(Debug, FromRow)]
+/// What a batch did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BatchOutcome {
+    /// Rows claimed (0 when another instance is the active relay).
+    pub claimed: usize,
+    /// Rows published and deleted.
+    pub published: usize,
+    /// Rows parked in this batch.
+    pub parked: usize,
+}
+
+#[derive(Debug, Clone, FromRow)]
 struct OutboxRow {
     id: i64,
     event_id: Uuid,
@@ -164,6 +223,70 @@ struct OutboxRow {
     traceparent: Option<String>,
 }
 
+/// How one record's failure is treated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Failure {
+    /// Kafka, the network or the topic is the problem: try again later.
+    Transient,
+    /// Possibly the record's own fault; tried alone before it is parked.
+    Suspect,
+    /// The record itself is refused, checked by the client on this record
+    /// alone (bigger than `message.max.bytes`): park it at once.
+    Permanent,
+}
+
+/// Sorts a produce or delivery error: the codes a broker returns for a
+/// record it will never take (too large, invalid, refused by policy) are
+/// suspects; the client's own size check is final; everything else (timeouts,
+/// leaders moving, brokers away, authorisation) is not the record's fault.
+fn classify(error: &KafkaError, client_side: bool) -> Failure {
+    let KafkaError::MessageProduction(code) = error else {
+        return Failure::Transient;
+    };
+    match code {
+        RDKafkaErrorCode::MessageSizeTooLarge if client_side => Failure::Permanent,
+        RDKafkaErrorCode::MessageSizeTooLarge
+        | RDKafkaErrorCode::MessageBatchTooLarge
+        | RDKafkaErrorCode::InvalidRecord
+        | RDKafkaErrorCode::PolicyViolation
+        | RDKafkaErrorCode::InvalidMessage
+        | RDKafkaErrorCode::InvalidMessageSize => Failure::Suspect,
+        _ => Failure::Transient,
+    }
+}
+
+/// Splits a batch (in id order) into waves: wave `n` holds the `n`-th row of
+/// every key, in id order. Returns indexes into `keys`.
+fn waves<K: std::hash::Hash + Eq>(keys: &[K]) -> Vec<Vec<usize>> {
+    let mut seen: HashMap<&K, usize> = HashMap::new();
+    let mut waves: Vec<Vec<usize>> = Vec::new();
+    for (index, key) in keys.iter().enumerate() {
+        let n = seen.entry(key).or_insert(0);
+        if waves.len() <= *n {
+            waves.push(Vec::new());
+        }
+        waves[*n].push(index);
+        *n += 1;
+    }
+    waves
+}
+
+/// What became of one claimed row.
+#[derive(Debug)]
+enum RowOutcome {
+    Delivered,
+    Parked(String),
+    Retry(KafkaError),
+    /// Not produced: an earlier row of its key failed in this batch.
+    Held,
+}
+
+/// The session that holds the relay lock, if this instance is the active relay.
+struct Leadership {
+    conn: Option<PgConnection>,
+    leading: bool,
+}
+
 /// Publishes outbox rows to Kafka; see the module documentation.
 pub struct Relay {
     pool: PgPool,
@@ -171,6 +294,7 @@ pub struct Relay {
     producer: FutureProducer,
     settings: RelaySettings,
     metrics: RelayMetrics,
+    leadership: tokio::sync::Mutex<Leadership>,
 }
 
 impl Relay {
@@ -190,6 +314,10 @@ impl Relay {
             producer,
             settings,
             metrics,
+            leadership: tokio::sync::Mutex::new(Leadership {
+                conn: None,
+                leading: false,
+            }),
         })
     }
 
@@ -201,7 +329,7 @@ impl Relay {
             shutdown.cancelled().await;
             return;
         }
-        let gauges = tokio::spawn(update_backlog_gauges(
+        let gauges = tokio::spawn(update_gauges(
             self.pool.clone(),
             self.metrics.clone(),
             shutdown.clone(),
@@ -222,7 +350,7 @@ impl Relay {
                 listener = listen(&self.pool).await;
             }
             let wait = match self.publish_batch().await {
-                Ok(n) if n as i64 >= self.settings.batch_size => {
+                Ok(batch) if batch.claimed as i64 >= self.settings.batch_size => {
                     backoff.reset();
                     continue;
                 }
@@ -233,7 +361,7 @@ impl Relay {
                 Err(e) => {
                     self.metrics.publish_errors.inc();
                     let delay = backoff.next_delay();
-                    tracing::warn!(error = %e, retry_in = ?delay, "relay batch failed");
+                    tracing::warn!(error = %platform::error::chain(&e), retry_in = ?delay, "relay batch failed");
                     delay
                 }
             };
@@ -248,6 +376,13 @@ impl Relay {
             }
         }
         gauges.abort();
+        let leadership = self.leadership.into_inner();
+        if let Some(conn) = leadership.conn {
+            // Closing the session releases the lock at once for another instance.
+            if let Err(e) = conn.close().await {
+                tracing::debug!(error = %e, "closing the relay's lock session");
+            }
+        }
         let producer = self.producer.clone();
         let flushed =
             tokio::task::spawn_blocking(move || producer.flush(Duration::from_secs(10))).await;
@@ -258,52 +393,116 @@ impl Relay {
         }
     }
 
-    /// Publishes one batch, if this instance holds the relay lock. Returns the
-    /// number of rows published and deleted.
+    /// Publishes one batch if this instance is (or becomes) the active relay;
+    /// see the module documentation.
     #[tracing::instrument(name = "relay_batch", skip_all, fields(rows = tracing::field::Empty))]
-    pub async fn publish_batch(&self) -> Result<usize, RelayError> {
-        let mut tx = self.pool.begin().await?;
-        let active: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
-            .bind(self.settings.lock_key)
-            .fetch_one(&mut *tx)
-            .await?;
-        if !active {
-            // Another instance is the active relay; it will publish these rows.
-            return Ok(0);
+    pub async fn publish_batch(&self) -> Result<BatchOutcome, RelayError> {
+        let mut leadership = self.leadership.lock().await;
+        let outcome = self.lead_and_publish(&mut leadership).await;
+        self.metrics.batch_in_flight.set(0);
+        if let Err(RelayError::Database(_)) = outcome {
+            // The session may be broken: drop it (and the lock with it) and
+            // start over with a new one.
+            leadership.conn = None;
+            leadership.leading = false;
+        }
+        outcome
+    }
+
+    async fn lead_and_publish(
+        &self,
+        leadership: &mut Leadership,
+    ) -> Result<BatchOutcome, RelayError> {
+        let conn = match &mut leadership.conn {
+            Some(conn) => conn,
+            None => leadership
+                .conn
+                .insert(PgConnection::connect_with(&self.pool.connect_options()).await?),
+        };
+        if !leadership.leading {
+            leadership.leading = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+                .bind(self.settings.lock_key)
+                .fetch_one(&mut *conn)
+                .await?;
+            if !leadership.leading {
+                // Another instance is the active relay; it publishes these rows.
+                return Ok(BatchOutcome::default());
+            }
+            tracing::info!("this instance is now the active relay");
         }
         let rows: Vec<OutboxRow> = sqlx::query_as(
             "SELECT id, event_id, topic, record_key, event_type, schema_version, payload, traceparent
-             FROM outbox ORDER BY id LIMIT $1",
+             FROM outbox o
+             WHERE o.parked_at IS NULL
+               AND NOT EXISTS (SELECT 1 FROM outbox p
+                               WHERE p.parked_at IS NOT NULL
+                                 AND p.record_key = o.record_key AND p.id < o.id)
+             ORDER BY o.id
+             LIMIT $1",
         )
         .bind(self.settings.batch_size)
-        .fetch_all(&mut *tx)
+        .fetch_all(&mut *conn)
         .await?;
         if rows.is_empty() {
-            return Ok(0);
+            return Ok(BatchOutcome::default());
         }
         tracing::Span::current().record("rows", rows.len());
+        self.metrics.batch_in_flight.set(1);
 
-        let results = self.produce_in_order(&rows).await;
-        let mut delivered = Vec::with_capacity(rows.len());
+        let outcomes = self.publish_in_waves(&rows).await;
+
+        let mut delivered = Vec::new();
+        let (mut parked_ids, mut parked_reasons) = (Vec::new(), Vec::new());
         let mut first_error = None;
         let mut failed = 0;
-        for (row, result) in rows.iter().zip(results) {
-            match result {
-                Ok(()) => delivered.push(row.id),
-                Err(e) => {
+        for (row, outcome) in rows.iter().zip(outcomes) {
+            match outcome {
+                RowOutcome::Delivered => delivered.push(row.id),
+                RowOutcome::Parked(reason) => {
+                    tracing::error!(
+                        outbox_id = row.id,
+                        event_id = %row.event_id,
+                        key = %row.record_key,
+                        event_type = %row.event_type,
+                        reason = %reason,
+                        "Kafka refuses this event for good: parked; later events of its key are held \
+                         until it is retried or discarded (orderflow-admin outbox)"
+                    );
+                    parked_ids.push(row.id);
+                    parked_reasons.push(reason);
+                }
+                RowOutcome::Retry(e) => {
                     failed += 1;
                     first_error.get_or_insert(e);
                 }
+                RowOutcome::Held => {}
             }
         }
+        let mut tx = conn.begin().await?;
         sqlx::query("DELETE FROM outbox WHERE id = ANY($1)")
             .bind(&delivered)
             .execute(&mut *tx)
             .await?;
+        if !parked_ids.is_empty() {
+            sqlx::query(
+                "UPDATE outbox SET parked_at = now(), park_reason = p.reason
+                 FROM UNNEST($1::int8[], $2::text[]) AS p (id, reason)
+                 WHERE outbox.id = p.id",
+            )
+            .bind(&parked_ids)
+            .bind(&parked_reasons)
+            .execute(&mut *tx)
+            .await?;
+        }
         tx.commit().await?;
         self.metrics.published.inc_by(delivered.len() as u64);
+        self.metrics.parked_total.inc_by(parked_ids.len() as u64);
         match first_error {
-            None => Ok(delivered.len()),
+            None => Ok(BatchOutcome {
+                claimed: rows.len(),
+                published: delivered.len(),
+                parked: parked_ids.len(),
+            }),
             Some(first) => Err(RelayError::Delivery {
                 failed,
                 total: rows.len(),
@@ -312,16 +511,69 @@ impl Relay {
         }
     }
 
-    /// Enqueues every row in id order and waits for every delivery report;
-    /// returns one outcome per row. When librdkafka's queue is full, it waits
-    /// for the oldest outstanding delivery and retries the same row, so the
-    /// order of one key's records is never changed.
-    async fn produce_in_order(&self, rows: &[OutboxRow]) -> Vec<Result<(), KafkaError>> {
-        let mut outcomes: Vec<Option<Result<(), KafkaError>>> = Vec::with_capacity(rows.len());
+    /// Publishes `rows` wave by wave (see the module documentation); one
+    /// outcome per row.
+    async fn publish_in_waves(&self, rows: &[OutboxRow]) -> Vec<RowOutcome> {
+        let keys: Vec<&str> = rows.iter().map(|r| r.record_key.as_str()).collect();
+        let mut outcomes: Vec<Option<RowOutcome>> = (0..rows.len()).map(|_| None).collect();
+        let mut stopped: HashSet<&str> = HashSet::new();
+        for wave in waves(&keys) {
+            let (go, held): (Vec<usize>, Vec<usize>) =
+                wave.into_iter().partition(|&i| !stopped.contains(keys[i]));
+            for i in held {
+                outcomes[i] = Some(RowOutcome::Held);
+            }
+            if go.is_empty() {
+                continue;
+            }
+            let wave_rows: Vec<&OutboxRow> = go.iter().map(|&i| &rows[i]).collect();
+            let results = self.produce_in_order(&wave_rows).await;
+            for (&i, result) in go.iter().zip(results) {
+                let outcome = match result {
+                    Ok(()) => RowOutcome::Delivered,
+                    Err((e, client_side)) => match classify(&e, client_side) {
+                        Failure::Transient => RowOutcome::Retry(e),
+                        Failure::Permanent => RowOutcome::Parked(e.to_string()),
+                        Failure::Suspect => self.retry_alone(&rows[i]).await,
+                    },
+                };
+                if !matches!(outcome, RowOutcome::Delivered) {
+                    stopped.insert(keys[i]);
+                }
+                outcomes[i] = Some(outcome);
+            }
+        }
+        outcomes
+            .into_iter()
+            .map(|o| o.unwrap_or(RowOutcome::Held))
+            .collect()
+    }
+
+    /// Produces `row` with nothing else in flight, so its record batch holds
+    /// it alone: parked if Kafka refuses it even so.
+    async fn retry_alone(&self, row: &OutboxRow) -> RowOutcome {
+        match self.produce_in_order(&[row]).await.pop() {
+            Some(Ok(())) => RowOutcome::Delivered,
+            Some(Err((e, client_side))) => match classify(&e, client_side) {
+                Failure::Transient => RowOutcome::Retry(e),
+                Failure::Suspect | Failure::Permanent => RowOutcome::Parked(e.to_string()),
+            },
+            None => RowOutcome::Retry(KafkaError::Canceled),
+        }
+    }
+
+    /// Enqueues every row in order and waits for every delivery report;
+    /// returns one outcome per row, each error with whether the client
+    /// refused the record before sending it. When librdkafka's queue is
+    /// full, it waits for the oldest outstanding delivery and retries the
+    /// same row, so the order of the rows is never changed.
+    async fn produce_in_order(&self, rows: &[&OutboxRow]) -> Vec<Result<(), (KafkaError, bool)>> {
+        let mut outcomes: Vec<Option<Result<(), (KafkaError, bool)>>> =
+            Vec::with_capacity(rows.len());
         let mut in_flight: VecDeque<(usize, DeliveryFuture)> = VecDeque::new();
         for (index, row) in rows.iter().enumerate() {
             outcomes.push(None);
-            let mut record = self.record(row);
+            let mut record = record(row);
             loop {
                 match self.producer.send_result(record) {
                     Ok(delivery) => {
@@ -336,7 +588,7 @@ impl Relay {
                         }
                     }
                     Err((e, _)) => {
-                        outcomes[index] = Some(Err(e));
+                        outcomes[index] = Some(Err((e, true)));
                         break;
                     }
                 }
@@ -347,48 +599,48 @@ impl Relay {
         }
         outcomes
             .into_iter()
-            .map(|o| o.unwrap_or(Err(KafkaError::Canceled)))
+            .map(|o| o.unwrap_or(Err((KafkaError::Canceled, false))))
             .collect()
-    }
-
-    fn record<'a>(&self, row: &'a OutboxRow) -> FutureRecord<'a, str, str> {
-        let event_id = row.event_id.to_string();
-        let version = row.schema_version.to_string();
-        let mut headers = OwnedHeaders::new_with_capacity(5)
-            .insert(Header {
-                key: headers::EVENT_ID,
-                value: Some(event_id.as_str()),
-            })
-            .insert(Header {
-                key: headers::EVENT_TYPE,
-                value: Some(row.event_type.as_str()),
-            })
-            .insert(Header {
-                key: headers::SCHEMA_VERSION,
-                value: Some(version.as_str()),
-            })
-            .insert(Header {
-                key: headers::CONTENT_TYPE,
-                value: Some(headers::JSON),
-            });
-        if let Some(tp) = &row.traceparent {
-            headers = headers.insert(Header {
-                key: headers::TRACEPARENT,
-                value: Some(tp.as_str()),
-            });
-        }
-        FutureRecord::to(&row.topic)
-            .key(row.record_key.as_str())
-            .payload(row.payload.as_str())
-            .headers(headers)
     }
 }
 
-async fn settle(delivery: DeliveryFuture) -> Result<(), KafkaError> {
+fn record<'a>(row: &'a OutboxRow) -> FutureRecord<'a, str, str> {
+    let event_id = row.event_id.to_string();
+    let version = row.schema_version.to_string();
+    let mut headers = OwnedHeaders::new_with_capacity(5)
+        .insert(Header {
+            key: headers::EVENT_ID,
+            value: Some(event_id.as_str()),
+        })
+        .insert(Header {
+            key: headers::EVENT_TYPE,
+            value: Some(row.event_type.as_str()),
+        })
+        .insert(Header {
+            key: headers::SCHEMA_VERSION,
+            value: Some(version.as_str()),
+        })
+        .insert(Header {
+            key: headers::CONTENT_TYPE,
+            value: Some(headers::JSON),
+        });
+    if let Some(tp) = &row.traceparent {
+        headers = headers.insert(Header {
+            key: headers::TRACEPARENT,
+            value: Some(tp.as_str()),
+        });
+    }
+    FutureRecord::to(&row.topic)
+        .key(row.record_key.as_str())
+        .payload(row.payload.as_str())
+        .headers(headers)
+}
+
+async fn settle(delivery: DeliveryFuture) -> Result<(), (KafkaError, bool)> {
     match delivery.await {
         Ok(Ok(_)) => Ok(()),
-        Ok(Err((e, _))) => Err(e),
-        Err(_) => Err(KafkaError::Canceled),
+        Ok(Err((e, _))) => Err((e, false)),
+        Err(_) => Err((KafkaError::Canceled, false)),
     }
 }
 
@@ -425,18 +677,74 @@ async fn wait_for_notification(listener: &mut Option<PgListener>) -> bool {
     }
 }
 
-async fn update_backlog_gauges(pool: PgPool, metrics: RelayMetrics, shutdown: CancellationToken) {
+async fn update_gauges(pool: PgPool, metrics: RelayMetrics, shutdown: CancellationToken) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     while !shutdown.is_cancelled() {
         tick.tick().await;
-        let row: Result<(i64, Option<f64>), _> = sqlx::query_as(
-            "SELECT count(*), (extract(epoch FROM now() - min(created_at)) * 1000)::float8 FROM outbox",
+        let row: Result<(i64, Option<f64>, i64, i64), _> = sqlx::query_as(
+            "SELECT count(*),
+                    (extract(epoch FROM now() - min(created_at)) * 1000)::float8,
+                    count(*) FILTER (WHERE parked_at IS NOT NULL),
+                    count(*) FILTER (WHERE parked_at IS NULL AND EXISTS (
+                        SELECT 1 FROM outbox p
+                        WHERE p.parked_at IS NOT NULL
+                          AND p.record_key = o.record_key AND p.id < o.id))
+             FROM outbox o",
         )
         .fetch_one(&pool)
         .await;
-        if let Ok((backlog, age_ms)) = row {
+        if let Ok((backlog, age_ms, parked, held)) = row {
             metrics.backlog.set(backlog);
             metrics.oldest_age_ms.set(age_ms.unwrap_or(0.0) as i64);
+            metrics.parked.set(parked);
+            metrics.held.set(held);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waves_take_one_row_per_key_in_order() {
+        let keys = ["a", "b", "a", "c", "a", "b"];
+        assert_eq!(waves(&keys), vec![vec![0, 1, 3], vec![2, 5], vec![4]]);
+        assert_eq!(waves::<&str>(&[]), Vec::<Vec<usize>>::new());
+    }
+
+    #[test]
+    fn only_refusals_of_the_record_itself_are_suspects() {
+        let produce = |code| KafkaError::MessageProduction(code);
+        assert_eq!(
+            classify(&produce(RDKafkaErrorCode::MessageSizeTooLarge), true),
+            Failure::Permanent
+        );
+        for code in [
+            RDKafkaErrorCode::MessageSizeTooLarge,
+            RDKafkaErrorCode::PolicyViolation,
+            RDKafkaErrorCode::InvalidRecord,
+        ] {
+            assert_eq!(
+                classify(&produce(code), false),
+                Failure::Suspect,
+                "{code:?}"
+            );
+        }
+        for code in [
+            RDKafkaErrorCode::MessageTimedOut,
+            RDKafkaErrorCode::NotEnoughReplicas,
+            RDKafkaErrorCode::TopicAuthorizationFailed,
+            RDKafkaErrorCode::UnknownTopicOrPartition,
+            RDKafkaErrorCode::AllBrokersDown,
+            RDKafkaErrorCode::QueueFull,
+        ] {
+            assert_eq!(
+                classify(&produce(code), false),
+                Failure::Transient,
+                "{code:?}"
+            );
+        }
+        assert_eq!(classify(&KafkaError::Canceled, false), Failure::Transient);
     }
 }

@@ -8,6 +8,7 @@
 //!   concurrency limit), health and metrics routes, graceful shutdown.
 //! - [`db`]: connection pool settings and the classification of database
 //!   errors into "unavailable, retry" and "bug".
+//! - [`error`]: an error and its causes on one line, each cause once.
 //! - [`pagination`]: the `limit` / `cursor` query and the `{ items, next_cursor }` page.
 //! - [`config`]: typed reading of environment variables with local defaults.
 //! - [`telemetry`]: the tracing subscriber.
@@ -15,6 +16,7 @@
 
 pub mod config;
 pub mod db;
+pub mod error;
 pub mod http;
 pub mod pagination;
 pub mod problem;

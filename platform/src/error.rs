@@ -1,0 +1,35 @@
+//! Printing an error with its causes, once.
+//!
+//! Each error type in the workspace says which step failed and leaves the
+//! cause to [`std::error::Error::source`]; the chain is walked once, where the
+//! error is reported (a log line, the binaries' `main`), so no cause is
+//! printed twice.
+
+use std::error::Error;
+use std::fmt::Write as _;
+
+/// `error` and each of its sources, joined by `": "`.
+pub fn chain(error: &(dyn Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let _ = write!(text, ": {cause}");
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("could not store the order")]
+    struct Outer(#[source] std::io::Error);
+
+    #[test]
+    fn each_cause_appears_once_in_order() {
+        let error = Outer(std::io::Error::other("disk full"));
+        assert_eq!(chain(&error), "could not store the order: disk full");
+    }
+}
