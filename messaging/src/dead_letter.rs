@@ -4,12 +4,15 @@
 //! not retried: retrying a poison message blocks its partition forever. It is
 //! copied with its original key, value and headers to the consumer's
 //! dead-letter topic (`<topic>.dlq.<consumer>`), with headers saying why and
-//! where it came from, and the consumer moves on.
+//! where it came from, and the consumer moves on. A dead letter the
+//! dead-letter topic refuses for good ([`refused_for_good`]) is written again
+//! without its value ([`DeadLetter::send_without_value`]), so the reason and
+//! the source coordinates are kept even when the copy cannot be.
 
 use std::time::Duration;
 
 use rdkafka::Message;
-use rdkafka::error::KafkaError;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Headers, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use shared_events::headers;
@@ -40,18 +43,60 @@ impl DeadLetter {
     /// Copies `record` to the dead-letter topic with the reason, and waits
     /// until Kafka has acknowledged it.
     pub async fn send(&self, record: &OwnedMessage, reason: &str) -> Result<(), KafkaError> {
-        let partition = record.partition().to_string();
-        let offset = record.offset().to_string();
-        let mut dlq_headers = OwnedHeaders::new();
-        if let Some(original) = record.headers() {
-            for h in original.iter() {
-                dlq_headers = dlq_headers.insert(Header {
+        let mut original = OwnedHeaders::new();
+        if let Some(headers) = record.headers() {
+            for h in headers.iter() {
+                original = original.insert(Header {
                     key: h.key,
                     value: h.value,
                 });
             }
         }
-        let dlq_headers = dlq_headers
+        self.publish(record, self.with_reason(original, record, reason), true)
+            .await
+    }
+
+    /// Writes the dead letter of `record` with its key, the event id and type
+    /// headers and the `dlq.*` headers, but without its value (and its other
+    /// headers): for a record the dead-letter topic refuses whole. The value
+    /// stays in the source topic at the offset the headers name.
+    pub async fn send_without_value(
+        &self,
+        record: &OwnedMessage,
+        reason: &str,
+    ) -> Result<(), KafkaError> {
+        let mut kept = OwnedHeaders::new();
+        if let Some(headers) = record.headers() {
+            for h in headers.iter() {
+                if h.key == headers::EVENT_ID || h.key == headers::EVENT_TYPE {
+                    kept = kept.insert(Header {
+                        key: h.key,
+                        value: h.value,
+                    });
+                }
+            }
+        }
+        let omitted = format!(
+            "the dead-letter topic refused the record with its value ({} bytes)",
+            record.payload().map_or(0, <[u8]>::len)
+        );
+        let headers = self.with_reason(kept, record, reason).insert(Header {
+            key: headers::DLQ_VALUE_OMITTED,
+            value: Some(omitted.as_str()),
+        });
+        self.publish(record, headers, false).await
+    }
+
+    /// `headers` plus the `dlq.*` headers of `record`.
+    fn with_reason(
+        &self,
+        headers: OwnedHeaders,
+        record: &OwnedMessage,
+        reason: &str,
+    ) -> OwnedHeaders {
+        let partition = record.partition().to_string();
+        let offset = record.offset().to_string();
+        headers
             .insert(Header {
                 key: headers::DLQ_ERROR,
                 value: Some(reason),
@@ -71,13 +116,20 @@ impl DeadLetter {
             .insert(Header {
                 key: headers::DLQ_CONSUMER,
                 value: Some(self.consumer.as_str()),
-            });
-        let mut out: FutureRecord<'_, [u8], [u8]> =
-            FutureRecord::to(&self.topic).headers(dlq_headers);
+            })
+    }
+
+    async fn publish(
+        &self,
+        record: &OwnedMessage,
+        headers: OwnedHeaders,
+        with_value: bool,
+    ) -> Result<(), KafkaError> {
+        let mut out: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&self.topic).headers(headers);
         if let Some(key) = record.key() {
             out = out.key(key);
         }
-        if let Some(value) = record.payload() {
+        if let Some(value) = record.payload().filter(|_| with_value) {
             out = out.payload(value);
         }
         self.producer
@@ -85,5 +137,44 @@ impl DeadLetter {
             .await
             .map(|_| ())
             .map_err(|(e, _)| e)
+    }
+}
+
+/// True when the dead-letter topic will never take this record as it is:
+/// too large (on the client or the broker), invalid, or refused by the
+/// topic's policy. A dead letter is sent alone, so the refusal is its own.
+pub fn refused_for_good(error: &KafkaError) -> bool {
+    matches!(
+        error,
+        KafkaError::MessageProduction(
+            RDKafkaErrorCode::MessageSizeTooLarge
+                | RDKafkaErrorCode::MessageBatchTooLarge
+                | RDKafkaErrorCode::InvalidRecord
+                | RDKafkaErrorCode::PolicyViolation
+                | RDKafkaErrorCode::InvalidMessageSize
+        )
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_refusals_of_the_record_are_for_good() {
+        let produce = |code| KafkaError::MessageProduction(code);
+        assert!(refused_for_good(&produce(
+            RDKafkaErrorCode::MessageSizeTooLarge
+        )));
+        assert!(refused_for_good(&produce(
+            RDKafkaErrorCode::PolicyViolation
+        )));
+        assert!(!refused_for_good(&produce(
+            RDKafkaErrorCode::MessageTimedOut
+        )));
+        assert!(!refused_for_good(&produce(
+            RDKafkaErrorCode::NotEnoughReplicas
+        )));
+        assert!(!refused_for_good(&KafkaError::Canceled));
     }
 }

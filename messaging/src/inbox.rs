@@ -17,12 +17,38 @@
 //!    in the background and synchronously before a partition is revoked. A
 //!    crash between 2 and 3 means redelivery, which step 2 absorbs.
 //!
-//! Transient failures (the database is away) are retried with capped backoff
-//! on the same record, never skipping it and never committing past it.
-//! Processed-event records are purged after a retention window that must be
-//! longer than any redelivery can take.
+//! # Whose fault
 //!
-//! Each service's migration creates the dedup table:
+//! Only the record's own faults send it to the dead-letter topic: a value
+//! that is not an envelope, a payload the service's reader refuses, an effect
+//! that rejects the event as invalid ([`ApplyError::Invalid`]). The readers
+//! check everything the service's tables would refuse (lengths, ranges, NUL
+//! characters), so the database is never the judge of a record. Every
+//! database error is the service's own failure (the server away, a revoked
+//! privilege, a bad migration): the same record is retried with capped
+//! backoff, never skipped and never committed past, the service reports not
+//! ready on `/health/ready` with the reason, `inbox_stalled` is 1 and each
+//! attempt is logged (`warn` while the database is away, `error` when it
+//! refuses the work); it resumes by itself once the database takes the work
+//! again. A stall longer than `max.poll.interval.ms` (5 min) makes the
+//! consumer leave its group until it polls again; its partitions are then
+//! redelivered to whoever owns them, and the dedup table absorbs that.
+//!
+//! A dead letter the dead-letter topic itself refuses for good (too large
+//! once the `dlq.*` headers are added, say) is written again without its
+//! value, naming where the original stays (source topic, partition and
+//! offset) and counted in `inbox_dead_letters_without_value`; if even that
+//! is refused it is logged at `error` with the same coordinates and counted
+//! in `inbox_dead_letters_unwritten`. The consumer moves on either way: one
+//! bad record must not stall every partition.
+//!
+//! Processed-event records, and the cancellations remembered for orders not
+//! seen yet, are purged after a retention window that must be longer than any
+//! redelivery can take.
+//!
+//! Each service's migration creates the dedup table, and the table of
+//! cancellations seen before their order (which its effects use and the
+//! inbox purges):
 //!
 //! ```sql
 //! CREATE TABLE processed_events (
@@ -32,6 +58,11 @@
 //!     PRIMARY KEY (consumer, event_id)
 //! );
 //! CREATE INDEX processed_events_processed_at ON processed_events (processed_at);
+//! CREATE TABLE cancellations (
+//!     order_id    UUID        PRIMARY KEY,
+//!     recorded_at TIMESTAMPTZ NOT NULL DEFAULT now()
+//! );
+//! CREATE INDEX cancellations_recorded_at ON cancellations (recorded_at);
 //! ```
 
 use std::future::Future;
@@ -41,13 +72,14 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use platform::config::{ConfigError, millis, var};
+use platform::health::Readiness;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
 };
-use rdkafka::error::KafkaError;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Headers, OwnedMessage};
 use rdkafka::producer::FutureProducer;
 use rdkafka::statistics::Statistics;
@@ -87,10 +119,11 @@ pub struct Rejection(pub String);
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {
     /// The event breaks the service's rules: dead-letter it.
-    #[error("event rejected: {0}")]
+    #[error("the event was rejected: {0}")]
     Invalid(String),
-    /// The database failed; transient errors are retried, others dead-letter the record.
-    #[error("database: {0}")]
+    /// The database failed: the service's fault, never the record's; the
+    /// record is retried until the database takes the work.
+    #[error("the database did not apply the effect")]
     Database(#[from] sqlx::Error),
 }
 
@@ -121,13 +154,22 @@ pub trait Handler: Send + Sync + 'static {
 ///   declares decode (a newer version only adds fields; unknown fields are
 ///   ignored unless `T` says otherwise);
 /// - the payload's `order_id` must equal the envelope's (the record key), or
-///   the event would land on the wrong order.
+///   the event would land on the wrong order;
+/// - no text may hold a NUL character, which no PostgreSQL text column can
+///   store: the database must never be the one to refuse a record, since
+///   its errors count as the service's own (see the module documentation).
 ///
-/// A payload that breaks either rule is a [`Rejection`] naming the field.
+/// A payload that breaks a rule is a [`Rejection`] naming the field.
 pub fn read_order_event<'a, T: Deserialize<'a>>(envelope: &'a RawEnvelope) -> Result<T, Rejection> {
     #[derive(Deserialize)]
     struct Keyed {
         order_id: Uuid,
+    }
+    if has_nul_escape(envelope.data.get()) {
+        return Err(Rejection(format!(
+            "{} payload: a text holds a NUL character (\\u0000), which cannot be stored",
+            envelope.event_type
+        )));
     }
     if envelope.schema_version < 1 {
         return Err(Rejection(format!(
@@ -155,6 +197,26 @@ pub fn read_order_event<'a, T: Deserialize<'a>>(envelope: &'a RawEnvelope) -> Re
     }
     serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_str(envelope.data.get()))
         .map_err(field_error)
+}
+
+/// True when the JSON text `raw` holds a `\u0000` escape, the only way JSON
+/// can carry a NUL character: a linear scan that skips other escapes, so an
+/// escaped backslash followed by `u0000` is not mistaken for one.
+fn has_nul_escape(raw: &str) -> bool {
+    let bytes = raw.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'\\' {
+            if bytes.get(i + 1) == Some(&b'u') && bytes.get(i + 2..i + 6) == Some(b"0000") {
+                return true;
+            }
+            // Skip the escaped character (for \uXXXX the hex digits are plain).
+            i += 2;
+        } else {
+            i += 1;
+        }
+    }
+    false
 }
 
 /// A deliberate crash point for fault-injection tests.
@@ -247,10 +309,13 @@ pub struct InboxMetrics {
     processed: Counter,
     duplicates: Counter,
     dead_lettered: Counter,
+    dead_letters_without_value: Counter,
+    dead_letters_unwritten: Counter,
     skipped: Counter,
     retries: Counter,
     purged: Counter,
     lag: Gauge,
+    stalled: Gauge,
 }
 
 impl InboxMetrics {
@@ -273,18 +338,33 @@ impl InboxMetrics {
             m.dead_lettered.clone(),
         );
         registry.register(
+            "inbox_dead_letters_without_value",
+            "Dead letters the dead-letter topic refused whole, written again without their value",
+            m.dead_letters_without_value.clone(),
+        );
+        registry.register(
+            "inbox_dead_letters_unwritten",
+            "Refused records the dead-letter topic refused even without their value (logged with their offset)",
+            m.dead_letters_unwritten.clone(),
+        );
+        registry.register(
+            "inbox_stalled",
+            "1 while the inbox retries a record because the database refuses or cannot take its effect",
+            m.stalled.clone(),
+        );
+        registry.register(
             "inbox_unknown_skipped",
             "Records of event types this service does not handle",
             m.skipped.clone(),
         );
         registry.register(
             "inbox_retries",
-            "Retries after transient failures",
+            "Retries of a record's effect or dead letter after a failure of the service",
             m.retries.clone(),
         );
         registry.register(
             "inbox_processed_events_purged",
-            "Processed-event records purged after the retention window",
+            "Processed-event and cancellation records purged after the retention window",
             m.purged.clone(),
         );
         registry.register(
@@ -300,7 +380,7 @@ impl InboxMetrics {
 #[derive(Debug, thiserror::Error)]
 pub enum InboxError {
     /// Kafka client creation or subscription failed.
-    #[error("kafka: {0}")]
+    #[error("the Kafka consumer could not be created or subscribed")]
     Kafka(#[from] KafkaError),
     /// A [`Fault::StopAfterCommit`] fired.
     #[error("injected fault: stopped after a commit, before storing its offset")]
@@ -326,16 +406,14 @@ impl ClientContext for InboxContext {
 }
 
 impl ConsumerContext for InboxContext {
-    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+    fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Revoke(partitions) => {
-                // Commit what has been processed before the partitions move, so
-                // the next owner starts right after it (fewer redeliveries).
+                // No commit here: with enable.auto.commit, librdkafka commits
+                // the stored offsets of revoked partitions itself when it
+                // unassigns them (rdkafka_assignment.c), without blocking
+                // this callback's thread on a broker round trip.
                 tracing::info!(partitions = %describe(partitions), "partitions revoked");
-                if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
-                    // Nothing stored yet is the common case; anything else is worth a line.
-                    tracing::debug!(error = %e, "commit before revoke");
-                }
             }
             Rebalance::Assign(partitions) => {
                 tracing::info!(partitions = %describe(partitions), "partitions assigned");
@@ -345,8 +423,14 @@ impl ConsumerContext for InboxContext {
     }
 
     fn commit_callback(&self, result: rdkafka::error::KafkaResult<()>, _: &TopicPartitionList) {
-        if let Err(e) = result {
-            tracing::debug!(error = %e, "offset commit");
+        match result {
+            Ok(()) => {}
+            // Nothing stored since the last commit: routine.
+            Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
+            Err(e) => tracing::warn!(
+                error = %e,
+                "offset commit failed; the records since the last commit will be delivered again (dedup absorbs them)"
+            ),
         }
     }
 }
@@ -410,6 +494,9 @@ enum Outcome {
     Interrupted,
 }
 
+/// The name under which the inbox reports on [`Readiness`].
+const READINESS_PART: &str = "inbox";
+
 /// The consumer runtime; see the module documentation.
 pub struct Inbox<H: Handler> {
     pool: PgPool,
@@ -417,19 +504,21 @@ pub struct Inbox<H: Handler> {
     kafka: KafkaSettings,
     settings: InboxSettings,
     metrics: InboxMetrics,
+    readiness: Readiness,
     dead_letter: DeadLetter,
     commits: AtomicU64,
 }
 
 impl<H: Handler> Inbox<H> {
     /// An inbox for `handler`, consuming `kafka.topic` in `settings.group_id`,
-    /// dead-lettering through `producer`.
+    /// dead-lettering through `producer`, reporting stalls on `readiness`.
     pub fn new(
         pool: PgPool,
         handler: H,
         kafka: KafkaSettings,
         settings: InboxSettings,
         metrics: InboxMetrics,
+        readiness: Readiness,
         producer: FutureProducer,
     ) -> Self {
         let dead_letter = DeadLetter::new(
@@ -443,6 +532,7 @@ impl<H: Handler> Inbox<H> {
             kafka,
             settings,
             metrics,
+            readiness,
             dead_letter,
             commits: AtomicU64::new(0),
         }
@@ -611,36 +701,66 @@ impl<H: Handler> Inbox<H> {
             occurred_at: envelope.occurred_at,
         };
         let mut backoff = Backoff::new(Duration::from_millis(100), self.settings.max_backoff);
-        loop {
+        let mut stalled = false;
+        let outcome = loop {
             match self.apply_once(&meta, &event).await {
                 Ok(true) => {
                     self.metrics.processed.inc();
-                    return Outcome::Applied;
+                    break Outcome::Applied;
                 }
                 Ok(false) => {
                     tracing::info!("duplicate event; effect already applied");
                     self.metrics.duplicates.inc();
-                    return Outcome::Duplicate;
+                    break Outcome::Duplicate;
                 }
                 Err(ApplyError::Invalid(reason)) => {
-                    return self.reject(record, &reason, shutdown).await;
+                    break self.reject(record, &reason, shutdown).await;
                 }
-                Err(ApplyError::Database(e)) if platform::db::is_transient(&e) => {
+                Err(ApplyError::Database(e)) => {
+                    // The service's failure, not the record's: hold this
+                    // record (and with it the offset) until the database
+                    // takes the work again.
                     self.metrics.retries.inc();
+                    self.metrics.stalled.set(1);
+                    stalled = true;
                     let delay = backoff.next_delay();
-                    tracing::warn!(error = %e, retry_in = ?delay, "database unavailable; retrying the same record");
+                    let at = format!(
+                        "{}[{}]@{}",
+                        record.topic(),
+                        record.partition(),
+                        record.offset()
+                    );
+                    if platform::db::is_transient(&e) {
+                        tracing::warn!(error = %e, retry_in = ?delay, "database unavailable; retrying the same record");
+                        self.readiness.not_ready(
+                            READINESS_PART,
+                            format!("the database is unavailable; retrying the record at {at}"),
+                        );
+                    } else {
+                        tracing::error!(error = %e, retry_in = ?delay,
+                            "the database refuses the effect (a privilege, the schema?); \
+                             retrying the same record until it is fixed, nothing is skipped");
+                        let code = sqlstate(&e)
+                            .map(|c| format!(" (SQLSTATE {c})"))
+                            .unwrap_or_default();
+                        self.readiness.not_ready(
+                            READINESS_PART,
+                            format!("the database refuses the effects{code}; retrying the record at {at}"),
+                        );
+                    }
                     tokio::select! {
-                        () = shutdown.cancelled() => return Outcome::Interrupted,
+                        () = shutdown.cancelled() => break Outcome::Interrupted,
                         () = tokio::time::sleep(delay) => {},
                     }
                 }
-                Err(ApplyError::Database(e)) => {
-                    tracing::error!(error = ?e, "database rejected the event");
-                    let reason = format!("database rejected the event: {e}");
-                    return self.reject(record, &reason, shutdown).await;
-                }
             }
+        };
+        if stalled && !matches!(outcome, Outcome::Interrupted) {
+            tracing::info!("the database takes the effects again; resuming");
+            self.metrics.stalled.set(0);
+            self.readiness.ready(READINESS_PART);
         }
+        outcome
     }
 
     /// One attempt: dedup record and effect in one transaction. `Ok(false)`
@@ -677,10 +797,33 @@ impl<H: Handler> Inbox<H> {
             "poison record dead-lettered"
         );
         let mut backoff = Backoff::new(Duration::from_millis(100), self.settings.max_backoff);
+        let mut without_value = false;
         loop {
-            match self.dead_letter.send(record, reason).await {
+            let sent = if without_value {
+                self.dead_letter.send_without_value(record, reason).await
+            } else {
+                self.dead_letter.send(record, reason).await
+            };
+            match sent {
                 Ok(()) => {
                     self.metrics.dead_lettered.inc();
+                    if without_value {
+                        self.metrics.dead_letters_without_value.inc();
+                    }
+                    return Outcome::DeadLettered;
+                }
+                Err(e) if crate::dead_letter::refused_for_good(&e) && !without_value => {
+                    tracing::warn!(error = %e, partition = record.partition(), offset = record.offset(),
+                        "the dead-letter topic refuses this record; writing the dead letter without its value \
+                         (the original stays at its offset in the source topic)");
+                    without_value = true;
+                }
+                Err(e) if crate::dead_letter::refused_for_good(&e) => {
+                    tracing::error!(error = %e, topic = record.topic(), partition = record.partition(),
+                        offset = record.offset(), reason,
+                        "the dead-letter topic refuses even the record's reference; not dead-lettered: \
+                         the record stays only at this offset in the source topic");
+                    self.metrics.dead_letters_unwritten.inc();
                     return Outcome::DeadLettered;
                 }
                 Err(e) => {
@@ -694,6 +837,14 @@ impl<H: Handler> Inbox<H> {
                 }
             }
         }
+    }
+}
+
+/// The SQLSTATE of a database error, if the server sent one.
+fn sqlstate(error: &sqlx::Error) -> Option<String> {
+    match error {
+        sqlx::Error::Database(db) => db.code().map(|c| c.into_owned()),
+        _ => None,
     }
 }
 
@@ -720,25 +871,40 @@ async fn purge_processed(
             () = shutdown.cancelled() => return,
             _ = tick.tick() => {},
         }
-        let purged = sqlx::query(
-            "DELETE FROM processed_events
-             WHERE consumer = $1 AND processed_at < now() - make_interval(secs => $2)",
+        // One statement for both tables: the dedup records of this group,
+        // and the cancellations remembered for orders whose placement never
+        // came within the window.
+        let purged: Result<(i64, i64), _> = sqlx::query_as(
+            "WITH processed AS (
+                 DELETE FROM processed_events
+                 WHERE consumer = $1 AND processed_at < now() - make_interval(secs => $2)
+                 RETURNING 1
+             ), cancellations AS (
+                 DELETE FROM cancellations
+                 WHERE recorded_at < now() - make_interval(secs => $2)
+                 RETURNING 1
+             )
+             SELECT (SELECT count(*) FROM processed), (SELECT count(*) FROM cancellations)",
         )
         .bind(&settings.group_id)
         .bind(retention_secs)
-        .execute(&pool)
+        .fetch_one(&pool)
         .await;
         match purged {
-            Ok(done) => {
-                metrics.purged.inc_by(done.rows_affected());
-                if done.rows_affected() > 0 {
+            Ok((processed, cancellations)) => {
+                let rows = u64::try_from(processed + cancellations).unwrap_or(0);
+                metrics.purged.inc_by(rows);
+                if rows > 0 {
                     tracing::info!(
-                        rows = done.rows_affected(),
-                        "purged old processed-event records"
+                        processed,
+                        cancellations,
+                        "purged records older than the retention window"
                     );
                 }
             }
-            Err(e) => tracing::warn!(error = %e, "purging processed-event records failed"),
+            Err(e) => {
+                tracing::warn!(error = %e, "purging old processed-event and cancellation records failed")
+            }
         }
     }
 }
@@ -748,7 +914,7 @@ mod tests {
     use serde::Deserialize;
     use shared_events::RawEnvelope;
 
-    use super::read_order_event;
+    use super::{has_nul_escape, read_order_event};
 
     #[derive(Debug, Deserialize)]
     struct Narrow {
@@ -773,6 +939,31 @@ mod tests {
             let narrow: Narrow = read_order_event(&envelope(version, SAME)).unwrap();
             assert_eq!(narrow.currency, "EUR");
         }
+    }
+
+    #[test]
+    fn a_nul_character_anywhere_in_the_payload_is_refused() {
+        assert!(has_nul_escape(r#"{"name":"a\u0000b"}"#));
+        assert!(has_nul_escape(r#"{"a\u0000":1}"#));
+        assert!(
+            !has_nul_escape(r#"{"name":"a\\u0000b"}"#),
+            "an escaped backslash"
+        );
+        assert!(
+            has_nul_escape(r#"{"name":"a\\\u0000b"}"#),
+            "backslash, then NUL"
+        );
+        assert!(!has_nul_escape(r#"{"name":"\u00e9\n\"q\""}"#));
+        for json in ["", "\\", "\\u00"] {
+            assert!(!has_nul_escape(json), "{json:?}");
+        }
+        let json = r#"{"event_id":"01933b5e-8f3a-7c4e-9d2b-5a6f7e8d9c0b","event_type":"OrderPlaced",
+            "schema_version":1,"order_id":"01933b5e-8f30-7a1b-8c2d-3e4f5a6b7c8d",
+            "occurred_at":"2026-11-21T09:30:00Z","producer":"test",
+            "data":{"order_id":"01933b5e-8f30-7a1b-8c2d-3e4f5a6b7c8d","currency":"E\u0000R"}}"#;
+        let envelope = RawEnvelope::from_slice(json.as_bytes()).unwrap();
+        let refused = read_order_event::<Narrow>(&envelope).unwrap_err();
+        assert!(refused.0.contains("NUL"), "{refused}");
     }
 
     #[test]

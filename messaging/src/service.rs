@@ -44,6 +44,7 @@ use std::time::Duration;
 use axum::Router;
 use platform::config::{ConfigError, concat_names, count_names, var};
 use platform::db::{DatabaseUrl, DbSettings};
+use platform::health::Readiness;
 use platform::http::{HttpLimits, with_common_layers};
 use prometheus_client::registry::Registry;
 use rdkafka::error::KafkaError;
@@ -216,17 +217,20 @@ impl<S: ConsumingService> ServiceApp<S> {
         let mut registry = Registry::default();
         let metrics = InboxMetrics::register(&mut registry);
         let dead_letters = producer(&config.kafka, &config.producer)?;
+        let readiness = Readiness::new();
         let inbox = Inbox::new(
             pool.clone(),
             S::default(),
             config.kafka,
             config.inbox,
             metrics,
+            readiness.clone(),
             dead_letters,
         );
         let router = with_common_layers(
             S::routes(pool.clone()),
             pool,
+            readiness,
             Arc::new(registry),
             HttpLimits::default(),
         );

@@ -143,17 +143,24 @@ pub async fn build(config: Config) -> Result<App, StartupError> {
         task: "outbox relay",
         source: e.into(),
     })?;
-    let background = vec![BackgroundTask::new("outbox relay", move |stop| {
-        relay.run(stop)
-    })];
-
     let notify = if config.relay.notify {
         Notify::OnCommit
     } else {
         Notify::Never
     };
+    let store = Store::new(pool.clone()).with_notify(notify);
+    let purge = IdempotencyPurge {
+        store: store.clone(),
+        retention: config.idempotency_key_retention,
+        interval: config.idempotency_purge_interval,
+    };
+    let background = vec![
+        BackgroundTask::new("outbox relay", move |stop| relay.run(stop)),
+        BackgroundTask::new("idempotency key purge", move |stop| purge.run(stop)),
+    ];
+
     let state = AppState {
-        store: Store::new(pool.clone()).with_notify(notify),
+        store,
         metrics,
         orders_topic: Arc::from(config.kafka.topic.as_str()),
     };
@@ -178,10 +185,45 @@ pub async fn build(config: Config) -> Result<App, StartupError> {
     })
 }
 
+/// Forgets idempotency keys older than the retention window, periodically.
+struct IdempotencyPurge {
+    store: Store,
+    retention: std::time::Duration,
+    interval: std::time::Duration,
+}
+
+impl IdempotencyPurge {
+    async fn run(self, stop: CancellationToken) {
+        let mut tick = tokio::time::interval(self.interval);
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            match self.store.purge_idempotency_keys(self.retention).await {
+                Ok(0) => {}
+                Ok(rows) => tracing::info!(
+                    rows,
+                    "forgot idempotency keys older than the retention window"
+                ),
+                Err(e) => {
+                    tracing::warn!(error = %platform::error::chain(&e), "purging old idempotency keys failed")
+                }
+            }
+        }
+    }
+}
+
 /// The complete HTTP application: the order routes inside the platform's
 /// common layers (health, metrics, problem+json, timeout, tracing).
 pub fn router(state: AppState, pool: PgPool, metrics: Arc<Registry>, limits: HttpLimits) -> Router {
-    platform::http::with_common_layers(api::routes(state), pool, metrics, limits)
+    platform::http::with_common_layers(
+        api::routes(state),
+        pool,
+        platform::health::Readiness::new(),
+        metrics,
+        limits,
+    )
 }
 
 impl App {

@@ -20,6 +20,8 @@ const OWN_ENV_VARS: &[&str] = &[
     "HTTP_ADDR",
     "HTTP_REQUEST_TIMEOUT_MS",
     "HTTP_MAX_CONCURRENT_REQUESTS",
+    "IDEMPOTENCY_KEY_RETENTION_HOURS",
+    "IDEMPOTENCY_PURGE_INTERVAL_SECS",
 ];
 
 const ENV_VAR_LISTS: &[&[&str]] = &[
@@ -56,6 +58,12 @@ pub struct Config {
     pub producer: ProducerSettings,
     /// The outbox relay (`RELAY_ENABLED`, `RELAY_BATCH_SIZE`, ...).
     pub relay: RelaySettings,
+    /// `IDEMPOTENCY_KEY_RETENTION_HOURS`: how long an `Idempotency-Key` is
+    /// remembered. A retry within this window returns the order the key
+    /// placed; after it the key is forgotten and places a new order.
+    pub idempotency_key_retention: Duration,
+    /// `IDEMPOTENCY_PURGE_INTERVAL_SECS`: how often forgotten keys are deleted.
+    pub idempotency_purge_interval: Duration,
 }
 
 impl Default for Config {
@@ -71,6 +79,8 @@ impl Default for Config {
             kafka: KafkaSettings::local("127.0.0.1:19092", shared_events::topics::ORDERS),
             producer: ProducerSettings::default(),
             relay: RelaySettings::default(),
+            idempotency_key_retention: Duration::from_secs(24 * 3600),
+            idempotency_purge_interval: Duration::from_secs(3600),
         }
     }
 }
@@ -102,6 +112,13 @@ impl Config {
             kafka: KafkaSettings::from_env()?,
             producer: ProducerSettings::from_env()?,
             relay: RelaySettings::from_env()?,
+            idempotency_key_retention: Duration::from_secs(
+                var::<u64>("IDEMPOTENCY_KEY_RETENTION_HOURS", 24)? * 3600,
+            ),
+            idempotency_purge_interval: Duration::from_secs(var(
+                "IDEMPOTENCY_PURGE_INTERVAL_SECS",
+                3600,
+            )?),
         })
     }
 

@@ -5,6 +5,8 @@
 //! commit or neither does. Queries are checked at run time (`sqlx::query`), so
 //! building the crate needs no database; the integration tests run them all.
 
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
 use messaging::outbox::{self, Notify, OutboxMessage};
 use platform::pagination::PageRequest;
@@ -326,6 +328,17 @@ impl Store {
         let order = fetch_existing(&mut tx, cancellation.order_id).await?;
         tx.commit().await?;
         Ok(Cancelled::Now(order))
+    }
+
+    /// Deletes the idempotency keys older than `retention`; how many.
+    pub async fn purge_idempotency_keys(&self, retention: Duration) -> Result<u64, StoreError> {
+        let purged = sqlx::query(
+            "DELETE FROM idempotency_keys WHERE created_at < now() - make_interval(secs => $1)",
+        )
+        .bind(retention.as_secs_f64())
+        .execute(&self.pool)
+        .await?;
+        Ok(purged.rows_affected())
     }
 
     /// The order with `id`, if there is one.

@@ -19,6 +19,7 @@ use tower::limit::GlobalConcurrencyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
+use crate::health::Readiness;
 use crate::problem::{Problem, ensure_problem_body};
 
 /// How long a connection may go without a complete request head (request
@@ -54,13 +55,14 @@ impl Default for HttpLimits {
 pub fn with_common_layers(
     routes: Router,
     pool: PgPool,
+    readiness: Readiness,
     metrics: Arc<Registry>,
     limits: HttpLimits,
 ) -> Router {
     let health = Router::new()
         .route("/health/live", get(live))
         .route("/health/ready", get(ready))
-        .with_state(pool);
+        .with_state((pool, readiness));
     let metrics = Router::new()
         .route("/metrics", get(render_metrics))
         .with_state(metrics);
@@ -101,7 +103,16 @@ async fn live() -> impl IntoResponse {
     axum::Json(serde_json::json!({ "status": "live" }))
 }
 
-async fn ready(State(pool): State<PgPool>) -> Response {
+async fn ready(State((pool, readiness)): State<(PgPool, Readiness)>) -> Response {
+    let problems = readiness.problems();
+    if !problems.is_empty() {
+        let detail = problems
+            .iter()
+            .map(|(part, reason)| format!("{part}: {reason}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        return Problem::unavailable(detail).into_response();
+    }
     let check = tokio::time::timeout(
         Duration::from_secs(2),
         sqlx::query_scalar::<_, i32>("SELECT 1").fetch_one(&pool),

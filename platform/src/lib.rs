@@ -9,6 +9,8 @@
 //! - [`db`]: connection pool settings and the classification of database
 //!   errors into "unavailable, retry" and "bug".
 //! - [`error`]: an error and its causes on one line, each cause once.
+//! - [`health`]: readiness beyond the database: parts of a service that say
+//!   they cannot work, and why.
 //! - [`pagination`]: the `limit` / `cursor` query and the `{ items, next_cursor }` page.
 //! - [`config`]: typed reading of environment variables with local defaults.
 //! - [`telemetry`]: the tracing subscriber.
@@ -17,6 +19,7 @@
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod health;
 pub mod http;
 pub mod pagination;
 pub mod problem;

@@ -28,3 +28,10 @@ pub const DLQ_SOURCE_PARTITION: &str = "dlq.source.partition";
 pub const DLQ_SOURCE_OFFSET: &str = "dlq.source.offset";
 /// Dead letter: the consumer group that rejected it.
 pub const DLQ_CONSUMER: &str = "dlq.consumer";
+/// Dead letters written without the record's value (the dead-letter topic
+/// refused the whole record): why, and the value's size in bytes. The value
+/// stays at `dlq.source.*` while the source topic's retention holds it.
+pub const DLQ_VALUE_OMITTED: &str = "dlq.value.omitted";
+/// Set on a record an operator republished from a dead-letter topic: the
+/// dead letter it came from, as `<dlq topic>/<partition>/<offset>`.
+pub const DLQ_REPLAYED_FROM: &str = "dlq.replayed.from";

@@ -596,6 +596,65 @@ async fn a_dead_letter_its_topic_refuses_is_kept_without_its_value_and_the_consu
     service.stop().await
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dedup_records_and_cancellations_older_than_the_retention_are_purged() -> anyhow::Result<()>
+{
+    init_logs();
+    let infra = TestInfra::acquire().await?;
+    let topic = infra.fresh_topic(1).await?;
+    let group = fresh_group(Shipping::NAME);
+    let (database_url, pool) = infra.fresh_database(ServiceRole::Shipping).await?;
+    let mut config = consumer_config::<Shipping>(&infra, &database_url, &topic, &group);
+    config.inbox.processed_retention = std::time::Duration::from_secs(3600);
+    config.inbox.purge_interval = std::time::Duration::from_millis(100);
+    let service = ServiceUnderTest::start(config).await?;
+    let (old_event, new_event, old_order, new_order) = (
+        Uuid::now_v7(),
+        Uuid::now_v7(),
+        Uuid::now_v7(),
+        Uuid::now_v7(),
+    );
+    sqlx::query(
+        "INSERT INTO processed_events (consumer, event_id, processed_at)
+         VALUES ($1, $2, now() - interval '2 hours'), ($1, $3, now())",
+    )
+    .bind(&group)
+    .bind(old_event)
+    .bind(new_event)
+    .execute(&pool)
+    .await?;
+    sqlx::query(
+        "INSERT INTO cancellations (order_id, recorded_at)
+         VALUES ($1, now() - interval '2 hours'), ($2, now())",
+    )
+    .bind(old_order)
+    .bind(new_order)
+    .execute(&pool)
+    .await?;
+    wait_until("the old records to be purged", || async {
+        let left: i64 = sqlx::query_scalar(
+            "SELECT (SELECT count(*) FROM processed_events WHERE event_id = $1)
+                  + (SELECT count(*) FROM cancellations WHERE order_id = $2)",
+        )
+        .bind(old_event)
+        .bind(old_order)
+        .fetch_one(&pool)
+        .await?;
+        Ok(left == 0)
+    })
+    .await?;
+    let kept: i64 = sqlx::query_scalar(
+        "SELECT (SELECT count(*) FROM processed_events WHERE event_id = $1)
+              + (SELECT count(*) FROM cancellations WHERE order_id = $2)",
+    )
+    .bind(new_event)
+    .bind(new_order)
+    .fetch_one(&pool)
+    .await?;
+    assert_eq!(kept, 2, "records within the retention stay");
+    service.stop().await
+}
+
 /// Runs `S` with a crash point after its first commit, checks that it stops
 /// with the injected error, restarts it in the same group, and checks that
 /// the redelivered record is absorbed: one row in `table`, duplicates >= 1.

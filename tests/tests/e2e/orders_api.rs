@@ -628,3 +628,53 @@ async fn cancelling_twice_changes_nothing_the_second_time() {
     );
     api.stop().await;
 }
+
+#[tokio::test]
+async fn an_idempotency_key_is_recognised_within_its_retention_and_forgotten_after_it() {
+    let api = OrdersApi::start_with(|config| {
+        config.idempotency_key_retention = std::time::Duration::from_secs(3600);
+        config.idempotency_purge_interval = std::time::Duration::from_millis(100);
+    })
+    .await;
+    let first = api.post_order(&order(), Some("kept-key")).await;
+    assert_eq!(first.status(), StatusCode::CREATED);
+    let first: Value = first.json().await.unwrap();
+    let old = api.post_order(&order(), Some("old-key")).await;
+    assert_eq!(old.status(), StatusCode::CREATED);
+    let old: Value = old.json().await.unwrap();
+    // The second key was used more than the retention window ago.
+    sqlx::query(
+        "UPDATE idempotency_keys SET created_at = now() - interval '2 hours' WHERE key = 'old-key'",
+    )
+    .execute(&api.pool)
+    .await
+    .unwrap();
+    e2e::services::wait_until("the old key to be purged", || async {
+        let left: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM idempotency_keys WHERE key = 'old-key'")
+                .fetch_one(&api.pool)
+                .await?;
+        Ok(left == 0)
+    })
+    .await
+    .unwrap();
+
+    let replay = api.post_order(&order(), Some("kept-key")).await;
+    assert_eq!(
+        replay
+            .headers()
+            .get("idempotent-replayed")
+            .map(|v| v.as_bytes()),
+        Some(&b"true"[..]),
+        "a retry within the window replays"
+    );
+    assert_eq!(replay.json::<Value>().await.unwrap()["id"], first["id"]);
+    let reused = api.post_order(&order(), Some("old-key")).await;
+    assert!(
+        reused.headers().get("idempotent-replayed").is_none(),
+        "a forgotten key places a new order"
+    );
+    assert_eq!(reused.status(), StatusCode::CREATED);
+    assert_ne!(reused.json::<Value>().await.unwrap()["id"], old["id"]);
+    api.stop().await;
+}

@@ -1,0 +1,68 @@
+//! Readiness beyond "the database answers".
+//!
+//! `GET /health/ready` answers 503 while the database is unreachable, and
+//! also while any part of the service has said it cannot do its work (the
+//! inbox whose effects the database refuses, say): a load balancer or an
+//! operator then sees that the service is up but not working, and why.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+/// The parts of a service that currently cannot do their work, with why.
+/// Cheap to clone; every clone shares the same state.
+#[derive(Debug, Clone, Default)]
+pub struct Readiness {
+    problems: Arc<Mutex<BTreeMap<&'static str, String>>>,
+}
+
+impl Readiness {
+    /// A service with nothing wrong.
+    pub fn new() -> Self {
+        Readiness::default()
+    }
+
+    /// `part` cannot do its work, because of `reason` (replaces its earlier reason).
+    pub fn not_ready(&self, part: &'static str, reason: impl Into<String>) {
+        self.problems
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(part, reason.into());
+    }
+
+    /// `part` works again.
+    pub fn ready(&self, part: &'static str) {
+        self.problems
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(part);
+    }
+
+    /// Each part that cannot work, with its reason, by part name.
+    pub fn problems(&self) -> Vec<(&'static str, String)> {
+        self.problems
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|(part, reason)| (*part, reason.clone()))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_part_is_listed_until_it_is_ready_again() {
+        let readiness = Readiness::new();
+        let shared = readiness.clone();
+        shared.not_ready("inbox", "permission denied");
+        shared.not_ready("inbox", "still denied");
+        assert_eq!(
+            readiness.problems(),
+            vec![("inbox", "still denied".to_owned())]
+        );
+        shared.ready("inbox");
+        assert!(readiness.problems().is_empty());
+    }
+}
