@@ -5,6 +5,7 @@
 //! it) and gets its own database and topic, so tests run in parallel and never
 //! see each other's data.
 
+mod admin;
 mod consumers;
 mod drift;
 mod flow;

@@ -1,0 +1,487 @@
+//! `orderflow-admin` against real Kafka and PostgreSQL, driven through its
+//! command line exactly as an operator types it: dead letters listed and
+//! replayed until the consumer takes them, parked outbox events listed,
+//! retried after the cause is fixed, or discarded with a reason.
+
+use std::sync::Arc;
+
+use anyhow::{Context as _, ensure};
+use chrono::Utc;
+use e2e::services::{
+    EventProducer, ServiceUnderTest, consumer_config, fresh_group, init_logs, read_records,
+    wait_until,
+};
+use e2e::{ServiceRole, TestInfra};
+use invoicing_service::Invoicing;
+use messaging::dead_letter::DeadLetter;
+use messaging::service::ConsumingService;
+use rdkafka::Message;
+use reqwest::Client;
+use serde_json::{Value, json};
+use shared_events::{Address, Customer, Envelope, OrderLine, OrderPlaced};
+use shipping_service::Shipping;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+/// Runs `orderflow-admin <args>` in this process; its report.
+async fn admin(args: &[&str]) -> anyhow::Result<String> {
+    let mut out = Vec::new();
+    orderflow_admin::cli::run(
+        std::iter::once("orderflow-admin").chain(args.iter().copied()),
+        &mut out,
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("orderflow-admin {}: {e}", args.join(" ")))?;
+    Ok(String::from_utf8(out)?)
+}
+
+fn placed(order_id: Uuid) -> Envelope<OrderPlaced> {
+    let address = || Address {
+        street: "1 Analytical Way".into(),
+        zip: "10115".into(),
+        city: "Berlin".into(),
+        country: "DE".into(),
+    };
+    Envelope::new(
+        order_id,
+        Utc::now(),
+        "order-service",
+        OrderPlaced {
+            order_id,
+            customer: Customer {
+                name: "Ada Lovelace".into(),
+                email: "ada@example.com".into(),
+            },
+            billing_address: address(),
+            shipping_address: address(),
+            currency: "EUR".into(),
+            lines: vec![OrderLine {
+                sku: "IPOD-NANO".into(),
+                name: "iPod nano".into(),
+                quantity: 2,
+                unit_price_cents: 14900,
+                line_total_cents: 29800,
+            }],
+            total_cents: 29800,
+            placed_at: Utc::now(),
+        },
+    )
+}
+
+async fn items(service: &ServiceUnderTest, path: &str) -> anyhow::Result<Vec<Value>> {
+    Ok(service.get_ok(path).await?["items"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_letter_is_listed_replayed_and_applied_by_its_consumer_only() -> anyhow::Result<()> {
+    init_logs();
+    let infra = TestInfra::acquire().await?;
+    let bootstrap = infra.kafka_bootstrap_servers().to_owned();
+    let topic = infra.fresh_topic(3).await?;
+    let producer = EventProducer::new(&infra, &topic)?;
+    let (shipping_url, _) = infra.fresh_database(ServiceRole::Shipping).await?;
+    let shipping_group = fresh_group(Shipping::NAME);
+    let shipping = ServiceUnderTest::start(consumer_config::<Shipping>(
+        &infra,
+        &shipping_url,
+        &topic,
+        &shipping_group,
+    ))
+    .await?;
+
+    // An order shipping has applied, and that an earlier invoicing refused
+    // (a bug since fixed): its dead letter is in invoicing's topic.
+    let order = Uuid::now_v7();
+    producer.send(&placed(order)).await?;
+    wait_until("the shipment", || async {
+        Ok(items(&shipping, &format!("/shipments?order_id={order}"))
+            .await?
+            .len()
+            == 1)
+    })
+    .await?;
+    let source = read_records(&infra, &topic, 1).await?.remove(0);
+    let invoicing_group = fresh_group(Invoicing::NAME);
+    let dlq = shared_events::topics::dead_letter(&topic, &invoicing_group);
+    infra.create_topic(&dlq, 1, &[]).await?;
+    let dead_letters: rdkafka::producer::FutureProducer = infra.kafka_config().create()?;
+    DeadLetter::new(dead_letters, dlq.clone(), invoicing_group.clone())
+        .send(&source, "refused by invoicing 1.0 (since fixed)")
+        .await?;
+
+    // The fixed invoicing starts at the topic's end: it has the record only
+    // through the dead letter.
+    let (invoicing_url, _) = infra.fresh_database(ServiceRole::Invoicing).await?;
+    let mut config = consumer_config::<Invoicing>(&infra, &invoicing_url, &topic, &invoicing_group);
+    config.inbox.auto_offset_reset = "latest".into();
+    let invoicing = ServiceUnderTest::start(config).await?;
+    // Once it has taken an order placed now, it reads from its position (a
+    // marker sent before it found its position is skipped, so one is sent
+    // every second until one is taken).
+    let marker = Uuid::now_v7();
+    let polls = std::sync::atomic::AtomicUsize::new(0);
+    wait_until("invoicing to take orders placed from now on", || async {
+        if polls.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 10 == 0 {
+            producer.send(&placed(marker)).await?;
+        }
+        Ok(!items(&invoicing, &format!("/invoices?order_id={marker}"))
+            .await?
+            .is_empty())
+    })
+    .await?;
+    let listed = admin(&[
+        "dlq",
+        "list",
+        &invoicing_group,
+        "--topic",
+        &topic,
+        "--bootstrap-servers",
+        &bootstrap,
+    ])
+    .await?;
+    ensure!(listed.contains("1 dead letter(s)"), "{listed}");
+    ensure!(
+        listed.contains(&format!("OrderPlaced {}", placed_event_id(&source)?)),
+        "{listed}"
+    );
+    ensure!(
+        listed.contains("refused by invoicing 1.0 (since fixed)"),
+        "{listed}"
+    );
+    ensure!(
+        listed.contains(&format!(
+            "{topic}[{}]@{}",
+            source.partition(),
+            source.offset()
+        )),
+        "{listed}"
+    );
+
+    let replayed = admin(&[
+        "dlq",
+        "replay",
+        &invoicing_group,
+        "--all",
+        "--topic",
+        &topic,
+        "--bootstrap-servers",
+        &bootstrap,
+    ])
+    .await?;
+    ensure!(
+        replayed.contains("republished 1 dead letter(s)"),
+        "{replayed}"
+    );
+    ensure!(
+        replayed.contains(&format!(
+            "group {invoicing_group} took 1 of 1 replayed record(s): 1 applied"
+        )),
+        "{replayed}"
+    );
+    ensure!(
+        items(&invoicing, &format!("/invoices?order_id={order}"))
+            .await?
+            .len()
+            == 1,
+        "the replayed order is invoiced"
+    );
+    // Shipping read the copy too, and its dedup absorbed it.
+    wait_until("shipping to skip the replayed copy", || async {
+        Ok(shipping.metric("inbox_duplicates_skipped").await? == 1)
+    })
+    .await?;
+    ensure!(
+        items(&shipping, &format!("/shipments?order_id={order}"))
+            .await?
+            .len()
+            == 1
+    );
+    invoicing.stop().await?;
+    shipping.stop().await
+}
+
+fn placed_event_id(record: &rdkafka::message::OwnedMessage) -> anyhow::Result<Uuid> {
+    let envelope: Envelope<Value> = serde_json::from_slice(record.payload().unwrap_or_default())?;
+    Ok(envelope.event_id)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replayed_poison_record_is_reported_dead_lettered_again() -> anyhow::Result<()> {
+    init_logs();
+    let infra = TestInfra::acquire().await?;
+    let bootstrap = infra.kafka_bootstrap_servers().to_owned();
+    let topic = infra.fresh_topic(1).await?;
+    let group = fresh_group(Invoicing::NAME);
+    let (url, _) = infra.fresh_database(ServiceRole::Invoicing).await?;
+    let invoicing =
+        ServiceUnderTest::start(consumer_config::<Invoicing>(&infra, &url, &topic, &group)).await?;
+    let mut invalid = placed(Uuid::now_v7());
+    invalid.data.lines[0].quantity = 0;
+    EventProducer::new(&infra, &topic)?.send(&invalid).await?;
+    wait_until("the poison to be dead-lettered", || async {
+        Ok(invoicing.metric("inbox_dead_lettered").await? == 1)
+    })
+    .await?;
+    let replayed = admin(&[
+        "dlq",
+        "replay",
+        &group,
+        "--event-id",
+        &invalid.event_id.to_string(),
+        "--topic",
+        &topic,
+        "--bootstrap-servers",
+        &bootstrap,
+    ])
+    .await?;
+    ensure!(
+        replayed.contains(&format!("group {group} took 1 of 1 replayed record(s): 0 applied (or already applied), 1 dead-lettered again")),
+        "{replayed}"
+    );
+    let unknown = admin(&[
+        "dlq",
+        "replay",
+        &group,
+        "--event-id",
+        &Uuid::now_v7().to_string(),
+        "--topic",
+        &topic,
+        "--bootstrap-servers",
+        &bootstrap,
+    ])
+    .await;
+    ensure!(
+        unknown
+            .as_ref()
+            .is_err_and(|e| e.to_string().contains("no dead letter of event")),
+        "{unknown:?}"
+    );
+    invoicing.stop().await
+}
+
+/// An order service with its relay, on a fresh database and a topic that
+/// takes records of at most 16 kB.
+struct SmallTopicOrders {
+    infra: TestInfra,
+    topic: String,
+    url: String,
+    pool: sqlx::PgPool,
+    base: String,
+    client: Client,
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<Result<(), order_service::RunError>>,
+}
+
+impl SmallTopicOrders {
+    async fn start() -> anyhow::Result<Self> {
+        init_logs();
+        let infra = TestInfra::acquire().await?;
+        let topic = format!("e2e-{}", Uuid::new_v4());
+        infra
+            .create_topic(&topic, 2, &[("max.message.bytes", "16384")])
+            .await?;
+        let (url, pool) = infra.fresh_database(ServiceRole::Orders).await?;
+        let app = order_service::build(order_service::Config::for_flow(
+            url.clone(),
+            infra.kafka_bootstrap_servers(),
+            &topic,
+        ))
+        .await?;
+        let base = format!("http://{}", app.local_addr());
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(app.run_until_stopped(stop.clone()));
+        Ok(SmallTopicOrders {
+            infra,
+            topic,
+            url,
+            pool,
+            base,
+            client: Client::new(),
+            stop,
+            task,
+        })
+    }
+
+    /// Places an order too large for the topic and cancels it; its id.
+    async fn place_oversized_and_cancel(&self) -> anyhow::Result<String> {
+        let lines: Vec<Value> = (0..100)
+            .map(|i| {
+                json!({ "sku": format!("LARGE-{i:03}"),
+                        "name": format!("{:-<200}", format!("Oversized catalogue item {i} ")),
+                        "quantity": 1, "unit_price_cents": 100 })
+            })
+            .collect();
+        let order = json!({
+            "customer": { "name": "Ada Lovelace", "email": "ada@example.com" },
+            "billing_address": { "street": "1 Analytical Way", "zip": "10115", "city": "Berlin", "country": "DE" },
+            "shipping_address": { "street": "2 Engine Road", "zip": "80331", "city": "Munich", "country": "DE" },
+            "currency": "EUR",
+            "lines": lines,
+        });
+        let placed: Value = self
+            .client
+            .post(format!("{}/orders", self.base))
+            .json(&order)
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        let id = placed["id"].as_str().context("an order id")?.to_owned();
+        self.client
+            .post(format!("{}/orders/{id}/cancel", self.base))
+            .json(&json!({ "reason": "too big" }))
+            .send()
+            .await?
+            .error_for_status()?;
+        Ok(id)
+    }
+
+    async fn wait_parked(&self) -> anyhow::Result<()> {
+        wait_until("the oversized event to be parked", || async {
+            let parked: i64 =
+                sqlx::query_scalar("SELECT count(*) FROM outbox WHERE parked_at IS NOT NULL")
+                    .fetch_one(&self.pool)
+                    .await?;
+            Ok(parked == 1)
+        })
+        .await
+    }
+
+    async fn wait_drained(&self) -> anyhow::Result<()> {
+        wait_until("the outbox to drain", || async {
+            let left: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox")
+                .fetch_one(&self.pool)
+                .await?;
+            Ok(left == 0)
+        })
+        .await
+    }
+
+    /// The event types published for `order`, in order.
+    async fn published(&self, order: &str, expected: usize) -> anyhow::Result<Vec<String>> {
+        let records = read_records(&self.infra, &self.topic, expected).await?;
+        Ok(records
+            .iter()
+            .filter(|r| r.key() == Some(order.as_bytes()))
+            .filter_map(|r| e2e::services::header(r, "event_type"))
+            .collect())
+    }
+
+    async fn metric(&self, name: &str) -> anyhow::Result<f64> {
+        let text = self
+            .client
+            .get(format!("{}/metrics", self.base))
+            .send()
+            .await?
+            .text()
+            .await?;
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .context(format!("metric {name}"))?
+            .trim()
+            .parse()
+            .context(format!("metric {name}"))
+    }
+
+    async fn stop(self) -> anyhow::Result<()> {
+        self.stop.cancel();
+        self.task.await??;
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parked_event_is_listed_and_published_in_order_once_retried() -> anyhow::Result<()> {
+    let orders = Arc::new(SmallTopicOrders::start().await?);
+    let big = orders.place_oversized_and_cancel().await?;
+    orders.wait_parked().await?;
+    wait_until(
+        "the gauges to show the parked and the held event",
+        || async {
+            Ok(orders.metric("outbox_parked").await? == 1.0
+                && orders.metric("outbox_held").await? == 1.0)
+        },
+    )
+    .await?;
+    let listed = admin(&["outbox", "list", "--database-url", &orders.url]).await?;
+    ensure!(listed.contains("1 parked event(s)"), "{listed}");
+    ensure!(
+        listed.contains("OrderPlaced") && listed.contains(&big),
+        "{listed}"
+    );
+    ensure!(listed.contains("1 event(s) held behind it"), "{listed}");
+    ensure!(
+        listed.to_lowercase().contains("too large"),
+        "the reason: {listed}"
+    );
+
+    // The operator raises the limit that refused it, and retries.
+    orders
+        .infra
+        .set_topic_config(&orders.topic, "max.message.bytes", None)
+        .await?;
+    let retried = admin(&["outbox", "retry", "--all", "--database-url", &orders.url]).await?;
+    ensure!(retried.contains("retried 1 parked event(s)"), "{retried}");
+    orders.wait_drained().await?;
+    assert_eq!(
+        orders.published(&big, 2).await?,
+        ["OrderPlaced", "OrderCancelled"],
+        "published in order once retried"
+    );
+    Arc::into_inner(orders).context("one owner")?.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_discarded_event_is_kept_with_its_reason_and_releases_the_events_behind_it()
+-> anyhow::Result<()> {
+    let orders = SmallTopicOrders::start().await?;
+    let big = orders.place_oversized_and_cancel().await?;
+    orders.wait_parked().await?;
+    let id: i64 = sqlx::query_scalar("SELECT id FROM outbox WHERE parked_at IS NOT NULL")
+        .fetch_one(&orders.pool)
+        .await?;
+    let refused = admin(&[
+        "outbox",
+        "discard",
+        "--id",
+        &id.to_string(),
+        "--reason",
+        " ",
+        "--database-url",
+        &orders.url,
+    ])
+    .await;
+    ensure!(refused.is_err(), "a discard needs a reason: {refused:?}");
+    let discarded = admin(&[
+        "outbox",
+        "discard",
+        "--id",
+        &id.to_string(),
+        "--reason",
+        "customer re-ordered in two parts",
+        "--database-url",
+        &orders.url,
+    ])
+    .await?;
+    ensure!(discarded.contains("1 held event(s)"), "{discarded}");
+    orders.wait_drained().await?;
+    let kept: (String, String) = sqlx::query_as(
+        "SELECT event_type, discard_reason FROM outbox_discarded WHERE record_key = $1",
+    )
+    .bind(&big)
+    .fetch_one(&orders.pool)
+    .await?;
+    assert_eq!(
+        kept,
+        (
+            "OrderPlaced".to_owned(),
+            "customer re-ordered in two parts".to_owned()
+        )
+    );
+    assert_eq!(orders.published(&big, 1).await?, ["OrderCancelled"]);
+    orders.stop().await
+}

@@ -1,0 +1,381 @@
+//! The command line: `orderflow-admin dlq ...` and `orderflow-admin outbox ...`.
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::time::Duration;
+
+use chrono::Utc;
+use clap::{Args, Parser, Subcommand};
+use sqlx::postgres::PgPoolOptions;
+use uuid::Uuid;
+
+use crate::AdminError;
+use crate::dlq::{Cluster, DeadLetter};
+use crate::outbox::{self, Selection};
+
+/// Dead letters and parked outbox events of the order flow, for operators.
+#[derive(Debug, Parser)]
+#[command(name = "orderflow-admin", version)]
+pub struct Cli {
+    /// Kafka brokers.
+    #[arg(
+        long,
+        env = "KAFKA_BOOTSTRAP_SERVERS",
+        default_value = "127.0.0.1:19092",
+        global = true
+    )]
+    pub bootstrap_servers: String,
+    /// The topic order events are published to (the source of the dead letters).
+    #[arg(long, env = "ORDERS_TOPIC", default_value = shared_events::topics::ORDERS, global = true)]
+    pub topic: String,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// A consumer's dead letters: list them, replay them.
+    #[command(subcommand)]
+    Dlq(DlqCommand),
+    /// Outbox events Kafka refused for good: list, retry, discard.
+    #[command(subcommand)]
+    Outbox(OutboxCommand),
+}
+
+/// `orderflow-admin dlq ...`
+#[derive(Debug, Subcommand)]
+pub enum DlqCommand {
+    /// Each dead letter of a consumer group: reason, source, event, age.
+    List {
+        /// The consumer group (`invoicing`, `shipping`).
+        consumer: String,
+    },
+    /// Republishes dead letters to the source topic and waits for the group to take them.
+    Replay {
+        /// The consumer group (`invoicing`, `shipping`).
+        consumer: String,
+        /// Replay the dead letters of these event ids (repeatable).
+        #[arg(
+            long = "event-id",
+            required_unless_present = "all",
+            conflicts_with = "all"
+        )]
+        event_ids: Vec<Uuid>,
+        /// Replay every dead letter of the group.
+        #[arg(long)]
+        all: bool,
+        /// How long to wait for the group to move past the replayed records.
+        #[arg(long, default_value_t = 60)]
+        wait_secs: u64,
+    },
+}
+
+/// `orderflow-admin outbox ...`
+#[derive(Debug, Subcommand)]
+pub enum OutboxCommand {
+    /// The parked events, and how many events each holds back.
+    List(Database),
+    /// Lets the relay try parked events again (after fixing the cause).
+    Retry {
+        /// The outbox id of the event (`outbox list` shows it).
+        #[arg(long, required_unless_present = "all", conflicts_with = "all")]
+        id: Option<i64>,
+        /// Every parked event.
+        #[arg(long)]
+        all: bool,
+        #[command(flatten)]
+        database: Database,
+    },
+    /// Drops a parked event from the flow for good, keeping it and the reason
+    /// in `outbox_discarded`; the events held behind it are published.
+    Discard {
+        /// The outbox id of the event.
+        #[arg(long)]
+        id: i64,
+        /// Why (kept with the event).
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        database: Database,
+    },
+}
+
+/// The order service's database.
+#[derive(Debug, Args)]
+pub struct Database {
+    /// The order service's database (its outbox).
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "postgres://orders:orders@127.0.0.1:15432/orders"
+    )]
+    pub database_url: String,
+}
+
+/// Parses `args` (the program name first) and runs the command, writing its
+/// report to `out`. `--help` and `--version` are written to `out` too.
+pub async fn run<I, T>(
+    args: I,
+    out: &mut impl Write,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => {
+            write!(out, "{e}")?;
+            return Ok(());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    match cli.command {
+        Command::Dlq(command) => dlq(&cli.bootstrap_servers, &cli.topic, command, out).await,
+        Command::Outbox(command) => outbox(command, out).await,
+    }
+}
+
+async fn dlq(
+    bootstrap: &str,
+    topic: &str,
+    command: DlqCommand,
+    out: &mut impl Write,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let cluster = Cluster::new(bootstrap);
+    match command {
+        DlqCommand::List { consumer } => {
+            let dlq_topic = shared_events::topics::dead_letter(topic, &consumer);
+            let letters = cluster.dead_letters(&dlq_topic).await?;
+            writeln!(out, "{} dead letter(s) in {dlq_topic}", letters.len())?;
+            for letter in &letters {
+                write_letter(out, &dlq_topic, letter)?;
+            }
+        }
+        DlqCommand::Replay {
+            consumer,
+            event_ids,
+            all,
+            wait_secs,
+        } => {
+            let dlq_topic = shared_events::topics::dead_letter(topic, &consumer);
+            let letters = cluster.dead_letters(&dlq_topic).await?;
+            let chosen: Vec<DeadLetter> = if all {
+                letters
+            } else {
+                for id in &event_ids {
+                    if !letters.iter().any(|l| l.event_id == Some(*id)) {
+                        return Err(AdminError::Refused(format!(
+                            "no dead letter of event {id} in {dlq_topic}"
+                        ))
+                        .into());
+                    }
+                }
+                letters
+                    .into_iter()
+                    .filter(|l| l.event_id.is_some_and(|id| event_ids.contains(&id)))
+                    .collect()
+            };
+            let dead_letters_end = cluster.end_offsets(&dlq_topic).await?;
+            let replayed = cluster.replay(topic, &dlq_topic, &chosen).await?;
+            writeln!(
+                out,
+                "republished {} dead letter(s) to {topic}:",
+                replayed.len()
+            )?;
+            for (letter, r) in chosen.iter().zip(&replayed) {
+                writeln!(
+                    out,
+                    "  {} {} -> {topic}[{}]@{}",
+                    letter.event_type.as_deref().unwrap_or("(no type)"),
+                    letter
+                        .event_id
+                        .map_or_else(|| "(no event id)".to_owned(), |id| id.to_string()),
+                    r.partition,
+                    r.offset
+                )?;
+            }
+            if replayed.is_empty() {
+                return Ok(());
+            }
+            let progress = cluster
+                .wait_until_taken(
+                    &consumer,
+                    topic,
+                    &replayed,
+                    &dlq_topic,
+                    &dead_letters_end,
+                    Duration::from_secs(wait_secs),
+                )
+                .await?;
+            writeln!(
+                out,
+                "group {consumer} took {} of {} replayed record(s): {} applied (or already applied), {} dead-lettered again",
+                progress.passed,
+                replayed.len(),
+                progress.passed.saturating_sub(progress.dead_lettered_again),
+                progress.dead_lettered_again
+            )?;
+            if progress.passed < replayed.len() {
+                return Err(AdminError::Refused(format!(
+                    "group {consumer} has not committed past {} replayed record(s) within {wait_secs} s; \
+                     is it running? (`orderflow-admin dlq list {consumer}` shows the dead letters again)",
+                    replayed.len() - progress.passed
+                ))
+                .into());
+            }
+        }
+    }
+    Ok(())
+}
+
+fn write_letter(out: &mut impl Write, dlq_topic: &str, letter: &DeadLetter) -> std::io::Result<()> {
+    let age = letter
+        .written_at
+        .map(|at| humanize(Utc::now().signed_duration_since(at)))
+        .unwrap_or_else(|| "age unknown".into());
+    writeln!(
+        out,
+        "{dlq_topic}[{}]@{}  {age}",
+        letter.partition, letter.offset
+    )?;
+    writeln!(
+        out,
+        "  event   {} {}",
+        letter.event_type.as_deref().unwrap_or("(no type)"),
+        letter
+            .event_id
+            .map_or_else(|| "(no event id)".to_owned(), |id| id.to_string())
+    )?;
+    writeln!(
+        out,
+        "  source  {} key {}",
+        letter.source(),
+        letter
+            .key
+            .as_deref()
+            .map_or_else(|| "(none)".into(), String::from_utf8_lossy)
+    )?;
+    writeln!(out, "  reason  {}", letter.reason)?;
+    if let Some(omitted) = &letter.value_omitted {
+        writeln!(out, "  value   not in the dead letter: {omitted}")?;
+    }
+    Ok(())
+}
+
+async fn outbox(
+    command: OutboxCommand,
+    out: &mut impl Write,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let database = match &command {
+        OutboxCommand::List(database)
+        | OutboxCommand::Retry { database, .. }
+        | OutboxCommand::Discard { database, .. } => database,
+    };
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect(&database.database_url)
+        .await
+        .map_err(AdminError::database(
+            "connecting to the order service's database",
+        ))?;
+    match command {
+        OutboxCommand::List(_) => {
+            let parked = outbox::parked(&pool).await?;
+            writeln!(out, "{} parked event(s)", parked.len())?;
+            for p in &parked {
+                writeln!(
+                    out,
+                    "#{}  {} {}  key {}  {} bytes  parked {} ago, {} event(s) held behind it",
+                    p.id,
+                    p.event_type,
+                    p.event_id,
+                    p.record_key,
+                    p.size,
+                    humanize(Utc::now().signed_duration_since(p.parked_at)),
+                    p.held
+                )?;
+                writeln!(out, "  reason  {}", p.park_reason)?;
+            }
+        }
+        OutboxCommand::Retry { id, all, .. } => {
+            let selection = match (id, all) {
+                (Some(id), false) => Selection::Id(id),
+                _ => Selection::All,
+            };
+            let retried = outbox::retry(&pool, selection).await?;
+            writeln!(
+                out,
+                "retried {retried} parked event(s); the relay publishes them now (parked again if Kafka still refuses them)"
+            )?;
+        }
+        OutboxCommand::Discard { id, reason, .. } => {
+            let discarded = outbox::discard(&pool, id, &reason).await?;
+            writeln!(
+                out,
+                "discarded #{id} ({} {}), kept in outbox_discarded with the reason; {} held event(s) of key {} now flow",
+                discarded.event_type, discarded.event_id, discarded.released, discarded.record_key
+            )?;
+        }
+    }
+    pool.close().await;
+    Ok(())
+}
+
+/// `3h 12m`, `4m 5s`, `12s`.
+fn humanize(age: chrono::TimeDelta) -> String {
+    let secs = age.num_seconds().max(0);
+    match secs {
+        0..60 => format!("{secs}s"),
+        60..3600 => format!("{}m {}s", secs / 60, secs % 60),
+        3600..86_400 => format!("{}h {}m", secs / 3600, secs % 3600 / 60),
+        _ => format!("{}d {}h", secs / 86_400, secs % 86_400 / 3600),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn replay_needs_event_ids_or_all_and_not_both() {
+        assert!(Cli::try_parse_from(["orderflow-admin", "dlq", "replay", "invoicing"]).is_err());
+        assert!(
+            Cli::try_parse_from(["orderflow-admin", "dlq", "replay", "invoicing", "--all"]).is_ok()
+        );
+        let id = "01933b5e-8f3a-7c4e-9d2b-5a6f7e8d9c0b";
+        assert!(
+            Cli::try_parse_from([
+                "orderflow-admin",
+                "dlq",
+                "replay",
+                "invoicing",
+                "--all",
+                "--event-id",
+                id
+            ])
+            .is_err()
+        );
+        assert!(
+            Cli::try_parse_from(["orderflow-admin", "outbox", "discard", "--id", "3"]).is_err()
+        );
+    }
+
+    #[test]
+    fn ages_read_like_a_person_would_say_them() {
+        assert_eq!(humanize(chrono::TimeDelta::seconds(12)), "12s");
+        assert_eq!(humanize(chrono::TimeDelta::seconds(245)), "4m 5s");
+        assert_eq!(humanize(chrono::TimeDelta::seconds(11_520)), "3h 12m");
+        assert_eq!(humanize(chrono::TimeDelta::seconds(90_000)), "1d 1h");
+    }
+}

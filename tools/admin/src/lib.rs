@@ -1,0 +1,62 @@
+//! What an operator needs when the flow refuses something: the dead letters
+//! each consumer wrote, and the outbox events Kafka refused for good.
+//!
+//! In the order flow nothing is dropped: a record a consumer refuses goes to
+//! its dead-letter topic (`<topic>.dlq.<group>`), and an event Kafka will
+//! never take (too large, refused by policy) is parked in the outbox with
+//! the later events of its order held behind it. This crate reads and acts
+//! on both, against any environment, with nothing but the brokers' address
+//! and the order service's database URL:
+//!
+//! - [`dlq`]: list a consumer's dead letters (reason, source partition and
+//!   offset, event id and type, age) and replay them to the source topic,
+//!   then watch the consumer group move past them. Replaying is safe for the
+//!   other consumer group: it has processed the event id already, and its
+//!   dedup table absorbs the copy.
+//! - [`outbox`]: list parked events, retry them (after raising the limit that
+//!   refused them), or discard one with a reason kept in `outbox_discarded`.
+//!
+//! [`cli`] is the command line (`orderflow-admin --help`); its `run` takes
+//! the arguments and an output, so tests drive exactly what an operator types.
+
+pub mod cli;
+pub mod dlq;
+pub mod outbox;
+
+/// Why an admin command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    /// A Kafka request failed.
+    #[error("{what}")]
+    Kafka {
+        /// What was being done.
+        what: String,
+        /// The client's error.
+        #[source]
+        source: rdkafka::error::KafkaError,
+    },
+    /// A database statement failed.
+    #[error("{what}")]
+    Database {
+        /// What was being done.
+        what: String,
+        /// The driver's error.
+        #[source]
+        source: sqlx::Error,
+    },
+    /// The request cannot be carried out as asked.
+    #[error("{0}")]
+    Refused(String),
+}
+
+impl AdminError {
+    fn kafka(what: impl Into<String>) -> impl FnOnce(rdkafka::error::KafkaError) -> Self {
+        let what = what.into();
+        move |source| AdminError::Kafka { what, source }
+    }
+
+    fn database(what: impl Into<String>) -> impl FnOnce(sqlx::Error) -> Self {
+        let what = what.into();
+        move |source| AdminError::Database { what, source }
+    }
+}
