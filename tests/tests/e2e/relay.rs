@@ -445,8 +445,7 @@ async fn orders_keep_coming_while_kafka_is_down_and_all_arrive_in_order() -> any
     let cancels = (BEFORE..BEFORE + DURING).filter(|i| i % 4 == 0).count();
     let expected = BEFORE + DURING + cancels;
     let total = usize::try_from(topic_len(&bootstrap, &topic).await?)?;
-    let reader = TestInfraOn::new(&infra, &bootstrap);
-    let records = read_records(&reader.0, &topic, total).await?;
+    let records = read_records(&infra.with_kafka(&bootstrap), &topic, total).await?;
     let distinct: HashSet<Uuid> = records.iter().map(event_id).collect::<Result<_, _>>()?;
     assert_eq!(distinct.len(), expected, "every event arrives");
     for (order, events) in events_per_order(&records)? {
@@ -466,26 +465,4 @@ async fn orders_keep_coming_while_kafka_is_down_and_all_arrive_in_order() -> any
     cluster.stop().await?;
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
-}
-
-/// The test infrastructure with its Kafka replaced by a private broker.
-struct TestInfraOn(TestInfra);
-
-impl TestInfraOn {
-    fn new(infra: &TestInfra, bootstrap: &str) -> Self {
-        let admin = infra.admin_url().to_owned();
-        let urls: HashMap<&str, String> = ServiceRole::ALL
-            .iter()
-            .map(|r| (r.database_url_var(), infra.service_url(*r).to_owned()))
-            .collect();
-        let bootstrap = bootstrap.to_owned();
-        TestInfraOn(
-            TestInfra::from_lookup(|name| match name {
-                "KAFKA_BOOTSTRAP_SERVERS" => Some(bootstrap.clone()),
-                "POSTGRES_ADMIN_URL" => Some(admin.clone()),
-                other => urls.get(other).cloned(),
-            })
-            .unwrap_or_else(|m| panic!("{m}")),
-        )
-    }
 }
