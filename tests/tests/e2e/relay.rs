@@ -390,7 +390,14 @@ async fn orders_keep_coming_while_kafka_is_down_and_all_arrive_in_order() -> any
     const BEFORE: usize = 10;
     const DURING: usize = 40;
     let infra = TestInfra::acquire().await?;
-    // A private broker this test may stop without disturbing the others.
+    // A private broker this test may stop without disturbing the others: a
+    // native one also where the rest runs in containers.
+    xtask::prereq::native_test(
+        "relay::orders_keep_coming_while_kafka_is_down_and_all_arrive_in_order",
+        "it stops and restarts a broker of its own",
+        xtask::prereq::NativeNeeds::Kafka,
+    )
+    .await?;
     let runtime = Arc::new(xtask::DevInfra::from_env()?.kafka_runtime().await?);
     let dir = std::env::temp_dir().join(format!("e2e-kafka-{}", Uuid::new_v4().simple()));
     let mut cluster =
