@@ -18,7 +18,9 @@
 //!   test containers use the compose images;
 //! - the Dockerfile builds exactly the workspace's services, and .dockerignore
 //!   keeps build output and the native infrastructure's data out of the build
-//!   context but everything the build needs in.
+//!   context but everything the build needs in;
+//! - the README's Docker section says which Compose it needs, which ports are
+//!   published, and runs the console consumer with Kafka 4's flags.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -622,4 +624,60 @@ fn the_build_context_keeps_the_sources_and_leaves_out_output_and_data() {
         dropped.is_empty(),
         ".dockerignore keeps out what the build needs: {dropped:?}"
     );
+}
+
+/// The README's section on Docker, up to the next section of its level.
+fn readme_docker_section() -> String {
+    let readme = read("README.md");
+    let start = readme
+        .find("\n## With Docker")
+        .expect("README has a \"## With Docker\" section");
+    let rest = &readme[start + 1..];
+    let end = rest[3..].find("\n## ").map_or(rest.len(), |i| i + 3);
+    rest[..end].to_owned()
+}
+
+#[test]
+fn the_readme_runs_the_console_consumer_with_kafka_4_flags() {
+    let section = readme_docker_section();
+    // Commands continue over lines ending in '\'.
+    let commands = section.replace("\\\n", " ");
+    let consumers: Vec<&str> = commands
+        .lines()
+        .filter(|l| l.contains("kafka-console-consumer.sh"))
+        .collect();
+    assert!(!consumers.is_empty(), "no console-consumer example");
+    for command in consumers {
+        assert!(
+            !command.contains("--property "),
+            "Kafka 4 deprecates --property for the consumer's formatter: {command}"
+        );
+        assert!(command.contains("--formatter-property "), "{command}");
+        assert!(
+            command.contains("--bootstrap-server kafka:9092"),
+            "inside the compose network the broker is kafka:9092: {command}"
+        );
+    }
+}
+
+#[test]
+fn the_readme_names_the_compose_it_needs_and_the_ports_it_publishes() {
+    let section = readme_docker_section();
+    if compose().get("name").is_some() {
+        assert!(
+            section.contains("Compose v2"),
+            "docker-compose.yml has a top-level name:, which Compose v1 refuses; the README must say v2 is needed"
+        );
+    }
+    let compose = compose();
+    for (name, svc) in services(&compose) {
+        for entry in strings(svc, "ports") {
+            let p = published(entry);
+            let address = format!("127.0.0.1:{}", p.host.split('-').next().unwrap_or(""));
+            assert!(
+                section.contains(&address),
+                "the README's Docker section does not mention {address}, where {name} is published"
+            );
+        }
+    }
 }
