@@ -7,10 +7,11 @@
 //! 1. the environment names Kafka and PostgreSQL (what `cargo xtask test`
 //!    does): use them;
 //! 2. otherwise, a Docker engine answers where testcontainers looks for one
-//!    ([`docker_engine`]: `~/.testcontainers.properties`, `DOCKER_HOST`,
-//!    `/var/run/docker.sock`, the rootless and Docker Desktop sockets): start an
-//!    `apache/kafka` and a `postgres` container, at the versions
-//!    docker-compose.yml pins, once per test binary, and run the same tests;
+//!    ([`docker_engine`], asked once per binary: `~/.testcontainers.properties`,
+//!    `DOCKER_HOST`, `/var/run/docker.sock`, the rootless and Docker Desktop
+//!    sockets): start an `apache/kafka` and a `postgres` container, at the
+//!    versions docker-compose.yml pins, once per test binary, and run the same
+//!    tests;
 //! 3. otherwise: fail with one line saying how to get infrastructure and why
 //!    Docker was not used.
 //!
@@ -22,13 +23,15 @@
 //!
 //! testcontainers-rs removes a container only when its handle is dropped, and
 //! a handle held for the whole test binary lives in a static, which Rust never
-//! drops. So the handles sit in [`RUNNING`] and an `atexit` hook removes them
+//! drops. So the handles sit in a holder, and an `atexit` hook removes them
 //! (and their anonymous volumes) when the test binary exits, whether its tests
-//! passed or failed; testcontainers' watchdog removes them on Ctrl-C or
-//! SIGTERM. Only a SIGKILL leaves them behind, each labelled [`LABEL`] so one
+//! passed or failed, on a thread and an async runtime of its own (the tests'
+//! runtimes are gone by then); testcontainers' watchdog removes them on
+//! Ctrl-C or SIGTERM. Only a SIGKILL leaves them behind, each labelled [`LABEL`] so one
 //! command finds them (see the README).
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Mutex, Once, PoisonError};
 use std::time::Duration;
 
@@ -36,7 +39,7 @@ use testcontainers_modules::kafka::apache::{KAFKA_PORT, Kafka};
 use testcontainers_modules::postgres::Postgres;
 use testcontainers_modules::testcontainers::core::client::docker_client_instance;
 use testcontainers_modules::testcontainers::runners::AsyncRunner;
-use testcontainers_modules::testcontainers::{ContainerAsync, ContainerRequest, ImageExt};
+use testcontainers_modules::testcontainers::{ContainerAsync, ContainerRequest, Image, ImageExt};
 use tokio::sync::OnceCell;
 
 use crate::{KAFKA_BOOTSTRAP_SERVERS, POSTGRES_ADMIN_URL, ServiceRole, TestInfra};
@@ -125,6 +128,15 @@ pub async fn docker_engine() -> Result<(), NoDocker> {
     }
 }
 
+/// [`docker_engine`], asked once per test binary. The answer does not change
+/// during a run, and asking again would share one Docker client between the
+/// tests' short-lived runtimes: a request can then be lost to a runtime that
+/// shuts down under it, and a test would see Docker vanish.
+pub async fn docker_engine_once() -> Result<(), NoDocker> {
+    static ANSWER: OnceCell<Result<(), NoDocker>> = OnceCell::const_new();
+    ANSWER.get_or_init(docker_engine).await.clone()
+}
+
 /// An error and its causes on one line.
 fn one_line(error: &dyn std::error::Error) -> String {
     let mut line = error.to_string();
@@ -196,27 +208,25 @@ fn postgres_args() -> Vec<String> {
     .collect()
 }
 
+/// Removes one container, on the runtime that polls it.
+type Removal = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
+
 /// A container this binary started, held until the binary exits.
-enum Running {
-    Kafka(ContainerAsync<Kafka>),
-    Postgres(ContainerAsync<Postgres>),
+struct Running {
+    id: String,
+    remove: Box<dyn FnOnce() -> Removal + Send>,
 }
 
 impl Running {
-    fn id(&self) -> String {
-        match self {
-            Running::Kafka(c) => c.id().to_owned(),
-            Running::Postgres(c) => c.id().to_owned(),
+    /// Holds `container`; removing it is `docker rm -f -v` (its anonymous
+    /// volumes too: both images declare data volumes).
+    fn container<I: Image + 'static>(container: ContainerAsync<I>) -> Self {
+        Running {
+            id: container.id().to_owned(),
+            remove: Box::new(move || {
+                Box::pin(async move { container.rm().await.map_err(|e| one_line(&e)) })
+            }),
         }
-    }
-
-    /// Removes the container with its anonymous volumes (`docker rm -f -v`).
-    async fn remove(self) -> Result<(), String> {
-        let result = match self {
-            Running::Kafka(c) => c.rm().await,
-            Running::Postgres(c) => c.rm().await,
-        };
-        result.map_err(|e| one_line(&e))
     }
 }
 
@@ -246,8 +256,23 @@ fn keep_until_exit(container: Running) {
 /// Runs when the test binary exits (libtest returns from `main` or calls
 /// `exit` after failures): removes every container it started.
 extern "C" fn remove_at_exit() {
-    // A panic must not unwind into the C library's exit().
-    let _ = std::panic::catch_unwind(remove_running);
+    // A panic must not unwind into the C library's exit(). The work runs on a
+    // thread of its own: by now the C library may have run this thread's
+    // thread-local destructors, which the async runtime relies on.
+    let _ = std::panic::catch_unwind(|| {
+        let removal = std::thread::Builder::new()
+            .name("e2e-container-removal".into())
+            .spawn(remove_running);
+        match removal {
+            Ok(thread) => {
+                let _ = thread.join();
+            }
+            Err(e) => eprintln!(
+                "e2e: cannot remove the test containers ({e}); remove them with \
+                 `docker rm -f -v $(docker ps -aq --filter label={LABEL})`"
+            ),
+        }
+    });
 }
 
 fn remove_running() {
@@ -255,7 +280,7 @@ fn remove_running() {
     if running.is_empty() {
         return;
     }
-    let ids: Vec<String> = running.iter().map(Running::id).collect();
+    let ids: Vec<&str> = running.iter().map(|r| r.id.as_str()).collect();
     let manual = format!("remove them with `docker rm -f -v {}`", ids.join(" "));
     // The runtimes the tests ran on are gone by now; this one lives until the
     // removal is done. Connections pooled by those runtimes were closed with
@@ -272,7 +297,7 @@ fn remove_running() {
     };
     runtime.block_on(async {
         let mut removals =
-            Box::pin(futures::future::join_all(running.into_iter().map(Running::remove)));
+            Box::pin(futures::future::join_all(running.into_iter().map(|r| (r.remove)())));
         match tokio::time::timeout(REMOVE_TIMEOUT, &mut removals).await {
             Ok(results) => {
                 let failed: Vec<String> = results.into_iter().filter_map(Result::err).collect();
@@ -304,13 +329,13 @@ async fn start() -> anyhow::Result<TestInfra> {
         .await
         .context("starting the postgres container")?;
     let pg_port = postgres.get_host_port_ipv4(5432).await;
-    keep_until_exit(Running::Postgres(postgres));
+    keep_until_exit(Running::container(postgres));
     let kafka = kafka_request()
         .start()
         .await
         .context("starting the apache/kafka container")?;
     let kafka_port = kafka.get_host_port_ipv4(KAFKA_PORT).await;
-    keep_until_exit(Running::Kafka(kafka));
+    keep_until_exit(Running::container(kafka));
     let (pg_port, kafka_port) = (pg_port?, kafka_port?);
 
     // The Kafka module advertises 127.0.0.1 with the published port, so the
@@ -589,6 +614,69 @@ mod tests {
         );
 
         engine.stop();
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// Set in the child process of
+    /// [`what_is_kept_until_exit_is_removed_when_the_test_binary_exits`]: the
+    /// file its removal writes.
+    const EXIT_MARKER: &str = "E2E_EXIT_HOOK_MARKER";
+    /// Set when that child's test must fail.
+    const EXIT_FAIL: &str = "E2E_EXIT_HOOK_FAIL";
+
+    /// The mechanism that removes the containers, with a stand-in for the
+    /// container: whether the test binary's tests pass or fail, what was kept
+    /// is removed when it exits, on an async runtime of its own.
+    #[test]
+    fn what_is_kept_until_exit_is_removed_when_the_test_binary_exits() {
+        if let Some(marker) = std::env::var_os(EXIT_MARKER) {
+            keep_until_exit(Running {
+                id: "stand-in".into(),
+                remove: Box::new(move || {
+                    Box::pin(async move {
+                        // Needs a runtime, as the Docker client does.
+                        tokio::fs::write(&marker, "removed")
+                            .await
+                            .map_err(|e| e.to_string())
+                    })
+                }),
+            });
+            assert!(
+                std::env::var_os(EXIT_FAIL).is_none(),
+                "failing on purpose: the removal must run all the same"
+            );
+            return;
+        }
+
+        let dir = std::env::temp_dir().join(format!("e2e-exit-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).expect("a temp dir");
+        for fail in [false, true] {
+            let marker = dir.join(format!("removed-{fail}"));
+            let mut child =
+                std::process::Command::new(std::env::current_exe().expect("test binary"));
+            child
+                .args([
+                    "--exact",
+                    "containers::tests::what_is_kept_until_exit_is_removed_when_the_test_binary_exits",
+                    "--test-threads=1",
+                ])
+                .env(EXIT_MARKER, &marker);
+            if fail {
+                child.env(EXIT_FAIL, "1");
+            }
+            let output = child.output().expect("the test binary runs");
+            assert_eq!(
+                output.status.success(),
+                !fail,
+                "{}",
+                String::from_utf8_lossy(&output.stdout)
+            );
+            assert_eq!(
+                std::fs::read_to_string(&marker).ok().as_deref(),
+                Some("removed"),
+                "nothing was removed at exit (tests failed: {fail})"
+            );
+        }
         let _ = std::fs::remove_dir_all(dir);
     }
 

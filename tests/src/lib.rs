@@ -129,7 +129,7 @@ impl TestInfra {
     /// `tests/e2e/acquisition.rs` keeps it so).
     pub async fn acquire() -> Result<Self, AcquireError> {
         let lookup = |name: &str| std::env::var(name).ok();
-        match containers::choose(lookup, containers::docker_engine()).await {
+        match containers::choose(lookup, containers::docker_engine_once()).await {
             containers::Source::Environment => Ok(Self::from_environment()?),
             containers::Source::Docker => {
                 containers::shared().await.map_err(AcquireError::Containers)
