@@ -7,6 +7,9 @@
 #              Cargo.toml/Cargo.lock), then the workspace's service binaries
 #   runtime  - a small Debian image, non-root user, just the binaries
 # No sqlx offline data is needed: the services use runtime-checked queries.
+# `COPY . .` sends the build context that .dockerignore leaves: never target/
+# (the host's build output would land over the cooked one) nor .infra/ (the
+# native PostgreSQL's data, unreadable to the build).
 
 FROM rust:1.95-bookworm AS chef
 RUN cargo install cargo-chef --locked --version 0.1.78

@@ -101,6 +101,21 @@ impl fmt::Display for MissingInfra {
 
 impl std::error::Error for MissingInfra {}
 
+/// Why [`TestInfra::acquire`] found no infrastructure; each displays as one line.
+#[derive(Debug, thiserror::Error)]
+pub enum AcquireError {
+    /// The environment names the infrastructure only in part.
+    #[error(transparent)]
+    Incomplete(#[from] MissingInfra),
+    /// Neither the environment nor a Docker engine: how to get infrastructure,
+    /// and why Docker was not used.
+    #[error("{NO_INFRA} (Docker: {0})")]
+    Nowhere(containers::NoDocker),
+    /// A Docker engine answered, but the containers did not start.
+    #[error("starting the test containers with Docker: {0}")]
+    Containers(String),
+}
+
 /// Where the real Kafka and PostgreSQL of this test run are.
 #[derive(Debug, Clone)]
 pub struct TestInfra {
@@ -112,23 +127,29 @@ pub struct TestInfra {
 impl TestInfra {
     /// The infrastructure of this test run, chosen as [`containers`] describes:
     /// the environment's, else Docker containers, else an error of one line.
-    pub async fn acquire() -> anyhow::Result<Self> {
+    /// The one way every test and helper gets its infrastructure (a test in
+    /// `tests/e2e/acquisition.rs` keeps it so).
+    pub async fn acquire() -> Result<Self, AcquireError> {
         let lookup = |name: &str| std::env::var(name).ok();
-        match containers::choose(lookup, containers::docker_answers) {
-            containers::Source::Environment => Ok(Self::from_env()?),
-            containers::Source::Docker => containers::shared().await,
-            containers::Source::Missing => bail!(NO_INFRA),
+        match containers::choose(lookup, containers::docker_engine_once()).await {
+            containers::Source::Environment => Ok(Self::from_environment()?),
+            containers::Source::Docker => {
+                containers::shared().await.map_err(AcquireError::Containers)
+            }
+            containers::Source::Missing(why) => Err(AcquireError::Nowhere(why)),
         }
     }
 
     /// Reads `KAFKA_BOOTSTRAP_SERVERS`, `POSTGRES_ADMIN_URL` and the three
     /// `<SERVICE>_DATABASE_URL`s; fails with one line if any is missing.
-    pub fn from_env() -> Result<Self, MissingInfra> {
+    fn from_environment() -> Result<Self, MissingInfra> {
         Self::from_lookup(|name| std::env::var(name).ok().filter(|v| !v.trim().is_empty()))
     }
 
-    /// Like [`from_env`](Self::from_env), with the variables looked up by `lookup`.
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, MissingInfra> {
+    /// Like [`from_environment`](Self::from_environment), with the variables looked up by `lookup`.
+    pub(crate) fn from_lookup(
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, MissingInfra> {
         let get = |variable: &'static str| lookup(variable).ok_or(MissingInfra { variable });
         let kafka_bootstrap_servers = get(KAFKA_BOOTSTRAP_SERVERS)?;
         let admin_url = get(POSTGRES_ADMIN_URL)?;
@@ -142,6 +163,15 @@ impl TestInfra {
             admin_url,
             service_urls,
         })
+    }
+
+    /// The same PostgreSQL with another Kafka (a private broker a test may
+    /// stop without disturbing the others).
+    pub fn with_kafka(&self, bootstrap_servers: &str) -> TestInfra {
+        TestInfra {
+            kafka_bootstrap_servers: bootstrap_servers.to_owned(),
+            ..self.clone()
+        }
     }
 
     /// The Kafka bootstrap servers.
@@ -356,6 +386,17 @@ mod tests {
         let err = TestInfra::from_lookup(|k| empty.get(k).cloned()).expect_err("nothing set");
         assert_eq!(err.to_string(), NO_INFRA);
         assert_eq!(err.to_string().lines().count(), 1);
+    }
+
+    #[test]
+    fn no_environment_and_no_docker_is_one_line_saying_why() {
+        let why = containers::NoDocker::from_reason(
+            "no Docker engine answered: Socket not found: /var/run/docker.sock",
+        );
+        let line = AcquireError::Nowhere(why).to_string();
+        assert!(line.starts_with(NO_INFRA), "{line}");
+        assert!(line.contains("/var/run/docker.sock"), "{line}");
+        assert_eq!(line.lines().count(), 1);
     }
 
     #[test]

@@ -35,19 +35,28 @@ pub const SUPERUSER_PASSWORD: &str = "postgres";
 /// (LOCAL DEVELOPMENT DEFAULT: the password is the role name too).
 pub const SERVICE_DATABASES: [&str; 3] = ["orders", "invoicing", "shipping"];
 
+/// Connections the server accepts: every test opens several pools of its own
+/// and runs in parallel with the others. The test container of the
+/// end-to-end tests and docker-compose.yml's server use the same number.
+pub const MAX_CONNECTIONS: u32 = 300;
+
 /// Settings appended to `postgresql.conf` after `initdb`.
-const SERVER_SETTINGS: &str = "\n\
+fn server_settings() -> String {
+    format!(
+        "\n\
 # --- written by `cargo xtask infra up` (local development) ---\n\
 listen_addresses = '127.0.0.1'\n\
 # TCP only: no unix socket whose path could be too long or unwritable.\n\
 unix_socket_directories = ''\n\
-max_connections = 300\n\
+max_connections = {MAX_CONNECTIONS}\n\
 # Durable as in production, so benchmark numbers are honest.\n\
 fsync = on\n\
 synchronous_commit = on\n\
 full_page_writes = on\n\
 logging_collector = off\n\
-log_line_prefix = '%m [%p] %q%u@%d '\n";
+log_line_prefix = '%m [%p] %q%u@%d '\n"
+    )
+}
 
 /// How long a fast shutdown may take before the postmaster is killed.
 const STOP_GRACE: Duration = Duration::from_secs(60);
@@ -373,7 +382,7 @@ impl Postgres {
             .append(true)
             .open(&conf)
             .map_err(|e| InfraError::io("open", &conf, e))?;
-        file.write_all(SERVER_SETTINGS.as_bytes())
+        file.write_all(server_settings().as_bytes())
             .map_err(|e| InfraError::io("write", &conf, e))
     }
 
@@ -555,6 +564,12 @@ pub fn quote_literal(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_server_allows_max_connections() {
+        let line = format!("max_connections = {MAX_CONNECTIONS}");
+        assert!(server_settings().lines().any(|l| l == line));
+    }
 
     #[test]
     fn urls_follow_the_documented_shape() {

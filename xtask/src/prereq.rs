@@ -50,6 +50,82 @@ pub async fn check() -> Result<Prerequisites, InfraError> {
     }
 }
 
+/// What a test that runs the infrastructure as native processes needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NativeNeeds {
+    /// Kafka from the Maven-resolved jars: Java and Maven.
+    Kafka,
+    /// Everything `cargo xtask infra up` needs: Kafka's and PostgreSQL's.
+    KafkaAndPostgres,
+}
+
+/// A test that runs Kafka (and PostgreSQL) natively cannot run on this
+/// machine. Displays as one line: the test, why it is native even where
+/// Docker runs, and what to install.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{test} runs {} as native processes, also on a machine with Docker ({why}); {}. \
+     Without them, leave it out as the README's \"Tests with testcontainers\" shows",
+    needs_words(*.needs), .missing.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+)]
+pub struct NativeTestUnavailable {
+    /// The test's name.
+    pub test: String,
+    /// Why it cannot use containers.
+    pub why: String,
+    /// What it runs natively.
+    pub needs: NativeNeeds,
+    /// What this machine lacks.
+    pub missing: Vec<Missing>,
+}
+
+fn needs_words(needs: NativeNeeds) -> &'static str {
+    match needs {
+        NativeNeeds::Kafka => "Kafka",
+        NativeNeeds::KafkaAndPostgres => "Kafka and PostgreSQL",
+    }
+}
+
+/// Checks, before a test starts native infrastructure, that this machine has
+/// what `needs` names, so a machine with only Docker gets one line saying
+/// what the test is and what to install instead of a failure deep inside it.
+pub async fn native_test(
+    test: &str,
+    why: &str,
+    needs: NativeNeeds,
+) -> Result<(), NativeTestUnavailable> {
+    let missing = match needs {
+        NativeNeeds::Kafka => {
+            let mut missing = Vec::new();
+            if let Err(m) = java().await {
+                missing.push(m);
+            }
+            if let Err(m) = maven() {
+                missing.push(m);
+            }
+            missing
+        }
+        NativeNeeds::KafkaAndPostgres => match check().await {
+            Ok(_) => Vec::new(),
+            Err(InfraError::MissingPrerequisites(missing)) => missing,
+            Err(other) => vec![Missing {
+                what: format!("a usable toolchain ({other})"),
+                install: "see the README's Prerequisites".into(),
+            }],
+        },
+    };
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(NativeTestUnavailable {
+            test: test.to_owned(),
+            why: why.to_owned(),
+            needs,
+            missing,
+        })
+    }
+}
+
 /// The `java` launcher, if it is Java [`MIN_JAVA`] or newer.
 pub async fn java() -> Result<PathBuf, Missing> {
     let from_home = env::var_os("JAVA_HOME")
@@ -215,6 +291,33 @@ fn install_hint(debian_package: &str, brew_formula: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_native_test_on_a_docker_only_machine_says_what_it_needs_in_one_line() {
+        let unavailable = NativeTestUnavailable {
+            test: "a_private_broker_stops_restarts_and_survives_a_crash".into(),
+            why: "it stops and restarts a broker of its own".into(),
+            needs: NativeNeeds::Kafka,
+            missing: vec![
+                missing_java("Java 17 or newer (java)"),
+                Missing {
+                    what: "Maven (mvn)".into(),
+                    install: "apt-get install -y maven".into(),
+                },
+            ],
+        };
+        let line = unavailable.to_string();
+        assert_eq!(line.lines().count(), 1, "{line}");
+        for part in [
+            "a_private_broker_stops_restarts_and_survives_a_crash runs Kafka as native processes",
+            "also on a machine with Docker (it stops and restarts a broker of its own)",
+            "missing Java 17 or newer (java): install it with",
+            "missing Maven (mvn): install it with `apt-get install -y maven`",
+            "Tests with testcontainers",
+        ] {
+            assert!(line.contains(part), "{part:?} not in {line}");
+        }
+    }
 
     #[test]
     fn reads_java_major_versions_old_and_new() {

@@ -2,9 +2,12 @@
 //! (private infrastructure, two short rate steps, both ceilings, a small relay
 //! drain) and the report it writes is complete. Its numbers are not judged:
 //! performance goals are never asserted in tests. The report goes to a
-//! temporary directory, never over the workspace's BENCHMARKS.md.
+//! temporary directory, never over the workspace's BENCHMARKS.md. It runs the
+//! whole stack natively, also on a machine with Docker, and says so in one
+//! line when the native tools are missing.
 
 use xtask::bench::{self, BenchOptions};
+use xtask::prereq::{self, NativeNeeds};
 
 /// The number at the start of the `column`th cell (from 1) of the table row whose first cell is `label`.
 fn number_in_row(report: &str, label: &str, column: usize) -> f64 {
@@ -24,6 +27,13 @@ fn number_in_row(report: &str, label: &str, column: usize) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_smoke_benchmark_writes_a_complete_report() {
+    prereq::native_test(
+        "the_smoke_benchmark_writes_a_complete_report",
+        "it measures the stack the way `cargo xtask bench` runs it",
+        NativeNeeds::KafkaAndPostgres,
+    )
+    .await
+    .unwrap_or_else(|unavailable| panic!("{unavailable}"));
     let dir = std::env::temp_dir().join(format!("xtask-bench-smoke-{}", uuid::Uuid::new_v4()));
     let options = BenchOptions::smoke(&dir);
     assert!(

@@ -1,17 +1,26 @@
 //! A private Kafka node on free ports, driven through the library API the
 //! end-to-end and chaos tests use: start, stop, restart on the same storage,
 //! crash (SIGKILL), restart again. Needs Java and the Maven-resolved classpath,
-//! which `cargo xtask test` has already set up.
+//! which `cargo xtask test` has already set up; also on a machine with Docker,
+//! where it says so in one line when they are missing.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use xtask::kafka::broker_ids;
+use xtask::prereq::{self, NativeNeeds};
 use xtask::process;
 use xtask::{DevInfra, InfraError, KafkaCluster, NodePorts};
 
 #[tokio::test]
 async fn a_private_broker_stops_restarts_and_survives_a_crash() -> Result<(), InfraError> {
+    prereq::native_test(
+        "a_private_broker_stops_restarts_and_survives_a_crash",
+        "it stops, kills and restarts a broker process of its own",
+        NativeNeeds::Kafka,
+    )
+    .await
+    .unwrap_or_else(|unavailable| panic!("{unavailable}"));
     let runtime = Arc::new(DevInfra::from_env()?.kafka_runtime().await?);
     let dir = std::env::temp_dir().join(format!("xtask-private-broker-{}", uuid::Uuid::new_v4()));
     let mut cluster = KafkaCluster::new(runtime, &dir, NodePorts::free(1)?)?.kill_on_drop(true);

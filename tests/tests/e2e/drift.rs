@@ -1,17 +1,35 @@
 //! Keeps the Docker path honest on machines without a Docker engine.
 //!
-//! docker-compose.yml and the Dockerfile are not exercised here (no engine),
-//! so these tests read them and check that they agree with the code: every
-//! variable a service reads is set for it, every service has a port and a
-//! healthcheck, every pulled image is pinned, the Kafka image runs the same
-//! version as the native harness, and the Dockerfile builds exactly the
-//! workspace's service binaries.
+//! docker-compose.yml, the Dockerfile and .dockerignore are not exercised here
+//! (no engine), so these tests read them and check that they agree with the
+//! code, which `cargo xtask` runs every day:
+//!
+//! - every variable a service reads is set for it, and nothing else;
+//! - every service publishes its port and has a healthcheck, every port is
+//!   published on 127.0.0.1 only, on the port `cargo xtask` uses for the same
+//!   thing, and Kafka advertises the address it is published on;
+//! - the broker runs the broker settings of `cargo xtask` and of the tests'
+//!   container, keeps its log on a named volume, and PostgreSQL has the
+//!   native `max_connections`;
+//! - PostgreSQL counts as healthy only over TCP, and long-running services
+//!   restart on failure;
+//! - every pulled image is pinned (kafka-ui is kafbat's), images built here
+//!   are never pulled, the Kafka image runs the native harness's version, the
+//!   test containers use the compose images;
+//! - the Dockerfile builds exactly the workspace's services, and .dockerignore
+//!   keeps build output and the native infrastructure's data out of the build
+//!   context but everything the build needs in;
+//! - the README's Docker section says which Compose it needs, which ports are
+//!   published, and runs the console consumer with Kafka 4's flags.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+use globset::{GlobBuilder, GlobMatcher};
 use messaging::service::ConsumingService;
 use serde_norway::Value;
+use xtask::Service;
+use xtask::infra::{DEFAULT_KAFKA_PORT, DEFAULT_POSTGRES_PORT};
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -20,10 +38,13 @@ fn repo_root() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(".."))
 }
 
+fn read(path: &str) -> String {
+    std::fs::read_to_string(repo_root().join(path))
+        .unwrap_or_else(|e| panic!("{path} at the repo root: {e}"))
+}
+
 fn compose() -> Value {
-    let text = std::fs::read_to_string(repo_root().join("docker-compose.yml"))
-        .expect("docker-compose.yml at the repo root");
-    serde_norway::from_str(&text).expect("docker-compose.yml is valid YAML")
+    serde_norway::from_str(&read("docker-compose.yml")).expect("docker-compose.yml is valid YAML")
 }
 
 fn service<'a>(compose: &'a Value, name: &str) -> &'a Value {
@@ -32,23 +53,73 @@ fn service<'a>(compose: &'a Value, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("docker-compose.yml has no service {name}"))
 }
 
-fn environment(service: &Value) -> BTreeSet<String> {
+fn services(compose: &Value) -> impl Iterator<Item = (&str, &Value)> {
+    compose["services"]
+        .as_mapping()
+        .expect("services mapping")
+        .iter()
+        .map(|(name, svc)| (name.as_str().unwrap_or("?"), svc))
+}
+
+/// A YAML scalar as the string a container sees.
+fn scalar(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// A service's environment, as name → value.
+fn environment(service: &Value) -> BTreeMap<String, String> {
     match service.get("environment") {
         Some(Value::Mapping(map)) => map
-            .keys()
-            .filter_map(|k| k.as_str().map(str::to_owned))
+            .iter()
+            .filter_map(|(k, v)| Some((k.as_str()?.to_owned(), scalar(v).unwrap_or_default())))
             .collect(),
         Some(Value::Sequence(list)) => list
             .iter()
-            .filter_map(|v| v.as_str())
-            .map(|kv| kv.split('=').next().unwrap_or(kv).to_owned())
+            .filter_map(Value::as_str)
+            .map(|kv| match kv.split_once('=') {
+                Some((k, v)) => (k.to_owned(), v.to_owned()),
+                None => (kv.to_owned(), String::new()),
+            })
             .collect(),
-        _ => BTreeSet::new(),
+        _ => BTreeMap::new(),
+    }
+}
+
+/// A service's string list (`ports`, `volumes`, `command`).
+fn strings<'a>(service: &'a Value, key: &str) -> Vec<&'a str> {
+    service
+        .get(key)
+        .and_then(Value::as_sequence)
+        .map(|s| s.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default()
+}
+
+/// One `ports` entry in short syntax: `[ip:]host:container`.
+#[derive(Debug, PartialEq, Eq)]
+struct Published<'a> {
+    ip: Option<&'a str>,
+    host: &'a str,
+    container: &'a str,
+}
+
+fn published(entry: &str) -> Published<'_> {
+    let mut parts = entry.rsplitn(3, ':');
+    let container = parts.next().unwrap_or("");
+    let host = parts.next().unwrap_or("");
+    Published {
+        ip: parts.next(),
+        host,
+        container,
     }
 }
 
 /// The three services and the variables each reads at start-up, from the code.
-fn services() -> [(&'static str, &'static [&'static str]); 3] {
+fn service_variables() -> [(&'static str, &'static [&'static str]); 3] {
     [
         ("order-service", order_service::ENV_VARS),
         ("invoicing-service", invoicing_service::ENV_VARS),
@@ -59,8 +130,8 @@ fn services() -> [(&'static str, &'static [&'static str]); 3] {
 #[test]
 fn every_variable_a_service_reads_is_set_for_it_in_compose() {
     let compose = compose();
-    for (name, vars) in services() {
-        let set = environment(service(&compose, name));
+    for (name, vars) in service_variables() {
+        let set: BTreeSet<String> = environment(service(&compose, name)).into_keys().collect();
         let missing: Vec<_> = vars.iter().filter(|v| !set.contains(**v)).collect();
         assert!(
             missing.is_empty(),
@@ -75,34 +146,42 @@ fn every_variable_a_service_reads_is_set_for_it_in_compose() {
 }
 
 #[test]
-fn services_publish_their_ports_and_have_healthchecks() {
+fn services_publish_the_ports_cargo_xtask_uses_and_have_healthchecks() {
     let compose = compose();
     // The ports the services listen on by default, from the code.
-    for (name, port) in [
+    for (name, port, xtask_service) in [
         (
             "order-service",
             order_service::config::DEFAULT_HTTP_ADDR.port(),
+            Service::Order,
         ),
         (
             "invoicing-service",
             invoicing_service::Invoicing::DEFAULT_PORT,
+            Service::Invoicing,
         ),
-        ("shipping-service", shipping_service::Shipping::DEFAULT_PORT),
+        (
+            "shipping-service",
+            shipping_service::Shipping::DEFAULT_PORT,
+            Service::Shipping,
+        ),
     ] {
+        assert_eq!(xtask_service.binary(), name);
         let svc = service(&compose, name);
-        let ports: Vec<&str> = svc["ports"]
-            .as_sequence()
-            .map(|s| s.iter().filter_map(Value::as_str).collect())
-            .unwrap_or_default();
-        assert!(
-            ports.iter().any(|p| p.ends_with(&format!(":{port}"))),
-            "{name} does not publish container port {port}: {ports:?}"
-        );
-        let addr = environment(svc)
-            .contains("HTTP_ADDR")
-            .then(|| svc["environment"]["HTTP_ADDR"].as_str().unwrap_or(""));
+        let ports: Vec<Published> = strings(svc, "ports").into_iter().map(published).collect();
+        let own = ports
+            .iter()
+            .find(|p| p.container == port.to_string())
+            .unwrap_or_else(|| panic!("{name} does not publish container port {port}: {ports:?}"));
+        // A range (scaled instances) starts at the port `cargo xtask` uses.
+        let first_host = own.host.split('-').next().unwrap_or("");
         assert_eq!(
-            addr,
+            first_host,
+            xtask_service.default_port().to_string(),
+            "{name} must be published where `cargo xtask up` serves it"
+        );
+        assert_eq!(
+            environment(svc).get("HTTP_ADDR").map(String::as_str),
             Some(format!("0.0.0.0:{port}").as_str()),
             "{name} must listen on 0.0.0.0:{port} inside its container"
         );
@@ -120,42 +199,234 @@ fn services_publish_their_ports_and_have_healthchecks() {
 }
 
 #[test]
-fn every_pulled_image_is_pinned_to_a_version() {
+fn every_port_is_published_on_loopback_only() {
+    // Docker publishes around the host firewall; on 0.0.0.0 the local
+    // development passwords would face the whole network.
     let compose = compose();
-    let services = compose["services"].as_mapping().expect("services mapping");
-    for (name, svc) in services {
-        let Some(image) = svc.get("image").and_then(Value::as_str) else {
-            continue;
-        };
-        let name = name.as_str().unwrap_or("?");
-        let tag = image.rsplit_once(':').map(|(_, tag)| tag);
-        let built_here = svc.get("build").is_some() || image.ends_with(":local");
-        if built_here {
+    for (name, svc) in services(&compose) {
+        for entry in strings(svc, "ports") {
+            assert_eq!(
+                published(entry).ip,
+                Some("127.0.0.1"),
+                "{name} publishes {entry:?} beyond 127.0.0.1"
+            );
+        }
+    }
+}
+
+#[test]
+fn kafka_and_postgresql_are_published_where_the_native_ones_listen() {
+    let compose = compose();
+    let kafka = service(&compose, "kafka");
+    let ports = strings(kafka, "ports");
+    assert_eq!(ports.len(), 1, "kafka publishes one listener: {ports:?}");
+    let external = published(ports[0]);
+    assert_eq!(external.host, DEFAULT_KAFKA_PORT.to_string());
+    // Clients are sent to the advertised address: it must be the published one.
+    let env = environment(kafka);
+    let advertised = env
+        .get("KAFKA_ADVERTISED_LISTENERS")
+        .map(String::as_str)
+        .unwrap_or("");
+    let listeners = env.get("KAFKA_LISTENERS").map(String::as_str).unwrap_or("");
+    assert!(
+        advertised
+            .split(',')
+            .any(|l| l == format!("EXTERNAL://127.0.0.1:{DEFAULT_KAFKA_PORT}")),
+        "kafka advertises {advertised:?}, not the address it is published on"
+    );
+    assert!(
+        listeners
+            .split(',')
+            .any(|l| l == format!("EXTERNAL://:{}", external.container)),
+        "the published container port {} is not the EXTERNAL listener: {listeners:?}",
+        external.container
+    );
+
+    let postgres = strings(service(&compose, "postgres"), "ports");
+    assert_eq!(postgres.len(), 1, "{postgres:?}");
+    let postgres = published(postgres[0]);
+    assert_eq!(postgres.host, DEFAULT_POSTGRES_PORT.to_string());
+    assert_ne!(
+        postgres.host, "5432",
+        "5432 belongs to the PostgreSQL the README's prerequisites install"
+    );
+    assert_eq!(postgres.container, "5432");
+}
+
+#[test]
+fn the_compose_broker_runs_the_broker_settings_of_cargo_xtask() {
+    let compose = compose();
+    let env = environment(service(&compose, "kafka"));
+    for (name, value) in xtask::kafka::single_node_image_env() {
+        assert_eq!(
+            env.get(&name),
+            Some(&value),
+            "kafka's {name} differs from xtask/src/kafka/settings.rs"
+        );
+    }
+}
+
+#[test]
+fn the_broker_keeps_its_log_on_a_named_volume() {
+    // Configured from the environment, the apache/kafka image leaves log.dirs
+    // at /tmp/kafka-logs. /var/lib/kafka/data exists in the image and belongs
+    // to its user; a volume on a path the image lacks would be root's.
+    const IMAGE_DATA_DIR: &str = "/var/lib/kafka/data";
+    let compose = compose();
+    let kafka = service(&compose, "kafka");
+    assert_eq!(
+        environment(kafka).get("KAFKA_LOG_DIRS").map(String::as_str),
+        Some(IMAGE_DATA_DIR)
+    );
+    let volume = strings(kafka, "volumes")
+        .into_iter()
+        .find_map(|v| v.strip_suffix(&format!(":{IMAGE_DATA_DIR}")))
+        .expect("a volume mounted on the log directory");
+    assert!(
+        compose["volumes"].get(volume).is_some(),
+        "{volume} is not a named volume of docker-compose.yml"
+    );
+}
+
+#[test]
+fn compose_postgresql_allows_the_native_max_connections() {
+    let compose = compose();
+    let command = strings(service(&compose, "postgres"), "command");
+    let setting = format!("max_connections={}", xtask::postgres::MAX_CONNECTIONS);
+    assert!(
+        command.windows(2).any(|w| w == ["-c", setting.as_str()]),
+        "postgres runs {command:?}, not -c {setting}"
+    );
+}
+
+#[test]
+fn postgresql_is_healthy_only_over_tcp_and_services_restart_on_failure() {
+    let compose = compose();
+    let check = strings(&service(&compose, "postgres")["healthcheck"], "test").join(" ");
+    for client in ["pg_isready", "psql"] {
+        let call = check
+            .split("&&")
+            .find(|part| part.contains(client))
+            .unwrap_or_else(|| panic!("the healthcheck does not run {client}: {check}"));
+        assert!(
+            call.contains("-h 127.0.0.1"),
+            "{client} must connect over TCP (the init server listens on the socket only): {call}"
+        );
+    }
+    for (name, svc) in services(&compose) {
+        // kafka-init runs once; the services wait for it to succeed.
+        if name == "kafka-init" {
             continue;
         }
-        let pinned = tag.is_some_and(|t| {
-            t.trim_start_matches('v')
+        assert_eq!(
+            svc.get("restart").and_then(Value::as_str),
+            Some("on-failure"),
+            "{name} does not restart on failure"
+        );
+    }
+}
+
+/// The tag of an image reference (`[registry[:port]/]path[:tag][@digest]`).
+fn tag_of(image: &str) -> Option<&str> {
+    let name = image.split('@').next().unwrap_or(image);
+    let last = name.rsplit('/').next().unwrap_or(name);
+    last.split_once(':').map(|(_, tag)| tag)
+}
+
+/// Pinned: a digest, or a tag that is a version (`1.2`, `v1.5.0`, `15.10-bookworm`).
+fn is_pinned(image: &str) -> bool {
+    image.contains("@sha256:")
+        || tag_of(image).is_some_and(|tag| {
+            tag.trim_start_matches('v')
                 .chars()
                 .next()
                 .is_some_and(|c| c.is_ascii_digit())
-        });
+        })
+}
+
+fn built_here(svc: &Value) -> bool {
+    svc.get("build").is_some()
+        || svc
+            .get("image")
+            .and_then(Value::as_str)
+            .is_some_and(|i| tag_of(i) == Some("local"))
+}
+
+#[test]
+fn the_pinning_rule_reads_registries_tags_and_digests() {
+    for pinned in [
+        "ghcr.io/kafbat/kafka-ui:v1.5.0",
+        "apache/kafka:4.4.0",
+        "postgres:15.10-bookworm",
+        "registry.example:5000/team/img:2.1",
+        "img@sha256:0000000000000000000000000000000000000000000000000000000000000000",
+    ] {
+        assert!(is_pinned(pinned), "{pinned}");
+    }
+    for floating in [
+        "ghcr.io/kafbat/kafka-ui",
+        "ghcr.io/kafbat/kafka-ui:main",
+        "apache/kafka:latest",
+        "localhost:5000/img",
+        "registry.example:5000/team/img",
+    ] {
+        assert!(!is_pinned(floating), "{floating}");
+    }
+}
+
+#[test]
+fn every_pulled_image_is_pinned_and_the_ui_is_kafbats() {
+    let compose = compose();
+    for (name, svc) in services(&compose) {
+        let Some(image) = svc.get("image").and_then(Value::as_str) else {
+            continue;
+        };
+        if built_here(svc) {
+            continue;
+        }
         assert!(
-            pinned,
+            is_pinned(image),
             "{name} uses {image}, which is not pinned to a version"
+        );
+        assert!(
+            !image.starts_with("provectuslabs/"),
+            "{name}: provectuslabs/kafka-ui is unmaintained; use ghcr.io/kafbat/kafka-ui"
+        );
+    }
+    let ui = service(&compose, "kafka-ui")["image"]
+        .as_str()
+        .unwrap_or("");
+    assert!(ui.starts_with("ghcr.io/kafbat/kafka-ui:"), "{ui}");
+}
+
+#[test]
+fn images_built_here_are_never_pulled() {
+    // `docker compose pull` fails on an image no registry has, unless the
+    // service says it is never pulled.
+    let compose = compose();
+    let built: BTreeSet<&str> = services(&compose)
+        .filter(|(_, svc)| svc.get("build").is_some())
+        .filter_map(|(_, svc)| svc.get("image").and_then(Value::as_str))
+        .collect();
+    for (name, svc) in services(&compose).filter(|(_, svc)| built_here(svc)) {
+        let policy = svc.get("pull_policy").and_then(Value::as_str);
+        assert!(
+            matches!(policy, Some("never" | "build")),
+            "{name} is built here but has pull_policy {policy:?}"
+        );
+        let image = svc.get("image").and_then(Value::as_str).unwrap_or("");
+        assert!(
+            built.contains(image),
+            "{name} runs {image}, which no service builds"
         );
     }
 }
 
 #[test]
 fn kafka_image_matches_the_native_harness_version() {
-    let pom = std::fs::read_to_string(repo_root().join("infra/kafka/pom.xml")).expect("pom");
-    let version = pom
-        .split("<kafka.version>")
-        .nth(1)
-        .and_then(|rest| rest.split("</kafka.version>").next())
-        .expect("pom.xml defines <kafka.version>")
-        .trim()
-        .to_owned();
+    let version = xtask::kafka::pinned_version(&read("infra/kafka/pom.xml"))
+        .expect("pom.xml defines <kafka.version>");
     let compose = compose();
     for name in ["kafka", "kafka-init"] {
         let image = service(&compose, name)["image"].as_str().unwrap_or("");
@@ -170,21 +441,34 @@ fn kafka_image_matches_the_native_harness_version() {
 #[test]
 fn testcontainers_start_the_images_compose_pins() {
     let compose = compose();
-    for (service_name, (image, tag)) in [
-        ("kafka", e2e::containers::KAFKA_IMAGE),
-        ("postgres", e2e::containers::POSTGRES_IMAGE),
+    for (service_name, image) in [
+        ("kafka", e2e::containers::kafka_request().descriptor()),
+        ("postgres", e2e::containers::postgres_request().descriptor()),
     ] {
         assert_eq!(
             service(&compose, service_name)["image"].as_str(),
-            Some(format!("{image}:{tag}").as_str()),
+            Some(image.as_str()),
             "the {service_name} container of the end-to-end tests must match docker-compose.yml"
         );
     }
 }
 
+/// The workspace's members, from the root manifest.
+fn workspace_members() -> Vec<String> {
+    read("Cargo.toml")
+        .split("members = [")
+        .nth(1)
+        .and_then(|rest| rest.split(']').next())
+        .expect("workspace members")
+        .split(',')
+        .map(|m| m.trim().trim_matches('"').to_owned())
+        .filter(|m| !m.is_empty())
+        .collect()
+}
+
 #[test]
 fn dockerfile_builds_exactly_the_workspace_services() {
-    let dockerfile = std::fs::read_to_string(repo_root().join("Dockerfile")).expect("Dockerfile");
+    let dockerfile = read("Dockerfile");
     let built: BTreeSet<String> = dockerfile
         .split_whitespace()
         .collect::<Vec<_>>()
@@ -193,19 +477,9 @@ fn dockerfile_builds_exactly_the_workspace_services() {
         .map(|w| w[1].to_owned())
         .collect();
     let root = repo_root();
-    let manifest = std::fs::read_to_string(root.join("Cargo.toml")).expect("Cargo.toml");
-    let members: Vec<String> = manifest
-        .split("members = [")
-        .nth(1)
-        .and_then(|rest| rest.split(']').next())
-        .expect("workspace members")
-        .split(',')
-        .map(|m| m.trim().trim_matches('"').to_owned())
-        .filter(|m| !m.is_empty())
-        .collect();
     // A service is a member with a binary that docker-compose runs.
     let compose = compose();
-    let services: BTreeSet<String> = members
+    let services: BTreeSet<String> = workspace_members()
         .into_iter()
         .filter(|m| root.join(m).join("src/main.rs").exists())
         .filter(|m| compose["services"].get(m.as_str()).is_some())
@@ -217,5 +491,193 @@ fn dockerfile_builds_exactly_the_workspace_services() {
     for name in &services {
         let command = service(&compose, name)["command"][0].as_str().unwrap_or("");
         assert_eq!(command, name, "{name} must run its own binary");
+    }
+}
+
+/// The patterns of a `.dockerignore`, with Docker's meaning: relative to the
+/// context root, `*` within one path segment, `**` across segments, a match
+/// of a directory covers everything in it, and the last matching pattern wins
+/// (`!` re-includes).
+struct DockerIgnore(Vec<(GlobMatcher, bool)>);
+
+impl DockerIgnore {
+    fn parse(text: &str) -> Self {
+        let rules = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .map(|line| {
+                let (keep, pattern) = match line.strip_prefix('!') {
+                    Some(rest) => (true, rest.trim()),
+                    None => (false, line),
+                };
+                let pattern = pattern.trim_start_matches('/').trim_end_matches('/');
+                let glob = GlobBuilder::new(pattern)
+                    .literal_separator(true)
+                    .build()
+                    .unwrap_or_else(|e| panic!(".dockerignore pattern {pattern:?}: {e}"));
+                (glob.compile_matcher(), !keep)
+            })
+            .collect();
+        DockerIgnore(rules)
+    }
+
+    /// Whether `path` (relative, `/`-separated) stays out of the build context.
+    fn excludes(&self, path: &str) -> bool {
+        let mut covering = vec![path];
+        let mut rest = path;
+        while let Some((parent, _)) = rest.rsplit_once('/') {
+            covering.push(parent);
+            rest = parent;
+        }
+        self.0.iter().fold(false, |excluded, (glob, exclude)| {
+            if covering.iter().any(|p| glob.is_match(p)) {
+                *exclude
+            } else {
+                excluded
+            }
+        })
+    }
+}
+
+/// Every file under `dir` (relative to the repo root), except build output.
+fn files_under(dir: &str, found: &mut Vec<String>) {
+    let Ok(entries) = std::fs::read_dir(repo_root().join(dir)) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let path = format!("{dir}/{name}");
+        if entry.path().is_dir() {
+            if name != "target" {
+                files_under(&path, found);
+            }
+        } else {
+            found.push(path);
+        }
+    }
+}
+
+#[test]
+fn the_matcher_follows_dockers_rules() {
+    let ignore = DockerIgnore::parse("target\n**/target\n*.md\n!README.md\n/.infra/\n");
+    assert!(ignore.excludes("target/release/order-service"));
+    assert!(ignore.excludes("xtask/target/debug/x"));
+    assert!(ignore.excludes(".infra/postgres/data/PG_VERSION"));
+    assert!(ignore.excludes("NOTES.md"));
+    assert!(!ignore.excludes("README.md"), "! re-includes");
+    assert!(
+        !ignore.excludes("docs/NOTES.md"),
+        "* stays within one segment"
+    );
+    assert!(!ignore.excludes("order-service/src/main.rs"));
+}
+
+#[test]
+fn the_build_context_keeps_the_sources_and_leaves_out_output_and_data() {
+    let ignore = DockerIgnore::parse(&read(".dockerignore"));
+    for left_out in [
+        "target/release/order-service",
+        "order-service/target/debug/x",
+        ".infra/postgres/data/PG_VERSION",
+        ".git/HEAD",
+    ] {
+        assert!(
+            ignore.excludes(left_out),
+            ".dockerignore lets {left_out} into the build context"
+        );
+    }
+
+    // What the Dockerfile's context copies must hold: the manifests, every
+    // member's sources (include_str! and sqlx::migrate! read beside them),
+    // cargo's configuration, and any path a COPY names.
+    let mut needed: Vec<String> = ["Cargo.toml", "Cargo.lock", ".cargo/config.toml"]
+        .iter()
+        .map(|p| (*p).to_owned())
+        .filter(|p| repo_root().join(p).exists())
+        .collect();
+    for member in workspace_members() {
+        files_under(&member, &mut needed);
+    }
+    for line in read("Dockerfile").lines().map(str::trim) {
+        let Some(args) = line.strip_prefix("COPY ") else {
+            continue;
+        };
+        if args.contains("--from=") {
+            continue;
+        }
+        let paths: Vec<&str> = args
+            .split_whitespace()
+            .filter(|a| !a.starts_with("--"))
+            .collect();
+        let sources = &paths[..paths.len().saturating_sub(1)];
+        needed.extend(
+            sources
+                .iter()
+                .filter(|s| **s != ".")
+                .map(|s| s.trim_start_matches("./").to_owned()),
+        );
+    }
+    assert!(needed.iter().any(|p| p == "order-service/src/main.rs"));
+    let dropped: Vec<&String> = needed.iter().filter(|p| ignore.excludes(p)).collect();
+    assert!(
+        dropped.is_empty(),
+        ".dockerignore keeps out what the build needs: {dropped:?}"
+    );
+}
+
+/// The README's section on Docker, up to the next section of its level.
+fn readme_docker_section() -> String {
+    let readme = read("README.md");
+    let start = readme
+        .find("\n## With Docker")
+        .expect("README has a \"## With Docker\" section");
+    let rest = &readme[start + 1..];
+    let end = rest[3..].find("\n## ").map_or(rest.len(), |i| i + 3);
+    rest[..end].to_owned()
+}
+
+#[test]
+fn the_readme_runs_the_console_consumer_with_kafka_4_flags() {
+    let section = readme_docker_section();
+    // Commands continue over lines ending in '\'.
+    let commands = section.replace("\\\n", " ");
+    let consumers: Vec<&str> = commands
+        .lines()
+        .filter(|l| l.contains("kafka-console-consumer.sh"))
+        .collect();
+    assert!(!consumers.is_empty(), "no console-consumer example");
+    for command in consumers {
+        assert!(
+            !command.contains("--property "),
+            "Kafka 4 deprecates --property for the consumer's formatter: {command}"
+        );
+        assert!(command.contains("--formatter-property "), "{command}");
+        assert!(
+            command.contains("--bootstrap-server kafka:9092"),
+            "inside the compose network the broker is kafka:9092: {command}"
+        );
+    }
+}
+
+#[test]
+fn the_readme_names_the_compose_it_needs_and_the_ports_it_publishes() {
+    let section = readme_docker_section();
+    if compose().get("name").is_some() {
+        assert!(
+            section.contains("Compose v2"),
+            "docker-compose.yml has a top-level name:, which Compose v1 refuses; the README must say v2 is needed"
+        );
+    }
+    let compose = compose();
+    for (name, svc) in services(&compose) {
+        for entry in strings(svc, "ports") {
+            let p = published(entry);
+            let address = format!("127.0.0.1:{}", p.host.split('-').next().unwrap_or(""));
+            assert!(
+                section.contains(&address),
+                "the README's Docker section does not mention {address}, where {name} is published"
+            );
+        }
     }
 }

@@ -1,10 +1,12 @@
 //! End-to-end tests of the order flow, against real Kafka and PostgreSQL.
 //!
 //! One test binary (one link, one run) with a module per area. Every test
-//! takes the infrastructure from the environment (`cargo xtask test` provides
-//! it) and gets its own database and topic, so tests run in parallel and never
-//! see each other's data.
+//! gets the infrastructure through `TestInfra::acquire` (the environment's,
+//! which `cargo xtask test` provides, else containers where Docker runs;
+//! [`acquisition`] keeps it the only way) and gets its own database and topic,
+//! so tests run in parallel and never see each other's data.
 
+mod acquisition;
 mod admin;
 mod consumers;
 mod drift;

@@ -50,7 +50,9 @@ impl OrdersApi {
         if std::env::var_os("RUST_LOG").is_some() {
             platform::telemetry::init();
         }
-        let infra = TestInfra::from_env().unwrap_or_else(|missing| panic!("{missing}"));
+        let infra = TestInfra::acquire()
+            .await
+            .unwrap_or_else(|nowhere| panic!("{nowhere}"));
         let (url, pool) = infra
             .fresh_database(ServiceRole::Orders)
             .await

@@ -415,7 +415,14 @@ async fn orders_keep_coming_while_kafka_is_down_and_all_arrive_in_order() -> any
     const BEFORE: usize = 10;
     const DURING: usize = 40;
     let infra = TestInfra::acquire().await?;
-    // A private broker this test may stop without disturbing the others.
+    // A private broker this test may stop without disturbing the others: a
+    // native one also where the rest runs in containers.
+    xtask::prereq::native_test(
+        "relay::orders_keep_coming_while_kafka_is_down_and_all_arrive_in_order",
+        "it stops and restarts a broker of its own",
+        xtask::prereq::NativeNeeds::Kafka,
+    )
+    .await?;
     let runtime = Arc::new(xtask::DevInfra::from_env()?.kafka_runtime().await?);
     let dir = std::env::temp_dir().join(format!("e2e-kafka-{}", Uuid::new_v4().simple()));
     let mut cluster =
@@ -470,8 +477,7 @@ async fn orders_keep_coming_while_kafka_is_down_and_all_arrive_in_order() -> any
     let cancels = (BEFORE..BEFORE + DURING).filter(|i| i % 4 == 0).count();
     let expected = BEFORE + DURING + cancels;
     let total = usize::try_from(topic_len(&bootstrap, &topic).await?)?;
-    let reader = TestInfraOn::new(&infra, &bootstrap);
-    let records = read_records(&reader.0, &topic, total).await?;
+    let records = read_records(&infra.with_kafka(&bootstrap), &topic, total).await?;
     let distinct: HashSet<Uuid> = records.iter().map(event_id).collect::<Result<_, _>>()?;
     assert_eq!(distinct.len(), expected, "every event arrives");
     for (order, events) in events_per_order(&records)? {
@@ -491,28 +497,6 @@ async fn orders_keep_coming_while_kafka_is_down_and_all_arrive_in_order() -> any
     cluster.stop().await?;
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
-}
-
-/// The test infrastructure with its Kafka replaced by a private broker.
-struct TestInfraOn(TestInfra);
-
-impl TestInfraOn {
-    fn new(infra: &TestInfra, bootstrap: &str) -> Self {
-        let admin = infra.admin_url().to_owned();
-        let urls: HashMap<&str, String> = ServiceRole::ALL
-            .iter()
-            .map(|r| (r.database_url_var(), infra.service_url(*r).to_owned()))
-            .collect();
-        let bootstrap = bootstrap.to_owned();
-        TestInfraOn(
-            TestInfra::from_lookup(|name| match name {
-                "KAFKA_BOOTSTRAP_SERVERS" => Some(bootstrap.clone()),
-                "POSTGRES_ADMIN_URL" => Some(admin.clone()),
-                other => urls.get(other).cloned(),
-            })
-            .unwrap_or_else(|m| panic!("{m}")),
-        )
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -566,7 +550,9 @@ async fn an_event_the_topic_refuses_is_parked_and_holds_back_only_its_own_order(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn while_kafka_is_away_the_relay_holds_no_transaction_open() -> anyhow::Result<()> {
     let infra = TestInfra::acquire().await?;
-    let mut kafka = PrivateKafka::start().await?;
+    let mut kafka =
+        PrivateKafka::start("relay::while_kafka_is_away_the_relay_holds_no_transaction_open")
+            .await?;
     let bootstrap = kafka.cluster.bootstrap_servers();
     let (url, pool) = infra.fresh_database(ServiceRole::Orders).await?;
     let database = url
@@ -640,7 +626,15 @@ struct PrivateKafka {
 }
 
 impl PrivateKafka {
-    async fn start() -> anyhow::Result<Self> {
+    /// Starts it; `test` names the test for the one line a machine without
+    /// a JDK and Maven gets instead.
+    async fn start(test: &str) -> anyhow::Result<Self> {
+        xtask::prereq::native_test(
+            test,
+            "it stops and restarts a broker of its own",
+            xtask::prereq::NativeNeeds::Kafka,
+        )
+        .await?;
         let runtime = Arc::new(xtask::DevInfra::from_env()?.kafka_runtime().await?);
         let dir = std::env::temp_dir().join(format!("e2e-kafka-{}", Uuid::new_v4().simple()));
         let mut cluster =

@@ -8,7 +8,7 @@ use std::process::{Child, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use super::{KafkaRuntime, Replication, broker_ids};
+use super::{KafkaRuntime, Replication, broker_ids, broker_settings};
 use crate::InfraError;
 use crate::process::{self, PidFile, Signal};
 use crate::wait::{self, Probe};
@@ -319,7 +319,6 @@ impl KafkaBroker {
 
     /// The node's `server.properties`.
     fn server_properties(&self) -> String {
-        let r = self.replication;
         let mut p = String::new();
         let mut line = |key: &str, value: &dyn std::fmt::Display| {
             let _ = writeln!(p, "{key}={value}");
@@ -342,21 +341,9 @@ impl KafkaBroker {
             &"PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
         );
         line("log.dirs", &self.data_dir().display());
-        // Services create their topics explicitly, with their partition count.
-        line("auto.create.topics.enable", &false);
-        line("num.partitions", &1);
-        line("default.replication.factor", &r.factor);
-        line("min.insync.replicas", &r.min_insync);
-        line("offsets.topic.replication.factor", &r.factor);
-        line("transaction.state.log.replication.factor", &r.factor);
-        line("transaction.state.log.min.isr", &r.min_insync);
-        line(
-            "share.coordinator.state.topic.replication.factor",
-            &r.factor,
-        );
-        line("share.coordinator.state.topic.min.isr", &r.min_insync);
-        // Tests start consumer groups all the time; do not make each wait 3s.
-        line("group.initial.rebalance.delay.ms", &0);
+        for (key, value) in broker_settings(self.replication) {
+            line(key, &value);
+        }
         p
     }
 
@@ -451,6 +438,7 @@ fn open_append(path: &Path) -> Result<File, InfraError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kafka::FIRST_NODE_ID;
 
     fn node(ports: NodePorts, voters: &str, replication: Replication) -> KafkaBroker {
         KafkaBroker::new(
@@ -514,6 +502,23 @@ mod tests {
                 props.lines().any(|l| l == expected),
                 "missing {expected}:\n{props}"
             );
+        }
+    }
+
+    #[test]
+    fn a_single_node_runs_the_settings_compose_and_the_test_container_get() {
+        let ports = NodePorts {
+            client: 19092,
+            controller: 19093,
+        };
+        let mut single = node(ports, "1@127.0.0.1:19093", Replication::for_nodes(1));
+        single.node_id = FIRST_NODE_ID;
+        let props = single.server_properties();
+        let expected = std::iter::once(("node.id", FIRST_NODE_ID.to_string()))
+            .chain(broker_settings(Replication::for_nodes(1)));
+        for (key, value) in expected {
+            let line = format!("{key}={value}");
+            assert!(props.lines().any(|l| l == line), "missing {line}:\n{props}");
         }
     }
 

@@ -13,7 +13,7 @@ use futures::future::join_all;
 use serde::{Deserialize, Serialize};
 
 use super::broker::{self, KafkaBroker, NodePorts, PROBE_INTERVAL, START_TIMEOUT};
-use super::{KafkaRuntime, Replication, broker_ids, new_cluster_id};
+use super::{FIRST_NODE_ID, KafkaRuntime, Replication, broker_ids, new_cluster_id};
 use crate::wait::{self, Probe};
 use crate::{InfraError, Startup};
 
@@ -94,7 +94,7 @@ impl KafkaCluster {
         let voters = topology
             .nodes
             .iter()
-            .zip(1u32..)
+            .zip(FIRST_NODE_ID..)
             .map(|(ports, id)| format!("{id}@127.0.0.1:{}", ports.controller))
             .collect::<Vec<_>>()
             .join(",");
@@ -102,7 +102,7 @@ impl KafkaCluster {
         let brokers = topology
             .nodes
             .iter()
-            .zip(1u32..)
+            .zip(FIRST_NODE_ID..)
             .map(|(ports, id)| {
                 KafkaBroker::new(
                     runtime.clone(),

@@ -13,6 +13,7 @@
 mod broker;
 mod cluster;
 mod runtime;
+mod settings;
 
 use std::time::Duration;
 
@@ -22,6 +23,7 @@ use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 pub use broker::{KafkaBroker, NodePorts};
 pub use cluster::KafkaCluster;
 pub use runtime::{KafkaRuntime, pinned_version};
+pub use settings::{FIRST_NODE_ID, broker_settings, image_env_var, single_node_image_env};
 
 use crate::InfraError;
 
