@@ -124,7 +124,10 @@ async fn a_dead_letter_is_listed_replayed_and_applied_by_its_consumer_only() -> 
     let marker = Uuid::now_v7();
     let polls = std::sync::atomic::AtomicUsize::new(0);
     wait_until("invoicing to take orders placed from now on", || async {
-        if polls.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 10 == 0 {
+        if polls
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            .is_multiple_of(10)
+        {
             producer.send(&placed(marker)).await?;
         }
         Ok(!items(&invoicing, &format!("/invoices?order_id={marker}"))

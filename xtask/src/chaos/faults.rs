@@ -157,24 +157,23 @@ impl Injector<'_> {
             self.infra.launch(Service::Order, Vec::new()).await?;
         }
         self.out.notes.push(format!(
-            "{in_flight} of 3 kills came while the relay held its batch lock"
+            "{in_flight} of 3 kills came while the relay had a batch in flight"
         ));
         Ok(())
     }
 
-    /// Polls until the relay holds its per-batch advisory lock (a batch between
-    /// claim and delete), up to `limit`.
+    /// Polls until the relay has a batch between claim and recording its
+    /// outcome (its `outbox_relay_batch_in_flight` gauge), up to `limit`.
     async fn relay_batch_in_flight(&self, limit: Duration) -> Result<bool, ChaosError> {
+        let api = ApiClient::new()?;
+        let base = self.infra.url(Service::Order);
         let started = Instant::now();
         while started.elapsed() < limit {
-            let held: bool = sqlx::query_scalar(
-                "SELECT EXISTS (SELECT 1 FROM pg_locks l JOIN pg_database d ON d.oid = l.database
-                 WHERE l.locktype = 'advisory' AND l.granted AND d.datname = 'orders')",
-            )
-            .fetch_one(&self.infra.pools.admin)
-            .await
-            .map_err(ChaosError::Database)?;
-            if held {
+            if api
+                .metric(&base, "outbox_relay_batch_in_flight")
+                .await
+                .is_ok_and(|v| v >= 1.0)
+            {
                 return Ok(true);
             }
         }
@@ -725,6 +724,9 @@ impl Injector<'_> {
         );
 
         self.reach(0.3).await;
+        // What the order service's database connections do while the node is
+        // down: intake never talks to Kafka, so nothing there may wait on it.
+        let sampler = ConnectionSampler::start(self.infra.pools.admin.clone());
         let node = self.rng.random_range(1..=3);
         self.broker(node)?.kill()?;
         let killed = Instant::now();
@@ -767,6 +769,7 @@ impl Injector<'_> {
         );
 
         self.reach(0.65).await;
+        self.out.notes.push(sampler.stop().await);
         self.broker(node)?.start().await?;
         let rejoined = self
             .wait_for_isr(&bootstrap, |isr| isr == 3, REJOIN_DEADLINE)
@@ -827,6 +830,61 @@ impl Injector<'_> {
                 "SELECT count(*) FROM shipments WHERE pg_xact_commit_timestamp(xmin) > $1"
             ),
         )
+    }
+}
+
+/// Samples, every 100 ms, the order service's sessions on its database:
+/// how many are busy at once, the longest open transaction, and what they
+/// wait on.
+struct ConnectionSampler {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<String>,
+}
+
+impl ConnectionSampler {
+    fn start(admin: sqlx::PgPool) -> Self {
+        let (stop, mut stopped) = tokio::sync::oneshot::channel();
+        let task = tokio::spawn(async move {
+            let (mut samples, mut busiest, mut longest) = (0, 0_i64, 0.0_f64);
+            let mut waits: std::collections::BTreeMap<String, u32> = Default::default();
+            loop {
+                let sample: Result<(i64, f64, Vec<String>), _> = sqlx::query_as(
+                    "SELECT count(*) FILTER (WHERE state <> 'idle'),
+                            coalesce(max(extract(epoch FROM now() - xact_start)), 0)::float8,
+                            coalesce(array_agg(wait_event_type || ':' || wait_event)
+                                     FILTER (WHERE state <> 'idle' AND wait_event IS NOT NULL
+                                             AND wait_event <> 'ClientRead'), '{}')
+                     FROM pg_stat_activity
+                     WHERE datname = 'orders' AND usename = 'orders' AND pid <> pg_backend_pid()",
+                )
+                .fetch_one(&admin)
+                .await;
+                if let Ok((busy, age, events)) = sample {
+                    samples += 1;
+                    busiest = busiest.max(busy);
+                    longest = longest.max(age);
+                    for event in events {
+                        *waits.entry(event).or_default() += 1;
+                    }
+                }
+                tokio::select! {
+                    _ = &mut stopped => break,
+                    () = tokio::time::sleep(Duration::from_millis(100)) => {}
+                }
+            }
+            format!(
+                "order-service's database sessions while the node was down ({samples} samples): \
+                 at most {busiest} busy at once, longest open transaction {longest:.1}s, waits {waits:?}"
+            )
+        });
+        ConnectionSampler { stop, task }
+    }
+
+    async fn stop(self) -> String {
+        let _ = self.stop.send(());
+        self.task
+            .await
+            .unwrap_or_else(|e| format!("the connection sampler failed: {e}"))
     }
 }
 
