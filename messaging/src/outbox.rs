@@ -19,15 +19,22 @@
 //!     schema_version INTEGER     NOT NULL,
 //!     payload        TEXT        NOT NULL,
 //!     traceparent    TEXT,
-//!     created_at     TIMESTAMPTZ NOT NULL DEFAULT now()
+//!     created_at     TIMESTAMPTZ NOT NULL DEFAULT now(),
+//!     parked_at      TIMESTAMPTZ,   -- set by the relay when Kafka refuses
+//!     park_reason    TEXT           -- the event for good (see crate::relay)
 //! );
+//! CREATE INDEX outbox_parked_keys ON outbox (record_key, id) WHERE parked_at IS NOT NULL;
 //! ```
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use shared_events::{Envelope, Event, TraceParent};
 use sqlx::PgConnection;
+use tokio::sync::Notify;
 use uuid::Uuid;
 
-/// The PostgreSQL channel the relay listens on; [`enqueue`] notifies it.
+/// The PostgreSQL channel the relays listen on, for wake-ups across instances.
 pub const CHANNEL: &str = "outbox";
 
 /// One event, serialised and addressed, ready to be stored in the outbox.
@@ -68,55 +75,116 @@ impl OutboxMessage {
     }
 }
 
-/// Whether an enqueued row wakes the relay at commit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Notify {
-    /// `pg_notify` on [`CHANNEL`], delivered when the transaction commits
-    /// (the relay publishes at once instead of at its next poll).
-    #[default]
-    OnCommit,
-    /// No notification: the relay finds the row at its next poll. PostgreSQL
-    /// serialises the commits of notifying transactions on one lock, so this
-    /// trades a poll interval of latency for intake throughput.
-    Never,
-}
-
-/// Inserts the message and fires a NOTIFY on [`CHANNEL`], which PostgreSQL
-/// delivers only when (and if) the surrounding transaction commits. Call it
-/// inside the transaction that makes the change the event describes.
+/// Inserts the message. Call it inside the transaction that makes the change
+/// the event describes, and [`Wakeup::committed`] after that transaction
+/// has committed.
 pub async fn enqueue(conn: &mut PgConnection, message: &OutboxMessage) -> Result<(), sqlx::Error> {
-    enqueue_with(conn, message, Notify::OnCommit).await
+    sqlx::query(
+        "INSERT INTO outbox (event_id, topic, record_key, event_type, schema_version, payload, traceparent)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(message.event_id)
+    .bind(&message.topic)
+    .bind(&message.key)
+    .bind(&message.event_type)
+    .bind(message.schema_version)
+    .bind(&message.payload)
+    .bind(&message.traceparent)
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
-/// [`enqueue`], notifying the relay or not.
-pub async fn enqueue_with(
-    conn: &mut PgConnection,
-    message: &OutboxMessage,
-    notify: Notify,
-) -> Result<(), sqlx::Error> {
-    let sql = match notify {
-        Notify::OnCommit => {
-            "WITH inserted AS (
-                 INSERT INTO outbox (event_id, topic, record_key, event_type, schema_version, payload, traceparent)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)
-                 RETURNING id
-             )
-             SELECT pg_notify('outbox', '') FROM inserted"
+/// Wakes the relay after outbox rows were committed, without putting a
+/// `NOTIFY` in the writing transaction.
+///
+/// PostgreSQL queues a transaction's notifications under one database-wide
+/// lock held through its commit, WAL flush included: with a `NOTIFY` in every
+/// order's transaction, every order commit waits for the one before it, and a
+/// slow disk (a Kafka broker recovering its log on the same machine, say)
+/// slows intake for everyone. Instead, a committed write wakes this
+/// instance's relay in-process at once; when another instance is the active
+/// relay, one `NOTIFY` on [`CHANNEL`], outside any order transaction, is sent
+/// for all the commits of a short interval (the relay's notifier task).
+/// Polling still covers anything missed.
+#[derive(Debug, Clone, Default)]
+pub struct Wakeup {
+    inner: Arc<WakeupInner>,
+}
+
+#[derive(Debug, Default)]
+struct WakeupInner {
+    /// This instance's relay.
+    local: Notify,
+    /// The notifier of the other instances' relays.
+    others: Notify,
+    /// Whether this instance holds the relay lock (then no one else needs waking).
+    leading: AtomicBool,
+}
+
+impl Wakeup {
+    /// A wake-up with nobody waiting yet.
+    pub fn new() -> Self {
+        Wakeup::default()
+    }
+
+    /// Outbox rows were committed: wake the relay that will publish them.
+    pub fn committed(&self) {
+        self.inner.local.notify_one();
+        if !self.inner.leading.load(Ordering::Relaxed) {
+            self.inner.others.notify_one();
         }
-        Notify::Never => {
-            "INSERT INTO outbox (event_id, topic, record_key, event_type, schema_version, payload, traceparent)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)"
+    }
+
+    /// Resolves at the next [`committed`](Self::committed) (or at once if one
+    /// came since the last wait).
+    pub async fn local(&self) {
+        self.inner.local.notified().await;
+    }
+
+    /// Resolves when another instance's relay should be told.
+    pub async fn others(&self) {
+        self.inner.others.notified().await;
+    }
+
+    /// Records whether this instance is the active relay.
+    pub fn set_leading(&self, leading: bool) {
+        self.inner.leading.store(leading, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn commits_wake_the_local_relay_once_per_burst_and_others_only_when_not_leading() {
+        let wakeup = Wakeup::new();
+        wakeup.set_leading(true);
+        for _ in 0..5 {
+            wakeup.committed();
         }
-    };
-    sqlx::query(sql)
-        .bind(message.event_id)
-        .bind(&message.topic)
-        .bind(&message.key)
-        .bind(&message.event_type)
-        .bind(message.schema_version)
-        .bind(&message.payload)
-        .bind(&message.traceparent)
-        .execute(conn)
-        .await?;
-    Ok(())
+        tokio::time::timeout(Duration::from_secs(1), wakeup.local())
+            .await
+            .expect("the burst woke the local relay");
+        assert!(
+            tokio::time::timeout(Duration::from_millis(20), wakeup.local())
+                .await
+                .is_err(),
+            "a burst is one wake-up"
+        );
+        assert!(
+            tokio::time::timeout(Duration::from_millis(20), wakeup.others())
+                .await
+                .is_err(),
+            "the active relay needs no NOTIFY"
+        );
+        wakeup.set_leading(false);
+        wakeup.committed();
+        tokio::time::timeout(Duration::from_secs(1), wakeup.others())
+            .await
+            .expect("another instance's relay is told");
+    }
 }

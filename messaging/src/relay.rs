@@ -38,8 +38,9 @@
 //!
 //! A crash between 2 and 4 means the next active relay publishes the batch
 //! again: publication is at-least-once, in order per key, and consumers
-//! deduplicate by event id. The relay wakes on NOTIFY (sent by
-//! [`crate::outbox::enqueue`] at commit) and polls as a fallback, because a
+//! deduplicate by event id. The relay wakes when its own instance commits
+//! outbox rows, on a coalesced `NOTIFY` from another instance
+//! ([`crate::outbox::Wakeup`]), and polls as a fallback, because a
 //! notification sent while the listener reconnects is lost.
 
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -60,7 +61,7 @@ use uuid::Uuid;
 
 use crate::backoff::Backoff;
 use crate::kafka::{KafkaSettings, ProducerSettings, ensure_topics_patiently};
-use crate::outbox::CHANNEL;
+use crate::outbox::{CHANNEL, Wakeup};
 
 /// How the relay batches, polls and backs off.
 #[derive(Debug, Clone)]
@@ -71,8 +72,9 @@ pub struct RelaySettings {
     pub batch_size: i64,
     /// `RELAY_POLL_INTERVAL_MS`: fallback poll when no NOTIFY arrives (at most 1 s).
     pub poll_interval: Duration,
-    /// `RELAY_NOTIFY`: order transactions NOTIFY at commit and the relay
-    /// LISTENs (true), or the relay only polls (false; see [`crate::outbox::Notify`]).
+    /// `RELAY_NOTIFY`: commits wake the relay at once (in-process, and by a
+    /// coalesced `NOTIFY` across instances; see [`crate::outbox::Wakeup`]),
+    /// or (false) the relay only polls.
     pub notify: bool,
     /// `RELAY_MAX_BACKOFF_MS`: cap of the retry delay while Kafka or the database fails.
     pub max_backoff: Duration,
@@ -294,18 +296,20 @@ pub struct Relay {
     producer: FutureProducer,
     settings: RelaySettings,
     metrics: RelayMetrics,
+    wakeup: Wakeup,
     leadership: tokio::sync::Mutex<Leadership>,
 }
 
 impl Relay {
     /// A relay over `pool`'s `outbox` table, publishing to `kafka` through an
-    /// idempotent producer configured by `producer`.
+    /// idempotent producer configured by `producer`, woken by `wakeup`.
     pub fn new(
         pool: PgPool,
         kafka: KafkaSettings,
         producer: &ProducerSettings,
         settings: RelaySettings,
         metrics: RelayMetrics,
+        wakeup: Wakeup,
     ) -> Result<Self, KafkaError> {
         let producer = crate::kafka::producer(&kafka, producer)?;
         Ok(Relay {
@@ -314,6 +318,7 @@ impl Relay {
             producer,
             settings,
             metrics,
+            wakeup,
             leadership: tokio::sync::Mutex::new(Leadership {
                 conn: None,
                 leading: false,
@@ -324,6 +329,13 @@ impl Relay {
     /// Runs until `shutdown` fires: finishes the batch in flight, flushes the
     /// producer, returns.
     pub async fn run(self, shutdown: CancellationToken) {
+        let notifier = self.settings.notify.then(|| {
+            tokio::spawn(notify_other_instances(
+                self.pool.clone(),
+                self.wakeup.clone(),
+                shutdown.clone(),
+            ))
+        });
         if !self.settings.enabled {
             tracing::warn!("relay disabled (RELAY_ENABLED=false): outbox rows are not published");
             shutdown.cancelled().await;
@@ -368,6 +380,7 @@ impl Relay {
             tokio::select! {
                 () = shutdown.cancelled() => break,
                 () = tokio::time::sleep(wait) => {},
+                () = self.wakeup.local(), if self.settings.notify => {},
                 notified = wait_for_notification(&mut listener) => {
                     if !notified {
                         listener = None;
@@ -376,6 +389,9 @@ impl Relay {
             }
         }
         gauges.abort();
+        if let Some(notifier) = notifier {
+            notifier.abort();
+        }
         let leadership = self.leadership.into_inner();
         if let Some(conn) = leadership.conn {
             // Closing the session releases the lock at once for another instance.
@@ -406,6 +422,7 @@ impl Relay {
             leadership.conn = None;
             leadership.leading = false;
         }
+        self.wakeup.set_leading(leadership.leading);
         outcome
     }
 
@@ -641,6 +658,32 @@ async fn settle(delivery: DeliveryFuture) -> Result<(), (KafkaError, bool)> {
         Ok(Ok(_)) => Ok(()),
         Ok(Err((e, _))) => Err((e, false)),
         Err(_) => Err((KafkaError::Canceled, false)),
+    }
+}
+
+/// The shortest time between two wake-up `NOTIFY`s of this instance: the
+/// commits of one interval share one notification.
+const NOTIFY_INTERVAL: Duration = Duration::from_millis(5);
+
+/// Tells the other instances' relays about this instance's commits, with at
+/// most one `NOTIFY` per [`NOTIFY_INTERVAL`], outside any order transaction.
+async fn notify_other_instances(pool: PgPool, wakeup: Wakeup, shutdown: CancellationToken) {
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = wakeup.others() => {}
+        }
+        if let Err(e) = sqlx::query("SELECT pg_notify($1, '')")
+            .bind(CHANNEL)
+            .execute(&pool)
+            .await
+        {
+            tracing::debug!(error = %e, "wake-up NOTIFY failed; the active relay polls");
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(NOTIFY_INTERVAL) => {}
+        }
     }
 }
 

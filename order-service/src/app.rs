@@ -23,7 +23,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use messaging::outbox::Notify;
+use messaging::outbox::Wakeup;
 use messaging::relay::{Relay, RelayMetrics};
 
 use crate::api::{self, AppState};
@@ -131,24 +131,21 @@ pub async fn build(config: Config) -> Result<App, StartupError> {
     let mut registry = Registry::default();
     let metrics = OrderMetrics::register(&mut registry);
     // The outbox relay runs inside this service, on this pool: it turns the
-    // outbox rows the handlers commit into Kafka records.
+    // outbox rows the handlers commit into Kafka records, woken by them.
+    let wakeup = Wakeup::new();
     let relay = Relay::new(
         pool.clone(),
         config.kafka.clone(),
         &config.producer,
         config.relay.clone(),
         RelayMetrics::register(&mut registry),
+        wakeup.clone(),
     )
     .map_err(|e| StartupError::Background {
         task: "outbox relay",
         source: e.into(),
     })?;
-    let notify = if config.relay.notify {
-        Notify::OnCommit
-    } else {
-        Notify::Never
-    };
-    let store = Store::new(pool.clone()).with_notify(notify);
+    let store = Store::new(pool.clone()).with_wakeup(wakeup);
     let purge = IdempotencyPurge {
         store: store.clone(),
         retention: config.idempotency_key_retention,

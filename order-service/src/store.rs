@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use messaging::outbox::{self, Notify, OutboxMessage};
+use messaging::outbox::{self, OutboxMessage, Wakeup};
 use platform::pagination::PageRequest;
 use shared_events::TraceParent;
 use sqlx::migrate::Migrator;
@@ -217,7 +217,7 @@ pub enum Cancelled {
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: PgPool,
-    notify: Notify,
+    wakeup: Wakeup,
 }
 
 impl Store {
@@ -225,13 +225,14 @@ impl Store {
     pub fn new(pool: PgPool) -> Self {
         Store {
             pool,
-            notify: Notify::OnCommit,
+            wakeup: Wakeup::new(),
         }
     }
 
-    /// The same store, waking the relay at each commit or not (`RELAY_NOTIFY`).
-    pub fn with_notify(mut self, notify: Notify) -> Self {
-        self.notify = notify;
+    /// The same store, waking the relay through `wakeup` after each commit
+    /// that wrote outbox rows.
+    pub fn with_wakeup(mut self, wakeup: Wakeup) -> Self {
+        self.wakeup = wakeup;
         self
     }
 
@@ -276,8 +277,9 @@ impl Store {
             placed_at,
         );
         let message = OutboxMessage::for_event(placement.topic, &envelope, placement.traceparent)?;
-        outbox::enqueue_with(&mut tx, &message, self.notify).await?;
+        outbox::enqueue(&mut tx, &message).await?;
         tx.commit().await?;
+        self.wakeup.committed();
         Ok(Placed::Created(OrderRecord::placed(
             placement.order_id,
             placement.order,
@@ -324,9 +326,10 @@ impl Store {
         );
         let message =
             OutboxMessage::for_event(cancellation.topic, &envelope, cancellation.traceparent)?;
-        outbox::enqueue_with(&mut tx, &message, self.notify).await?;
+        outbox::enqueue(&mut tx, &message).await?;
         let order = fetch_existing(&mut tx, cancellation.order_id).await?;
         tx.commit().await?;
+        self.wakeup.committed();
         Ok(Cancelled::Now(order))
     }
 
