@@ -12,6 +12,8 @@
 //! - [`health`]: readiness beyond the database: parts of a service that say
 //!   they cannot work, and why.
 //! - [`pagination`]: the `limit` / `cursor` query and the `{ items, next_cursor }` page.
+//! - [`services`]: the facts about each service (name, port, database,
+//!   consumer group) that the services and every tool read.
 //! - [`config`]: typed reading of environment variables with local defaults.
 //! - [`telemetry`]: the tracing subscriber.
 //! - [`shutdown`]: SIGTERM / Ctrl-C as a cancellation token.
@@ -23,6 +25,7 @@ pub mod health;
 pub mod http;
 pub mod pagination;
 pub mod problem;
+pub mod services;
 pub mod shutdown;
 pub mod telemetry;
 
