@@ -8,7 +8,7 @@
 //! (dedup, offset after effect, dead-lettering, retries) is
 //! [`messaging::inbox`]; this crate supplies only its [`reader`] (the tolerant
 //! reader), its effects and queries ([`store`]) and its read [`api`]. The
-//! process around them is [`messaging::service`], which also documents how to
+//! process around them is [`platform::app`]; [`messaging::inbox`] also documents how to
 //! rebuild the invoices from the topic's history.
 
 pub mod api;
@@ -16,50 +16,79 @@ pub mod invoice;
 pub mod reader;
 pub mod store;
 
-use messaging::inbox::{ApplyError, EventMeta, Handler, Rejection};
-use messaging::service::{ConsumingService, ServiceApp, ServiceConfig};
+use std::sync::Arc;
+
+use messaging::consumer::ConsumerConfig;
+use messaging::inbox::{ApplyError, EventMeta, Handler, Inbox, Rejection};
+use platform::app::BindError;
+use platform::db::StartupError as DbError;
+use platform::health::Readiness;
+use platform::http::with_common_layers;
+use platform::services::INVOICING_SERVICE;
+use prometheus_client::registry::Registry;
 use shared_events::RawEnvelope;
 use sqlx::PgConnection;
 use sqlx::migrate::Migrator;
 
+pub use platform::app::{App, RunError};
+
 use crate::reader::InvoicingEvent;
 
-pub use messaging::service::{RunError, StartupError};
+/// The service's configuration; [`cli`] reads it with its defaults.
+pub type Config = ConsumerConfig;
 
-/// Every environment variable the service reads at start-up.
-pub const ENV_VARS: &[&str] = messaging::service::ENV_VARS;
+/// The command line: every setting with this service's defaults.
+pub fn cli() -> clap::Command {
+    messaging::consumer::cli(&INVOICING_SERVICE, ABOUT)
+}
 
-/// The service's configuration (`Config::from_env()` reads [`ENV_VARS`]).
-pub type Config = ServiceConfig<Invoicing>;
+const ABOUT: &str = "Issues one invoice per placed order (billing address, prices, totals) from the orders topic; serves the invoices over HTTP.";
 
-/// The started service: `local_addr()`, `run_until_stopped(shutdown)`.
-pub type App = ServiceApp<Invoicing>;
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    /// The database could not be reached or migrated.
+    #[error("the invoicing database could not be readied")]
+    Database(#[from] DbError),
+    /// The dead-letter producer could not be created.
+    #[error("the dead-letter producer could not be created")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    /// The HTTP address could not be bound.
+    #[error("the read API could not listen")]
+    Bind(#[from] BindError),
+}
 
-/// Connects, migrates and binds the service; see [`ServiceApp::build`].
+/// Connects and migrates the database, assembles the inbox and the read API
+/// and binds the listener; nothing runs until [`App::run_until_stopped`].
 pub async fn build(config: Config) -> Result<App, StartupError> {
-    App::build(config).await
+    let pool = config.database.connect_and_migrate(&MIGRATOR).await?;
+    let mut registry = Registry::default();
+    let readiness = Readiness::new();
+    let inbox = Inbox::for_service(
+        pool.clone(),
+        Invoicing,
+        &config,
+        &mut registry,
+        readiness.clone(),
+    )?;
+    let routes = api::routes(pool.clone());
+    let router = with_common_layers(
+        routes,
+        pool,
+        readiness,
+        Arc::new(registry),
+        config.http.limits(),
+    );
+    Ok(App::bind(INVOICING_SERVICE.name, config.http.addr, router)
+        .await?
+        .with_task(inbox.into_task()))
 }
 
 static MIGRATOR: Migrator = sqlx::migrate!();
 
-/// The invoicing service: its reader, its effects and its read API.
+/// The invoicing service's reader and effects.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Invoicing;
-
-impl ConsumingService for Invoicing {
-    const NAME: &'static str = "invoicing";
-    const DEFAULT_PORT: u16 = 8082;
-    const DEFAULT_DATABASE_URL: &'static str =
-        "postgres://invoicing:invoicing@127.0.0.1:15432/invoicing";
-
-    fn migrator() -> &'static Migrator {
-        &MIGRATOR
-    }
-
-    fn routes(pool: sqlx::PgPool) -> axum::Router {
-        api::routes(pool)
-    }
-}
 
 impl Handler for Invoicing {
     type Event = InvoicingEvent;

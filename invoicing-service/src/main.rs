@@ -1,11 +1,21 @@
-//! The invoicing-service binary: telemetry, configuration, run until SIGTERM.
+//! The invoicing-service binary: settings, telemetry, then the service until
+//! SIGTERM or Ctrl-C. Everything else lives in the library.
+
+use anyhow::Context;
+use clap::FromArgMatches;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    platform::telemetry::init();
-    let config = invoicing_service::Config::from_env()?;
-    let app = invoicing_service::build(config).await?;
+    let config = invoicing_service::cli()
+        .try_get_matches()
+        .and_then(|matches| invoicing_service::Config::from_arg_matches(&matches))
+        .unwrap_or_else(|e| e.exit());
+    platform::telemetry::init_with(&config.log.filter);
+    let app = invoicing_service::build(config)
+        .await
+        .context("invoicing-service could not start")?;
     app.run_until_stopped(platform::shutdown::on_signal())
-        .await?;
+        .await
+        .context("invoicing-service stopped with an error")?;
     Ok(())
 }

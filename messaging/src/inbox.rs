@@ -46,6 +46,34 @@
 //! seen yet, are purged after a retention window that must be longer than any
 //! redelivery can take.
 //!
+//! # Rebuilding a service's view from the topic
+//!
+//! A consuming service's tables are a view of the order topic, so they can be
+//! rebuilt from it: start the service against an empty database, in a NEW
+//! consumer group that starts from the earliest offset, and let it catch up.
+//!
+//! ```text
+//! createdb -O invoicing invoicing_rebuild          # an empty database
+//! DATABASE_URL=postgres://invoicing:invoicing@127.0.0.1:15432/invoicing_rebuild \
+//! KAFKA_GROUP_ID=invoicing-rebuild-20261121 \
+//! KAFKA_AUTO_OFFSET_RESET=earliest \
+//! HTTP_ADDR=127.0.0.1:0 \
+//!   invoicing-service
+//! ```
+//!
+//! The migrations create the schema; the new group has no committed offsets,
+//! so it reads every partition from the start; the dedup table is empty, so
+//! every event applies once again. The rebuild has caught up when the
+//! `inbox_consumer_lag` metric reaches 0 (it is sampled every 5 s). Rows
+//! equal the original's except for their surrogate ids and commit timestamps
+//! (`issued_at`, `created_at`), which are the rebuild's own. Records the
+//! reader rejects are dead-lettered again, to the rebuild group's own
+//! `<topic>.dlq.<group>`. The view is complete only if the topic's retention
+//! still holds the whole history; cut over by pointing the service at the
+//! rebuilt database with the rebuild group (its offsets continue from there).
+//!
+//! # Tables
+//!
 //! Each service's migration creates the dedup table, and the table of
 //! cancellations seen before their order (which its effects use and the
 //! inbox purges):
@@ -67,11 +95,11 @@
 
 use std::future::Future;
 use std::sync::Arc;
+#[cfg(feature = "fault-injection")]
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use platform::config::{ConfigError, millis, var};
 use platform::health::Readiness;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
@@ -219,59 +247,112 @@ fn has_nul_escape(raw: &str) -> bool {
     false
 }
 
-/// A deliberate crash point for fault-injection tests.
+/// A deliberate crash point for the chaos run and the tests (only in builds
+/// with the `fault-injection` feature).
+#[cfg(feature = "fault-injection")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fault {
     /// Abort the process after the Nth committed effect, before its offset is
-    /// stored (set by `FAULT_ABORT_AFTER_COMMIT=N`; used by `cargo xtask chaos`).
+    /// stored (`FAULT_ABORT_AFTER_COMMIT=N`; used by `cargo xtask chaos`).
     AbortProcessAfterCommit(u64),
     /// Stop the runtime the same way, without storing the offset (in-process tests).
     StopAfterCommit(u64),
 }
 
 /// How the inbox consumes.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct InboxSettings {
-    /// `KAFKA_GROUP_ID`: the consumer group (also the `consumer` in `processed_events`).
+    /// The consumer group (also the dedup namespace in processed_events).
+    #[arg(
+        id = "kafka_group_id",
+        long = "kafka-group-id",
+        env = "KAFKA_GROUP_ID",
+        default_value = "inbox"
+    )]
     pub group_id: String,
-    /// `KAFKA_AUTO_OFFSET_RESET`: where a new group starts (`earliest`).
+    /// Where a new consumer group starts reading.
+    #[arg(
+        id = "kafka_auto_offset_reset",
+        long = "kafka-auto-offset-reset",
+        env = "KAFKA_AUTO_OFFSET_RESET",
+        default_value = "earliest",
+        value_parser = ["earliest", "latest"]
+    )]
     pub auto_offset_reset: String,
-    /// `KAFKA_AUTO_COMMIT_INTERVAL_MS`: how often stored offsets are committed.
+    /// How often stored offsets are committed.
+    #[arg(
+        id = "kafka_auto_commit_interval",
+        long = "kafka-auto-commit-interval-ms",
+        env = "KAFKA_AUTO_COMMIT_INTERVAL_MS",
+        default_value = "1000",
+        value_parser = platform::config::millis
+    )]
     pub auto_commit_interval: Duration,
-    /// `KAFKA_FETCH_WAIT_MAX_MS`: longest the broker holds a fetch waiting for data.
+    /// Longest the broker holds a fetch waiting for data.
+    #[arg(
+        id = "kafka_fetch_wait_max",
+        long = "kafka-fetch-wait-max-ms",
+        env = "KAFKA_FETCH_WAIT_MAX_MS",
+        default_value = "100",
+        value_parser = platform::config::millis
+    )]
     pub fetch_wait_max: Duration,
-    /// `KAFKA_SESSION_TIMEOUT_MS`: how long the group waits for a silent member
-    /// before handing its partitions to the others. A crashed consumer's
-    /// partitions stand still this long; librdkafka's default is 45 s.
+    /// How long the group waits for a silent (crashed) member before reassigning its partitions (librdkafka's default is 45 s)
+    #[arg(
+        id = "kafka_session_timeout",
+        long = "kafka-session-timeout-ms",
+        env = "KAFKA_SESSION_TIMEOUT_MS",
+        default_value = "10000",
+        value_parser = platform::config::millis
+    )]
     pub session_timeout: Duration,
-    /// `PROCESSED_RETENTION_HOURS`: processed-event records older than this are purged.
+    /// Dedup records and early cancellations older than this are purged (keep it longer than any redelivery)
+    #[arg(
+        id = "processed_retention",
+        long = "processed-retention-hours",
+        env = "PROCESSED_RETENTION_HOURS",
+        default_value = "168",
+        value_parser = platform::config::hours
+    )]
     pub processed_retention: Duration,
-    /// `PROCESSED_PURGE_INTERVAL_SECS`: how often the purge runs.
+    /// How often the purge runs.
+    #[arg(
+        id = "processed_purge_interval",
+        long = "processed-purge-interval-secs",
+        env = "PROCESSED_PURGE_INTERVAL_SECS",
+        default_value = "3600",
+        value_parser = platform::config::secs
+    )]
     pub purge_interval: Duration,
-    /// `CONSUMER_MAX_BACKOFF_MS`: cap of the retry delay for transient failures.
+    /// Cap of the retry delay while the database fails or refuses the effects.
+    #[arg(
+        id = "consumer_max_backoff",
+        long = "consumer-max-backoff-ms",
+        env = "CONSUMER_MAX_BACKOFF_MS",
+        default_value = "5000",
+        value_parser = platform::config::millis
+    )]
     pub max_backoff: Duration,
-    /// `FAULT_ABORT_AFTER_COMMIT`: optional crash point.
+    /// Fault injection: abort after the Nth effect commit, before its offset is stored.
+    #[cfg(feature = "fault-injection")]
+    #[arg(
+        id = "fault_abort_after_commit",
+        long = "fault-abort-after-commit",
+        env = "FAULT_ABORT_AFTER_COMMIT",
+        hide = true
+    )]
+    pub abort_after_commit: Option<u64>,
+    /// A crash point set by an in-process test.
+    #[cfg(feature = "fault-injection")]
+    #[arg(skip)]
     pub fault: Option<Fault>,
 }
 
 impl InboxSettings {
-    /// Every environment variable [`InboxSettings::from_env`] reads.
-    pub const ENV_VARS: &'static [&'static str] = &[
-        "KAFKA_GROUP_ID",
-        "KAFKA_AUTO_OFFSET_RESET",
-        "KAFKA_AUTO_COMMIT_INTERVAL_MS",
-        "KAFKA_FETCH_WAIT_MAX_MS",
-        "KAFKA_SESSION_TIMEOUT_MS",
-        "PROCESSED_RETENTION_HOURS",
-        "PROCESSED_PURGE_INTERVAL_SECS",
-        "CONSUMER_MAX_BACKOFF_MS",
-        "FAULT_ABORT_AFTER_COMMIT",
-    ];
-
-    /// Settings for group `default_group` with local defaults.
-    pub fn new(default_group: &str) -> Self {
+    /// The defaults, in consumer group `group_id` (for tests and tools).
+    pub fn new(group_id: &str) -> Self {
         InboxSettings {
-            group_id: default_group.to_owned(),
+            group_id: group_id.to_owned(),
             auto_offset_reset: "earliest".to_owned(),
             auto_commit_interval: Duration::from_millis(1_000),
             fetch_wait_max: Duration::from_millis(100),
@@ -279,27 +360,20 @@ impl InboxSettings {
             processed_retention: Duration::from_secs(7 * 24 * 3600),
             purge_interval: Duration::from_secs(3600),
             max_backoff: Duration::from_secs(5),
+            #[cfg(feature = "fault-injection")]
+            abort_after_commit: None,
+            #[cfg(feature = "fault-injection")]
             fault: None,
         }
     }
 
-    /// Reads the settings from the environment, defaulting the group to `default_group`.
-    pub fn from_env(default_group: &str) -> Result<Self, ConfigError> {
-        let d = InboxSettings::new(default_group);
-        let abort_after: u64 = var("FAULT_ABORT_AFTER_COMMIT", 0)?;
-        Ok(InboxSettings {
-            group_id: var("KAFKA_GROUP_ID", d.group_id)?,
-            auto_offset_reset: var("KAFKA_AUTO_OFFSET_RESET", d.auto_offset_reset)?,
-            auto_commit_interval: millis("KAFKA_AUTO_COMMIT_INTERVAL_MS", 1_000)?,
-            fetch_wait_max: millis("KAFKA_FETCH_WAIT_MAX_MS", 100)?,
-            session_timeout: millis("KAFKA_SESSION_TIMEOUT_MS", 10_000)?,
-            processed_retention: Duration::from_secs(
-                var::<u64>("PROCESSED_RETENTION_HOURS", 7 * 24)? * 3600,
-            ),
-            purge_interval: Duration::from_secs(var("PROCESSED_PURGE_INTERVAL_SECS", 3600)?),
-            max_backoff: millis("CONSUMER_MAX_BACKOFF_MS", 5_000)?,
-            fault: (abort_after > 0).then_some(Fault::AbortProcessAfterCommit(abort_after)),
-        })
+    /// The crash point, if one is set.
+    #[cfg(feature = "fault-injection")]
+    fn crash_point(&self) -> Option<Fault> {
+        self.fault.or(self
+            .abort_after_commit
+            .filter(|n| *n > 0)
+            .map(Fault::AbortProcessAfterCommit))
     }
 }
 
@@ -383,6 +457,7 @@ pub enum InboxError {
     #[error("the Kafka consumer could not be created or subscribed")]
     Kafka(#[from] KafkaError),
     /// A [`Fault::StopAfterCommit`] fired.
+    #[cfg(feature = "fault-injection")]
     #[error("injected fault: stopped after a commit, before storing its offset")]
     InjectedStop,
 }
@@ -506,6 +581,7 @@ pub struct Inbox<H: Handler> {
     metrics: InboxMetrics,
     readiness: Readiness,
     dead_letter: DeadLetter,
+    #[cfg(feature = "fault-injection")]
     commits: AtomicU64,
 }
 
@@ -534,8 +610,36 @@ impl<H: Handler> Inbox<H> {
             metrics,
             readiness,
             dead_letter,
+            #[cfg(feature = "fault-injection")]
             commits: AtomicU64::new(0),
         }
+    }
+
+    /// The inbox of a consuming service configured by `config`: its
+    /// dead-letter producer made, its metrics registered on `registry`.
+    pub fn for_service(
+        pool: PgPool,
+        handler: H,
+        config: &crate::consumer::ConsumerConfig,
+        registry: &mut prometheus_client::registry::Registry,
+        readiness: Readiness,
+    ) -> Result<Self, KafkaError> {
+        let producer = crate::kafka::producer(&config.kafka, &config.producer)?;
+        Ok(Inbox::new(
+            pool,
+            handler,
+            config.kafka.clone(),
+            config.inbox.clone(),
+            InboxMetrics::register(registry),
+            readiness,
+            producer,
+        ))
+    }
+
+    /// The inbox as a service's background task: it consumes until the
+    /// service stops, and its failure stops the service.
+    pub fn into_task(self) -> platform::app::BackgroundTask {
+        platform::app::BackgroundTask::fallible("inbox", move |stop| self.run(stop))
     }
 
     /// The topics this inbox needs: the source topic and its dead-letter topic.
@@ -627,17 +731,21 @@ impl<H: Handler> Inbox<H> {
                 trace_id = tracing::field::Empty,
             );
             let outcome = self.process(&record, &shutdown).instrument(span).await;
-            match outcome {
-                Outcome::Interrupted => break Ok(()),
-                Outcome::Applied if self.fault_fires() => {
-                    if let Some(Fault::AbortProcessAfterCommit(_)) = self.settings.fault {
+            #[cfg(feature = "fault-injection")]
+            if matches!(outcome, Outcome::Applied) {
+                match self.fault_fires() {
+                    Some(Fault::AbortProcessAfterCommit(_)) => {
                         tracing::error!(
                             "injected fault: aborting after commit, before offset store"
                         );
                         std::process::abort();
                     }
-                    break Err(InboxError::InjectedStop);
+                    Some(Fault::StopAfterCommit(_)) => break Err(InboxError::InjectedStop),
+                    None => {}
                 }
+            }
+            match outcome {
+                Outcome::Interrupted => break Ok(()),
                 Outcome::Applied
                 | Outcome::Duplicate
                 | Outcome::Skipped
@@ -661,12 +769,13 @@ impl<H: Handler> Inbox<H> {
         result
     }
 
-    fn fault_fires(&self) -> bool {
+    /// The crash point, when this commit is the one it is set at.
+    #[cfg(feature = "fault-injection")]
+    fn fault_fires(&self) -> Option<Fault> {
         let n = self.commits.fetch_add(1, Ordering::SeqCst) + 1;
-        match self.settings.fault {
-            Some(Fault::AbortProcessAfterCommit(at) | Fault::StopAfterCommit(at)) => n == at,
-            None => false,
-        }
+        self.settings.crash_point().filter(|fault| match fault {
+            Fault::AbortProcessAfterCommit(at) | Fault::StopAfterCommit(at) => n == *at,
+        })
     }
 
     async fn process(&self, record: &OwnedMessage, shutdown: &CancellationToken) -> Outcome {

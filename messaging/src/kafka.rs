@@ -7,7 +7,6 @@
 
 use std::time::{Duration, Instant};
 
-use platform::config::{ConfigError, var};
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -16,48 +15,53 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::FutureProducer;
 
 /// Where the brokers are and how the orders topic is shaped.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct KafkaSettings {
-    /// `KAFKA_BOOTSTRAP_SERVERS`, e.g. `127.0.0.1:19092`.
+    /// Kafka brokers.
+    #[arg(
+        id = "kafka_bootstrap_servers",
+        long = "kafka-bootstrap-servers",
+        env = "KAFKA_BOOTSTRAP_SERVERS",
+        default_value = "127.0.0.1:19092"
+    )]
     pub bootstrap_servers: String,
-    /// `ORDERS_TOPIC`: the topic order events are published to.
+    /// The topic order events are published to.
+    #[arg(
+        id = "orders_topic",
+        long = "orders-topic",
+        env = "ORDERS_TOPIC",
+        default_value = shared_events::topics::ORDERS
+    )]
     pub topic: String,
-    /// `ORDERS_TOPIC_PARTITIONS`: partition count used when creating topics.
+    /// Partitions of a topic this service has to create.
+    #[arg(
+        id = "orders_topic_partitions",
+        long = "orders-topic-partitions",
+        env = "ORDERS_TOPIC_PARTITIONS",
+        default_value_t = shared_events::topics::ORDERS_PARTITIONS,
+        value_parser = clap::value_parser!(i32).range(1..)
+    )]
     pub partitions: i32,
-    /// `KAFKA_REPLICATION_FACTOR`: replication factor used when creating topics.
+    /// Replication factor of a topic this service has to create.
+    #[arg(
+        id = "kafka_replication_factor",
+        long = "kafka-replication-factor",
+        env = "KAFKA_REPLICATION_FACTOR",
+        default_value_t = 1,
+        value_parser = clap::value_parser!(i32).range(1..)
+    )]
     pub replication_factor: i32,
-    /// `KAFKA_MIN_INSYNC_REPLICAS`: set on created topics when the factor is above 1.
-    pub min_insync_replicas: i32,
+    /// `min.insync.replicas` of a topic this service creates with a replication factor above 1 (unset: 2 when the factor is 3 or more, else 1)
+    #[arg(
+        id = "kafka_min_insync_replicas",
+        long = "kafka-min-insync-replicas",
+        env = "KAFKA_MIN_INSYNC_REPLICAS",
+        value_parser = clap::value_parser!(i32).range(1..)
+    )]
+    pub min_insync_replicas: Option<i32>,
 }
 
 impl KafkaSettings {
-    /// Every environment variable [`KafkaSettings::from_env`] reads.
-    pub const ENV_VARS: &'static [&'static str] = &[
-        "KAFKA_BOOTSTRAP_SERVERS",
-        "ORDERS_TOPIC",
-        "ORDERS_TOPIC_PARTITIONS",
-        "KAFKA_REPLICATION_FACTOR",
-        "KAFKA_MIN_INSYNC_REPLICAS",
-    ];
-
-    /// Reads the settings, defaulting to the local `cargo xtask infra up` broker.
-    pub fn from_env() -> Result<Self, ConfigError> {
-        let replication_factor = var("KAFKA_REPLICATION_FACTOR", 1)?;
-        Ok(KafkaSettings {
-            bootstrap_servers: var("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:19092".to_owned())?,
-            topic: var("ORDERS_TOPIC", shared_events::topics::ORDERS.to_owned())?,
-            partitions: var(
-                "ORDERS_TOPIC_PARTITIONS",
-                shared_events::topics::ORDERS_PARTITIONS,
-            )?,
-            replication_factor,
-            min_insync_replicas: var(
-                "KAFKA_MIN_INSYNC_REPLICAS",
-                if replication_factor >= 3 { 2 } else { 1 },
-            )?,
-        })
-    }
-
     /// Settings for a local broker and the given topic (for tests and tools).
     pub fn local(bootstrap_servers: &str, topic: &str) -> Self {
         KafkaSettings {
@@ -65,8 +69,15 @@ impl KafkaSettings {
             topic: topic.to_owned(),
             partitions: shared_events::topics::ORDERS_PARTITIONS,
             replication_factor: 1,
-            min_insync_replicas: 1,
+            min_insync_replicas: None,
         }
+    }
+
+    /// `min.insync.replicas` for created topics: as set, else 2 when the
+    /// replication factor is 3 or more (one replica may fail), else 1.
+    pub fn min_insync_replicas(&self) -> i32 {
+        self.min_insync_replicas
+            .unwrap_or(if self.replication_factor >= 3 { 2 } else { 1 })
     }
 
     /// A client configuration pointing at the brokers.
@@ -86,41 +97,38 @@ impl KafkaSettings {
             name: name.to_owned(),
             partitions: self.partitions,
             replication_factor: self.replication_factor,
-            min_insync_replicas: self.min_insync_replicas,
+            min_insync_replicas: self.min_insync_replicas(),
         }
     }
 }
 
-/// How the relay's producer batches and times out.
-#[derive(Debug, Clone)]
+/// How the producers (the relay's, the dead letters') batch and time out.
+#[derive(Debug, Clone, clap::Args)]
 pub struct ProducerSettings {
-    /// `KAFKA_LINGER_MS`: how long the producer waits to fill a batch. 0 by
-    /// default: the relay batches itself and waits for every delivery report
-    /// of a batch, so a linger only adds to each batch's round trip
-    /// (BENCHMARKS.md, tuning).
+    /// How long the producer waits to fill a batch; 0, since the relay batches itself and waits for each batch's delivery reports (BENCHMARKS.md, tuning)
+    #[arg(
+        id = "kafka_linger_ms",
+        long = "kafka-linger-ms",
+        env = "KAFKA_LINGER_MS",
+        default_value_t = 0
+    )]
     pub linger_ms: u32,
-    /// `KAFKA_BATCH_SIZE`: maximum bytes per partition batch.
+    /// Largest batch of records per partition, in bytes.
+    #[arg(
+        id = "kafka_batch_size",
+        long = "kafka-batch-size",
+        env = "KAFKA_BATCH_SIZE",
+        default_value_t = 1_000_000
+    )]
     pub batch_size: u32,
-    /// `KAFKA_MESSAGE_TIMEOUT_MS`: how long a record may wait for delivery before it fails.
+    /// A record not delivered by then fails (the relay tries it again).
+    #[arg(
+        id = "kafka_message_timeout_ms",
+        long = "kafka-message-timeout-ms",
+        env = "KAFKA_MESSAGE_TIMEOUT_MS",
+        default_value_t = 30_000
+    )]
     pub message_timeout_ms: u32,
-}
-
-impl ProducerSettings {
-    /// Every environment variable [`ProducerSettings::from_env`] reads.
-    pub const ENV_VARS: &'static [&'static str] = &[
-        "KAFKA_LINGER_MS",
-        "KAFKA_BATCH_SIZE",
-        "KAFKA_MESSAGE_TIMEOUT_MS",
-    ];
-
-    /// Reads the settings from the environment.
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Ok(ProducerSettings {
-            linger_ms: var("KAFKA_LINGER_MS", 0)?,
-            batch_size: var("KAFKA_BATCH_SIZE", 1_000_000)?,
-            message_timeout_ms: var("KAFKA_MESSAGE_TIMEOUT_MS", 30_000)?,
-        })
-    }
 }
 
 impl Default for ProducerSettings {

@@ -10,14 +10,14 @@
 //! transaction, and only then stores the offset. Records that can never be
 //! processed go to a [`dead_letter`] topic; transient failures are retried
 //! with capped [`backoff`]. [`kafka`] holds the client settings shared by both
-//! sides and the explicit topic provisioning that nothing may skip. A consuming
-//! [`service`] (invoicing, shipping) is assembled from an inbox and a read API
-//! the same way every time, so that assembly is written here once too.
+//! sides and the explicit topic provisioning that nothing may skip. There is
+//! no HTTP here: a service runs its relay or inbox as a background task of
+//! `platform::app`.
 
 pub mod backoff;
+pub mod consumer;
 pub mod dead_letter;
 pub mod inbox;
 pub mod kafka;
 pub mod outbox;
 pub mod relay;
-pub mod service;

@@ -46,7 +46,6 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
-use platform::config::{ConfigError, millis, var};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
@@ -64,46 +63,67 @@ use crate::kafka::{KafkaSettings, ProducerSettings, ensure_topics_patiently};
 use crate::outbox::{CHANNEL, Wakeup};
 
 /// How the relay batches, polls and backs off.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct RelaySettings {
-    /// `RELAY_ENABLED`: false holds the relay off (the outbox just fills up).
+    /// false holds the relay off: the outbox just fills up.
+    #[arg(
+        id = "relay_enabled",
+        long = "relay-enabled",
+        env = "RELAY_ENABLED",
+        default_value_t = true,
+        action = clap::ArgAction::Set
+    )]
     pub enabled: bool,
-    /// `RELAY_BATCH_SIZE`: rows claimed and published per transaction.
+    /// Outbox rows claimed per relay batch.
+    #[arg(
+        id = "relay_batch_size",
+        long = "relay-batch-size",
+        env = "RELAY_BATCH_SIZE",
+        default_value_t = 2_000,
+        value_parser = clap::value_parser!(i64).range(1..=10_000)
+    )]
     pub batch_size: i64,
-    /// `RELAY_POLL_INTERVAL_MS`: fallback poll when no NOTIFY arrives (at most 1 s).
+    /// How often the relay looks for rows when nothing woke it (at most 1000).
+    #[arg(
+        id = "relay_poll_interval",
+        long = "relay-poll-interval-ms",
+        env = "RELAY_POLL_INTERVAL_MS",
+        default_value = "500",
+        value_parser = poll_interval
+    )]
     pub poll_interval: Duration,
-    /// `RELAY_NOTIFY`: commits wake the relay at once (in-process, and by a
-    /// coalesced `NOTIFY` across instances; see [`crate::outbox::Wakeup`]),
-    /// or (false) the relay only polls.
+    /// A commit wakes the relay at once (in-process; other instances by one coalesced NOTIFY per 5 ms, never inside an order's transaction); false: the relay only polls
+    #[arg(
+        id = "relay_notify",
+        long = "relay-notify",
+        env = "RELAY_NOTIFY",
+        default_value_t = true,
+        action = clap::ArgAction::Set
+    )]
     pub notify: bool,
-    /// `RELAY_MAX_BACKOFF_MS`: cap of the retry delay while Kafka or the database fails.
+    /// Cap of the retry delay while Kafka or the database fails.
+    #[arg(
+        id = "relay_max_backoff",
+        long = "relay-max-backoff-ms",
+        env = "RELAY_MAX_BACKOFF_MS",
+        default_value = "5000",
+        value_parser = platform::config::millis
+    )]
     pub max_backoff: Duration,
     /// Advisory lock key that elects the single active relay of one database.
+    #[arg(skip = RELAY_LOCK_KEY)]
     pub lock_key: i64,
 }
 
-impl RelaySettings {
-    /// Every environment variable [`RelaySettings::from_env`] reads.
-    pub const ENV_VARS: &'static [&'static str] = &[
-        "RELAY_ENABLED",
-        "RELAY_BATCH_SIZE",
-        "RELAY_POLL_INTERVAL_MS",
-        "RELAY_NOTIFY",
-        "RELAY_MAX_BACKOFF_MS",
-    ];
+/// The relay lock's key: "outbox" in ASCII, one well-known key per database.
+pub const RELAY_LOCK_KEY: i64 = 0x6f75_7462_6f78;
 
-    /// Reads the settings from the environment.
-    pub fn from_env() -> Result<Self, ConfigError> {
-        let defaults = RelaySettings::default();
-        Ok(RelaySettings {
-            enabled: var("RELAY_ENABLED", defaults.enabled)?,
-            batch_size: var("RELAY_BATCH_SIZE", defaults.batch_size)?.clamp(1, 10_000),
-            poll_interval: millis("RELAY_POLL_INTERVAL_MS", 500)?.min(Duration::from_secs(1)),
-            notify: var("RELAY_NOTIFY", defaults.notify)?,
-            max_backoff: millis("RELAY_MAX_BACKOFF_MS", 5_000)?,
-            lock_key: defaults.lock_key,
-        })
+fn poll_interval(value: &str) -> Result<Duration, String> {
+    let interval = platform::config::millis(value)?;
+    if interval.is_zero() || interval > Duration::from_secs(1) {
+        return Err(format!("{value} ms is not between 1 and 1000"));
     }
+    Ok(interval)
 }
 
 impl Default for RelaySettings {
@@ -114,8 +134,7 @@ impl Default for RelaySettings {
             poll_interval: Duration::from_millis(500),
             notify: true,
             max_backoff: Duration::from_secs(5),
-            // "outbox" in ASCII: one well-known key per database.
-            lock_key: 0x6f75_7462_6f78,
+            lock_key: RELAY_LOCK_KEY,
         }
     }
 }

@@ -1,26 +1,24 @@
 //! Wiring: from a [`Config`] to a running service.
 //!
 //! [`build`] does everything that can fail at start-up (connect, migrate,
-//! bind) and returns an [`App`] that has not served anything yet; tests build
-//! the same `App` on port 0 against a fresh database, or drive its
-//! [`App::router`] with `tower::ServiceExt::oneshot` without a socket.
-//! [`App::run_until_stopped`] serves HTTP and runs the background tasks (the
-//! outbox relay) until the shutdown token fires, then drains in order: first
-//! the HTTP server finishes its in-flight requests, then the background tasks
-//! are told to stop, so the rows of the last requests are still published.
+//! bind, create the relay's producer) and returns a [`platform::app::App`]
+//! that has not served anything yet; tests build the same `App` on port 0
+//! against a fresh database, or drive its router with
+//! `tower::ServiceExt::oneshot` without a socket. Running it serves HTTP
+//! beside two background tasks, the outbox relay and the idempotency-key
+//! purge, and drains in the platform's order: HTTP first, so the rows of the
+//! last requests are still published by the relay, which then flushes.
 
-use std::collections::HashMap;
-use std::future::Future;
-use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
 
 use axum::Router;
+use platform::app::{App, BackgroundTask, BindError};
+use platform::db::StartupError as DbError;
+use platform::health::Readiness;
 use platform::http::HttpLimits;
+use platform::services::ORDER_SERVICE;
 use prometheus_client::registry::Registry;
 use sqlx::PgPool;
-use tokio::net::TcpListener;
-use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use messaging::outbox::Wakeup;
@@ -34,99 +32,22 @@ use crate::store::{MIGRATOR, Store};
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
-    /// The database could not be reached.
-    #[error("cannot connect to the database {url}: {source}")]
-    Database {
-        /// The URL, password hidden.
-        url: String,
-        /// The driver's error.
-        source: sqlx::Error,
-    },
-    /// The migrations could not be applied.
-    #[error("cannot migrate the database: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The database could not be reached or migrated.
+    #[error("the orders database could not be readied")]
+    Database(#[from] DbError),
+    /// The relay's Kafka producer could not be created.
+    #[error("the outbox relay's Kafka producer could not be created")]
+    Relay(#[source] rdkafka::error::KafkaError),
     /// The HTTP address could not be bound.
-    #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        /// The address from `HTTP_ADDR`.
-        addr: SocketAddr,
-        /// The OS error.
-        source: std::io::Error,
-    },
-    /// A background task could not be set up (e.g. the relay's Kafka producer).
-    #[error("cannot start {task}: {source}")]
-    Background {
-        /// Which task.
-        task: &'static str,
-        /// Why.
-        source: Box<dyn std::error::Error + Send + Sync>,
-    },
+    #[error("the HTTP API could not listen")]
+    Bind(#[from] BindError),
 }
 
-/// Why the service stopped with an error.
-#[derive(Debug, thiserror::Error)]
-pub enum RunError {
-    /// The HTTP server failed.
-    #[error("the HTTP server failed: {0}")]
-    Server(#[from] std::io::Error),
-    /// A background task ended (or panicked) before shutdown was requested.
-    #[error("background task {0:?} stopped before shutdown was requested")]
-    TaskStopped(&'static str),
-}
-
-type TaskFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
-
-/// A long-running part of the service that runs beside the HTTP server (the
-/// outbox relay) and stops when the token it is given is cancelled.
-pub struct BackgroundTask {
-    name: &'static str,
-    start: Box<dyn FnOnce(CancellationToken) -> TaskFuture + Send>,
-}
-
-impl BackgroundTask {
-    /// A task called `name`, started as `start(stop)` when the service runs.
-    pub fn new<F, Fut>(name: &'static str, start: F) -> Self
-    where
-        F: FnOnce(CancellationToken) -> Fut + Send + 'static,
-        Fut: Future<Output = ()> + Send + 'static,
-    {
-        BackgroundTask {
-            name,
-            start: Box::new(move |stop| Box::pin(start(stop))),
-        }
-    }
-}
-
-impl std::fmt::Debug for BackgroundTask {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BackgroundTask")
-            .field("name", &self.name)
-            .finish_non_exhaustive()
-    }
-}
-
-/// A built, not yet running order service.
-#[derive(Debug)]
-pub struct App {
-    listener: TcpListener,
-    local_addr: SocketAddr,
-    router: Router,
-    pool: PgPool,
-    background: Vec<BackgroundTask>,
-}
-
-/// Connects to the database, applies the migrations, binds the listener and
-/// assembles the routes; nothing is served until [`App::run_until_stopped`].
+/// Connects to the database, applies the migrations, assembles the routes,
+/// the relay and the purge, and binds the listener; nothing is served until
+/// [`App::run_until_stopped`].
 pub async fn build(config: Config) -> Result<App, StartupError> {
-    let pool = config
-        .database
-        .connect()
-        .await
-        .map_err(|source| StartupError::Database {
-            url: format!("{:?}", config.database.url),
-            source,
-        })?;
-    MIGRATOR.run(&pool).await?;
+    let pool = config.database.connect_and_migrate(&MIGRATOR).await?;
 
     let mut registry = Registry::default();
     let metrics = OrderMetrics::register(&mut registry);
@@ -141,45 +62,28 @@ pub async fn build(config: Config) -> Result<App, StartupError> {
         RelayMetrics::register(&mut registry),
         wakeup.clone(),
     )
-    .map_err(|e| StartupError::Background {
-        task: "outbox relay",
-        source: e.into(),
-    })?;
+    .map_err(StartupError::Relay)?;
+
     let store = Store::new(pool.clone()).with_wakeup(wakeup);
     let purge = IdempotencyPurge {
         store: store.clone(),
         retention: config.idempotency_key_retention,
         interval: config.idempotency_purge_interval,
     };
-    let background = vec![
-        BackgroundTask::new("outbox relay", move |stop| relay.run(stop)),
-        BackgroundTask::new("idempotency key purge", move |stop| purge.run(stop)),
-    ];
-
     let state = AppState {
         store,
         metrics,
         orders_topic: Arc::from(config.kafka.topic.as_str()),
     };
-    let router = router(state, pool.clone(), Arc::new(registry), config.http_limits);
-
-    let listener = TcpListener::bind(config.http_addr)
-        .await
-        .map_err(|source| StartupError::Bind {
-            addr: config.http_addr,
-            source,
-        })?;
-    let local_addr = listener.local_addr().map_err(|source| StartupError::Bind {
-        addr: config.http_addr,
-        source,
-    })?;
-    Ok(App {
-        listener,
-        local_addr,
-        router,
-        pool,
-        background,
-    })
+    let router = router(state, pool, Arc::new(registry), config.http.limits());
+    Ok(App::bind(ORDER_SERVICE.name, config.http.addr, router)
+        .await?
+        .with_task(BackgroundTask::new("outbox relay", move |stop| {
+            relay.run(stop)
+        }))
+        .with_task(BackgroundTask::new("idempotency key purge", move |stop| {
+            purge.run(stop)
+        })))
 }
 
 /// Forgets idempotency keys older than the retention window, periodically.
@@ -214,98 +118,7 @@ impl IdempotencyPurge {
 /// The complete HTTP application: the order routes inside the platform's
 /// common layers (health, metrics, problem+json, timeout, tracing).
 pub fn router(state: AppState, pool: PgPool, metrics: Arc<Registry>, limits: HttpLimits) -> Router {
-    platform::http::with_common_layers(
-        api::routes(state),
-        pool,
-        platform::health::Readiness::new(),
-        metrics,
-        limits,
-    )
-}
-
-impl App {
-    /// The address the listener is bound to (the real port when configured with 0).
-    pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
-    }
-
-    /// The complete router, for `tower::ServiceExt::oneshot` tests without a socket.
-    pub fn router(&self) -> Router {
-        self.router.clone()
-    }
-
-    /// The database pool (migrated).
-    pub fn pool(&self) -> &PgPool {
-        &self.pool
-    }
-
-    /// Adds a task to run beside the HTTP server (see [`BackgroundTask`]).
-    pub fn with_background_task(mut self, task: BackgroundTask) -> Self {
-        self.background.push(task);
-        self
-    }
-
-    /// Serves HTTP and runs the background tasks until `shutdown` is
-    /// cancelled; then lets in-flight requests finish, stops the tasks and
-    /// waits for them. A task that ends early stops the whole service (an
-    /// order service whose relay is dead would silently stop publishing).
-    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> Result<(), RunError> {
-        let App {
-            listener,
-            router,
-            background,
-            ..
-        } = self;
-        let stop_tasks = CancellationToken::new();
-        let mut tasks = JoinSet::new();
-        let mut names = HashMap::new();
-        for task in background {
-            let handle = tasks.spawn((task.start)(stop_tasks.clone()));
-            names.insert(handle.id(), task.name);
-            tracing::info!(task = task.name, "background task started");
-        }
-
-        let stop_http = shutdown.child_token();
-        let server = platform::http::serve(listener, router, stop_http.clone());
-        tokio::pin!(server);
-        let mut failed_task = None;
-        let served = loop {
-            tokio::select! {
-                served = &mut server => break served,
-                Some(ended) = tasks.join_next_with_id(), if !tasks.is_empty() => {
-                    let name = task_name(&names, &ended);
-                    tracing::error!(task = name, "background task ended before shutdown; stopping");
-                    failed_task.get_or_insert(name);
-                    stop_http.cancel();
-                }
-            }
-        };
-
-        stop_tasks.cancel();
-        while let Some(ended) = tasks.join_next_with_id().await {
-            let name = task_name(&names, &ended);
-            match ended {
-                Ok(_) => tracing::info!(task = name, "background task stopped"),
-                Err(e) => tracing::error!(task = name, error = %e, "background task failed"),
-            }
-        }
-        served?;
-        match failed_task {
-            Some(name) => Err(RunError::TaskStopped(name)),
-            None => Ok(()),
-        }
-    }
-}
-
-fn task_name(
-    names: &HashMap<tokio::task::Id, &'static str>,
-    ended: &Result<(tokio::task::Id, ()), tokio::task::JoinError>,
-) -> &'static str {
-    let id = match ended {
-        Ok((id, ())) => *id,
-        Err(e) => e.id(),
-    };
-    names.get(&id).copied().unwrap_or("unnamed")
+    platform::http::with_common_layers(api::routes(state), pool, Readiness::new(), metrics, limits)
 }
 
 #[cfg(test)]
@@ -337,59 +150,6 @@ mod tests {
             orders_topic: Arc::from("orders"),
         };
         router(state, pool, Arc::new(registry), HttpLimits::default())
-    }
-
-    /// An `App` as `build` makes it, minus the database.
-    async fn unconnected_app() -> App {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        App {
-            local_addr: listener.local_addr().unwrap(),
-            listener,
-            router: app(),
-            pool: lazy_pool(),
-            background: Vec::new(),
-        }
-    }
-
-    #[tokio::test]
-    async fn background_tasks_stop_after_the_server_on_shutdown() {
-        let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel();
-        let app = unconnected_app()
-            .await
-            .with_background_task(BackgroundTask::new("relay", |stop| async move {
-                stop.cancelled().await;
-                let _ = stopped_tx.send(());
-            }));
-        let shutdown = CancellationToken::new();
-        let running = tokio::spawn(app.run_until_stopped(shutdown.clone()));
-        shutdown.cancel();
-        running.await.unwrap().unwrap();
-        stopped_rx
-            .await
-            .expect("the task saw its stop signal and finished");
-    }
-
-    #[tokio::test]
-    async fn a_background_task_that_ends_early_stops_the_service() {
-        let app = unconnected_app()
-            .await
-            .with_background_task(BackgroundTask::new("relay", |_stop| async {}));
-        let result = app.run_until_stopped(CancellationToken::new()).await;
-        assert!(
-            matches!(result, Err(RunError::TaskStopped("relay"))),
-            "{result:?}"
-        );
-
-        let app = unconnected_app()
-            .await
-            .with_background_task(BackgroundTask::new("relay", |_stop| async {
-                panic!("relay bug")
-            }));
-        let result = app.run_until_stopped(CancellationToken::new()).await;
-        assert!(
-            matches!(result, Err(RunError::TaskStopped("relay"))),
-            "{result:?}"
-        );
     }
 
     async fn send(request: Request<Body>) -> (StatusCode, Value) {

@@ -29,5 +29,6 @@ pub mod events;
 pub mod metrics;
 pub mod store;
 
-pub use app::{App, BackgroundTask, RunError, StartupError, build};
-pub use config::{Config, ENV_VARS};
+pub use app::{StartupError, build};
+pub use config::Config;
+pub use platform::app::{App, RunError};

@@ -1,4 +1,4 @@
-//! The order-service binary: telemetry, configuration, then the application
+//! The order-service binary: settings, telemetry, then the application
 //! until SIGTERM or Ctrl-C. Everything else lives in the library.
 
 use anyhow::Context;
@@ -6,12 +6,11 @@ use order_service::Config;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    platform::telemetry::init();
-    let config = Config::from_env().context("reading the order-service configuration")?;
+    let config = Config::from_env().unwrap_or_else(|e| e.exit());
+    platform::telemetry::init_with(&config.log.filter);
     let app = order_service::build(config)
         .await
-        .context("starting order-service")?;
-    tracing::info!(addr = %app.local_addr(), "order-service listening");
+        .context("order-service could not start")?;
     app.run_until_stopped(platform::shutdown::on_signal())
         .await
         .context("order-service stopped with an error")?;

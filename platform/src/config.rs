@@ -1,91 +1,289 @@
-//! Typed configuration from environment variables, with local defaults.
+//! Settings, each declared once: its environment variable, its default and
+//! its help text are one `#[arg(...)]` on one field.
 //!
-//! Every service reads its settings through [`var`], so a bad value fails
-//! start-up with one line naming the variable, and the set of variables a
-//! service reads is visible in one `Config::from_env` function per service.
+//! Every service's configuration is a clap `Parser` made of the groups here
+//! ([`HttpSettings`], [`DbSettings`], [`LogSettings`]) and those of the
+//! `messaging` crate, flattened. That one declaration is at once the parser
+//! (a flag or the environment variable, else the default; a bad value stops
+//! the service with clap's one-line error naming the variable), the
+//! `--help` text, the list of variables docker-compose.yml must set and the
+//! README's configuration table (both kept equal by drift tests that read
+//! [`variables`]).
+//!
+//! A few defaults differ per service (its port and database, its consumer
+//! group, its pool size). The shared declarations carry a neutral default;
+//! each service's [`command`] call states its own from
+//! [`crate::services`], so `--help` shows the service's real defaults.
 
-use std::fmt::Display;
-use std::str::FromStr;
+use std::net::SocketAddr;
+use std::time::Duration;
 
-/// A configuration value that could not be parsed.
-#[derive(Debug, thiserror::Error)]
-#[error("environment variable {name}={value:?} is invalid: {reason}")]
-pub struct ConfigError {
-    /// The variable.
-    pub name: &'static str,
-    /// What it held.
-    pub value: String,
-    /// Why it was rejected.
-    pub reason: String,
+use clap::{Arg, Args, Command, CommandFactory, FromArgMatches};
+
+use crate::db::DatabaseUrl;
+use crate::http::HttpLimits;
+use crate::services::ServiceFacts;
+
+/// Parses a duration given in milliseconds (`_MS` variables).
+pub fn millis(value: &str) -> Result<Duration, String> {
+    whole(value).map(Duration::from_millis)
 }
 
-/// Reads `name` from the environment, or `default` when it is unset or empty.
-pub fn var<T>(name: &'static str, default: T) -> Result<T, ConfigError>
-where
-    T: FromStr,
-    T::Err: Display,
-{
-    match std::env::var(name) {
-        Ok(value) if !value.trim().is_empty() => {
-            value.trim().parse().map_err(|e: T::Err| ConfigError {
+/// Parses a duration given in seconds (`_SECS` variables).
+pub fn secs(value: &str) -> Result<Duration, String> {
+    whole(value).map(Duration::from_secs)
+}
+
+/// Parses a duration given in hours (`_HOURS` variables).
+pub fn hours(value: &str) -> Result<Duration, String> {
+    whole(value).and_then(|h| {
+        h.checked_mul(3600)
+            .map(Duration::from_secs)
+            .ok_or_else(|| format!("{h} hours is too long"))
+    })
+}
+
+fn whole(value: &str) -> Result<u64, String> {
+    value
+        .trim()
+        .parse()
+        .map_err(|_| format!("{value:?} is not a whole number"))
+}
+
+/// Where and how the HTTP API serves.
+#[derive(Debug, Clone, Args)]
+pub struct HttpSettings {
+    /// Where the HTTP API listens (port 0 picks a free port).
+    #[arg(
+        id = "http_addr",
+        long = "http-addr",
+        env = "HTTP_ADDR",
+        default_value = "127.0.0.1:8080"
+    )]
+    pub addr: SocketAddr,
+    /// A request taking longer, body included, is answered 408.
+    #[arg(
+        id = "http_request_timeout",
+        long = "http-request-timeout-ms",
+        env = "HTTP_REQUEST_TIMEOUT_MS",
+        default_value = "10000",
+        value_parser = millis
+    )]
+    pub request_timeout: Duration,
+    /// Requests handled at once; the rest wait for a slot.
+    #[arg(
+        id = "http_max_concurrent_requests",
+        long = "http-max-concurrent-requests",
+        env = "HTTP_MAX_CONCURRENT_REQUESTS",
+        default_value_t = 512
+    )]
+    pub max_concurrent_requests: usize,
+}
+
+impl HttpSettings {
+    /// The limits the common layers apply.
+    pub fn limits(&self) -> HttpLimits {
+        HttpLimits {
+            request_timeout: self.request_timeout,
+            max_concurrent_requests: self.max_concurrent_requests,
+        }
+    }
+}
+
+/// The service's own database.
+#[derive(Debug, Clone, Args)]
+pub struct DbSettings {
+    /// The service's own database, reached with its own role.
+    #[arg(
+        id = "database_url",
+        long = "database-url",
+        env = "DATABASE_URL",
+        hide_env_values = true,
+        default_value = "postgres://localhost/postgres"
+    )]
+    pub url: DatabaseUrl,
+    /// Connections in the pool.
+    #[arg(
+        id = "db_max_connections",
+        long = "db-max-connections",
+        env = "DB_MAX_CONNECTIONS",
+        default_value_t = 8
+    )]
+    pub max_connections: u32,
+    /// How long a query waits for a pooled connection before it fails (an
+    /// API request is then answered 503).
+    #[arg(
+        id = "db_acquire_timeout",
+        long = "db-acquire-timeout-ms",
+        env = "DB_ACQUIRE_TIMEOUT_MS",
+        default_value = "3000",
+        value_parser = millis
+    )]
+    pub acquire_timeout: Duration,
+}
+
+/// What the log shows.
+#[derive(Debug, Clone, Args)]
+pub struct LogSettings {
+    /// Log filter (tracing's EnvFilter syntax); every request and record has a span with its `trace_id`.
+    #[arg(
+        id = "log_filter",
+        long = "log",
+        env = "RUST_LOG",
+        default_value = "info"
+    )]
+    pub filter: String,
+}
+
+/// `C`'s command with `service`'s defaults: its name, its port, its
+/// database and, in `overrides`, any other default of its own (argument id,
+/// value).
+pub fn command<C: CommandFactory>(service: &ServiceFacts, overrides: &[(&str, &str)]) -> Command {
+    // Changing an argument moves it to the end; the display order keeps
+    // `--help` and [`variables`] in declaration order.
+    let mut position = 0;
+    let mut command = C::command()
+        .mut_args(|a| {
+            position += 1;
+            a.display_order(position)
+        })
+        .name(service.name)
+        .mut_arg("http_addr", |a| {
+            a.default_value(format!("127.0.0.1:{}", service.port))
+        })
+        .mut_arg("database_url", |a| {
+            a.default_value(service.local_database_url())
+        });
+    for (id, value) in overrides {
+        let value = (*value).to_owned();
+        command = command.mut_arg(*id, |a| a.default_value(value));
+    }
+    command
+}
+
+/// Parses the process's arguments and environment with `command`. On
+/// `--help`, `--version` or a bad value the error says so; `exit()` on it
+/// prints and ends the process the way clap does.
+pub fn from_env<C: FromArgMatches>(command: Command) -> Result<C, clap::Error> {
+    let matches = command.try_get_matches()?;
+    C::from_arg_matches(&matches)
+}
+
+/// The declared defaults of `command`, with neither arguments nor the
+/// environment read: what tests and tools start from.
+pub fn defaults<C: FromArgMatches>(command: Command) -> Result<C, clap::Error> {
+    let name = command.get_name().to_owned();
+    let command = command.mut_args(|a| a.env(None::<&str>));
+    let matches = command.try_get_matches_from([name])?;
+    C::from_arg_matches(&matches)
+}
+
+/// One setting as declared: for `--help`, docker-compose.yml and the README.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Variable {
+    /// The environment variable.
+    pub name: String,
+    /// Its default, as `--help` shows it (`None`: no default).
+    pub default: Option<String>,
+    /// Its help text.
+    pub help: String,
+    /// Hidden settings (fault injection for tests) are not documented and
+    /// never set in docker-compose.yml.
+    pub hidden: bool,
+}
+
+/// Every setting `command` reads from the environment, in declaration order.
+pub fn variables(command: &Command) -> Vec<Variable> {
+    let mut arguments: Vec<&Arg> = command.get_arguments().collect();
+    arguments.sort_by_key(|a| a.get_display_order());
+    arguments
+        .into_iter()
+        .filter_map(|arg: &Arg| {
+            let name = arg.get_env()?.to_string_lossy().into_owned();
+            let default = arg
+                .get_default_values()
+                .first()
+                .map(|d| d.to_string_lossy().into_owned());
+            Some(Variable {
                 name,
-                value,
-                reason: e.to_string(),
+                default,
+                help: arg.get_help().map(ToString::to_string).unwrap_or_default(),
+                hidden: arg.is_hide_set(),
             })
-        }
-        _ => Ok(default),
-    }
-}
-
-/// Reads a duration given in milliseconds.
-pub fn millis(name: &'static str, default_ms: u64) -> Result<std::time::Duration, ConfigError> {
-    var(name, default_ms).map(std::time::Duration::from_millis)
-}
-
-/// How many names `lists` hold together: the length of [`concat_names`]'s result.
-pub const fn count_names(lists: &[&[&str]]) -> usize {
-    let mut count = 0;
-    let mut i = 0;
-    while i < lists.len() {
-        count += lists[i].len();
-        i += 1;
-    }
-    count
-}
-
-/// Joins lists of environment variable names at compile time, so that a
-/// service's `ENV_VARS` is assembled from the lists of the settings it reads:
-///
-/// ```
-/// use platform::config::{concat_names, count_names};
-/// const PARTS: &[&[&str]] = &[&["HTTP_ADDR"], &["KAFKA_BOOTSTRAP_SERVERS", "ORDERS_TOPIC"]];
-/// const ALL: [&str; count_names(PARTS)] = concat_names(PARTS);
-/// assert_eq!(ALL, ["HTTP_ADDR", "KAFKA_BOOTSTRAP_SERVERS", "ORDERS_TOPIC"]);
-/// ```
-pub const fn concat_names<const N: usize>(lists: &[&[&'static str]]) -> [&'static str; N] {
-    let mut all = [""; N];
-    let mut n = 0;
-    let mut i = 0;
-    while i < lists.len() {
-        let mut j = 0;
-        while j < lists[i].len() {
-            all[n] = lists[i][j];
-            n += 1;
-            j += 1;
-        }
-        i += 1;
-    }
-    assert!(n == N, "N must be count_names(lists)");
-    all
+        })
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
+    use clap::Parser;
+
     use super::*;
+    use crate::services::INVOICING_SERVICE;
+
+    #[derive(Debug, Parser)]
+    struct Example {
+        #[command(flatten)]
+        http: HttpSettings,
+        #[command(flatten)]
+        database: DbSettings,
+        /// A knob of the example.
+        #[arg(long, env = "EXAMPLE_KNOB", default_value = "5", value_parser = secs)]
+        knob: Duration,
+    }
+
+    fn example() -> Command {
+        command::<Example>(&INVOICING_SERVICE, &[("db_max_connections", "4")])
+    }
 
     #[test]
-    fn unset_variables_fall_back_to_the_default() {
-        let v: u16 = var("PLATFORM_TEST_SURELY_UNSET_VARIABLE", 8081).unwrap();
-        assert_eq!(v, 8081);
+    fn a_service_gets_its_own_defaults_and_nothing_from_the_environment() {
+        let defaults: Example = defaults(example()).unwrap();
+        assert_eq!(defaults.http.addr.to_string(), "127.0.0.1:8082");
+        assert_eq!(
+            defaults.database.url.expose(),
+            "postgres://invoicing:invoicing@127.0.0.1:15432/invoicing"
+        );
+        assert_eq!(defaults.database.max_connections, 4);
+        assert_eq!(defaults.knob, Duration::from_secs(5));
+        assert_eq!(defaults.http.request_timeout, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn a_bad_value_names_its_variable_or_flag() {
+        let error = example()
+            .try_get_matches_from(["invoicing-service", "--http-request-timeout-ms", "soon"])
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("http-request-timeout-ms"), "{error}");
+        assert!(error.contains("not a whole number"), "{error}");
+    }
+
+    #[test]
+    fn every_variable_is_listed_with_its_default_and_help() {
+        let variables = variables(&example());
+        let names: Vec<&str> = variables.iter().map(|v| v.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "HTTP_ADDR",
+                "HTTP_REQUEST_TIMEOUT_MS",
+                "HTTP_MAX_CONCURRENT_REQUESTS",
+                "DATABASE_URL",
+                "DB_MAX_CONNECTIONS",
+                "DB_ACQUIRE_TIMEOUT_MS",
+                "EXAMPLE_KNOB"
+            ]
+        );
+        assert_eq!(variables[0].default.as_deref(), Some("127.0.0.1:8082"));
+        assert_eq!(variables[6].help, "A knob of the example");
+    }
+
+    #[test]
+    fn durations_are_whole_numbers_of_their_unit() {
+        assert_eq!(millis("250"), Ok(Duration::from_millis(250)));
+        assert_eq!(hours("2"), Ok(Duration::from_secs(7200)));
+        assert!(secs("1.5").is_err());
+        assert!(hours(&u64::MAX.to_string()).is_err());
     }
 }

@@ -1,9 +1,9 @@
 //! Database pool settings and error classification.
 
 use std::fmt;
-use std::time::Duration;
 
 use sqlx::PgPool;
+use sqlx::migrate::Migrator;
 use sqlx::postgres::PgPoolOptions;
 
 /// A PostgreSQL URL that never prints its password.
@@ -51,16 +51,7 @@ impl std::str::FromStr for DatabaseUrl {
     }
 }
 
-/// How a service connects to its database.
-#[derive(Debug, Clone)]
-pub struct DbSettings {
-    /// Where.
-    pub url: DatabaseUrl,
-    /// Pool size.
-    pub max_connections: u32,
-    /// How long a caller waits for a connection before failing (then: 503).
-    pub acquire_timeout: Duration,
-}
+pub use crate::config::DbSettings;
 
 impl DbSettings {
     /// Opens the pool; fails when the database cannot be reached now.
@@ -71,6 +62,36 @@ impl DbSettings {
             .connect(self.url.expose())
             .await
     }
+
+    /// Opens the pool and brings the schema up to date with `migrator`.
+    pub async fn connect_and_migrate(&self, migrator: &Migrator) -> Result<PgPool, StartupError> {
+        let pool = self
+            .connect()
+            .await
+            .map_err(|source| StartupError::Connect {
+                url: format!("{:?}", self.url),
+                source,
+            })?;
+        migrator.run(&pool).await.map_err(StartupError::Migrate)?;
+        Ok(pool)
+    }
+}
+
+/// Why a service's database could not be readied at start-up.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    /// The database could not be reached.
+    #[error("could not connect to the database {url}")]
+    Connect {
+        /// The URL, password hidden.
+        url: String,
+        /// The driver's error.
+        #[source]
+        source: sqlx::Error,
+    },
+    /// The migrations could not be applied.
+    #[error("could not bring the database schema up to date")]
+    Migrate(#[source] sqlx::migrate::MigrateError),
 }
 
 /// True for errors that mean "the database is (momentarily) unavailable" and

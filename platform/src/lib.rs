@@ -4,6 +4,8 @@
 //! - [`problem`]: RFC 9457 `application/problem+json` errors, and a layer that
 //!   turns every bare error response (a 405 from the router, a 408 from the
 //!   timeout) into one, so clients always get a body they can act on.
+//! - [`app`]: one way to run a service: HTTP server and background tasks
+//!   until shutdown, drained in a fixed order.
 //! - [`http`]: the server: common layers (tracing span per request, timeout,
 //!   concurrency limit), health and metrics routes, graceful shutdown.
 //! - [`db`]: connection pool settings and the classification of database
@@ -18,6 +20,7 @@
 //! - [`telemetry`]: the tracing subscriber.
 //! - [`shutdown`]: SIGTERM / Ctrl-C as a cancellation token.
 
+pub mod app;
 pub mod config;
 pub mod db;
 pub mod error;

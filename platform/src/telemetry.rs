@@ -15,11 +15,21 @@ use tracing_subscriber::util::SubscriberInitExt as _;
 /// Installs a formatting subscriber on stdout, filtered by `RUST_LOG` (default
 /// `info`), coloured only on a terminal. Calling it twice (as tests do) is harmless.
 pub fn init() {
+    let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".to_owned());
+    init_with(&filter);
+}
+
+/// [`init`] with the filter `filter` (a service's `RUST_LOG` setting).
+pub fn init_with(filter: &str) {
     let ansi = colours(
         std::io::stdout().is_terminal(),
         std::env::var_os("NO_COLOR").as_deref(),
     );
-    let _ = subscriber(std::io::stdout, ansi).try_init();
+    let filter = EnvFilter::try_new(filter).unwrap_or_else(|e| {
+        eprintln!("RUST_LOG={filter:?} is not a valid filter ({e}); logging at info");
+        EnvFilter::new("info")
+    });
+    let _ = subscriber(std::io::stdout, ansi, filter).try_init();
 }
 
 /// Whether log lines get ANSI colours: only when stdout is a terminal, and not
@@ -29,11 +39,14 @@ pub fn colours(stdout_is_terminal: bool, no_color: Option<&OsStr>) -> bool {
 }
 
 /// The subscriber [`init`] installs, writing to `writer`, with or without colours.
-fn subscriber<W>(writer: W, ansi: bool) -> impl tracing::Subscriber + Send + Sync + 'static
+fn subscriber<W>(
+    writer: W,
+    ansi: bool,
+    filter: EnvFilter,
+) -> impl tracing::Subscriber + Send + Sync + 'static
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(true)
@@ -92,9 +105,12 @@ mod tests {
 
     fn logged(ansi: bool) -> String {
         let out = Captured::default();
-        tracing::subscriber::with_default(subscriber(out.clone(), ansi), || {
-            tracing::warn!(order_id = 7, "placed");
-        });
+        tracing::subscriber::with_default(
+            subscriber(out.clone(), ansi, EnvFilter::new("info")),
+            || {
+                tracing::warn!(order_id = 7, "placed");
+            },
+        );
         let bytes = out.0.lock().expect("not poisoned").clone();
         String::from_utf8(bytes).expect("utf-8 log line")
     }

@@ -10,7 +10,7 @@
 //! consumer runtime (dedup, offset after effect, dead-lettering, retries) is
 //! [`messaging::inbox`]; this crate supplies only its [`reader`] (the tolerant
 //! reader), its effects and queries ([`store`]) and its read [`api`]. The
-//! process around them is [`messaging::service`], which also documents how to
+//! process around them is [`platform::app`]; [`messaging::inbox`] also documents how to
 //! rebuild the shipments from the topic's history.
 
 pub mod api;
@@ -18,50 +18,79 @@ pub mod reader;
 pub mod shipment;
 pub mod store;
 
-use messaging::inbox::{ApplyError, EventMeta, Handler, Rejection};
-use messaging::service::{ConsumingService, ServiceApp, ServiceConfig};
+use std::sync::Arc;
+
+use messaging::consumer::ConsumerConfig;
+use messaging::inbox::{ApplyError, EventMeta, Handler, Inbox, Rejection};
+use platform::app::BindError;
+use platform::db::StartupError as DbError;
+use platform::health::Readiness;
+use platform::http::with_common_layers;
+use platform::services::SHIPPING_SERVICE;
+use prometheus_client::registry::Registry;
 use shared_events::RawEnvelope;
 use sqlx::PgConnection;
 use sqlx::migrate::Migrator;
 
+pub use platform::app::{App, RunError};
+
 use crate::reader::ShippingEvent;
 
-pub use messaging::service::{RunError, StartupError};
+/// The service's configuration; [`cli`] reads it with its defaults.
+pub type Config = ConsumerConfig;
 
-/// Every environment variable the service reads at start-up.
-pub const ENV_VARS: &[&str] = messaging::service::ENV_VARS;
+/// The command line: every setting with this service's defaults.
+pub fn cli() -> clap::Command {
+    messaging::consumer::cli(&SHIPPING_SERVICE, ABOUT)
+}
 
-/// The service's configuration (`Config::from_env()` reads [`ENV_VARS`]).
-pub type Config = ServiceConfig<Shipping>;
+const ABOUT: &str = "Creates one shipment per placed order (recipient, shipping address, what to pack; no prices) from the orders topic; serves the shipments over HTTP.";
 
-/// The started service: `local_addr()`, `run_until_stopped(shutdown)`.
-pub type App = ServiceApp<Shipping>;
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    /// The database could not be reached or migrated.
+    #[error("the shipping database could not be readied")]
+    Database(#[from] DbError),
+    /// The dead-letter producer could not be created.
+    #[error("the dead-letter producer could not be created")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    /// The HTTP address could not be bound.
+    #[error("the read API could not listen")]
+    Bind(#[from] BindError),
+}
 
-/// Connects, migrates and binds the service; see [`ServiceApp::build`].
+/// Connects and migrates the database, assembles the inbox and the read API
+/// and binds the listener; nothing runs until [`App::run_until_stopped`].
 pub async fn build(config: Config) -> Result<App, StartupError> {
-    App::build(config).await
+    let pool = config.database.connect_and_migrate(&MIGRATOR).await?;
+    let mut registry = Registry::default();
+    let readiness = Readiness::new();
+    let inbox = Inbox::for_service(
+        pool.clone(),
+        Shipping,
+        &config,
+        &mut registry,
+        readiness.clone(),
+    )?;
+    let routes = api::routes(pool.clone());
+    let router = with_common_layers(
+        routes,
+        pool,
+        readiness,
+        Arc::new(registry),
+        config.http.limits(),
+    );
+    Ok(App::bind(SHIPPING_SERVICE.name, config.http.addr, router)
+        .await?
+        .with_task(inbox.into_task()))
 }
 
 static MIGRATOR: Migrator = sqlx::migrate!();
 
-/// The shipping service: its reader, its effects and its read API.
+/// The shipping service's reader and effects.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Shipping;
-
-impl ConsumingService for Shipping {
-    const NAME: &'static str = "shipping";
-    const DEFAULT_PORT: u16 = 8083;
-    const DEFAULT_DATABASE_URL: &'static str =
-        "postgres://shipping:shipping@127.0.0.1:15432/shipping";
-
-    fn migrator() -> &'static Migrator {
-        &MIGRATOR
-    }
-
-    fn routes(pool: sqlx::PgPool) -> axum::Router {
-        api::routes(pool)
-    }
-}
 
 impl Handler for Shipping {
     type Event = ShippingEvent;

@@ -1,11 +1,21 @@
-//! The shipping-service binary: telemetry, configuration, run until SIGTERM.
+//! The shipping-service binary: settings, telemetry, then the service until
+//! SIGTERM or Ctrl-C. Everything else lives in the library.
+
+use anyhow::Context;
+use clap::FromArgMatches;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    platform::telemetry::init();
-    let config = shipping_service::Config::from_env()?;
-    let app = shipping_service::build(config).await?;
+    let config = shipping_service::cli()
+        .try_get_matches()
+        .and_then(|matches| shipping_service::Config::from_arg_matches(&matches))
+        .unwrap_or_else(|e| e.exit());
+    platform::telemetry::init_with(&config.log.filter);
+    let app = shipping_service::build(config)
+        .await
+        .context("shipping-service could not start")?;
     app.run_until_stopped(platform::shutdown::on_signal())
-        .await?;
+        .await
+        .context("shipping-service stopped with an error")?;
     Ok(())
 }

@@ -11,13 +11,13 @@
 //! sleeps in place of a condition.
 
 use std::future::Future;
-use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use anyhow::{Context as _, anyhow, bail};
+use messaging::consumer::ConsumerConfig;
 use messaging::kafka::KafkaSettings;
-use messaging::service::{ConsumingService, RunError, ServiceApp, ServiceConfig};
-use platform::db::DatabaseUrl;
+use platform::app::{App, RunError};
+use platform::services::ServiceFacts;
 use rdkafka::Message;
 use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
 use rdkafka::message::OwnedMessage;
@@ -63,21 +63,45 @@ pub fn fresh_group(service: &str) -> String {
     format!("{service}-{}", Uuid::new_v4().simple())
 }
 
+/// A consuming service, as the tests start it: its facts and its `build`.
+pub trait ConsumerUnderTest {
+    /// Its facts (name, port, database, consumer group).
+    const SERVICE: ServiceFacts;
+
+    /// Builds it from `config`, bound and migrated, not yet running.
+    fn build(config: ConsumerConfig) -> impl Future<Output = anyhow::Result<App>> + Send;
+}
+
+impl ConsumerUnderTest for invoicing_service::Invoicing {
+    const SERVICE: ServiceFacts = platform::services::INVOICING_SERVICE;
+
+    async fn build(config: ConsumerConfig) -> anyhow::Result<App> {
+        Ok(invoicing_service::build(config).await?)
+    }
+}
+
+impl ConsumerUnderTest for shipping_service::Shipping {
+    const SERVICE: ServiceFacts = platform::services::SHIPPING_SERVICE;
+
+    async fn build(config: ConsumerConfig) -> anyhow::Result<App> {
+        Ok(shipping_service::build(config).await?)
+    }
+}
+
 /// A service's configuration for one test: `database_url`, `topic`, consumer
 /// group `group`, a free port, a small pool, short retry delays and a
 /// one-partition dead-letter topic.
-pub fn consumer_config<S: ConsumingService>(
+pub fn consumer_config<S: ConsumerUnderTest>(
     infra: &TestInfra,
     database_url: &str,
     topic: &str,
     group: &str,
-) -> ServiceConfig<S> {
+) -> ConsumerConfig {
     let mut kafka = KafkaSettings::local(infra.kafka_bootstrap_servers(), topic);
     // Only the dead-letter topic is created from these settings (the test
     // made `topic`); one partition is plenty and spares the broker.
     kafka.partitions = 1;
-    let mut config = ServiceConfig::<S>::new(DatabaseUrl::new(database_url), kafka);
-    config.http_addr = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+    let mut config = ConsumerConfig::for_test(&S::SERVICE, database_url, kafka);
     config.database.max_connections = 4;
     config.inbox.group_id = group.to_owned();
     config.inbox.max_backoff = Duration::from_secs(1);
@@ -102,11 +126,11 @@ pub struct ServiceUnderTest {
 
 impl ServiceUnderTest {
     /// Builds the service from `config` (pool, migrations, listener) and runs it.
-    pub async fn start<S: ConsumingService>(config: ServiceConfig<S>) -> anyhow::Result<Self> {
+    pub async fn start<S: ConsumerUnderTest>(config: ConsumerConfig) -> anyhow::Result<Self> {
         let group = config.inbox.group_id.clone();
-        let app = ServiceApp::build(config)
+        let app = S::build(config)
             .await
-            .with_context(|| format!("starting {} in group {group}", S::NAME))?;
+            .with_context(|| format!("starting {} in group {group}", S::SERVICE.name))?;
         let base_url = format!("http://{}", app.local_addr());
         let stop = CancellationToken::new();
         let task = tokio::spawn(app.run_until_stopped(stop.clone()));

@@ -8,13 +8,12 @@ use std::sync::Arc;
 use anyhow::{Context as _, ensure};
 use chrono::Utc;
 use e2e::services::{
-    EventProducer, ServiceUnderTest, consumer_config, fresh_group, init_logs, read_records,
-    wait_until,
+    ConsumerUnderTest, EventProducer, ServiceUnderTest, consumer_config, fresh_group, init_logs,
+    read_records, wait_until,
 };
 use e2e::{ServiceRole, TestInfra};
 use invoicing_service::Invoicing;
 use messaging::dead_letter::DeadLetter;
-use messaging::service::ConsumingService;
 use rdkafka::Message;
 use reqwest::Client;
 use serde_json::{Value, json};
@@ -83,8 +82,8 @@ async fn a_dead_letter_is_listed_replayed_and_applied_by_its_consumer_only() -> 
     let topic = infra.fresh_topic(3).await?;
     let producer = EventProducer::new(&infra, &topic)?;
     let (shipping_url, _) = infra.fresh_database(ServiceRole::Shipping).await?;
-    let shipping_group = fresh_group(Shipping::NAME);
-    let shipping = ServiceUnderTest::start(consumer_config::<Shipping>(
+    let shipping_group = fresh_group(Shipping::SERVICE.short);
+    let shipping = ServiceUnderTest::start::<Shipping>(consumer_config::<Shipping>(
         &infra,
         &shipping_url,
         &topic,
@@ -104,7 +103,7 @@ async fn a_dead_letter_is_listed_replayed_and_applied_by_its_consumer_only() -> 
     })
     .await?;
     let source = read_records(&infra, &topic, 1).await?.remove(0);
-    let invoicing_group = fresh_group(Invoicing::NAME);
+    let invoicing_group = fresh_group(Invoicing::SERVICE.short);
     let dlq = shared_events::topics::dead_letter(&topic, &invoicing_group);
     infra.create_topic(&dlq, 1, &[]).await?;
     let dead_letters: rdkafka::producer::FutureProducer = infra.kafka_config().create()?;
@@ -117,7 +116,7 @@ async fn a_dead_letter_is_listed_replayed_and_applied_by_its_consumer_only() -> 
     let (invoicing_url, _) = infra.fresh_database(ServiceRole::Invoicing).await?;
     let mut config = consumer_config::<Invoicing>(&infra, &invoicing_url, &topic, &invoicing_group);
     config.inbox.auto_offset_reset = "latest".into();
-    let invoicing = ServiceUnderTest::start(config).await?;
+    let invoicing = ServiceUnderTest::start::<Invoicing>(config).await?;
     // Once it has taken an order placed now, it reads from its position (a
     // marker sent before it found its position is skipped, so one is sent
     // every second until one is taken).
@@ -217,10 +216,12 @@ async fn a_replayed_poison_record_is_reported_dead_lettered_again() -> anyhow::R
     let infra = TestInfra::acquire().await?;
     let bootstrap = infra.kafka_bootstrap_servers().to_owned();
     let topic = infra.fresh_topic(1).await?;
-    let group = fresh_group(Invoicing::NAME);
+    let group = fresh_group(Invoicing::SERVICE.short);
     let (url, _) = infra.fresh_database(ServiceRole::Invoicing).await?;
-    let invoicing =
-        ServiceUnderTest::start(consumer_config::<Invoicing>(&infra, &url, &topic, &group)).await?;
+    let invoicing = ServiceUnderTest::start::<Invoicing>(consumer_config::<Invoicing>(
+        &infra, &url, &topic, &group,
+    ))
+    .await?;
     let mut invalid = placed(Uuid::now_v7());
     invalid.data.lines[0].quantity = 0;
     EventProducer::new(&infra, &topic)?.send(&invalid).await?;

@@ -11,6 +11,7 @@ use std::collections::BTreeSet;
 
 use anyhow::{Context as _, ensure};
 use chrono::{DateTime, Utc};
+use e2e::services::ConsumerUnderTest;
 use e2e::services::{
     EventProducer, PATIENCE, ServiceUnderTest, consumer_config, fresh_group, group_members, header,
     init_logs, read_records, wait_until,
@@ -18,7 +19,6 @@ use e2e::services::{
 use e2e::{ServiceRole, TestInfra};
 use invoicing_service::Invoicing;
 use messaging::inbox::{Fault, InboxError};
-use messaging::service::{ConsumingService, RunError};
 use rdkafka::Message;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -93,16 +93,16 @@ struct Instance {
 
 impl Instance {
     /// Starts `S` on a fresh database in a fresh group, consuming `topic`.
-    async fn start<S: ConsumingService>(
+    async fn start<S: ConsumerUnderTest>(
         infra: &TestInfra,
         role: ServiceRole,
         topic: &str,
     ) -> anyhow::Result<Self> {
         let (database_url, pool) = infra.fresh_database(role).await?;
-        let group = fresh_group(S::NAME);
+        let group = fresh_group(S::SERVICE.short);
         let config = consumer_config::<S>(infra, &database_url, topic, &group);
         Ok(Instance {
-            service: ServiceUnderTest::start(config).await?,
+            service: ServiceUnderTest::start::<S>(config).await?,
             pool,
             database_url,
             group,
@@ -545,7 +545,7 @@ async fn a_dead_letter_its_topic_refuses_is_kept_without_its_value_and_the_consu
     init_logs();
     let infra = TestInfra::acquire().await?;
     let topic = infra.fresh_topic(1).await?;
-    let group = fresh_group(Invoicing::NAME);
+    let group = fresh_group(Invoicing::SERVICE.short);
     // A dead-letter topic that takes small records only: a poison record of
     // 4 kB, with the dead-letter headers added, is too large for it.
     let dlq = shared_events::topics::dead_letter(&topic, &group);
@@ -553,7 +553,7 @@ async fn a_dead_letter_its_topic_refuses_is_kept_without_its_value_and_the_consu
         .create_topic(&dlq, 1, &[("max.message.bytes", "2048")])
         .await?;
     let (database_url, _pool) = infra.fresh_database(ServiceRole::Invoicing).await?;
-    let service = ServiceUnderTest::start(consumer_config::<Invoicing>(
+    let service = ServiceUnderTest::start::<Invoicing>(consumer_config::<Invoicing>(
         &infra,
         &database_url,
         &topic,
@@ -602,12 +602,12 @@ async fn dedup_records_and_cancellations_older_than_the_retention_are_purged() -
     init_logs();
     let infra = TestInfra::acquire().await?;
     let topic = infra.fresh_topic(1).await?;
-    let group = fresh_group(Shipping::NAME);
+    let group = fresh_group(Shipping::SERVICE.short);
     let (database_url, pool) = infra.fresh_database(ServiceRole::Shipping).await?;
     let mut config = consumer_config::<Shipping>(&infra, &database_url, &topic, &group);
     config.inbox.processed_retention = std::time::Duration::from_secs(3600);
     config.inbox.purge_interval = std::time::Duration::from_millis(100);
-    let service = ServiceUnderTest::start(config).await?;
+    let service = ServiceUnderTest::start::<Shipping>(config).await?;
     let (old_event, new_event, old_order, new_order) = (
         Uuid::now_v7(),
         Uuid::now_v7(),
@@ -658,7 +658,7 @@ async fn dedup_records_and_cancellations_older_than_the_retention_are_purged() -
 /// Runs `S` with a crash point after its first commit, checks that it stops
 /// with the injected error, restarts it in the same group, and checks that
 /// the redelivered record is absorbed: one row in `table`, duplicates >= 1.
-async fn a_crash_between_commit_and_offset_has_no_double_effect<S: ConsumingService>(
+async fn a_crash_between_commit_and_offset_has_no_double_effect<S: ConsumerUnderTest>(
     role: ServiceRole,
     table: &'static str,
 ) -> anyhow::Result<()> {
@@ -667,15 +667,15 @@ async fn a_crash_between_commit_and_offset_has_no_double_effect<S: ConsumingServ
     let topic = infra.fresh_topic(3).await?;
     let producer = EventProducer::new(&infra, &topic)?;
     let (database_url, pool) = infra.fresh_database(role).await?;
-    let group = fresh_group(S::NAME);
+    let group = fresh_group(S::SERVICE.short);
 
     let mut faulty = consumer_config::<S>(&infra, &database_url, &topic, &group);
     faulty.inbox.fault = Some(Fault::StopAfterCommit(1));
-    let crashing = ServiceUnderTest::start(faulty).await?;
+    let crashing = ServiceUnderTest::start::<S>(faulty).await?;
     producer.send(&placed(Uuid::now_v7())).await?;
     let stopped = crashing.stopped().await?;
     assert!(
-        matches!(stopped, Err(RunError::Inbox(InboxError::InjectedStop))),
+        matches!(&stopped, Err(error) if matches!(error.task_error::<InboxError>(), Some(InboxError::InjectedStop))),
         "stopped with {stopped:?}"
     );
     let count_sql = match table {
@@ -690,7 +690,7 @@ async fn a_crash_between_commit_and_offset_has_no_double_effect<S: ConsumingServ
     assert_eq!(count().await?, 1, "the effect committed before the crash");
 
     let restarted =
-        ServiceUnderTest::start(consumer_config::<S>(&infra, &database_url, &topic, &group))
+        ServiceUnderTest::start::<S>(consumer_config::<S>(&infra, &database_url, &topic, &group))
             .await?;
     wait_until("the redelivered record is absorbed", || async {
         Ok(restarted.metric("inbox_duplicates_skipped").await? >= 1)
@@ -853,8 +853,8 @@ async fn two_shipping_instances_in_one_group_split_the_partitions_and_ship_each_
     let (database_url, pool) = infra.fresh_database(ServiceRole::Shipping).await?;
     let group = fresh_group("shipping");
     let config = || consumer_config::<Shipping>(&infra, &database_url, &topic, &group);
-    let first = ServiceUnderTest::start(config()).await?;
-    let second = ServiceUnderTest::start(config()).await?;
+    let first = ServiceUnderTest::start::<Shipping>(config()).await?;
+    let second = ServiceUnderTest::start::<Shipping>(config()).await?;
     wait_until("both instances are members of the group", || async {
         Ok(group_members(&infra, &group).await? == ("Stable".to_owned(), 2))
     })

@@ -26,7 +26,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use globset::{GlobBuilder, GlobMatcher};
-use messaging::service::ConsumingService;
+use platform::services::{INVOICING_SERVICE, ORDER_SERVICE, SHIPPING_SERVICE};
 use serde_norway::Value;
 use xtask::Service;
 use xtask::infra::{DEFAULT_KAFKA_PORT, DEFAULT_POSTGRES_PORT};
@@ -118,13 +118,30 @@ fn published(entry: &str) -> Published<'_> {
     }
 }
 
-/// The three services and the variables each reads at start-up, from the code.
-fn service_variables() -> [(&'static str, &'static [&'static str]); 3] {
+/// The three services' command lines: every setting each reads, declared once.
+fn service_commands() -> [(&'static str, clap::Command); 3] {
     [
-        ("order-service", order_service::ENV_VARS),
-        ("invoicing-service", invoicing_service::ENV_VARS),
-        ("shipping-service", shipping_service::ENV_VARS),
+        (ORDER_SERVICE.name, order_service::Config::cli()),
+        (INVOICING_SERVICE.name, invoicing_service::cli()),
+        (SHIPPING_SERVICE.name, shipping_service::cli()),
     ]
+}
+
+/// The three services and the variables each reads at start-up, from their
+/// declarations (fault-injection settings, hidden and compiled into test
+/// builds only, are never part of a deployment).
+fn service_variables() -> Vec<(&'static str, Vec<String>)> {
+    service_commands()
+        .into_iter()
+        .map(|(name, command)| {
+            let names = platform::config::variables(&command)
+                .into_iter()
+                .filter(|v| !v.hidden)
+                .map(|v| v.name)
+                .collect();
+            (name, names)
+        })
+        .collect()
 }
 
 #[test]
@@ -132,12 +149,12 @@ fn every_variable_a_service_reads_is_set_for_it_in_compose() {
     let compose = compose();
     for (name, vars) in service_variables() {
         let set: BTreeSet<String> = environment(service(&compose, name)).into_keys().collect();
-        let missing: Vec<_> = vars.iter().filter(|v| !set.contains(**v)).collect();
+        let missing: Vec<_> = vars.iter().filter(|v| !set.contains(*v)).collect();
         assert!(
             missing.is_empty(),
             "docker-compose.yml does not set {missing:?} for {name}"
         );
-        let unknown: Vec<_> = set.iter().filter(|v| !vars.contains(&v.as_str())).collect();
+        let unknown: Vec<_> = set.iter().filter(|v| !vars.contains(v)).collect();
         assert!(
             unknown.is_empty(),
             "docker-compose.yml sets {unknown:?} for {name}, which the service never reads"
@@ -150,21 +167,13 @@ fn services_publish_the_ports_cargo_xtask_uses_and_have_healthchecks() {
     let compose = compose();
     // The ports the services listen on by default, from the code.
     for (name, port, xtask_service) in [
-        (
-            "order-service",
-            order_service::config::DEFAULT_HTTP_ADDR.port(),
-            Service::Order,
-        ),
+        ("order-service", ORDER_SERVICE.port, Service::Order),
         (
             "invoicing-service",
-            invoicing_service::Invoicing::DEFAULT_PORT,
+            INVOICING_SERVICE.port,
             Service::Invoicing,
         ),
-        (
-            "shipping-service",
-            shipping_service::Shipping::DEFAULT_PORT,
-            Service::Shipping,
-        ),
+        ("shipping-service", SHIPPING_SERVICE.port, Service::Shipping),
     ] {
         assert_eq!(xtask_service.binary(), name);
         let svc = service(&compose, name);
@@ -680,4 +689,91 @@ fn the_readme_names_the_compose_it_needs_and_the_ports_it_publishes() {
             );
         }
     }
+}
+
+/// The README's configuration table, rendered from the services'
+/// declarations: one row per variable, the services that read it, its
+/// default (per service where they differ) and its help text.
+fn configuration_table() -> String {
+    struct Row {
+        name: String,
+        readers: Vec<(&'static str, Option<String>)>,
+        help: String,
+    }
+    let mut rows: Vec<Row> = Vec::new();
+    for (service, command) in service_commands() {
+        let short = platform::services::ALL
+            .iter()
+            .find(|s| s.name == service)
+            .map_or(service, |s| s.short);
+        for variable in platform::config::variables(&command) {
+            if variable.hidden {
+                continue;
+            }
+            match rows.iter_mut().find(|r| r.name == variable.name) {
+                Some(row) => {
+                    assert_eq!(
+                        row.help, variable.help,
+                        "{} has different help texts in different services",
+                        variable.name
+                    );
+                    row.readers.push((short, variable.default));
+                }
+                None => rows.push(Row {
+                    name: variable.name,
+                    readers: vec![(short, variable.default)],
+                    help: variable.help,
+                }),
+            }
+        }
+    }
+    let who = |shorts: &[&str]| match shorts {
+        ["order", "invoicing", "shipping"] => "all".to_owned(),
+        ["invoicing", "shipping"] => "consumers".to_owned(),
+        other => other.join(", "),
+    };
+    let shown = |default: &Option<String>| {
+        default
+            .as_deref()
+            .map_or_else(|| "(unset)".to_owned(), |d| format!("`{d}`"))
+    };
+    let mut table =
+        String::from("| Variable | Services | Default | Meaning |\n|---|---|---|---|\n");
+    for row in rows {
+        let shorts: Vec<&str> = row.readers.iter().map(|(s, _)| *s).collect();
+        // Readers grouped by default, in order of first appearance.
+        let mut groups: Vec<(Option<String>, Vec<&str>)> = Vec::new();
+        for (short, default) in &row.readers {
+            match groups.iter_mut().find(|(d, _)| d == default) {
+                Some((_, members)) => members.push(short),
+                None => groups.push((default.clone(), vec![short])),
+            }
+        }
+        let default = if groups.len() == 1 {
+            shown(&groups[0].0)
+        } else {
+            groups
+                .iter()
+                .map(|(d, members)| format!("{} ({})", shown(d), who(members)))
+                .collect::<Vec<_>>()
+                .join(" / ")
+        };
+        table.push_str(&format!(
+            "| `{}` | {} | {} | {} |\n",
+            row.name,
+            who(&shorts),
+            default,
+            row.help
+        ));
+    }
+    table
+}
+
+#[test]
+fn the_readme_configuration_table_is_what_the_services_declare() {
+    let table = configuration_table();
+    assert!(
+        read("README.md").contains(&table),
+        "README.md's configuration table differs from the services' declarations; it should read:\n\n{table}"
+    );
 }

@@ -60,14 +60,14 @@ async fn orders_placed_and_cancelled_over_http_reach_invoicing_and_shipping_once
     let orders_base = format!("http://{}", orders.local_addr());
     let stop_orders = CancellationToken::new();
     let orders_task = tokio::spawn(orders.run_until_stopped(stop_orders.clone()));
-    let invoicing = ServiceUnderTest::start(consumer_config::<Invoicing>(
+    let invoicing = ServiceUnderTest::start::<Invoicing>(consumer_config::<Invoicing>(
         &infra,
         &invoicing_url,
         &topic,
         &fresh_group("invoicing"),
     ))
     .await?;
-    let shipping = ServiceUnderTest::start(consumer_config::<Shipping>(
+    let shipping = ServiceUnderTest::start::<Shipping>(consumer_config::<Shipping>(
         &infra,
         &shipping_url,
         &topic,

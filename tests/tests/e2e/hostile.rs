@@ -652,8 +652,8 @@ const GRACE: Duration = Duration::from_secs(5);
 /// Test defaults with a short request timeout and a small concurrency limit.
 fn short_limits(max_concurrent_requests: usize) -> impl FnOnce(&mut order_service::Config) {
     move |config| {
-        config.http_limits.request_timeout = REQUEST_TIMEOUT;
-        config.http_limits.max_concurrent_requests = max_concurrent_requests;
+        config.http.request_timeout = REQUEST_TIMEOUT;
+        config.http.max_concurrent_requests = max_concurrent_requests;
     }
 }
 

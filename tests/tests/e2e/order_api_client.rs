@@ -63,7 +63,7 @@ impl OrdersApi {
         // eight connections at once can take longer than the 3 s a production
         // caller waits before getting a 503, and a request longer than 10 s.
         config.database.acquire_timeout = Duration::from_secs(30);
-        config.http_limits.request_timeout = Duration::from_secs(60);
+        config.http.request_timeout = Duration::from_secs(60);
         config.kafka.topic = format!("orders-test-{}", Uuid::new_v4().simple());
         adjust(&mut config);
         let topic = config.kafka.topic.clone();
