@@ -788,7 +788,11 @@ impl<H: Handler> Inbox<H> {
         };
         let envelope = match RawEnvelope::from_slice(value) {
             Ok(e) => e,
-            Err(e) => return self.reject(record, &e.to_string(), shutdown).await,
+            Err(e) => {
+                return self
+                    .reject(record, &platform::error::chain(&e), shutdown)
+                    .await;
+            }
         };
         span.record("event_id", tracing::field::display(envelope.event_id));
         span.record("event_type", envelope.event_type.as_str());

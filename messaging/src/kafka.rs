@@ -177,7 +177,7 @@ pub struct TopicSpec {
 #[derive(Debug, thiserror::Error)]
 pub enum TopicError {
     /// The admin request failed.
-    #[error("creating topic {topic} failed: {source}")]
+    #[error("topic {topic} could not be created")]
     Create {
         /// The topic.
         topic: String,
@@ -195,7 +195,7 @@ pub enum TopicError {
         waited: Duration,
     },
     /// The Kafka client could not be created.
-    #[error("kafka client: {0}")]
+    #[error("the Kafka admin client failed")]
     Client(#[from] KafkaError),
 }
 
@@ -263,7 +263,7 @@ pub async fn ensure_topics_patiently(
             Ok(()) => return true,
             Err(e) => {
                 let delay = backoff.next_delay();
-                tracing::warn!(error = %e, retry_in = ?delay, "topics not ready; retrying");
+                tracing::warn!(error = %platform::error::chain(&e), retry_in = ?delay, "topics not ready; retrying");
                 tokio::select! {
                     () = shutdown.cancelled() => return false,
                     () = tokio::time::sleep(delay) => {},

@@ -35,10 +35,10 @@ pub static MIGRATOR: Migrator = sqlx::migrate!();
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The database failed or refused the statement.
-    #[error("database error: {0}")]
+    #[error("the orders database failed")]
     Database(#[from] sqlx::Error),
     /// An event could not be serialised for the outbox.
-    #[error("cannot serialise the event for the outbox: {0}")]
+    #[error("the event could not be serialised for the outbox")]
     Event(#[from] serde_json::Error),
     /// Stored rows break an invariant the schema should have kept.
     #[error("stored data is inconsistent: {0}")]

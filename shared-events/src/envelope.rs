@@ -77,7 +77,7 @@ pub trait Event: Serialize {
 #[derive(Debug, thiserror::Error)]
 pub enum EnvelopeError {
     /// The bytes are not a JSON envelope.
-    #[error("record value is not a valid event envelope: {0}")]
+    #[error("the record value is not a valid event envelope")]
     Malformed(#[from] serde_json::Error),
 }
 

@@ -58,11 +58,11 @@ impl ApiError {
                  use a new key for a new order, or resend the original request unchanged",
             ),
             ApiError::Store(e) if e.is_transient() => {
-                tracing::warn!(error = ?e, "database unavailable");
+                tracing::warn!(error = %platform::error::chain(e), "database unavailable");
                 Problem::unavailable("database unavailable, retry")
             }
             ApiError::Store(e) => {
-                tracing::error!(error = ?e, "request failed");
+                tracing::error!(error = %platform::error::chain(e), "request failed");
                 Problem::internal()
             }
         }

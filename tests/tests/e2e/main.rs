@@ -10,6 +10,7 @@ mod acquisition;
 mod admin;
 mod consumers;
 mod drift;
+mod error_messages;
 mod flow;
 mod harness;
 mod hostile;
