@@ -4,7 +4,7 @@
 
 use std::convert::Infallible;
 
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRequestParts, OptionalFromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 use shared_events::TraceParent;
@@ -104,6 +104,31 @@ pub fn trace_context(headers: &HeaderMap) -> TraceParent {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<TraceParent>().ok())
         .map_or_else(TraceParent::new_root, |parent| parent.child())
+}
+
+/// The request's trace context ([`trace_context`]), as an extractor.
+#[derive(Debug, Clone)]
+pub struct TraceContext(pub TraceParent);
+
+impl<S: Send + Sync> FromRequestParts<S> for TraceContext {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(TraceContext(trace_context(&parts.headers)))
+    }
+}
+
+/// `Option<IdempotencyKey>` as an extractor: `None` without the header, a
+/// 400 for an invalid or repeated one.
+impl<S: Send + Sync> OptionalFromRequestParts<S> for IdempotencyKey {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _state: &S,
+    ) -> Result<Option<Self>, Self::Rejection> {
+        IdempotencyKey::from_headers(&parts.headers)
+    }
 }
 
 fn truncate(s: &str, max_chars: usize) -> String {

@@ -1,20 +1,27 @@
 //! The HTTP API: routes, request and response bodies, handlers, errors.
 //!
-//! A request travels through three gates before anything is written:
-//! [`request`] reads the body (size, media type, JSON syntax, JSON shape) and
-//! validates every field into a [`crate::domain::NewOrder`], collecting all
-//! field errors at once; [`headers`] reads `Idempotency-Key` and
-//! `traceparent`; only then does a handler in [`orders`] call the store.
+//! A request travels through these gates before anything is written:
+//! [`headers`] reads `Idempotency-Key` and `traceparent`; [`extract`] reads
+//! the body strictly (media type, size, JSON syntax, JSON shape) into the
+//! [`request`] types; [`validate`] turns those into a valid
+//! [`crate::domain::NewOrder`], collecting every field error at once; and
+//! [`fingerprint`] tells a retry from a different request under the same
+//! key. Only then does a handler in [`orders`] call the store.
 //! [`error`] maps each failure to an `application/problem+json` answer, so a
 //! client mistake is always a 4xx with a detail it can act on, and a server
 //! fault is a 500 or 503 whose cause goes to the log, not the client.
 
 pub mod error;
+pub mod extract;
+pub mod fingerprint;
 pub mod headers;
 pub mod json;
 pub mod orders;
 pub mod request;
 pub mod response;
+#[cfg(test)]
+mod sample;
+pub mod validate;
 
 use std::sync::Arc;
 
@@ -47,6 +54,6 @@ pub fn routes(state: AppState) -> Router {
         )
         .route("/orders/{id}", get(orders::get_order))
         .route("/orders/{id}/cancel", post(orders::cancel_order))
-        .layer(DefaultBodyLimit::max(request::MAX_BODY_BYTES))
+        .layer(DefaultBodyLimit::max(extract::MAX_BODY_BYTES))
         .with_state(state)
 }

@@ -2,20 +2,19 @@
 //! makes exactly one store call, then shapes the answer.
 
 use axum::Json;
-use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use platform::pagination::{Page, PageRequest};
 use serde::Deserialize;
 use tracing::field::Empty;
 use uuid::Uuid;
 
-use super::headers::{
-    IDEMPOTENT_REPLAYED, IdempotencyKey, RequestSpan, require_json, trace_context,
-};
-use super::request::{body_bytes, decode_cancel, decode_place_order, fingerprint};
+use super::extract::{OptionalJson, StrictJson};
+use super::fingerprint::fingerprint;
+use super::headers::{IDEMPOTENT_REPLAYED, IdempotencyKey, RequestSpan, TraceContext};
+use super::request::{CancelRequest, PlaceOrderRequest};
 use super::response::OrderResponse;
 use super::{ApiError, AppState};
 use crate::domain::CancelReason;
@@ -28,15 +27,12 @@ use crate::store::{Cancellation, Cancelled, IdempotencyClaim, OrderRecord, Place
 pub async fn place_order(
     State(state): State<AppState>,
     span: RequestSpan,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    TraceContext(trace): TraceContext,
+    key: Option<IdempotencyKey>,
+    StrictJson(request): StrictJson<PlaceOrderRequest>,
 ) -> Result<Response, ApiError> {
-    let trace = trace_context(&headers);
     span.record_trace(&trace);
-    let key = IdempotencyKey::from_headers(&headers)?;
-    require_json(&headers)?;
-    let body = body_bytes(body)?;
-    let order = decode_place_order(&body)?;
+    let order = request.validate()?;
 
     let placement = Placement {
         order_id: Uuid::now_v7(),
@@ -118,16 +114,14 @@ pub async fn list_orders(
 pub async fn cancel_order(
     State(state): State<AppState>,
     span: RequestSpan,
+    TraceContext(trace): TraceContext,
     Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    OptionalJson(request): OptionalJson<CancelRequest>,
 ) -> Result<Json<OrderResponse>, ApiError> {
-    let trace = trace_context(&headers);
     span.record_trace(&trace);
     let id = parse_order_id(&id)?;
     span.record_order(id);
-    let body = body_bytes(body)?;
-    let reason = decode_cancel(&headers, &body)?;
+    let reason = request.map(|r| r.validate()).transpose()?.flatten();
 
     let cancellation = Cancellation {
         order_id: id,

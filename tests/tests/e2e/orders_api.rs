@@ -8,6 +8,7 @@
 
 use std::collections::HashSet;
 
+use order_service::api::request::PlaceOrderRequest;
 use order_service::store::{Placement, Store, StoreError};
 use reqwest::{StatusCode, header};
 use serde_json::{Value, json};
@@ -161,8 +162,11 @@ async fn a_failure_after_the_order_insert_leaves_no_order_and_no_event() {
         .fetch_one(&api.pool)
         .await
         .unwrap();
-    let new_order = order_service::api::request::decode_place_order(order().to_string().as_bytes())
-        .expect("the example order is valid");
+    let new_order =
+        order_service::api::extract::read_json::<PlaceOrderRequest>(order().to_string().as_bytes())
+            .expect("the example order is JSON of the right shape")
+            .validate()
+            .expect("the example order is valid");
     let order_id = Uuid::now_v7();
     let result = Store::new(api.pool.clone())
         .place_order(Placement {
