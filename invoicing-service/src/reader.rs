@@ -7,21 +7,16 @@
 //! without a SKU or with no units, a negative price, totals that overflow) is
 //! rejected and dead-lettered rather than guessed at.
 
+use messaging::inbox::Rejection;
+use messaging::reader::{self, OrderEvent};
 use serde::Deserialize;
-use shared_events::{EventType, RawEnvelope};
-
-use messaging::inbox::{Rejection, read_order_event};
+use shared_events::RawEnvelope;
 
 use crate::invoice::{BillingAddress, Customer, InvoiceLine, NewInvoice};
 
-/// What an order event means to invoicing.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum InvoicingEvent {
-    /// Issue this invoice for the event's order.
-    Placed(NewInvoice),
-    /// Cancel the event's order's invoice (or issue it cancelled later).
-    Cancelled,
-}
+/// What an order event means to invoicing: issue this invoice for the
+/// event's order, or cancel it (or issue it cancelled later).
+pub type InvoicingEvent = OrderEvent<NewInvoice>;
 
 /// `OrderPlaced` as invoicing reads it.
 #[derive(Deserialize)]
@@ -41,38 +36,15 @@ struct OrderedLine {
     unit_price_cents: i64,
 }
 
-/// `OrderCancelled` as invoicing reads it: the order id is all it needs, and
-/// [`read_order_event`] checks that one.
-#[derive(Deserialize)]
-struct CancelledOrder {}
-
 /// Reads a record's envelope: `Ok(None)` for event types invoicing does not
 /// handle, a [`Rejection`] for events it can never turn into an invoice.
 pub fn read(envelope: &RawEnvelope) -> Result<Option<InvoicingEvent>, Rejection> {
-    match envelope.known_type() {
-        Some(EventType::OrderPlaced) => {
-            let placed: PlacedOrder = read_order_event(envelope)?;
-            Ok(Some(InvoicingEvent::Placed(price(placed)?)))
-        }
-        Some(EventType::OrderCancelled) => {
-            let CancelledOrder {} = read_order_event(envelope)?;
-            Ok(Some(InvoicingEvent::Cancelled))
-        }
-        None => Ok(None),
-    }
+    reader::read_order(envelope, price)
 }
 
 /// Checks the lines and computes line totals and the total, refusing overflow.
 fn price(order: PlacedOrder) -> Result<NewInvoice, Rejection> {
-    if order.lines.is_empty() {
-        return Err(Rejection("lines: an order needs at least one line".into()));
-    }
-    let lines = order
-        .lines
-        .into_iter()
-        .enumerate()
-        .map(|(i, line)| price_line(line).map_err(|why| Rejection(format!("lines[{i}].{why}"))))
-        .collect::<Result<Vec<_>, _>>()?;
+    let lines = reader::lines(order.lines, price_line)?;
     let total_cents = lines
         .iter()
         .try_fold(0_i64, |sum, line| sum.checked_add(line.line_total_cents))
@@ -87,13 +59,8 @@ fn price(order: PlacedOrder) -> Result<NewInvoice, Rejection> {
 }
 
 fn price_line(line: OrderedLine) -> Result<InvoiceLine, String> {
-    if line.sku.trim().is_empty() {
-        return Err("sku: must not be empty".into());
-    }
-    let quantity = i32::try_from(line.quantity)
-        .ok()
-        .filter(|q| *q >= 1)
-        .ok_or_else(|| format!("quantity: must be 1 to {}, is {}", i32::MAX, line.quantity))?;
+    reader::sku(&line.sku)?;
+    let quantity = reader::quantity(line.quantity)?;
     if line.unit_price_cents < 0 {
         return Err(format!(
             "unit_price_cents: must not be negative, is {}",
@@ -118,7 +85,7 @@ mod tests {
     use proptest::prelude::*;
     use serde_json::{Value, json};
     use shared_events::arbitrary::{order_placed, record_value};
-    use shared_events::samples::ALL;
+    use shared_events::samples::{self, ALL};
     use shared_events::{Envelope, RawEnvelope};
 
     use super::*;
@@ -126,12 +93,11 @@ mod tests {
     const FOREIGN_ORDER: &str = "01933b5e-0000-7000-8000-000000000000";
 
     fn envelope(value: &Value) -> RawEnvelope {
-        RawEnvelope::from_slice(value.to_string().as_bytes()).unwrap()
+        RawEnvelope::from_json(value).unwrap()
     }
 
     fn sample(name: &str) -> Value {
-        let sample = ALL.iter().find(|s| s.name == name).unwrap();
-        serde_json::from_str(sample.json).unwrap()
+        samples::named(name).unwrap().value()
     }
 
     fn placed(env: &RawEnvelope) -> NewInvoice {

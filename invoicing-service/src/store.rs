@@ -1,11 +1,11 @@
 //! The invoices tables: the effects of order events, and the queries of the API.
 //!
 //! The effects run inside the inbox's transaction (dedup record included) and
-//! never commit. Both take a transaction-scoped advisory lock on the order
-//! first, so that even two deliveries of one order's events racing through a
-//! rebalance see each other's effect: the cancellation check below is a
-//! check-then-insert, which is only safe while the order is locked.
+//! never commit. Both lock the order first and honour a cancellation that
+//! came before the order, as [`messaging::cancellation`] explains.
 
+use messaging::cancellation::{self, lock_order};
+use messaging::view::View;
 use platform::pagination::{Page, PageRequest};
 use sqlx::types::Json;
 use sqlx::{FromRow, PgConnection, PgPool};
@@ -14,14 +14,6 @@ use uuid::Uuid;
 use crate::invoice::{
     BillingAddress, Customer, Invoice, InvoiceLine, InvoiceStatus, NewInvoice, UnknownStatus,
 };
-
-async fn lock_order(conn: &mut PgConnection, order_id: Uuid) -> Result<(), sqlx::Error> {
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1::text, 0))")
-        .bind(order_id)
-        .execute(conn)
-        .await
-        .map(|_| ())
-}
 
 /// Issues the invoice of `order_id`: open, or already cancelled when its
 /// cancellation arrived first. Does nothing when the order is invoiced
@@ -84,10 +76,7 @@ pub async fn issue(
 #[tracing::instrument(skip_all, fields(%order_id))]
 pub async fn cancel(conn: &mut PgConnection, order_id: Uuid) -> Result<(), sqlx::Error> {
     lock_order(conn, order_id).await?;
-    sqlx::query("INSERT INTO cancellations (order_id) VALUES ($1) ON CONFLICT DO NOTHING")
-        .bind(order_id)
-        .execute(&mut *conn)
-        .await?;
+    cancellation::note(conn, order_id).await?;
     let cancelled = sqlx::query("UPDATE invoices SET status = 'cancelled' WHERE order_id = $1")
         .bind(order_id)
         .execute(&mut *conn)
@@ -100,13 +89,13 @@ pub async fn cancel(conn: &mut PgConnection, order_id: Uuid) -> Result<(), sqlx:
     Ok(())
 }
 
+/// What the read API reads: a invoice with its lines in order, in one row.
+const VIEW: View = View("invoices_with_lines");
+
 /// The invoice `id`, if it exists.
 pub async fn find(pool: &PgPool, id: Uuid) -> Result<Option<Invoice>, sqlx::Error> {
-    let row: Option<InvoiceRow> = sqlx::query_as("SELECT * FROM invoices_with_lines WHERE id = $1")
-        .bind(id)
-        .fetch_optional(pool)
-        .await?;
-    row.map(Invoice::try_from).transpose()
+    VIEW.find(pool, id, <Invoice as TryFrom<InvoiceRow>>::try_from)
+        .await
 }
 
 /// One page of invoices, newest first, optionally only those of one order.
@@ -115,22 +104,14 @@ pub async fn list(
     order_id: Option<Uuid>,
     page: PageRequest,
 ) -> Result<Page<Invoice>, sqlx::Error> {
-    let rows: Vec<InvoiceRow> = sqlx::query_as(
-        "SELECT * FROM invoices_with_lines
-         WHERE ($1::uuid IS NULL OR order_id = $1) AND ($2::uuid IS NULL OR id < $2)
-         ORDER BY id DESC
-         LIMIT $3",
+    VIEW.page(
+        pool,
+        order_id,
+        page,
+        <Invoice as TryFrom<InvoiceRow>>::try_from,
+        |invoice: &Invoice| invoice.id,
     )
-    .bind(order_id)
-    .bind(page.before)
-    .bind(page.fetch_limit())
-    .fetch_all(pool)
-    .await?;
-    let invoices = rows
-        .into_iter()
-        .map(Invoice::try_from)
-        .collect::<Result<_, _>>()?;
-    Ok(Page::from_rows(invoices, page, |invoice| invoice.id))
+    .await
 }
 
 #[derive(FromRow)]

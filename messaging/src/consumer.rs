@@ -14,7 +14,13 @@ use platform::config::{DbSettings, HttpSettings, LogSettings};
 use platform::db::DatabaseUrl;
 use platform::services::ServiceFacts;
 
-use crate::inbox::InboxSettings;
+use platform::app::BindError;
+use platform::health::Readiness;
+use prometheus_client::registry::Registry;
+use sqlx::PgPool;
+use sqlx::migrate::Migrator;
+
+use crate::inbox::{Handler, Inbox, InboxSettings};
 use crate::kafka::{KafkaSettings, ProducerSettings};
 
 /// How a consuming service runs.
@@ -53,6 +59,65 @@ pub fn cli(service: &ServiceFacts, about: &'static str) -> Command {
         ],
     )
     .about(about)
+}
+
+/// Why a consuming service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    /// The database could not be reached or migrated.
+    #[error("the service's database could not be readied")]
+    Database(#[from] platform::db::StartupError),
+    /// The inbox's tables could not be migrated.
+    #[error("the inbox's tables could not be migrated")]
+    InboxTables(#[source] sqlx::migrate::MigrateError),
+    /// The dead-letter producer could not be created.
+    #[error("the dead-letter producer could not be created")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    /// The HTTP address could not be bound.
+    #[error("the read API could not listen")]
+    Bind(#[from] BindError),
+}
+
+/// What a consuming service is made of, ready to be served: its migrated
+/// pool, its inbox, and the metrics and readiness they report on.
+pub struct Prepared<H: Handler> {
+    /// The service's database, its schema and the inbox's tables migrated.
+    pub pool: PgPool,
+    /// The inbox, to run as the service's background task.
+    pub inbox: Inbox<H>,
+    /// The metrics registry the inbox registered on.
+    pub registry: Registry,
+    /// What `/health/ready` reports; the inbox marks itself stalled on it.
+    pub readiness: Readiness,
+}
+
+/// Connects and migrates the database (the service's `migrator`, then the
+/// inbox's tables) and makes the inbox of `handler`.
+pub async fn prepare<H: Handler>(
+    config: &ConsumerConfig,
+    migrator: &Migrator,
+    handler: H,
+) -> Result<Prepared<H>, StartupError> {
+    let pool = config.database.connect_and_migrate(migrator).await?;
+    crate::inbox::MIGRATOR
+        .run(&pool)
+        .await
+        .map_err(StartupError::InboxTables)?;
+    let mut registry = Registry::default();
+    let readiness = Readiness::new();
+    let inbox = Inbox::for_service(
+        pool.clone(),
+        handler,
+        config,
+        &mut registry,
+        readiness.clone(),
+    )?;
+    Ok(Prepared {
+        pool,
+        inbox,
+        registry,
+        readiness,
+    })
 }
 
 impl ConsumerConfig {

@@ -74,9 +74,10 @@
 //!
 //! # Tables
 //!
-//! Each service's migration creates the dedup table, and the table of
-//! cancellations seen before their order (which its effects use and the
-//! inbox purges):
+//! [`MIGRATOR`] (`messaging/migrations/`) creates the dedup table and the
+//! table of cancellations seen before their order (which the effects use
+//! through [`crate::cancellation`] and the inbox purges), in every consuming
+//! service's database:
 //!
 //! ```sql
 //! CREATE TABLE processed_events (
@@ -112,7 +113,6 @@ use rdkafka::message::{Headers, OwnedMessage};
 use rdkafka::producer::FutureProducer;
 use rdkafka::statistics::Statistics;
 use rdkafka::{ClientContext, Message, TopicPartitionList};
-use serde::Deserialize;
 use shared_events::{RawEnvelope, TraceParent, headers};
 use sqlx::{PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
@@ -122,6 +122,16 @@ use uuid::Uuid;
 use crate::backoff::Backoff;
 use crate::dead_letter::DeadLetter;
 use crate::kafka::{KafkaSettings, TopicSpec, ensure_topics_patiently};
+
+/// The inbox's own tables (`processed_events`, `cancellations`), applied in
+/// every consuming service's database next to the service's schema and
+/// tracked in `_inbox_migrations`, apart from the service's own migrations.
+pub static MIGRATOR: std::sync::LazyLock<sqlx::migrate::Migrator> =
+    std::sync::LazyLock::new(|| {
+        let mut migrator = sqlx::migrate!();
+        migrator.dangerous_set_table_name("_inbox_migrations");
+        migrator
+    });
 
 /// What the runtime knows about a record besides the service's decoded view.
 #[derive(Debug, Clone)]
@@ -173,78 +183,6 @@ pub trait Handler: Send + Sync + 'static {
         meta: &'a EventMeta,
         event: &'a Self::Event,
     ) -> impl Future<Output = Result<(), ApplyError>> + Send + 'a;
-}
-
-/// Reads an order event's payload into the reader's own narrow type `T`, for
-/// [`Handler::decode`], applying the rules every reader shares:
-///
-/// - any `schema_version` from 1 up is accepted, as long as the fields `T`
-///   declares decode (a newer version only adds fields; unknown fields are
-///   ignored unless `T` says otherwise);
-/// - the payload's `order_id` must equal the envelope's (the record key), or
-///   the event would land on the wrong order;
-/// - no text may hold a NUL character, which no PostgreSQL text column can
-///   store: the database must never be the one to refuse a record, since
-///   its errors count as the service's own (see the module documentation).
-///
-/// A payload that breaks a rule is a [`Rejection`] naming the field.
-pub fn read_order_event<'a, T: Deserialize<'a>>(envelope: &'a RawEnvelope) -> Result<T, Rejection> {
-    #[derive(Deserialize)]
-    struct Keyed {
-        order_id: Uuid,
-    }
-    if has_nul_escape(envelope.data.get()) {
-        return Err(Rejection(format!(
-            "{} payload: a text holds a NUL character (\\u0000), which cannot be stored",
-            envelope.event_type
-        )));
-    }
-    if envelope.schema_version < 1 {
-        return Err(Rejection(format!(
-            "schema_version {} is not a version of {}",
-            envelope.schema_version, envelope.event_type
-        )));
-    }
-    let field_error = |e: serde_path_to_error::Error<serde_json::Error>| {
-        Rejection(format!(
-            "{} payload: {}: {}",
-            envelope.event_type,
-            e.path(),
-            e.inner()
-        ))
-    };
-    let keyed: Keyed = serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_str(
-        envelope.data.get(),
-    ))
-    .map_err(field_error)?;
-    if keyed.order_id != envelope.order_id {
-        return Err(Rejection(format!(
-            "payload order_id {} differs from the envelope's order_id {}",
-            keyed.order_id, envelope.order_id
-        )));
-    }
-    serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_str(envelope.data.get()))
-        .map_err(field_error)
-}
-
-/// True when the JSON text `raw` holds a `\u0000` escape, the only way JSON
-/// can carry a NUL character: a linear scan that skips other escapes, so an
-/// escaped backslash followed by `u0000` is not mistaken for one.
-fn has_nul_escape(raw: &str) -> bool {
-    let bytes = raw.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'\\' {
-            if bytes.get(i + 1) == Some(&b'u') && bytes.get(i + 2..i + 6) == Some(b"0000") {
-                return true;
-            }
-            // Skip the escaped character (for \uXXXX the hex digits are plain).
-            i += 2;
-        } else {
-            i += 1;
-        }
-    }
-    false
 }
 
 /// A deliberate crash point for the chaos run and the tests (only in builds
@@ -1019,80 +957,5 @@ async fn purge_processed(
                 tracing::warn!(error = %e, "purging old processed-event and cancellation records failed")
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use serde::Deserialize;
-    use shared_events::RawEnvelope;
-
-    use super::{has_nul_escape, read_order_event};
-
-    #[derive(Debug, Deserialize)]
-    struct Narrow {
-        currency: String,
-    }
-
-    fn envelope(schema_version: u32, data_order_id: &str) -> RawEnvelope {
-        let json = format!(
-            r#"{{"event_id":"01933b5e-8f3a-7c4e-9d2b-5a6f7e8d9c0b","event_type":"OrderPlaced",
-                "schema_version":{schema_version},"order_id":"01933b5e-8f30-7a1b-8c2d-3e4f5a6b7c8d",
-                "occurred_at":"2026-11-21T09:30:00Z","producer":"test",
-                "data":{{"order_id":"{data_order_id}","currency":"EUR","extra":[1,2]}}}}"#
-        );
-        RawEnvelope::from_slice(json.as_bytes()).unwrap()
-    }
-
-    const SAME: &str = "01933b5e-8f30-7a1b-8c2d-3e4f5a6b7c8d";
-
-    #[test]
-    fn reads_any_version_from_one_up_and_ignores_unknown_fields() {
-        for version in [1, 2, 7] {
-            let narrow: Narrow = read_order_event(&envelope(version, SAME)).unwrap();
-            assert_eq!(narrow.currency, "EUR");
-        }
-    }
-
-    #[test]
-    fn a_nul_character_anywhere_in_the_payload_is_refused() {
-        assert!(has_nul_escape(r#"{"name":"a\u0000b"}"#));
-        assert!(has_nul_escape(r#"{"a\u0000":1}"#));
-        assert!(
-            !has_nul_escape(r#"{"name":"a\\u0000b"}"#),
-            "an escaped backslash"
-        );
-        assert!(
-            has_nul_escape(r#"{"name":"a\\\u0000b"}"#),
-            "backslash, then NUL"
-        );
-        assert!(!has_nul_escape(r#"{"name":"\u00e9\n\"q\""}"#));
-        for json in ["", "\\", "\\u00"] {
-            assert!(!has_nul_escape(json), "{json:?}");
-        }
-        let json = r#"{"event_id":"01933b5e-8f3a-7c4e-9d2b-5a6f7e8d9c0b","event_type":"OrderPlaced",
-            "schema_version":1,"order_id":"01933b5e-8f30-7a1b-8c2d-3e4f5a6b7c8d",
-            "occurred_at":"2026-11-21T09:30:00Z","producer":"test",
-            "data":{"order_id":"01933b5e-8f30-7a1b-8c2d-3e4f5a6b7c8d","currency":"E\u0000R"}}"#;
-        let envelope = RawEnvelope::from_slice(json.as_bytes()).unwrap();
-        let refused = read_order_event::<Narrow>(&envelope).unwrap_err();
-        assert!(refused.0.contains("NUL"), "{refused}");
-    }
-
-    #[test]
-    fn rejects_version_zero_a_foreign_order_id_and_missing_fields() {
-        assert!(read_order_event::<Narrow>(&envelope(0, SAME)).is_err());
-        let foreign =
-            read_order_event::<Narrow>(&envelope(1, "01933b5e-0000-7000-8000-000000000000"))
-                .unwrap_err();
-        assert!(foreign.0.contains("differs"), "{foreign}");
-
-        #[derive(Debug, Deserialize)]
-        #[allow(dead_code)]
-        struct NeedsLines {
-            lines: Vec<String>,
-        }
-        let missing = read_order_event::<NeedsLines>(&envelope(1, SAME)).unwrap_err();
-        assert!(missing.0.contains("lines"), "{missing}");
     }
 }

@@ -15,9 +15,12 @@
 //! `platform::app`.
 
 pub mod backoff;
+pub mod cancellation;
 pub mod consumer;
 pub mod dead_letter;
 pub mod inbox;
 pub mod kafka;
 pub mod outbox;
+pub mod reader;
 pub mod relay;
+pub mod view;

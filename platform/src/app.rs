@@ -158,6 +158,28 @@ impl App {
         })
     }
 
+    /// Binds the service called `name` as `http` says, serving `routes`
+    /// inside the common layers (health from `pool` and `readiness`,
+    /// `metrics`, timeouts, limits, tracing): what every service's `build`
+    /// ends with.
+    pub async fn serve(
+        name: &'static str,
+        http: &crate::config::HttpSettings,
+        routes: Router,
+        pool: sqlx::PgPool,
+        readiness: crate::health::Readiness,
+        metrics: prometheus_client::registry::Registry,
+    ) -> Result<Self, BindError> {
+        let router = crate::http::with_common_layers(
+            routes,
+            pool,
+            readiness,
+            std::sync::Arc::new(metrics),
+            http.limits(),
+        );
+        App::bind(name, http.addr, router).await
+    }
+
     /// Adds a task to run beside the HTTP server (see [`BackgroundTask`]).
     pub fn with_task(mut self, task: BackgroundTask) -> Self {
         self.tasks.push(task);

@@ -112,6 +112,11 @@ impl<T> Envelope<T> {
 }
 
 impl RawEnvelope {
+    /// [`RawEnvelope::from_slice`] of a JSON value (tests build records so).
+    pub fn from_json(value: &serde_json::Value) -> Result<Self, EnvelopeError> {
+        Self::from_slice(value.to_string().as_bytes())
+    }
+
     /// Reads the envelope of a record value, leaving the payload undecoded.
     pub fn from_slice(value: &[u8]) -> Result<Self, EnvelopeError> {
         Ok(serde_json::from_slice(value)?)

@@ -19,6 +19,19 @@ pub struct Sample {
     pub current: bool,
 }
 
+impl Sample {
+    /// The sample as a JSON value, to change a field of in a test.
+    pub fn value(&self) -> serde_json::Value {
+        // The samples are valid JSON: a test below parses every one.
+        serde_json::from_str(self.json).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+/// The sample named `name` (its file name under `shared-events/samples/`).
+pub fn named(name: &str) -> Option<&'static Sample> {
+    ALL.iter().find(|s| s.name == name)
+}
+
 /// Every golden sample shipped with the contract.
 pub const ALL: &[Sample] = &[
     Sample {

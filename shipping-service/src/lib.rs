@@ -18,20 +18,14 @@ pub mod reader;
 pub mod shipment;
 pub mod store;
 
-use std::sync::Arc;
-
-use messaging::consumer::ConsumerConfig;
-use messaging::inbox::{ApplyError, EventMeta, Handler, Inbox, Rejection};
-use platform::app::BindError;
-use platform::db::StartupError as DbError;
-use platform::health::Readiness;
-use platform::http::with_common_layers;
+use messaging::consumer::{self, ConsumerConfig};
+use messaging::inbox::{ApplyError, EventMeta, Handler, Rejection};
 use platform::services::SHIPPING_SERVICE;
-use prometheus_client::registry::Registry;
 use shared_events::RawEnvelope;
 use sqlx::PgConnection;
 use sqlx::migrate::Migrator;
 
+pub use messaging::consumer::StartupError;
 pub use platform::app::{App, RunError};
 
 use crate::reader::ShippingEvent;
@@ -46,44 +40,21 @@ pub fn cli() -> clap::Command {
 
 const ABOUT: &str = "Creates one shipment per placed order (recipient, shipping address, what to pack; no prices) from the orders topic; serves the shipments over HTTP.";
 
-/// Why the service could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum StartupError {
-    /// The database could not be reached or migrated.
-    #[error("the shipping database could not be readied")]
-    Database(#[from] DbError),
-    /// The dead-letter producer could not be created.
-    #[error("the dead-letter producer could not be created")]
-    Kafka(#[from] rdkafka::error::KafkaError),
-    /// The HTTP address could not be bound.
-    #[error("the read API could not listen")]
-    Bind(#[from] BindError),
-}
-
 /// Connects and migrates the database, assembles the inbox and the read API
 /// and binds the listener; nothing runs until [`App::run_until_stopped`].
 pub async fn build(config: Config) -> Result<App, StartupError> {
-    let pool = config.database.connect_and_migrate(&MIGRATOR).await?;
-    let mut registry = Registry::default();
-    let readiness = Readiness::new();
-    let inbox = Inbox::for_service(
-        pool.clone(),
-        Shipping,
-        &config,
-        &mut registry,
-        readiness.clone(),
-    )?;
-    let routes = api::routes(pool.clone());
-    let router = with_common_layers(
+    let service = consumer::prepare(&config, &MIGRATOR, Shipping).await?;
+    let routes = api::routes(service.pool.clone());
+    let name = SHIPPING_SERVICE.name;
+    let app = App::serve(
+        name,
+        &config.http,
         routes,
-        pool,
-        readiness,
-        Arc::new(registry),
-        config.http.limits(),
+        service.pool,
+        service.readiness,
+        service.registry,
     );
-    Ok(App::bind(SHIPPING_SERVICE.name, config.http.addr, router)
-        .await?
-        .with_task(inbox.into_task()))
+    Ok(app.await?.with_task(service.inbox.into_task()))
 }
 
 static MIGRATOR: Migrator = sqlx::migrate!();

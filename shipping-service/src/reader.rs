@@ -8,21 +8,16 @@
 //! become a correct shipment (a missing field, a line without a SKU or with
 //! no units) is rejected and dead-lettered.
 
+use messaging::inbox::Rejection;
+use messaging::reader::{self, OrderEvent};
 use serde::Deserialize;
-use shared_events::{EventType, RawEnvelope};
-
-use messaging::inbox::{Rejection, read_order_event};
+use shared_events::RawEnvelope;
 
 use crate::shipment::{NewShipment, Recipient, ShipmentLine, ShippingAddress};
 
-/// What an order event means to shipping.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ShippingEvent {
-    /// Create this shipment for the event's order.
-    Placed(NewShipment),
-    /// Cancel the event's order's shipment (or create it cancelled later).
-    Cancelled,
-}
+/// What an order event means to shipping: create this shipment for the
+/// event's order, or cancel it (or create it cancelled later).
+pub type ShippingEvent = OrderEvent<NewShipment>;
 
 /// `OrderPlaced` as shipping reads it; `customer` holds only the name.
 #[derive(Deserialize)]
@@ -40,57 +35,26 @@ struct OrderedLine {
     quantity: u32,
 }
 
-/// `OrderCancelled` as shipping reads it: the order id is all it needs, and
-/// [`read_order_event`] checks that one.
-#[derive(Deserialize)]
-struct CancelledOrder {}
-
 /// Reads a record's envelope: `Ok(None)` for event types shipping does not
 /// handle, a [`Rejection`] for events it can never turn into a shipment.
 pub fn read(envelope: &RawEnvelope) -> Result<Option<ShippingEvent>, Rejection> {
-    match envelope.known_type() {
-        Some(EventType::OrderPlaced) => {
-            let placed: PlacedOrder = read_order_event(envelope)?;
-            Ok(Some(ShippingEvent::Placed(pack(placed)?)))
-        }
-        Some(EventType::OrderCancelled) => {
-            let CancelledOrder {} = read_order_event(envelope)?;
-            Ok(Some(ShippingEvent::Cancelled))
-        }
-        None => Ok(None),
-    }
+    reader::read_order(envelope, pack)
 }
 
 /// Checks the lines: each needs a SKU and at least one unit.
 fn pack(order: PlacedOrder) -> Result<NewShipment, Rejection> {
-    if order.lines.is_empty() {
-        return Err(Rejection("lines: an order needs at least one line".into()));
-    }
-    let lines = order
-        .lines
-        .into_iter()
-        .enumerate()
-        .map(|(i, line)| pack_line(line).map_err(|why| Rejection(format!("lines[{i}].{why}"))))
-        .collect::<Result<Vec<_>, _>>()?;
+    let lines = reader::lines(order.lines, |line| {
+        reader::sku(&line.sku)?;
+        Ok(ShipmentLine {
+            quantity: reader::quantity(line.quantity)?,
+            sku: line.sku,
+            name: line.name,
+        })
+    })?;
     Ok(NewShipment {
         recipient: order.customer,
         shipping_address: order.shipping_address,
         lines,
-    })
-}
-
-fn pack_line(line: OrderedLine) -> Result<ShipmentLine, String> {
-    if line.sku.trim().is_empty() {
-        return Err("sku: must not be empty".into());
-    }
-    let quantity = i32::try_from(line.quantity)
-        .ok()
-        .filter(|q| *q >= 1)
-        .ok_or_else(|| format!("quantity: must be 1 to {}, is {}", i32::MAX, line.quantity))?;
-    Ok(ShipmentLine {
-        sku: line.sku,
-        name: line.name,
-        quantity,
     })
 }
 
@@ -99,7 +63,7 @@ mod tests {
     use proptest::prelude::*;
     use serde_json::{Value, json};
     use shared_events::arbitrary::{order_placed, record_value};
-    use shared_events::samples::ALL;
+    use shared_events::samples::{self, ALL};
     use shared_events::{Envelope, RawEnvelope};
 
     use super::*;
@@ -107,12 +71,11 @@ mod tests {
     const FOREIGN_ORDER: &str = "01933b5e-0000-7000-8000-000000000000";
 
     fn envelope(value: &Value) -> RawEnvelope {
-        RawEnvelope::from_slice(value.to_string().as_bytes()).unwrap()
+        RawEnvelope::from_json(value).unwrap()
     }
 
     fn sample(name: &str) -> Value {
-        let sample = ALL.iter().find(|s| s.name == name).unwrap();
-        serde_json::from_str(sample.json).unwrap()
+        samples::named(name).unwrap().value()
     }
 
     fn placed(env: &RawEnvelope) -> NewShipment {

@@ -1,11 +1,11 @@
 //! The shipments tables: the effects of order events, and the queries of the API.
 //!
 //! The effects run inside the inbox's transaction (dedup record included) and
-//! never commit. Both take a transaction-scoped advisory lock on the order
-//! first, so that even two deliveries of one order's events racing through a
-//! rebalance see each other's effect: the cancellation check below is a
-//! check-then-insert, which is only safe while the order is locked.
+//! never commit. Both lock the order first and honour a cancellation that
+//! came before the order, as [`messaging::cancellation`] explains.
 
+use messaging::cancellation::{self, lock_order};
+use messaging::view::View;
 use platform::pagination::{Page, PageRequest};
 use sqlx::types::Json;
 use sqlx::{FromRow, PgConnection, PgPool};
@@ -14,14 +14,6 @@ use uuid::Uuid;
 use crate::shipment::{
     NewShipment, Recipient, Shipment, ShipmentLine, ShipmentStatus, ShippingAddress, UnknownStatus,
 };
-
-async fn lock_order(conn: &mut PgConnection, order_id: Uuid) -> Result<(), sqlx::Error> {
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1::text, 0))")
-        .bind(order_id)
-        .execute(conn)
-        .await
-        .map(|_| ())
-}
 
 /// Creates the shipment of `order_id`: pending, or already cancelled when its
 /// cancellation arrived first. Does nothing when the order has a shipment
@@ -78,10 +70,7 @@ pub async fn create(
 #[tracing::instrument(skip_all, fields(%order_id))]
 pub async fn cancel(conn: &mut PgConnection, order_id: Uuid) -> Result<(), sqlx::Error> {
     lock_order(conn, order_id).await?;
-    sqlx::query("INSERT INTO cancellations (order_id) VALUES ($1) ON CONFLICT DO NOTHING")
-        .bind(order_id)
-        .execute(&mut *conn)
-        .await?;
+    cancellation::note(conn, order_id).await?;
     let cancelled = sqlx::query("UPDATE shipments SET status = 'cancelled' WHERE order_id = $1")
         .bind(order_id)
         .execute(&mut *conn)
@@ -94,14 +83,13 @@ pub async fn cancel(conn: &mut PgConnection, order_id: Uuid) -> Result<(), sqlx:
     Ok(())
 }
 
+/// What the read API reads: a shipment with its lines in order, in one row.
+const VIEW: View = View("shipments_with_lines");
+
 /// The shipment `id`, if it exists.
 pub async fn find(pool: &PgPool, id: Uuid) -> Result<Option<Shipment>, sqlx::Error> {
-    let row: Option<ShipmentRow> =
-        sqlx::query_as("SELECT * FROM shipments_with_lines WHERE id = $1")
-            .bind(id)
-            .fetch_optional(pool)
-            .await?;
-    row.map(Shipment::try_from).transpose()
+    VIEW.find(pool, id, <Shipment as TryFrom<ShipmentRow>>::try_from)
+        .await
 }
 
 /// One page of shipments, newest first, optionally only those of one order.
@@ -110,22 +98,14 @@ pub async fn list(
     order_id: Option<Uuid>,
     page: PageRequest,
 ) -> Result<Page<Shipment>, sqlx::Error> {
-    let rows: Vec<ShipmentRow> = sqlx::query_as(
-        "SELECT * FROM shipments_with_lines
-         WHERE ($1::uuid IS NULL OR order_id = $1) AND ($2::uuid IS NULL OR id < $2)
-         ORDER BY id DESC
-         LIMIT $3",
+    VIEW.page(
+        pool,
+        order_id,
+        page,
+        <Shipment as TryFrom<ShipmentRow>>::try_from,
+        |shipment: &Shipment| shipment.id,
     )
-    .bind(order_id)
-    .bind(page.before)
-    .bind(page.fetch_limit())
-    .fetch_all(pool)
-    .await?;
-    let shipments = rows
-        .into_iter()
-        .map(Shipment::try_from)
-        .collect::<Result<_, _>>()?;
-    Ok(Page::from_rows(shipments, page, |shipment| shipment.id))
+    .await
 }
 
 #[derive(FromRow)]

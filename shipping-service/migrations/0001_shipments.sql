@@ -22,14 +22,6 @@ CREATE TABLE shipment_lines (
     PRIMARY KEY (shipment_id, line_no)
 );
 
--- Cancellations seen, whether or not the shipment exists yet: when a relay
--- failure delivers an order's OrderCancelled before its OrderPlaced, the
--- shipment is created already cancelled.
-CREATE TABLE cancellations (
-    order_id    UUID        PRIMARY KEY,
-    recorded_at TIMESTAMPTZ NOT NULL DEFAULT now()
-);
-
 -- What the API reads: a shipment with its lines in order, in one row.
 CREATE VIEW shipments_with_lines AS
 SELECT s.*,

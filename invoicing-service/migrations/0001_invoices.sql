@@ -26,14 +26,6 @@ CREATE TABLE invoice_lines (
     PRIMARY KEY (invoice_id, line_no)
 );
 
--- Cancellations seen, whether or not the invoice exists yet: when a relay
--- failure delivers an order's OrderCancelled before its OrderPlaced, the
--- invoice is issued already cancelled.
-CREATE TABLE cancellations (
-    order_id    UUID        PRIMARY KEY,
-    recorded_at TIMESTAMPTZ NOT NULL DEFAULT now()
-);
-
 -- What the API reads: an invoice with its lines in order, in one row.
 CREATE VIEW invoices_with_lines AS
 SELECT i.*,
