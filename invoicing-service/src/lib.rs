@@ -16,8 +16,10 @@ pub mod invoice;
 pub mod reader;
 pub mod store;
 
+use messaging::cancellation;
 use messaging::consumer::{self, ConsumerConfig};
-use messaging::inbox::{ApplyError, EventMeta, Handler, Rejection};
+use messaging::inbox::{ApplyError, Handler, NewEvent, Rejection};
+use messaging::reader::OrderEvent;
 use platform::services::INVOICING_SERVICE;
 use shared_events::RawEnvelope;
 use sqlx::PgConnection;
@@ -71,13 +73,11 @@ impl Handler for Invoicing {
     async fn apply(
         &self,
         conn: &mut PgConnection,
-        meta: &EventMeta,
-        event: &InvoicingEvent,
+        events: &[NewEvent<'_, InvoicingEvent>],
     ) -> Result<(), ApplyError> {
-        match event {
-            InvoicingEvent::Placed(invoice) => store::issue(conn, meta.order_id, invoice).await?,
-            InvoicingEvent::Cancelled => store::cancel(conn, meta.order_id).await?,
-        }
+        let (placed, cancelled) = OrderEvent::split(events);
+        store::issue(conn, &placed).await?;
+        cancellation::cancel(conn, &cancelled, "invoices").await?;
         Ok(())
     }
 }

@@ -1,10 +1,10 @@
 //! The invoices tables: the effects of order events, and the queries of the API.
 //!
-//! The effects run inside the inbox's transaction (dedup record included) and
-//! never commit. Both lock the order first and honour a cancellation that
-//! came before the order, as [`messaging::cancellation`] explains.
+//! The effects run inside the inbox's transaction (dedup records included),
+//! for a whole batch of events at once, and never commit. The inbox has
+//! locked the batch's orders; an invoice honours a cancellation that came
+//! before it, as [`messaging::cancellation`] explains.
 
-use messaging::cancellation::{self, lock_order};
 use messaging::view::View;
 use platform::pagination::{Page, PageRequest};
 use sqlx::types::Json;
@@ -15,76 +15,109 @@ use crate::invoice::{
     BillingAddress, Customer, Invoice, InvoiceLine, InvoiceStatus, NewInvoice, UnknownStatus,
 };
 
-/// Issues the invoice of `order_id`: open, or already cancelled when its
-/// cancellation arrived first. Does nothing when the order is invoiced
-/// already (another `OrderPlaced` of the same order).
-#[tracing::instrument(skip_all, fields(%order_id))]
+/// Issues the invoices of `placed` (order id, invoice), in one statement for
+/// the invoices and one for all their lines: open, or already cancelled when
+/// the order's cancellation came first. An order invoiced already (another
+/// `OrderPlaced` of it) keeps its invoice.
 pub async fn issue(
     conn: &mut PgConnection,
-    order_id: Uuid,
-    invoice: &NewInvoice,
+    placed: &[(Uuid, &NewInvoice)],
 ) -> Result<(), sqlx::Error> {
-    lock_order(conn, order_id).await?;
-    let inserted: Option<Uuid> = sqlx::query_scalar(
+    if placed.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<Uuid> = placed.iter().map(|_| Uuid::now_v7()).collect();
+    let column =
+        |f: fn(&NewInvoice) -> &str| placed.iter().map(|(_, i)| f(i)).collect::<Vec<&str>>();
+    let inserted: Vec<Uuid> = sqlx::query_scalar(
         "INSERT INTO invoices (id, order_id, status, customer_name, customer_email,
              billing_street, billing_zip, billing_city, billing_country, currency, total_cents)
-         SELECT $1, $2,
-             CASE WHEN EXISTS (SELECT 1 FROM cancellations WHERE order_id = $2)
+         SELECT n.id, n.order_id,
+             CASE WHEN EXISTS (SELECT 1 FROM cancellations c WHERE c.order_id = n.order_id)
                   THEN 'cancelled' ELSE 'open' END,
-             $3, $4, $5, $6, $7, $8, $9, $10
+             n.customer_name, n.customer_email, n.billing_street, n.billing_zip,
+             n.billing_city, n.billing_country, n.currency, n.total_cents
+         FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[],
+                     $7::text[], $8::text[], $9::text[], $10::int8[])
+             AS n (id, order_id, customer_name, customer_email, billing_street, billing_zip,
+                   billing_city, billing_country, currency, total_cents)
          ON CONFLICT (order_id) DO NOTHING
          RETURNING id",
     )
-    .bind(Uuid::now_v7())
-    .bind(order_id)
-    .bind(&invoice.customer.name)
-    .bind(&invoice.customer.email)
-    .bind(&invoice.billing_address.street)
-    .bind(&invoice.billing_address.zip)
-    .bind(&invoice.billing_address.city)
-    .bind(&invoice.billing_address.country)
-    .bind(&invoice.currency)
-    .bind(invoice.total_cents)
-    .fetch_optional(&mut *conn)
+    .bind(&ids)
+    .bind(
+        placed
+            .iter()
+            .map(|(order, _)| *order)
+            .collect::<Vec<Uuid>>(),
+    )
+    .bind(column(|i| &i.customer.name))
+    .bind(column(|i| &i.customer.email))
+    .bind(column(|i| &i.billing_address.street))
+    .bind(column(|i| &i.billing_address.zip))
+    .bind(column(|i| &i.billing_address.city))
+    .bind(column(|i| &i.billing_address.country))
+    .bind(column(|i| &i.currency))
+    .bind(
+        placed
+            .iter()
+            .map(|(_, i)| i.total_cents)
+            .collect::<Vec<i64>>(),
+    )
+    .fetch_all(&mut *conn)
     .await?;
-    let Some(id) = inserted else {
-        tracing::info!("order already invoiced; another OrderPlaced of it changes nothing");
-        return Ok(());
-    };
-    let lines = &invoice.lines;
+
+    // The lines of the invoices just issued, numbered from 1 in order.
+    let issued: std::collections::HashSet<Uuid> = inserted.into_iter().collect();
+    let lines: Vec<(Uuid, i32, &InvoiceLine)> = ids
+        .iter()
+        .zip(placed)
+        .filter(|(id, _)| issued.contains(id))
+        .flat_map(|(id, (_, invoice))| {
+            (1..)
+                .zip(&invoice.lines)
+                .map(move |(no, line)| (*id, no, line))
+        })
+        .collect();
     sqlx::query(
         "INSERT INTO invoice_lines
              (invoice_id, line_no, sku, name, quantity, unit_price_cents, line_total_cents)
-         SELECT $1, l.line_no, l.sku, l.name, l.quantity, l.unit_price_cents, l.line_total_cents
-         FROM UNNEST($2::text[], $3::text[], $4::int[], $5::bigint[], $6::bigint[])
-             WITH ORDINALITY AS l(sku, name, quantity, unit_price_cents, line_total_cents, line_no)",
+         SELECT * FROM UNNEST($1::uuid[], $2::int[], $3::text[], $4::text[], $5::int[],
+                              $6::int8[], $7::int8[])",
     )
-    .bind(id)
-    .bind(lines.iter().map(|l| l.sku.as_str()).collect::<Vec<_>>())
-    .bind(lines.iter().map(|l| l.name.as_str()).collect::<Vec<_>>())
-    .bind(lines.iter().map(|l| l.quantity).collect::<Vec<_>>())
-    .bind(lines.iter().map(|l| l.unit_price_cents).collect::<Vec<_>>())
-    .bind(lines.iter().map(|l| l.line_total_cents).collect::<Vec<_>>())
+    .bind(lines.iter().map(|(id, ..)| *id).collect::<Vec<Uuid>>())
+    .bind(lines.iter().map(|(_, no, _)| *no).collect::<Vec<i32>>())
+    .bind(
+        lines
+            .iter()
+            .map(|(.., l)| l.sku.as_str())
+            .collect::<Vec<&str>>(),
+    )
+    .bind(
+        lines
+            .iter()
+            .map(|(.., l)| l.name.as_str())
+            .collect::<Vec<&str>>(),
+    )
+    .bind(lines.iter().map(|(.., l)| l.quantity).collect::<Vec<i32>>())
+    .bind(
+        lines
+            .iter()
+            .map(|(.., l)| l.unit_price_cents)
+            .collect::<Vec<i64>>(),
+    )
+    .bind(
+        lines
+            .iter()
+            .map(|(.., l)| l.line_total_cents)
+            .collect::<Vec<i64>>(),
+    )
     .execute(&mut *conn)
     .await?;
-    tracing::info!(invoice_id = %id, total_cents = invoice.total_cents, "invoice issued");
-    Ok(())
-}
-
-/// Cancels the invoice of `order_id`, and remembers the cancellation for an
-/// invoice that has not been issued yet.
-#[tracing::instrument(skip_all, fields(%order_id))]
-pub async fn cancel(conn: &mut PgConnection, order_id: Uuid) -> Result<(), sqlx::Error> {
-    lock_order(conn, order_id).await?;
-    cancellation::note(conn, order_id).await?;
-    let cancelled = sqlx::query("UPDATE invoices SET status = 'cancelled' WHERE order_id = $1")
-        .bind(order_id)
-        .execute(&mut *conn)
-        .await?
-        .rows_affected();
     tracing::info!(
-        invoice_found = cancelled > 0,
-        "invoice cancelled (or will be issued cancelled)"
+        issued = issued.len(),
+        already_invoiced = placed.len() - issued.len(),
+        "invoices issued"
     );
     Ok(())
 }

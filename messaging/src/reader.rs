@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 use shared_events::{EventType, RawEnvelope};
 use uuid::Uuid;
 
-use crate::inbox::Rejection;
+use crate::inbox::{NewEvent, Rejection};
 
 /// What an order event means to a consumer whose effect of a placement is `P`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,6 +22,22 @@ pub enum OrderEvent<P> {
     Placed(P),
     /// Cancel the event's order's effect (or create it cancelled later).
     Cancelled,
+}
+
+impl<P> OrderEvent<P> {
+    /// A batch's new events split by kind, in record order: the placements
+    /// with their order ids, and the orders cancelled.
+    pub fn split<'a>(events: &'a [NewEvent<'a, OrderEvent<P>>]) -> (Vec<(Uuid, &'a P)>, Vec<Uuid>) {
+        let mut placed = Vec::new();
+        let mut cancelled = Vec::new();
+        for new in events {
+            match new.event {
+                OrderEvent::Placed(effect) => placed.push((new.meta.order_id, effect)),
+                OrderEvent::Cancelled => cancelled.push(new.meta.order_id),
+            }
+        }
+        (placed, cancelled)
+    }
 }
 
 /// `OrderCancelled` as every consumer reads it: the order id is all it

@@ -18,8 +18,10 @@ pub mod reader;
 pub mod shipment;
 pub mod store;
 
+use messaging::cancellation;
 use messaging::consumer::{self, ConsumerConfig};
-use messaging::inbox::{ApplyError, EventMeta, Handler, Rejection};
+use messaging::inbox::{ApplyError, Handler, NewEvent, Rejection};
+use messaging::reader::OrderEvent;
 use platform::services::SHIPPING_SERVICE;
 use shared_events::RawEnvelope;
 use sqlx::PgConnection;
@@ -73,13 +75,11 @@ impl Handler for Shipping {
     async fn apply(
         &self,
         conn: &mut PgConnection,
-        meta: &EventMeta,
-        event: &ShippingEvent,
+        events: &[NewEvent<'_, ShippingEvent>],
     ) -> Result<(), ApplyError> {
-        match event {
-            ShippingEvent::Placed(shipment) => store::create(conn, meta.order_id, shipment).await?,
-            ShippingEvent::Cancelled => store::cancel(conn, meta.order_id).await?,
-        }
+        let (placed, cancelled) = OrderEvent::split(events);
+        store::create(conn, &placed).await?;
+        cancellation::cancel(conn, &cancelled, "shipments").await?;
         Ok(())
     }
 }

@@ -1,10 +1,10 @@
 //! The shipments tables: the effects of order events, and the queries of the API.
 //!
-//! The effects run inside the inbox's transaction (dedup record included) and
-//! never commit. Both lock the order first and honour a cancellation that
-//! came before the order, as [`messaging::cancellation`] explains.
+//! The effects run inside the inbox's transaction (dedup records included),
+//! for a whole batch of events at once, and never commit. The inbox has
+//! locked the batch's orders; a shipment honours a cancellation that came
+//! before it, as [`messaging::cancellation`] explains.
 
-use messaging::cancellation::{self, lock_order};
 use messaging::view::View;
 use platform::pagination::{Page, PageRequest};
 use sqlx::types::Json;
@@ -15,70 +15,87 @@ use crate::shipment::{
     NewShipment, Recipient, Shipment, ShipmentLine, ShipmentStatus, ShippingAddress, UnknownStatus,
 };
 
-/// Creates the shipment of `order_id`: pending, or already cancelled when its
-/// cancellation arrived first. Does nothing when the order has a shipment
-/// already (another `OrderPlaced` of the same order).
-#[tracing::instrument(skip_all, fields(%order_id))]
+/// Creates the shipments of `placed` (order id, shipment), in one statement
+/// for the shipments and one for all their lines: pending, or already
+/// cancelled when the order's cancellation came first. An order that has a
+/// shipment already (another `OrderPlaced` of it) keeps it.
 pub async fn create(
     conn: &mut PgConnection,
-    order_id: Uuid,
-    shipment: &NewShipment,
+    placed: &[(Uuid, &NewShipment)],
 ) -> Result<(), sqlx::Error> {
-    lock_order(conn, order_id).await?;
-    let inserted: Option<Uuid> = sqlx::query_scalar(
+    if placed.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<Uuid> = placed.iter().map(|_| Uuid::now_v7()).collect();
+    let column =
+        |f: fn(&NewShipment) -> &str| placed.iter().map(|(_, s)| f(s)).collect::<Vec<&str>>();
+    let inserted: Vec<Uuid> = sqlx::query_scalar(
         "INSERT INTO shipments (id, order_id, status, recipient_name,
              shipping_street, shipping_zip, shipping_city, shipping_country)
-         SELECT $1, $2,
-             CASE WHEN EXISTS (SELECT 1 FROM cancellations WHERE order_id = $2)
+         SELECT n.id, n.order_id,
+             CASE WHEN EXISTS (SELECT 1 FROM cancellations c WHERE c.order_id = n.order_id)
                   THEN 'cancelled' ELSE 'pending' END,
-             $3, $4, $5, $6, $7
+             n.recipient_name, n.shipping_street, n.shipping_zip, n.shipping_city,
+             n.shipping_country
+         FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[],
+                     $7::text[])
+             AS n (id, order_id, recipient_name, shipping_street, shipping_zip, shipping_city,
+                   shipping_country)
          ON CONFLICT (order_id) DO NOTHING
          RETURNING id",
     )
-    .bind(Uuid::now_v7())
-    .bind(order_id)
-    .bind(&shipment.recipient.name)
-    .bind(&shipment.shipping_address.street)
-    .bind(&shipment.shipping_address.zip)
-    .bind(&shipment.shipping_address.city)
-    .bind(&shipment.shipping_address.country)
-    .fetch_optional(&mut *conn)
+    .bind(&ids)
+    .bind(
+        placed
+            .iter()
+            .map(|(order, _)| *order)
+            .collect::<Vec<Uuid>>(),
+    )
+    .bind(column(|s| &s.recipient.name))
+    .bind(column(|s| &s.shipping_address.street))
+    .bind(column(|s| &s.shipping_address.zip))
+    .bind(column(|s| &s.shipping_address.city))
+    .bind(column(|s| &s.shipping_address.country))
+    .fetch_all(&mut *conn)
     .await?;
-    let Some(id) = inserted else {
-        tracing::info!("order already has a shipment; another OrderPlaced of it changes nothing");
-        return Ok(());
-    };
-    let lines = &shipment.lines;
+
+    // The lines of the shipments just created, numbered from 1 in order.
+    let created: std::collections::HashSet<Uuid> = inserted.into_iter().collect();
+    let lines: Vec<(Uuid, i32, &ShipmentLine)> = ids
+        .iter()
+        .zip(placed)
+        .filter(|(id, _)| created.contains(id))
+        .flat_map(|(id, (_, shipment))| {
+            (1..)
+                .zip(&shipment.lines)
+                .map(move |(no, line)| (*id, no, line))
+        })
+        .collect();
     sqlx::query(
         "INSERT INTO shipment_lines (shipment_id, line_no, sku, name, quantity)
-         SELECT $1, l.line_no, l.sku, l.name, l.quantity
-         FROM UNNEST($2::text[], $3::text[], $4::int[])
-             WITH ORDINALITY AS l(sku, name, quantity, line_no)",
+         SELECT * FROM UNNEST($1::uuid[], $2::int[], $3::text[], $4::text[], $5::int[])",
     )
-    .bind(id)
-    .bind(lines.iter().map(|l| l.sku.as_str()).collect::<Vec<_>>())
-    .bind(lines.iter().map(|l| l.name.as_str()).collect::<Vec<_>>())
-    .bind(lines.iter().map(|l| l.quantity).collect::<Vec<_>>())
+    .bind(lines.iter().map(|(id, ..)| *id).collect::<Vec<Uuid>>())
+    .bind(lines.iter().map(|(_, no, _)| *no).collect::<Vec<i32>>())
+    .bind(
+        lines
+            .iter()
+            .map(|(.., l)| l.sku.as_str())
+            .collect::<Vec<&str>>(),
+    )
+    .bind(
+        lines
+            .iter()
+            .map(|(.., l)| l.name.as_str())
+            .collect::<Vec<&str>>(),
+    )
+    .bind(lines.iter().map(|(.., l)| l.quantity).collect::<Vec<i32>>())
     .execute(&mut *conn)
     .await?;
-    tracing::info!(shipment_id = %id, "shipment created");
-    Ok(())
-}
-
-/// Cancels the shipment of `order_id`, and remembers the cancellation for a
-/// shipment that has not been created yet.
-#[tracing::instrument(skip_all, fields(%order_id))]
-pub async fn cancel(conn: &mut PgConnection, order_id: Uuid) -> Result<(), sqlx::Error> {
-    lock_order(conn, order_id).await?;
-    cancellation::note(conn, order_id).await?;
-    let cancelled = sqlx::query("UPDATE shipments SET status = 'cancelled' WHERE order_id = $1")
-        .bind(order_id)
-        .execute(&mut *conn)
-        .await?
-        .rows_affected();
     tracing::info!(
-        shipment_found = cancelled > 0,
-        "shipment cancelled (or will be created cancelled)"
+        created = created.len(),
+        already_shipped = placed.len() - created.len(),
+        "shipments created"
     );
     Ok(())
 }

@@ -13,6 +13,7 @@
 //! sees another's data.
 
 pub mod containers;
+pub mod events;
 pub mod services;
 
 use std::fmt;

@@ -6,7 +6,8 @@
 use std::sync::Arc;
 
 use anyhow::{Context as _, ensure};
-use chrono::Utc;
+
+use e2e::events::placed;
 use e2e::services::{
     ConsumerUnderTest, EventProducer, ServiceUnderTest, consumer_config, fresh_group, init_logs,
     read_records, wait_until,
@@ -17,7 +18,7 @@ use messaging::dead_letter::DeadLetter;
 use rdkafka::Message;
 use reqwest::Client;
 use serde_json::{Value, json};
-use shared_events::{Address, Customer, Envelope, OrderLine, OrderPlaced};
+use shared_events::Envelope;
 use shipping_service::Shipping;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -32,39 +33,6 @@ async fn admin(args: &[&str]) -> anyhow::Result<String> {
     .await
     .map_err(|e| anyhow::anyhow!("orderflow-admin {}: {e}", args.join(" ")))?;
     Ok(String::from_utf8(out)?)
-}
-
-fn placed(order_id: Uuid) -> Envelope<OrderPlaced> {
-    let address = || Address {
-        street: "1 Analytical Way".into(),
-        zip: "10115".into(),
-        city: "Berlin".into(),
-        country: "DE".into(),
-    };
-    Envelope::new(
-        order_id,
-        Utc::now(),
-        "order-service",
-        OrderPlaced {
-            order_id,
-            customer: Customer {
-                name: "Ada Lovelace".into(),
-                email: "ada@example.com".into(),
-            },
-            billing_address: address(),
-            shipping_address: address(),
-            currency: "EUR".into(),
-            lines: vec![OrderLine {
-                sku: "IPOD-NANO".into(),
-                name: "iPod nano".into(),
-                quantity: 2,
-                unit_price_cents: 14900,
-                line_total_cents: 29800,
-            }],
-            total_cents: 29800,
-            placed_at: Utc::now(),
-        },
-    )
 }
 
 async fn items(service: &ServiceUnderTest, path: &str) -> anyhow::Result<Vec<Value>> {

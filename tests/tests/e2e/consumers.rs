@@ -22,66 +22,12 @@ use messaging::inbox::{Fault, InboxError};
 use rdkafka::Message;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use shared_events::{Address, Customer, Envelope, OrderCancelled, OrderLine, OrderPlaced, headers};
+use shared_events::headers;
 use shipping_service::Shipping;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-const EMAIL: &str = "ada@example.com";
-const BILLING_STREET: &str = "1 Analytical Way";
-
-/// An `OrderPlaced` for `order_id`: two lines, different billing and shipping addresses.
-fn placed(order_id: Uuid) -> Envelope<OrderPlaced> {
-    let address = |street: &str, zip: &str, city: &str| Address {
-        street: street.into(),
-        zip: zip.into(),
-        city: city.into(),
-        country: "DE".into(),
-    };
-    let line = |sku: &str, name: &str, quantity: u32, unit_price_cents: i64| OrderLine {
-        sku: sku.into(),
-        name: name.into(),
-        quantity,
-        unit_price_cents,
-        line_total_cents: i64::from(quantity) * unit_price_cents,
-    };
-    let placed_at = Utc::now();
-    Envelope::new(
-        order_id,
-        placed_at,
-        "order-service",
-        OrderPlaced {
-            order_id,
-            customer: Customer {
-                name: "Ada Lovelace".into(),
-                email: EMAIL.into(),
-            },
-            billing_address: address(BILLING_STREET, "10115", "Berlin"),
-            shipping_address: address("2 Engine Road", "80331", "Munich"),
-            currency: "EUR".into(),
-            lines: vec![
-                line("IPOD-NANO", "iPod nano", 2, 14900),
-                line("CASE.BLK_1", "Leather case", 1, 1999),
-            ],
-            total_cents: 31799,
-            placed_at,
-        },
-    )
-}
-
-/// An `OrderCancelled` for `order_id`.
-fn cancelled(order_id: Uuid) -> Envelope<OrderCancelled> {
-    Envelope::new(
-        order_id,
-        Utc::now(),
-        "order-service",
-        OrderCancelled {
-            order_id,
-            reason: Some("changed my mind".into()),
-            cancelled_at: Utc::now(),
-        },
-    )
-}
+use e2e::events::{BILLING_STREET, EMAIL, cancelled, placed};
 
 /// One service instance on its own database, in its own group.
 struct Instance {

@@ -14,6 +14,7 @@ mod error_messages;
 mod flow;
 mod harness;
 mod hostile;
+mod inbox_batches;
 mod order_api_client;
 mod orders_api;
 mod relay;

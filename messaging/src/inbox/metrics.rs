@@ -1,0 +1,106 @@
+//! The inbox's Prometheus metrics.
+
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+/// The inbox's Prometheus metrics.
+#[derive(Debug, Clone)]
+pub struct InboxMetrics {
+    pub(super) batches: Histogram,
+    pub(super) processed: Counter,
+    pub(super) duplicates: Counter,
+    pub(super) dead_lettered: Counter,
+    pub(super) dead_letters_without_value: Counter,
+    pub(super) dead_letters_unwritten: Counter,
+    pub(super) skipped: Counter,
+    pub(super) retries: Counter,
+    pub(super) purged: Counter,
+    pub(super) lag: Gauge,
+    pub(super) stalled: Gauge,
+}
+
+impl Default for InboxMetrics {
+    fn default() -> Self {
+        InboxMetrics {
+            // 1 to 4096 records per batch, in powers of two.
+            batches: Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
+                1.0, 2.0, 13,
+            )),
+            processed: Counter::default(),
+            duplicates: Counter::default(),
+            dead_lettered: Counter::default(),
+            dead_letters_without_value: Counter::default(),
+            dead_letters_unwritten: Counter::default(),
+            skipped: Counter::default(),
+            retries: Counter::default(),
+            purged: Counter::default(),
+            lag: Gauge::default(),
+            stalled: Gauge::default(),
+        }
+    }
+}
+
+impl InboxMetrics {
+    /// Creates the metrics and registers them.
+    pub fn register(registry: &mut Registry) -> Self {
+        let m = InboxMetrics::default();
+        registry.register(
+            "inbox_batch_records",
+            "Records per batch (each batch is one database transaction)",
+            m.batches.clone(),
+        );
+        registry.register(
+            "inbox_records_processed",
+            "Records whose effect was applied",
+            m.processed.clone(),
+        );
+        registry.register(
+            "inbox_duplicates_skipped",
+            "Redelivered records acknowledged without a second effect",
+            m.duplicates.clone(),
+        );
+        registry.register(
+            "inbox_dead_lettered",
+            "Records sent to the dead-letter topic",
+            m.dead_lettered.clone(),
+        );
+        registry.register(
+            "inbox_dead_letters_without_value",
+            "Dead letters the dead-letter topic refused whole, written again without their value",
+            m.dead_letters_without_value.clone(),
+        );
+        registry.register(
+            "inbox_dead_letters_unwritten",
+            "Refused records the dead-letter topic refused even without their value (logged with their offset)",
+            m.dead_letters_unwritten.clone(),
+        );
+        registry.register(
+            "inbox_stalled",
+            "1 while the inbox retries a batch because the database refuses or cannot take its effects",
+            m.stalled.clone(),
+        );
+        registry.register(
+            "inbox_unknown_skipped",
+            "Records of event types this service does not handle",
+            m.skipped.clone(),
+        );
+        registry.register(
+            "inbox_retries",
+            "Retries of a batch or a dead letter after a failure of the service",
+            m.retries.clone(),
+        );
+        registry.register(
+            "inbox_processed_events_purged",
+            "Processed-event and cancellation records purged after the retention window",
+            m.purged.clone(),
+        );
+        registry.register(
+            "inbox_consumer_lag",
+            "Records behind the partitions' end, summed over assigned partitions",
+            m.lag.clone(),
+        );
+        m
+    }
+}

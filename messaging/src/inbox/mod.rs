@@ -1,0 +1,452 @@
+//! The inbox: an idempotent consumer runtime, written once for every service
+//! that reacts to order events.
+//!
+//! A service supplies a [`Handler`]: how to read a record into its own narrow
+//! type (tolerant reader: unknown fields ignored, unknown event types skipped
+//! and counted) and the effects of a batch of events. The runtime does the
+//! rest, a batch at a time:
+//!
+//! 1. **Natural batching.** Wait for a record, then take whatever else has
+//!    already arrived, up to `INBOX_BATCH_MAX`, without waiting to fill the
+//!    batch: at low load a batch is one record and latency stays minimal; at
+//!    high load batches grow, and one transaction serves many records.
+//! 2. **Read.** Decode each envelope and let the handler read it. A record
+//!    that cannot be read goes to the [`crate::dead_letter`] topic; its
+//!    neighbours go on.
+//! 3. **One transaction for the batch.** Lock the batch's orders (sorted, so
+//!    concurrent batches cannot deadlock), insert every event id into
+//!    `processed_events` in one statement (`ON CONFLICT DO NOTHING RETURNING`:
+//!    the ids that come back are new, the rest are duplicates), apply the
+//!    effects of the new events (the handler's set-based statements, in
+//!    record order), commit. The primary key, not a check-then-insert, makes
+//!    this hold under concurrent delivery too. An effect that rejects one
+//!    event ([`ApplyError::Invalid`], naming it) dead-letters that event and
+//!    the batch is applied again without it.
+//! 4. **Offsets after the commit.** Only then store, for each partition, the
+//!    highest offset of the batch; librdkafka commits stored offsets in the
+//!    background and when a partition is revoked. A crash between 3 and 4
+//!    means redelivery, which step 3 absorbs.
+//!
+//! Every record keeps the guarantees of one-record processing: per-partition
+//! order, one effect per event id, the offset only after the effect's commit,
+//! and cancellations honoured whichever of an order's events arrives first.
+//! A shutdown or a revoke never cuts a batch in half: the batch commits and
+//! stores its offsets (then the revoke commits them), or it rolls back and
+//! stores none (then its records are delivered again and the dedup absorbs
+//! what a previous attempt committed).
+//!
+//! # Whose fault
+//!
+//! Only the record's own faults send it to the dead-letter topic: a value
+//! that is not an envelope, a payload the service's reader refuses, an effect
+//! that rejects the event as invalid ([`ApplyError::Invalid`]). The readers
+//! check everything the service's tables would refuse (lengths, ranges, NUL
+//! characters), so the database is never the judge of a record. Every
+//! database error is the service's own failure (the server away, a revoked
+//! privilege, a bad migration): the same batch is retried with capped
+//! backoff, never skipped and never committed past, the service reports not
+//! ready on `/health/ready` with the reason, `inbox_stalled` is 1 and each
+//! attempt is logged (`warn` while the database is away, `error` when it
+//! refuses the work); it resumes by itself once the database takes the work
+//! again. A stall longer than `max.poll.interval.ms` (5 min) makes the
+//! consumer leave its group until it polls again; its partitions are then
+//! redelivered to whoever owns them, and the dedup table absorbs that.
+//!
+//! A dead letter the dead-letter topic itself refuses for good (too large
+//! once the `dlq.*` headers are added, say) is written again without its
+//! value, naming where the original stays (source topic, partition and
+//! offset) and counted in `inbox_dead_letters_without_value`; if even that
+//! is refused it is logged at `error` with the same coordinates and counted
+//! in `inbox_dead_letters_unwritten`. The consumer moves on either way: one
+//! bad record must not stall every partition.
+//!
+//! Processed-event records, and the cancellations remembered for orders not
+//! seen yet, are purged after a retention window that must be longer than any
+//! redelivery can take.
+//!
+//! # Rebuilding a service's view from the topic
+//!
+//! A consuming service's tables are a view of the order topic, so they can be
+//! rebuilt from it: start the service against an empty database, in a NEW
+//! consumer group that starts from the earliest offset, and let it catch up.
+//!
+//! ```text
+//! createdb -O invoicing invoicing_rebuild          # an empty database
+//! DATABASE_URL=postgres://invoicing:invoicing@127.0.0.1:15432/invoicing_rebuild \
+//! KAFKA_GROUP_ID=invoicing-rebuild-20261121 \
+//! KAFKA_AUTO_OFFSET_RESET=earliest \
+//! HTTP_ADDR=127.0.0.1:0 \
+//!   invoicing-service
+//! ```
+//!
+//! The migrations create the schema; the new group has no committed offsets,
+//! so it reads every partition from the start; the dedup table is empty, so
+//! every event applies once again. The rebuild has caught up when the
+//! `inbox_consumer_lag` metric reaches 0 (it is sampled every 5 s). Rows
+//! equal the original's except for their surrogate ids and commit timestamps
+//! (`issued_at`, `created_at`), which are the rebuild's own. Records the
+//! reader rejects are dead-lettered again, to the rebuild group's own
+//! `<topic>.dlq.<group>`. The view is complete only if the topic's retention
+//! still holds the whole history; cut over by pointing the service at the
+//! rebuilt database with the rebuild group (its offsets continue from there).
+//!
+//! # Tables
+//!
+//! [`MIGRATOR`] (`messaging/migrations/`) creates the dedup table and the
+//! table of cancellations seen before their order (which the effects use
+//! through [`crate::cancellation`] and the inbox purges), in every consuming
+//! service's database:
+//!
+//! ```sql
+//! CREATE TABLE processed_events (
+//!     consumer     TEXT        NOT NULL,
+//!     event_id     UUID        NOT NULL,
+//!     processed_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+//!     PRIMARY KEY (consumer, event_id)
+//! );
+//! CREATE INDEX processed_events_processed_at ON processed_events (processed_at);
+//! CREATE TABLE cancellations (
+//!     order_id    UUID        PRIMARY KEY,
+//!     recorded_at TIMESTAMPTZ NOT NULL DEFAULT now()
+//! );
+//! CREATE INDEX cancellations_recorded_at ON cancellations (recorded_at);
+//! ```
+
+mod batch;
+mod consumer;
+mod metrics;
+mod purge;
+mod settings;
+
+use std::future::Future;
+use std::sync::Arc;
+#[cfg(feature = "fault-injection")]
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use platform::health::Readiness;
+use rdkafka::consumer::Consumer;
+use rdkafka::error::KafkaError;
+use rdkafka::message::OwnedMessage;
+use rdkafka::producer::FutureProducer;
+use rdkafka::{Message, Offset, TopicPartitionList};
+use shared_events::RawEnvelope;
+use sqlx::{PgConnection, PgPool};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+use uuid::Uuid;
+
+use crate::backoff::Backoff;
+use crate::dead_letter::DeadLetter;
+use crate::kafka::{KafkaSettings, TopicSpec, ensure_topics_patiently};
+
+pub use metrics::InboxMetrics;
+#[cfg(feature = "fault-injection")]
+pub use settings::Fault;
+pub use settings::InboxSettings;
+
+/// The inbox's own tables (`processed_events`, `cancellations`), applied in
+/// every consuming service's database next to the service's schema and
+/// tracked in `_inbox_migrations`, apart from the service's own migrations.
+pub static MIGRATOR: std::sync::LazyLock<sqlx::migrate::Migrator> =
+    std::sync::LazyLock::new(|| {
+        let mut migrator = sqlx::migrate!();
+        migrator.dangerous_set_table_name("_inbox_migrations");
+        migrator
+    });
+
+/// What the runtime knows about a record besides the service's decoded view.
+#[derive(Debug, Clone)]
+pub struct EventMeta {
+    /// The envelope's event id (the dedup key).
+    pub event_id: Uuid,
+    /// The envelope's event type.
+    pub event_type: String,
+    /// The envelope's schema version.
+    pub schema_version: u32,
+    /// The order the event is about.
+    pub order_id: Uuid,
+    /// When the event happened.
+    pub occurred_at: DateTime<Utc>,
+}
+
+/// A record the service's reader refuses: it goes to the dead-letter topic.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Rejection(pub String);
+
+/// Why a batch's effects could not be applied.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// One event breaks the service's rules: dead-letter it, apply the rest.
+    #[error("event {index} of the batch was rejected: {reason}")]
+    Invalid {
+        /// Its position in the events given to [`Handler::apply`].
+        index: usize,
+        /// Why, for the dead letter.
+        reason: String,
+    },
+    /// The database failed: the service's fault, never the records'; the
+    /// batch is retried until the database takes the work.
+    #[error("the database did not apply the effects")]
+    Database(#[from] sqlx::Error),
+}
+
+/// One new event of a batch, as [`Handler::apply`] receives it.
+#[derive(Debug)]
+pub struct NewEvent<'a, E> {
+    /// What the runtime read from the envelope.
+    pub meta: &'a EventMeta,
+    /// The service's own view of the event.
+    pub event: &'a E,
+}
+
+/// What a consuming service supplies: its reader and its effects.
+pub trait Handler: Send + Sync + 'static {
+    /// The service's own, narrow view of an event.
+    type Event: Send + Sync;
+
+    /// Reads the envelope into the service's view: `Ok(None)` for event types
+    /// the service does not handle (skipped and counted), `Err` for records it
+    /// can never process (dead-lettered).
+    fn decode(&self, envelope: &RawEnvelope) -> Result<Option<Self::Event>, Rejection>;
+
+    /// Applies the effects of `events` (each new, in record order) on `conn`,
+    /// inside the transaction that records them as processed and that holds
+    /// the lock of each of their orders. Must not commit. Set-based
+    /// statements serve the whole batch in a round trip each.
+    fn apply<'a>(
+        &'a self,
+        conn: &'a mut PgConnection,
+        events: &'a [NewEvent<'a, Self::Event>],
+    ) -> impl Future<Output = Result<(), ApplyError>> + Send + 'a;
+}
+
+/// Why the inbox stopped other than by shutdown.
+#[derive(Debug, thiserror::Error)]
+pub enum InboxError {
+    /// Kafka client creation or subscription failed.
+    #[error("the Kafka consumer could not be created or subscribed")]
+    Kafka(#[from] KafkaError),
+    /// A [`Fault::StopAfterCommit`] fired.
+    #[cfg(feature = "fault-injection")]
+    #[error("injected fault: stopped after a commit, before storing its offsets")]
+    InjectedStop,
+}
+
+/// The name under which the inbox reports on [`Readiness`].
+const READINESS_PART: &str = "inbox";
+
+/// The consumer runtime; see the module documentation.
+pub struct Inbox<H: Handler> {
+    pool: PgPool,
+    handler: Arc<H>,
+    kafka: KafkaSettings,
+    settings: InboxSettings,
+    metrics: InboxMetrics,
+    readiness: Readiness,
+    dead_letter: DeadLetter,
+    #[cfg(feature = "fault-injection")]
+    commits: AtomicU64,
+}
+
+impl<H: Handler> Inbox<H> {
+    /// An inbox for `handler`, consuming `kafka.topic` in `settings.group_id`,
+    /// dead-lettering through `producer`, reporting stalls on `readiness`.
+    pub fn new(
+        pool: PgPool,
+        handler: H,
+        kafka: KafkaSettings,
+        settings: InboxSettings,
+        metrics: InboxMetrics,
+        readiness: Readiness,
+        producer: FutureProducer,
+    ) -> Self {
+        let dead_letter = DeadLetter::new(
+            producer,
+            shared_events::topics::dead_letter(&kafka.topic, &settings.group_id),
+            settings.group_id.clone(),
+        );
+        Inbox {
+            pool,
+            handler: Arc::new(handler),
+            kafka,
+            settings,
+            metrics,
+            readiness,
+            dead_letter,
+            #[cfg(feature = "fault-injection")]
+            commits: AtomicU64::new(0),
+        }
+    }
+
+    /// The inbox of a consuming service configured by `config`: its
+    /// dead-letter producer made, its metrics registered on `registry`.
+    pub fn for_service(
+        pool: PgPool,
+        handler: H,
+        config: &crate::consumer::ConsumerConfig,
+        registry: &mut prometheus_client::registry::Registry,
+        readiness: Readiness,
+    ) -> Result<Self, KafkaError> {
+        let producer = crate::kafka::producer(&config.kafka, &config.producer)?;
+        Ok(Inbox::new(
+            pool,
+            handler,
+            config.kafka.clone(),
+            config.inbox.clone(),
+            InboxMetrics::register(registry),
+            readiness,
+            producer,
+        ))
+    }
+
+    /// The inbox as a service's background task: it consumes until the
+    /// service stops, and its failure stops the service.
+    pub fn into_task(self) -> platform::app::BackgroundTask {
+        platform::app::BackgroundTask::fallible("inbox", move |stop| self.run(stop))
+    }
+
+    /// The topics this inbox needs: the source topic and its dead-letter topic.
+    pub fn topics(&self) -> Vec<TopicSpec> {
+        vec![
+            self.kafka.topic_spec(&self.kafka.topic),
+            self.kafka.topic_spec(self.dead_letter.topic()),
+        ]
+    }
+
+    /// Consumes until `shutdown` fires (then commits stored offsets and
+    /// returns `Ok`), or until an injected fault stops it.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), InboxError> {
+        if !ensure_topics_patiently(
+            &self.kafka,
+            &self.topics(),
+            self.settings.max_backoff,
+            &shutdown,
+        )
+        .await
+        {
+            return Ok(());
+        }
+        let consumer = consumer::subscribe(&self.kafka, &self.settings, self.metrics.clone())?;
+        tracing::info!(topic = %self.kafka.topic, group = %self.settings.group_id, "inbox consuming");
+
+        let purge = tokio::spawn(purge::purge_processed(
+            self.pool.clone(),
+            self.settings.clone(),
+            self.metrics.clone(),
+            shutdown.clone(),
+        ));
+        let result = self.consume(&consumer, &shutdown).await;
+        purge.abort();
+        if result.is_ok() {
+            consumer::close_within(consumer, consumer::CLOSE_TIMEOUT).await;
+            tracing::info!("inbox stopped");
+        }
+        result
+    }
+
+    /// The batch loop: take a batch, process it, store its offsets.
+    async fn consume(
+        &self,
+        consumer: &consumer::InboxConsumer,
+        shutdown: &CancellationToken,
+    ) -> Result<(), InboxError> {
+        let mut errors = Backoff::new(
+            Duration::from_millis(50),
+            consumer::CONSUMER_ERROR_MAX_BACKOFF,
+        );
+        loop {
+            let records = tokio::select! {
+                () = shutdown.cancelled() => return Ok(()),
+                batch = self.next_batch(consumer) => batch,
+            };
+            let records = match records {
+                Ok(records) => {
+                    errors.reset();
+                    records
+                }
+                Err(e) => {
+                    let delay = errors.next_delay();
+                    tracing::warn!(error = %e, retry_in = ?delay, "consumer error");
+                    tokio::select! {
+                        () = shutdown.cancelled() => return Ok(()),
+                        () = tokio::time::sleep(delay) => continue,
+                    }
+                }
+            };
+            let span = tracing::info_span!("batch", records = records.len());
+            let processed = self.process(&records, shutdown).instrument(span).await;
+            if processed == batch::Processed::Interrupted {
+                return Ok(());
+            }
+            #[cfg(feature = "fault-injection")]
+            match self.fault_fires() {
+                Some(Fault::AbortProcessAfterCommit(_)) => {
+                    tracing::error!("injected fault: aborting after commit, before offset store");
+                    std::process::abort();
+                }
+                Some(Fault::StopAfterCommit(_)) => return Err(InboxError::InjectedStop),
+                None => {}
+            }
+            store_offsets(consumer, &records);
+        }
+    }
+
+    /// Waits for a record, then takes what else has already arrived, up to
+    /// the batch cap, without waiting for more.
+    async fn next_batch(
+        &self,
+        consumer: &consumer::InboxConsumer,
+    ) -> Result<Vec<OwnedMessage>, KafkaError> {
+        let first = consumer.recv().await?.detach();
+        let cap = usize::try_from(self.settings.batch_max).unwrap_or(usize::MAX);
+        let mut records = vec![first];
+        while records.len() < cap {
+            match tokio::time::timeout(Duration::ZERO, consumer.recv()).await {
+                Ok(Ok(record)) => records.push(record.detach()),
+                // An error report (a lost connection, say): the batch so far
+                // is processed, and the next wait meets the error again if it lasts.
+                Ok(Err(e)) => {
+                    tracing::debug!(error = %e, "consumer error while filling a batch");
+                    break;
+                }
+                Err(_nothing_more_yet) => break,
+            }
+        }
+        Ok(records)
+    }
+
+    /// The crash point, when this batch commit is the one it is set at.
+    #[cfg(feature = "fault-injection")]
+    fn fault_fires(&self) -> Option<Fault> {
+        let n = self.commits.fetch_add(1, Ordering::SeqCst) + 1;
+        self.settings.crash_point().filter(|fault| match fault {
+            Fault::AbortProcessAfterCommit(at) | Fault::StopAfterCommit(at) => n == *at,
+        })
+    }
+}
+
+/// Stores, for each partition of `records`, the offset after its highest
+/// record. A partition revoked meanwhile refuses: its new owner reads the
+/// records again, and the dedup table absorbs them.
+fn store_offsets(consumer: &consumer::InboxConsumer, records: &[OwnedMessage]) {
+    let mut highest: std::collections::BTreeMap<(&str, i32), i64> = Default::default();
+    for record in records {
+        let offset = highest
+            .entry((record.topic(), record.partition()))
+            .or_insert(record.offset());
+        *offset = (*offset).max(record.offset());
+    }
+    let mut offsets = TopicPartitionList::new();
+    for ((topic, partition), offset) in highest {
+        // The next offset to read, as a commit records it.
+        if let Err(e) = offsets.add_partition_offset(topic, partition, Offset::Offset(offset + 1)) {
+            tracing::warn!(error = %e, topic, partition, offset, "offset not stored");
+        }
+    }
+    if let Err(e) = consumer.store_offsets(&offsets) {
+        tracing::warn!(error = %e, "offsets not stored (partitions revoked?); the records will be delivered again");
+    }
+}

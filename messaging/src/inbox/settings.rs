@@ -1,0 +1,144 @@
+//! How the inbox consumes: its settings, each declared once, and the crash
+//! points of fault-injection builds.
+
+use std::time::Duration;
+
+/// A deliberate crash point for the chaos run and the tests (only in builds
+/// with the `fault-injection` feature).
+#[cfg(feature = "fault-injection")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Abort the process after the Nth committed batch, before its offsets
+    /// are stored (`FAULT_ABORT_AFTER_COMMIT=N`; used by `cargo xtask chaos`).
+    AbortProcessAfterCommit(u64),
+    /// Stop the runtime the same way, without storing the offsets (in-process tests).
+    StopAfterCommit(u64),
+}
+
+/// How the inbox consumes.
+#[derive(Debug, Clone, clap::Args)]
+pub struct InboxSettings {
+    /// The consumer group (also the dedup namespace in processed_events).
+    #[arg(
+        id = "kafka_group_id",
+        long = "kafka-group-id",
+        env = "KAFKA_GROUP_ID",
+        default_value = "inbox"
+    )]
+    pub group_id: String,
+    /// Where a new consumer group starts reading.
+    #[arg(
+        id = "kafka_auto_offset_reset",
+        long = "kafka-auto-offset-reset",
+        env = "KAFKA_AUTO_OFFSET_RESET",
+        default_value = "earliest",
+        value_parser = ["earliest", "latest"]
+    )]
+    pub auto_offset_reset: String,
+    /// How often stored offsets are committed.
+    #[arg(
+        id = "kafka_auto_commit_interval",
+        long = "kafka-auto-commit-interval-ms",
+        env = "KAFKA_AUTO_COMMIT_INTERVAL_MS",
+        default_value = "1000",
+        value_parser = platform::config::millis
+    )]
+    pub auto_commit_interval: Duration,
+    /// Longest the broker holds a fetch waiting for data.
+    #[arg(
+        id = "kafka_fetch_wait_max",
+        long = "kafka-fetch-wait-max-ms",
+        env = "KAFKA_FETCH_WAIT_MAX_MS",
+        default_value = "100",
+        value_parser = platform::config::millis
+    )]
+    pub fetch_wait_max: Duration,
+    /// How long the group waits for a silent (crashed) member before reassigning its partitions (librdkafka's default is 45 s)
+    #[arg(
+        id = "kafka_session_timeout",
+        long = "kafka-session-timeout-ms",
+        env = "KAFKA_SESSION_TIMEOUT_MS",
+        default_value = "10000",
+        value_parser = platform::config::millis
+    )]
+    pub session_timeout: Duration,
+    /// Dedup records and early cancellations older than this are purged (keep it longer than any redelivery)
+    #[arg(
+        id = "processed_retention",
+        long = "processed-retention-hours",
+        env = "PROCESSED_RETENTION_HOURS",
+        default_value = "168",
+        value_parser = platform::config::hours
+    )]
+    pub processed_retention: Duration,
+    /// How often the purge runs.
+    #[arg(
+        id = "processed_purge_interval",
+        long = "processed-purge-interval-secs",
+        env = "PROCESSED_PURGE_INTERVAL_SECS",
+        default_value = "3600",
+        value_parser = platform::config::secs
+    )]
+    pub purge_interval: Duration,
+    /// Most records applied in one database transaction: a batch takes what has already arrived, up to this, and never waits to fill
+    #[arg(
+        id = "inbox_batch_max",
+        long = "inbox-batch-max",
+        env = "INBOX_BATCH_MAX",
+        default_value_t = 500,
+        value_parser = clap::value_parser!(u32).range(1..=10_000)
+    )]
+    pub batch_max: u32,
+    /// Cap of the retry delay while the database fails or refuses the effects.
+    #[arg(
+        id = "consumer_max_backoff",
+        long = "consumer-max-backoff-ms",
+        env = "CONSUMER_MAX_BACKOFF_MS",
+        default_value = "5000",
+        value_parser = platform::config::millis
+    )]
+    pub max_backoff: Duration,
+    /// Fault injection: abort after the Nth batch commit, before its offsets are stored.
+    #[cfg(feature = "fault-injection")]
+    #[arg(
+        id = "fault_abort_after_commit",
+        long = "fault-abort-after-commit",
+        env = "FAULT_ABORT_AFTER_COMMIT",
+        hide = true
+    )]
+    pub abort_after_commit: Option<u64>,
+    /// A crash point set by an in-process test.
+    #[cfg(feature = "fault-injection")]
+    #[arg(skip)]
+    pub fault: Option<Fault>,
+}
+
+impl InboxSettings {
+    /// The defaults, in consumer group `group_id` (for tests and tools).
+    pub fn new(group_id: &str) -> Self {
+        InboxSettings {
+            group_id: group_id.to_owned(),
+            auto_offset_reset: "earliest".to_owned(),
+            auto_commit_interval: Duration::from_millis(1_000),
+            fetch_wait_max: Duration::from_millis(100),
+            session_timeout: Duration::from_millis(10_000),
+            processed_retention: Duration::from_secs(7 * 24 * 3600),
+            purge_interval: Duration::from_secs(3600),
+            batch_max: 500,
+            max_backoff: Duration::from_secs(5),
+            #[cfg(feature = "fault-injection")]
+            abort_after_commit: None,
+            #[cfg(feature = "fault-injection")]
+            fault: None,
+        }
+    }
+
+    /// The crash point, if one is set.
+    #[cfg(feature = "fault-injection")]
+    pub(super) fn crash_point(&self) -> Option<Fault> {
+        self.fault.or(self
+            .abort_after_commit
+            .filter(|n| *n > 0)
+            .map(Fault::AbortProcessAfterCommit))
+    }
+}
