@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use orderflow_client::{ApiClient, ClientError};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
@@ -92,7 +93,10 @@ pub struct Summary {
 pub enum LoadError {
     /// The HTTP client could not be built.
     #[error("cannot build the HTTP client")]
-    Client(#[source] reqwest::Error),
+    Client(#[source] ClientError),
+    /// An order could not be encoded as JSON.
+    #[error("cannot encode an order as JSON")]
+    Encode(#[source] serde_json::Error),
     /// The plan cannot be run.
     #[error("invalid plan: {0}")]
     Plan(String),
@@ -106,19 +110,14 @@ pub async fn run(plan: &Plan) -> Result<(Vec<Outcome>, Summary), LoadError> {
             plan.rate
         )));
     }
-    let client = reqwest::Client::builder()
-        .no_proxy()
-        .timeout(plan.timeout)
-        .connect_timeout(Duration::from_secs(5))
-        .pool_max_idle_per_host(plan.max_in_flight)
-        .tcp_nodelay(true)
-        .build()
+    let client = ApiClient::with_timeouts(plan.timeout, Duration::from_secs(5))
         .map_err(LoadError::Client)?;
     let count = plan.requests();
     let mut generator = OrderGenerator::new(plan.seed);
     let bodies: Vec<Vec<u8>> = (0..count)
         .map(|_| generator.next_order().body_bytes())
-        .collect();
+        .collect::<Result<_, _>>()
+        .map_err(LoadError::Encode)?;
 
     let (results, mut received) = mpsc::unbounded_channel::<Outcome>();
     let in_flight = Arc::new(AtomicUsize::new(0));
@@ -191,44 +190,33 @@ pub async fn run(plan: &Plan) -> Result<(Vec<Outcome>, Summary), LoadError> {
 
 /// Sends one order; the latency runs from `due`, the time it was scheduled for.
 async fn place(
-    client: &reqwest::Client,
+    client: &ApiClient,
     url: &str,
     body: Vec<u8>,
     index: usize,
     due: Instant,
 ) -> Outcome {
-    let answer = client
-        .post(url)
-        .header(reqwest::header::CONTENT_TYPE, "application/json")
-        .body(body)
-        .send()
-        .await;
-    let response = match answer {
-        Ok(response) => response,
+    // The reply is complete only once its body is read (and the connection
+    // can serve the next request).
+    let reply = match client.post_body(url, None, body).await {
+        Ok(reply) => reply,
         Err(e) => return failure(index, due, &e),
     };
-    let status = response.status().as_u16();
-    let order_id = response
-        .headers()
-        .get(reqwest::header::LOCATION)
-        .and_then(|v| v.to_str().ok())
+    let order_id = reply
+        .location
+        .as_deref()
         .and_then(|location| location.rsplit('/').next())
         .map(str::to_owned);
-    // The answer is complete only once its body is read (and the connection
-    // can serve the next request).
-    if let Err(e) = response.bytes().await {
-        return failure(index, due, &e);
-    }
     Outcome {
         index,
-        status,
+        status: reply.status,
         latency_us: micros(due.elapsed()).max(1),
-        order_id: (status == 201).then_some(order_id).flatten(),
+        order_id: (reply.status == 201).then_some(order_id).flatten(),
         error: None,
     }
 }
 
-fn failure(index: usize, due: Instant, error: &reqwest::Error) -> Outcome {
+fn failure(index: usize, due: Instant, error: &ClientError) -> Outcome {
     let kind = if error.is_timeout() {
         "timeout"
     } else if error.is_connect() {
@@ -236,12 +224,16 @@ fn failure(index: usize, due: Instant, error: &reqwest::Error) -> Outcome {
     } else {
         "transport"
     };
+    let cause = match error {
+        ClientError::Http { source, .. } => source.to_string(),
+        other => other.to_string(),
+    };
     Outcome {
         index,
         status: 0,
         latency_us: micros(due.elapsed()).max(1),
         order_id: None,
-        error: Some(format!("{kind}: {error}")),
+        error: Some(format!("{kind}: {cause}")),
     }
 }
 

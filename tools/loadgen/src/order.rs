@@ -1,10 +1,10 @@
 //! Orders as a client would send them: one to five lines, mixed currencies,
 //! customers who ship to an address other than their billing one.
 
+use orderflow_client::{Address, Customer, OrderLine, PlaceOrder};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
-use serde_json::Value;
 
 /// One line as the consumers should record it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -42,15 +42,26 @@ pub struct ExpectedOrder {
 #[derive(Debug, Clone)]
 pub struct GeneratedOrder {
     /// The request body.
-    pub body: Value,
+    pub body: PlaceOrder,
     /// What the consumers should record.
     pub expected: ExpectedOrder,
 }
 
 impl GeneratedOrder {
-    /// The request body as bytes (for clients that send raw bodies).
-    pub fn body_bytes(&self) -> Vec<u8> {
-        self.body.to_string().into_bytes()
+    /// The request body as JSON bytes (for clients that send raw bodies).
+    pub fn body_bytes(&self) -> Result<Vec<u8>, serde_json::Error> {
+        serde_json::to_vec(&self.body)
+    }
+}
+
+impl From<&ExpectedLine> for OrderLine {
+    fn from(line: &ExpectedLine) -> Self {
+        OrderLine {
+            sku: line.sku.clone(),
+            name: line.name.clone(),
+            quantity: line.quantity,
+            unit_price_cents: line.unit_price_cents,
+        }
     }
 }
 
@@ -169,26 +180,22 @@ impl OrderGenerator {
             .iter()
             .map(|l| i64::from(l.quantity) * l.unit_price_cents)
             .sum();
-        let address = |street: &str, city: &(&str, &str, &str, &str)| {
-            serde_json::json!({
-                "street": street,
-                "zip": format!("{} {}", city.1, 100 + (street.len() % 900)),
-                "city": city.0,
-                "country": city.2,
-            })
+        let address = |street: &str, city: &(&str, &str, &str, &str)| Address {
+            street: street.to_owned(),
+            zip: format!("{} {}", city.1, 100 + (street.len() % 900)),
+            city: city.0.to_owned(),
+            country: city.2.to_owned(),
         };
-        let body = serde_json::json!({
-            "customer": { "name": customer_name, "email": email },
-            "billing_address": address(&billing_street, &billing),
-            "shipping_address": address(&shipping_street, &shipping),
-            "currency": currency,
-            "lines": lines.iter().map(|l| serde_json::json!({
-                "sku": l.sku,
-                "name": l.name,
-                "quantity": l.quantity,
-                "unit_price_cents": l.unit_price_cents,
-            })).collect::<Vec<_>>(),
-        });
+        let body = PlaceOrder {
+            customer: Customer {
+                name: customer_name.clone(),
+                email,
+            },
+            billing_address: address(&billing_street, &billing),
+            shipping_address: address(&shipping_street, &shipping),
+            currency: currency.to_owned(),
+            lines: lines.iter().map(OrderLine::from).collect(),
+        };
         GeneratedOrder {
             body,
             expected: ExpectedOrder {
@@ -224,17 +231,7 @@ impl OrderGenerator {
             .iter()
             .map(|l| i64::from(l.quantity) * l.unit_price_cents)
             .sum();
-        order.body["lines"] = expected
-            .iter()
-            .map(|l| {
-                serde_json::json!({
-                    "sku": l.sku,
-                    "name": l.name,
-                    "quantity": l.quantity,
-                    "unit_price_cents": l.unit_price_cents,
-                })
-            })
-            .collect();
+        order.body.lines = expected.iter().map(OrderLine::from).collect();
         order.expected.lines = expected;
         order
     }
@@ -254,9 +251,9 @@ mod tests {
 
     #[test]
     fn the_same_seed_gives_the_same_orders_and_another_seed_others() {
-        let a: Vec<Value> = OrderGenerator::new(7).take(20).map(|o| o.body).collect();
-        let b: Vec<Value> = OrderGenerator::new(7).take(20).map(|o| o.body).collect();
-        let c: Vec<Value> = OrderGenerator::new(8).take(20).map(|o| o.body).collect();
+        let a: Vec<PlaceOrder> = OrderGenerator::new(7).take(20).map(|o| o.body).collect();
+        let b: Vec<PlaceOrder> = OrderGenerator::new(7).take(20).map(|o| o.body).collect();
+        let c: Vec<PlaceOrder> = OrderGenerator::new(8).take(20).map(|o| o.body).collect();
         assert_eq!(a, b);
         assert_ne!(a, c);
     }
@@ -264,23 +261,17 @@ mod tests {
     #[test]
     fn a_large_order_has_the_lines_asked_for_and_a_matching_total() {
         let order = OrderGenerator::new(3).large_order(100);
-        let lines = order.body["lines"].as_array().expect("lines");
+        let lines = &order.body.lines;
         assert_eq!(lines.len(), 100);
         assert_eq!(order.expected.lines.len(), 100);
-        assert!(
-            lines
-                .iter()
-                .all(|l| l["name"].as_str().map(str::len) == Some(200))
-        );
+        assert!(lines.iter().all(|l| l.name.len() == 200));
         let total: i64 = lines
             .iter()
-            .map(|l| {
-                l["quantity"].as_i64().unwrap_or(0) * l["unit_price_cents"].as_i64().unwrap_or(0)
-            })
+            .map(|l| i64::from(l.quantity) * l.unit_price_cents)
             .sum();
         assert_eq!(total, order.expected.total_cents);
         assert!(
-            order.body.to_string().len() > 25_000,
+            order.body_bytes().expect("json").len() > 25_000,
             "about 300 bytes per line"
         );
     }
@@ -288,29 +279,26 @@ mod tests {
     #[test]
     fn expectations_match_the_body() {
         for order in OrderGenerator::new(1).take(500) {
-            let lines = order.body["lines"].as_array().expect("lines");
+            let lines = &order.body.lines;
             assert_eq!(lines.len(), order.expected.lines.len());
             assert!((1..=5).contains(&lines.len()));
             let total: i64 = lines
                 .iter()
-                .map(|l| {
-                    l["quantity"].as_i64().unwrap_or(0)
-                        * l["unit_price_cents"].as_i64().unwrap_or(0)
-                })
+                .map(|l| i64::from(l.quantity) * l.unit_price_cents)
                 .sum();
             assert_eq!(total, order.expected.total_cents);
-            let mut skus: Vec<&str> = lines.iter().filter_map(|l| l["sku"].as_str()).collect();
+            let mut skus: Vec<&str> = lines.iter().map(|l| l.sku.as_str()).collect();
             skus.sort_unstable();
             skus.dedup();
             assert_eq!(skus.len(), lines.len(), "skus are unique within an order");
-            assert_eq!(order.body["currency"], order.expected.currency.as_str());
+            assert_eq!(order.body.currency, order.expected.currency);
             assert_eq!(
-                order.body["shipping_address"]["city"],
-                order.expected.shipping_city.as_str()
+                order.body.shipping_address.city,
+                order.expected.shipping_city
             );
             assert_eq!(
-                order.body["billing_address"]["country"],
-                order.body["shipping_address"]["country"]
+                order.body.billing_address.country,
+                order.body.shipping_address.country
             );
         }
     }

@@ -8,18 +8,19 @@
 //! Components that were already running before are left running.
 //!
 //! When the tests pass, the quick chaos run follows (a few hundred orders per
-//! scenario, on infrastructure of its own; see [`crate::chaos`]), unless
+//! scenario, on infrastructure of its own; see the `chaos` crate), unless
 //! `--skip-chaos` is given.
 
 use std::ffi::OsString;
-use std::os::unix::process::ExitStatusExt;
-use std::process::{ExitCode, ExitStatus};
+use std::process::ExitCode;
 
-use super::interrupts::{Interrupts, interrupted_by};
-use crate::chaos::{ChaosError, ChaosOptions};
-use crate::infra::{DevInfra, Running, Settings};
-use crate::process;
-use crate::{InfraError, workspace_root};
+use chaos::{ChaosError, ChaosOptions};
+use devinfra::infra::{DevInfra, Running, Settings};
+use devinfra::interrupts::{Interrupts, interrupted_by, uninterrupted};
+use devinfra::process;
+use devinfra::{InfraError, workspace_root};
+
+use super::exit_code;
 
 /// Runs the workspace's tests against real infrastructure (`test_args` go to
 /// the test binaries), then, when they pass and `chaos` is set, the quick
@@ -47,18 +48,7 @@ async fn cargo_test(
     let before = infra.running()?;
     // An interrupted startup is not cancelled half-way (a server could come up
     // after we looked): it finishes, then everything it started is stopped.
-    let up = infra.up(1);
-    tokio::pin!(up);
-    let mut interrupted = None;
-    let up = loop {
-        tokio::select! {
-            up = &mut up => break up,
-            signal = interrupts.recv() => {
-                eprintln!("xtask: {} received, stopping once startup has finished", signal.name());
-                interrupted = Some(signal);
-            }
-        }
-    };
+    let (up, interrupted) = uninterrupted(infra.up(1), interrupts).await;
     let outcome = match (up, interrupted) {
         (Ok(_), Some(signal)) => Ok(interrupted_by(signal)),
         (Ok(report), None) => run_cargo_test(&report.settings, test_args, interrupts).await,
@@ -129,13 +119,5 @@ async fn run_cargo_test(
     match interrupted {
         Some(signal) => Ok(interrupted_by(signal)),
         None => Ok(exit_code(status)),
-    }
-}
-
-fn exit_code(status: ExitStatus) -> ExitCode {
-    match (status.code(), status.signal()) {
-        (Some(code), _) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
-        (None, Some(signal)) => ExitCode::from(u8::try_from(128 + signal).unwrap_or(1)),
-        (None, None) => ExitCode::FAILURE,
     }
 }

@@ -1,0 +1,78 @@
+//! Ctrl-C and SIGTERM as values, so a command can clean up instead of dying.
+//!
+//! Once installed, the default action (exit at once) no longer applies: a
+//! signal is queued until the command asks for it with [`Interrupts::recv`],
+//! typically in a `select!` next to the work it interrupts.
+
+use std::process::ExitCode;
+
+use tokio::signal::unix::{SignalKind, signal};
+
+use crate::InfraError;
+use crate::process::Signal;
+
+/// SIGINT and SIGTERM, caught so that cleanup runs instead of the default exit.
+pub struct Interrupts {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+}
+
+impl Interrupts {
+    /// Starts catching SIGINT and SIGTERM.
+    pub fn install() -> Result<Self, InfraError> {
+        let install = |kind: SignalKind| {
+            signal(kind).map_err(|e| InfraError::Spawn {
+                program: "signal handler".into(),
+                source: e,
+            })
+        };
+        Ok(Interrupts {
+            int: install(SignalKind::interrupt())?,
+            term: install(SignalKind::terminate())?,
+        })
+    }
+
+    /// The next signal (one that arrived since the last call returns at once).
+    pub async fn recv(&mut self) -> Signal {
+        tokio::select! {
+            _ = self.int.recv() => Signal::Int,
+            _ = self.term.recv() => Signal::Term,
+        }
+    }
+}
+
+/// The shell's convention for a run ended by a signal: 128 + its number.
+pub fn interrupted_by(signal: Signal) -> ExitCode {
+    eprintln!("xtask: interrupted by {}", signal.name());
+    ExitCode::from(128 + signal_number(signal))
+}
+
+/// Runs `step` to completion even when a signal arrives meanwhile (a startup
+/// cut off half-way could leave a server coming up after we looked); returns
+/// its result and the signal, if one came.
+pub async fn uninterrupted<T>(
+    step: impl std::future::Future<Output = T>,
+    interrupts: &mut Interrupts,
+) -> (T, Option<Signal>) {
+    tokio::pin!(step);
+    let mut interrupted = None;
+    loop {
+        tokio::select! {
+            result = &mut step => return (result, interrupted),
+            signal = interrupts.recv() => {
+                eprintln!("xtask: {} received, stopping once this step has finished", signal.name());
+                interrupted = Some(signal);
+            }
+        }
+    }
+}
+
+fn signal_number(signal: Signal) -> u8 {
+    match signal {
+        Signal::Int => 2,
+        Signal::Term => 15,
+        Signal::Kill => 9,
+        Signal::Cont => 18,
+        Signal::Stop => 19,
+    }
+}
