@@ -23,19 +23,7 @@ pub(crate) struct Machine {
 impl Machine {
     /// Reads /proc and asks each tool for its version; `kafka` is the broker's release.
     pub(crate) async fn describe(kafka: &str) -> Self {
-        let cpuinfo = read("/proc/cpuinfo");
-        let cpu = cpuinfo
-            .lines()
-            .find_map(|l| l.strip_prefix("model name"))
-            .and_then(|rest| rest.split_once(':'))
-            .map(|(_, model)| model.trim().to_owned())
-            .unwrap_or_else(|| "unknown".into());
-        let memory_kib: f64 = read("/proc/meminfo")
-            .lines()
-            .find_map(|l| l.strip_prefix("MemTotal:"))
-            .and_then(|rest| rest.split_whitespace().next())
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0.0);
+        let (cpu, memory_bytes) = cpu_and_memory();
         let os = read("/etc/os-release")
             .lines()
             .find_map(|l| l.strip_prefix("PRETTY_NAME="))
@@ -53,8 +41,12 @@ impl Machine {
         Machine {
             cpu,
             cores: std::thread::available_parallelism().map_or(0, usize::from),
-            memory_gib: memory_kib / 1024.0 / 1024.0,
-            kernel: read("/proc/sys/kernel/osrelease").trim().to_owned(),
+            memory_gib: memory_bytes as f64 / 1024.0 / 1024.0 / 1024.0,
+            kernel: rustix::system::uname()
+                .release()
+                .to_string_lossy()
+                .trim()
+                .to_owned(),
             os,
             rustc: first_line(Path::new("rustc"), "--version").await,
             java,
@@ -62,6 +54,23 @@ impl Machine {
             kafka: kafka.to_owned(),
             librdkafka,
         }
+    }
+}
+
+/// The CPU's model name and the memory in bytes, from procfs ("unknown" and 0 without it).
+fn cpu_and_memory() -> (String, u64) {
+    #[cfg(target_os = "linux")]
+    {
+        use procfs::Current as _;
+        let cpu = procfs::CpuInfo::current()
+            .ok()
+            .and_then(|info| info.model_name(0).map(|model| model.trim().to_owned()));
+        let memory = procfs::Meminfo::current().map_or(0, |info| info.mem_total);
+        (cpu.unwrap_or_else(|| "unknown".into()), memory)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        ("unknown".into(), 0)
     }
 }
 

@@ -8,7 +8,7 @@
 //!   `kafka-consumer-groups --describe` does. Offsets are committed every
 //!   `KAFKA_AUTO_COMMIT_INTERVAL_MS` (1 s), so the lag reads up to about one
 //!   second of records high even for a consumer that keeps up.
-//! - **RSS** of each service: `VmRSS` from `/proc/<pid>/status`.
+//! - **RSS** of each service: `VmRSS` of `/proc/<pid>/status`, through procfs.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -141,20 +141,22 @@ fn group_lag(consumer: &BaseConsumer) -> Result<i64, BenchError> {
     }
 }
 
-/// `VmRSS` of `pid` in KiB, 0 when it cannot be read.
+/// `VmRSS` of `pid` in KiB, 0 when it cannot be read (or there is no procfs).
 pub(crate) fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|status| parse_vm_rss(&status))
-        .unwrap_or(0)
-}
-
-fn parse_vm_rss(status: &str) -> Option<u64> {
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|kib| kib.parse().ok())
+    #[cfg(target_os = "linux")]
+    {
+        i32::try_from(pid)
+            .ok()
+            .and_then(|pid| procfs::process::Process::new(pid).ok())
+            .and_then(|process| process.status().ok())
+            .and_then(|status| status.vmrss)
+            .unwrap_or(0)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = pid;
+        0
+    }
 }
 
 #[cfg(test)]
@@ -163,10 +165,7 @@ mod tests {
 
     #[test]
     fn rss_is_read_from_the_status_file() {
-        let status =
-            "Name:\torder-service\nVmPeak:\t  200000 kB\nVmRSS:\t   31544 kB\nThreads:\t9\n";
-        assert_eq!(parse_vm_rss(status), Some(31544));
-        assert_eq!(parse_vm_rss("Name:\tx\n"), None);
         assert!(rss_kib(std::process::id()) > 0, "our own RSS is readable");
+        assert_eq!(rss_kib(u32::MAX), 0, "no such process");
     }
 }

@@ -44,7 +44,7 @@ impl Interrupts {
 /// The shell's convention for a run ended by a signal: 128 + its number.
 pub fn interrupted_by(signal: Signal) -> ExitCode {
     eprintln!("xtask: interrupted by {}", signal.name());
-    ExitCode::from(128 + signal_number(signal))
+    ExitCode::from(u8::try_from(128 + signal.number()).unwrap_or(1))
 }
 
 /// Runs `step` to completion even when a signal arrives meanwhile (a startup
@@ -64,15 +64,5 @@ pub async fn uninterrupted<T>(
                 interrupted = Some(signal);
             }
         }
-    }
-}
-
-fn signal_number(signal: Signal) -> u8 {
-    match signal {
-        Signal::Int => 2,
-        Signal::Term => 15,
-        Signal::Kill => 9,
-        Signal::Cont => 18,
-        Signal::Stop => 19,
     }
 }

@@ -7,6 +7,10 @@
 //! an unrelated process, so before any signal is sent we check that the
 //! process's command line contains a path only our process has (its config
 //! file or data directory). Termination is SIGTERM, a grace period, then SIGKILL.
+//!
+//! Signals and sessions go through `rustix`; what a process is (its command
+//! line, environment, state, parent) is read from `/proc` through `procfs`
+//! on Linux, and from `ps` elsewhere.
 
 use std::fs;
 use std::io;
@@ -14,6 +18,9 @@ use std::net::{Ipv4Addr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::Child;
 use std::time::{Duration, Instant, SystemTime};
+
+use rustix::io::Errno;
+use rustix::process::Pid;
 
 use crate::InfraError;
 
@@ -40,14 +47,20 @@ pub enum Signal {
 }
 
 impl Signal {
-    fn number(self) -> libc::c_int {
+    fn to_rustix(self) -> rustix::process::Signal {
+        use rustix::process::Signal as S;
         match self {
-            Signal::Term => libc::SIGTERM,
-            Signal::Int => libc::SIGINT,
-            Signal::Kill => libc::SIGKILL,
-            Signal::Stop => libc::SIGSTOP,
-            Signal::Cont => libc::SIGCONT,
+            Signal::Term => S::TERM,
+            Signal::Int => S::INT,
+            Signal::Kill => S::KILL,
+            Signal::Stop => S::STOP,
+            Signal::Cont => S::CONT,
         }
+    }
+
+    /// The signal's number (SIGTERM is 15).
+    pub fn number(self) -> i32 {
+        self.to_rustix().as_raw()
     }
 
     /// The signal's conventional name.
@@ -64,31 +77,24 @@ impl Signal {
 
 /// Sends `signal` to `pid`; a process that is already gone is not an error.
 pub fn send_signal(pid: u32, signal: Signal) -> Result<(), InfraError> {
-    let target = libc::pid_t::try_from(pid)
-        .map_err(|_| InfraError::Config(format!("pid {pid} is out of range")))?;
-    if target <= 0 {
-        return Err(InfraError::Config(format!("refusing to signal pid {pid}")));
+    let raw =
+        i32::try_from(pid).map_err(|_| InfraError::Config(format!("pid {pid} is out of range")))?;
+    let target = Pid::from_raw(raw)
+        .filter(|_| raw > 0)
+        .ok_or_else(|| InfraError::Config(format!("refusing to signal pid {pid}")))?;
+    match rustix::process::kill_process(target, signal.to_rustix()) {
+        Ok(()) | Err(Errno::SRCH) => Ok(()),
+        Err(errno) => Err(InfraError::Signal {
+            signal: signal.name(),
+            pid,
+            source: errno.into(),
+        }),
     }
-    // SAFETY: kill(2) takes plain integers and touches no memory of ours.
-    let rc = unsafe { libc::kill(target, signal.number()) };
-    if rc == 0 {
-        return Ok(());
-    }
-    let err = io::Error::last_os_error();
-    if err.raw_os_error() == Some(libc::ESRCH) {
-        return Ok(());
-    }
-    Err(InfraError::Signal {
-        signal: signal.name(),
-        pid,
-        source: err,
-    })
 }
 
 /// The effective user id of this process (0 when running as root).
 pub fn effective_uid() -> u32 {
-    // SAFETY: geteuid(2) cannot fail and has no arguments.
-    unsafe { libc::geteuid() }
+    rustix::process::geteuid().as_raw()
 }
 
 /// Whether `pid` is alive (not a zombie) and its command line contains `marker`.
@@ -107,27 +113,41 @@ pub fn is_ours(pid: u32, marker: &Path) -> bool {
 
 /// Whether a process with this pid exists and has not exited (zombies count as exited).
 pub fn is_alive(pid: u32) -> bool {
-    let Ok(target) = libc::pid_t::try_from(pid) else {
+    let Some(target) = i32::try_from(pid)
+        .ok()
+        .filter(|raw| *raw > 0)
+        .and_then(Pid::from_raw)
+    else {
         return false;
     };
-    if target <= 0 {
-        return false;
-    }
-    // SAFETY: signal 0 only checks that the process exists and may be signalled.
-    let rc = unsafe { libc::kill(target, 0) };
-    let exists = rc == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
+    // Signal 0 only checks that the process exists and may be signalled.
+    let exists = matches!(
+        rustix::process::test_kill_process(target),
+        Ok(()) | Err(Errno::PERM)
+    );
     exists && !is_zombie(pid)
+}
+
+/// The process `pid` as procfs shows it.
+#[cfg(target_os = "linux")]
+fn proc_entry(pid: u32) -> Option<procfs::process::Process> {
+    procfs::process::Process::new(i32::try_from(pid).ok()?).ok()
 }
 
 /// The process's command line with arguments separated by spaces.
 pub fn command_line(pid: u32) -> Option<String> {
-    let proc_file = PathBuf::from(format!("/proc/{pid}/cmdline"));
-    if Path::new("/proc/self").exists() {
-        let raw = fs::read(proc_file).ok()?;
-        let text = String::from_utf8_lossy(&raw).replace('\0', " ");
-        return Some(text.trim_end().to_owned());
+    #[cfg(target_os = "linux")]
+    {
+        let arguments = proc_entry(pid)?.cmdline().ok()?;
+        Some(arguments.join(" ").trim_end().to_owned())
     }
-    // No procfs (macOS): ask ps.
+    #[cfg(not(target_os = "linux"))]
+    command_line_from_ps(pid)
+}
+
+/// The command line as `ps` shows it (no procfs, e.g. macOS).
+#[cfg(not(target_os = "linux"))]
+fn command_line_from_ps(pid: u32) -> Option<String> {
     let output = std::process::Command::new("ps")
         .args(["-o", "command=", "-p", &pid.to_string()])
         .output()
@@ -144,43 +164,52 @@ pub fn command_line(pid: u32) -> Option<String> {
 /// A variable set only for the processes we start is a sharper pid-reuse guard
 /// than the command line when several processes run the same binary.
 pub fn environment_has(pid: u32, name: &str, value: &str) -> Option<bool> {
-    let raw = fs::read(format!("/proc/{pid}/environ")).ok()?;
-    let wanted = format!("{name}={value}");
-    Some(
-        raw.split(|&byte| byte == 0)
-            .any(|entry| entry == wanted.as_bytes()),
-    )
+    #[cfg(target_os = "linux")]
+    {
+        let environment = proc_entry(pid)?.environ().ok()?;
+        Some(environment.get(std::ffi::OsStr::new(name)) == Some(&std::ffi::OsString::from(value)))
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (pid, name, value);
+        None
+    }
 }
 
+/// Whether `pid` has exited and waits to be reaped (`false` where procfs cannot tell).
 fn is_zombie(pid: u32) -> bool {
-    // /proc/<pid>/stat is "pid (comm) state ..."; comm may contain spaces or
-    // parentheses, so the state is the first field after the last ')'.
-    match fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .map(|(_, rest)| rest.trim_start().starts_with('Z'))
-            .unwrap_or(false),
-        Err(_) => false,
+    #[cfg(target_os = "linux")]
+    {
+        proc_entry(pid)
+            .and_then(|process| process.stat().ok())
+            .is_some_and(|stat| stat.state == 'Z')
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = pid;
+        false
     }
 }
 
 /// The pids whose parent is `pid`, where procfs tells it (empty elsewhere).
 pub fn children_of(pid: u32) -> Vec<u32> {
-    let Ok(entries) = fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(Result::ok)
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|&candidate| parent_of(candidate) == Some(pid))
-        .collect()
-}
-
-fn parent_of(pid: u32) -> Option<u32> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let (_, rest) = stat.rsplit_once(')')?;
-    // Fields after comm: state ppid ...
-    rest.split_whitespace().nth(1)?.parse().ok()
+    #[cfg(target_os = "linux")]
+    {
+        let Ok(processes) = procfs::process::all_processes() else {
+            return Vec::new();
+        };
+        processes
+            .filter_map(Result::ok)
+            .filter_map(|process| process.stat().ok())
+            .filter(|stat| u32::try_from(stat.ppid).ok() == Some(pid))
+            .filter_map(|stat| u32::try_from(stat.pid).ok())
+            .collect()
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = pid;
+        Vec::new()
+    }
 }
 
 /// Makes `command` start in a new session (and so a new process group) with
@@ -189,14 +218,12 @@ fn parent_of(pid: u32) -> Option<u32> {
 pub fn detach(command: &mut std::process::Command) {
     use std::os::unix::process::CommandExt;
     // SAFETY: the closure runs in the forked child before exec and only calls
-    // setsid(2), which is async-signal-safe.
+    // setsid(2), which is async-signal-safe and allocates nothing.
     unsafe {
         command.pre_exec(|| {
-            if libc::setsid() == -1 {
-                Err(io::Error::last_os_error())
-            } else {
-                Ok(())
-            }
+            rustix::process::setsid()
+                .map(|_| ())
+                .map_err(io::Error::from)
         });
     }
 }
@@ -378,7 +405,6 @@ pub struct DirLock {
 impl DirLock {
     /// Takes the lock on `path` (created if missing), waiting while another process holds it.
     pub async fn acquire(path: &Path) -> Result<DirLock, InfraError> {
-        use std::os::fd::AsRawFd;
         let file = fs::OpenOptions::new()
             .create(true)
             .truncate(false)
@@ -387,14 +413,12 @@ impl DirLock {
             .map_err(|e| InfraError::io("open lock file", path, e))?;
         let mut told = false;
         loop {
-            // SAFETY: flock(2) on a descriptor we own; no memory is shared.
-            let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-            if rc == 0 {
-                return Ok(DirLock { _file: file });
-            }
-            let err = io::Error::last_os_error();
-            if err.raw_os_error() != Some(libc::EWOULDBLOCK) {
-                return Err(InfraError::io("lock", path, err));
+            match file.try_lock() {
+                Ok(()) => return Ok(DirLock { _file: file }),
+                Err(fs::TryLockError::WouldBlock) => {}
+                Err(fs::TryLockError::Error(err)) => {
+                    return Err(InfraError::io("lock", path, err));
+                }
             }
             if !told {
                 eprintln!(
@@ -529,16 +553,9 @@ mod tests {
         let mut child = command.spawn().expect("spawn sleep");
         let pid = child.id();
         assert!(children_of(std::process::id()).contains(&pid));
-        let stat = fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
-        let fields: Vec<&str> = stat
-            .rsplit_once(')')
-            .expect("comm")
-            .1
-            .split_whitespace()
-            .collect();
-        // state ppid pgrp session
-        assert_eq!(fields[2], pid.to_string(), "process group");
-        assert_eq!(fields[3], pid.to_string(), "session");
+        let stat = proc_entry(pid).expect("process").stat().expect("stat");
+        assert_eq!(stat.pgrp.to_string(), pid.to_string(), "process group");
+        assert_eq!(stat.session.to_string(), pid.to_string(), "session");
         kill_now("sleep", pid, Path::new("sleep"), Some(&mut child)).expect("kill");
         assert!(!is_alive(pid));
     }
@@ -555,9 +572,7 @@ mod tests {
             // Until the child has exec'd, /proc shows the environment it forked
             // with (ours); wait for `sleep` to be running.
             let deadline = Instant::now() + Duration::from_secs(5);
-            while !std::fs::read(format!("/proc/{pid}/cmdline"))
-                .is_ok_and(|cmdline| cmdline.starts_with(b"sleep\0"))
-            {
+            while !command_line(pid).is_some_and(|cmdline| cmdline.starts_with("sleep 30")) {
                 assert!(Instant::now() < deadline, "sleep never started");
                 std::thread::yield_now();
             }
