@@ -38,6 +38,10 @@ const ABORT_DEADLINE: Duration = Duration::from_secs(300);
 /// How long a restarted broker may take to be back in every partition's ISR.
 const REJOIN_DEADLINE: Duration = Duration::from_secs(120);
 
+/// How long every node of a cluster may take to know a topic (its partitions,
+/// their replicas and its configuration) before its replication is judged.
+const TOPIC_KNOWN_DEADLINE: Duration = Duration::from_secs(60);
+
 /// How long a joining consumer may take to be assigned partitions.
 const ASSIGNMENT_DEADLINE: Duration = Duration::from_secs(60);
 
@@ -701,9 +705,9 @@ impl Injector<'_> {
     // 11. Kill one node of a three-node cluster while orders flow; restart it.
     async fn broker_loss(&mut self) -> Result<(), ChaosError> {
         let bootstrap = self.infra.settings.kafka_bootstrap_servers.clone();
-        let replicas = topic::replica_state(&bootstrap, ORDERS_TOPIC).await?;
-        let min_insync =
-            topic::topic_config(&bootstrap, ORDERS_TOPIC, "min.insync.replicas").await?;
+        let known =
+            topic::known_replication(&bootstrap, ORDERS_TOPIC, TOPIC_KNOWN_DEADLINE).await?;
+        let (replicas, min_insync) = (known.partitions, known.min_insync);
         self.check(
             "topic has replication factor 3 and min.insync.replicas 2",
             !replicas.is_empty()

@@ -278,6 +278,49 @@ pub(crate) async fn replica_state(
     .await
 }
 
+/// What the cluster says about a topic's replication: per partition its
+/// replicas and in-sync replicas, and the topic's `min.insync.replicas`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ReplicationState {
+    /// (replicas, in-sync replicas) per partition.
+    pub(crate) partitions: Vec<(usize, usize)>,
+    /// The topic's `min.insync.replicas`, as the brokers report it.
+    pub(crate) min_insync: Option<String>,
+}
+
+impl ReplicationState {
+    /// Whether the answering node knew the topic: partitions, each with
+    /// replicas, and its configuration.
+    fn known(&self) -> bool {
+        !self.partitions.is_empty()
+            && self.partitions.iter().all(|&(replicas, _)| replicas > 0)
+            && self.min_insync.is_some()
+    }
+}
+
+/// The replication of `topic` once the cluster knows it: a node that has not
+/// yet applied the topic's creation from the metadata log answers without its
+/// partitions or its configuration, so this asks again until the answer
+/// holds both or `limit` passes (then it returns the last answer, to be
+/// judged as it is).
+pub(crate) async fn known_replication(
+    bootstrap: &str,
+    topic: &str,
+    limit: Duration,
+) -> Result<ReplicationState, ChaosError> {
+    let started = std::time::Instant::now();
+    loop {
+        let state = ReplicationState {
+            partitions: replica_state(bootstrap, topic).await?,
+            min_insync: topic_config(bootstrap, topic, "min.insync.replicas").await?,
+        };
+        if state.known() || started.elapsed() >= limit {
+            return Ok(state);
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
 /// The value of topic config `name` on `topic`, as the brokers report it.
 pub(crate) async fn topic_config(
     bootstrap: &str,
