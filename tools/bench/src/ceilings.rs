@@ -21,6 +21,9 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use sqlx::{AssertSqlSafe, Connection, PgConnection};
 
+use platform::services::ORDER_SERVICE;
+use shared_events::topics;
+
 use super::BenchError;
 use devinfra::kafka::KafkaRuntime;
 use devinfra::postgres::{Postgres, create_owned_database, quote_literal, with_database};
@@ -62,8 +65,9 @@ pub(crate) struct ProducerResult {
 
 /// Creates the pgbench database with order-service's schema (its migrations, as its role).
 pub(crate) async fn prepare_pgbench_database(postgres: &Postgres) -> Result<(), BenchError> {
-    create_owned_database(&postgres.admin_url(), CEILING_DATABASE, "orders").await?;
-    let url = with_database(&postgres.service_url("orders"), CEILING_DATABASE);
+    let role = ORDER_SERVICE.role();
+    create_owned_database(&postgres.admin_url(), CEILING_DATABASE, role).await?;
+    let url = with_database(&postgres.service_url(role), CEILING_DATABASE);
     let mut conn = PgConnection::connect(&url).await?;
     let dir = workspace_root().join("order-service/migrations");
     let mut files: Vec<_> = std::fs::read_dir(&dir)
@@ -85,7 +89,8 @@ pub(crate) async fn prepare_pgbench_database(postgres: &Postgres) -> Result<(), 
 pub(crate) fn pgbench_script(payload: &str, notify: bool) -> String {
     let outbox = format!(
         "INSERT INTO outbox (event_id, topic, record_key, event_type, schema_version, payload) \
-         VALUES (gen_random_uuid(), 'orders', :id, 'OrderPlaced', 1, {})",
+         VALUES (gen_random_uuid(), {}, :id, 'OrderPlaced', 1, {})",
+        quote_literal(topics::ORDERS),
         quote_literal(payload)
     );
     let outbox = if notify {
@@ -138,10 +143,11 @@ pub(crate) async fn pgbench(
             "-p",
             &port,
             "-U",
-            "orders",
+            ORDER_SERVICE.role(),
             CEILING_DATABASE,
         ])
-        .env("PGPASSWORD", "orders")
+        // LOCAL DEVELOPMENT DEFAULT: each role's password is its name.
+        .env("PGPASSWORD", ORDER_SERVICE.role())
         .stdin(Stdio::null())
         .kill_on_drop(true)
         .output()
