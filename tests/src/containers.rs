@@ -138,18 +138,8 @@ pub async fn docker_engine_once() -> Result<(), NoDocker> {
 }
 
 /// An error and its causes on one line.
-fn one_line(error: &dyn std::error::Error) -> String {
-    let mut line = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        if !line.contains(&text) {
-            line.push_str(": ");
-            line.push_str(&text);
-        }
-        source = cause.source();
-    }
-    line.replace('\n', " ")
+fn one_line(error: &(dyn std::error::Error + 'static)) -> String {
+    devinfra::error_chain(error).replace('\n', " ")
 }
 
 /// The infrastructure of this test binary's containers, started on first use

@@ -66,3 +66,33 @@ pub async fn uninterrupted<T>(
         }
     }
 }
+
+/// Waits until `child` (the program `what`) has exited; a signal that
+/// arrives meanwhile is passed on to it and the wait goes on, so that
+/// whatever runs after the child runs after it stopped. (A terminal's Ctrl-C
+/// reaches the child anyway, through the process group; a SIGTERM from a CI
+/// runner reaches only us.) Returns how it ended and the signal, if one came.
+pub async fn wait_passing_on(
+    child: &mut tokio::process::Child,
+    what: &str,
+    interrupts: &mut Interrupts,
+) -> Result<(std::process::ExitStatus, Option<Signal>), InfraError> {
+    let mut interrupted = None;
+    loop {
+        tokio::select! {
+            status = child.wait() => {
+                let status = status.map_err(|e| InfraError::Spawn {
+                    program: what.to_owned(),
+                    source: e,
+                })?;
+                return Ok((status, interrupted));
+            }
+            signal = interrupts.recv() => {
+                interrupted = Some(signal);
+                if let Some(pid) = child.id() {
+                    crate::process::send_signal(pid, signal)?;
+                }
+            }
+        }
+    }
+}

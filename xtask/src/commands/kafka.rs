@@ -6,9 +6,8 @@ use std::process::ExitCode;
 
 use devinfra::InfraError;
 use devinfra::infra::DevInfra;
-use devinfra::interrupts::{Interrupts, interrupted_by};
+use devinfra::interrupts::{Interrupts, interrupted_by, wait_passing_on};
 use devinfra::kafka::{KafkaTool, watch_args};
-use devinfra::process;
 
 use super::exit_code;
 
@@ -48,23 +47,7 @@ async fn run(infra: &DevInfra, tool: KafkaTool, args: Vec<String>) -> Result<Exi
         program: tool.script().to_owned(),
         source: e,
     })?;
-    let mut interrupted = None;
-    let status = loop {
-        tokio::select! {
-            status = child.wait() => break status.map_err(|e| InfraError::Spawn {
-                program: tool.script().to_owned(),
-                source: e,
-            })?,
-            signal = interrupts.recv() => {
-                // A terminal's Ctrl-C reached the tool too (same process
-                // group); a SIGTERM reached only us: pass it on, then wait.
-                interrupted = Some(signal);
-                if let Some(pid) = child.id() {
-                    process::send_signal(pid, signal)?;
-                }
-            }
-        }
-    };
+    let (status, interrupted) = wait_passing_on(&mut child, tool.script(), &mut interrupts).await?;
     Ok(match interrupted {
         // The console consumer runs until it is interrupted: that is its normal end.
         Some(_) if tool == KafkaTool::ConsoleConsumer => ExitCode::SUCCESS,

@@ -16,8 +16,7 @@ use std::process::ExitCode;
 
 use chaos::{ChaosError, ChaosOptions};
 use devinfra::infra::{DevInfra, Running, Settings};
-use devinfra::interrupts::{Interrupts, interrupted_by, uninterrupted};
-use devinfra::process;
+use devinfra::interrupts::{Interrupts, interrupted_by, uninterrupted, wait_passing_on};
 use devinfra::{InfraError, workspace_root};
 
 use super::exit_code;
@@ -98,24 +97,7 @@ async fn run_cargo_test(
         program: cargo.to_string_lossy().into_owned(),
         source: e,
     })?;
-    let mut interrupted = None;
-    let status = loop {
-        tokio::select! {
-            status = child.wait() => break status.map_err(|e| InfraError::Spawn {
-                program: "cargo test".into(),
-                source: e,
-            })?,
-            signal = interrupts.recv() => {
-                // A terminal's Ctrl-C already reached cargo (same process group);
-                // a SIGTERM from a CI runner reached only us. Pass it on and
-                // wait for cargo to finish, so cleanup runs after the tests stop.
-                interrupted = Some(signal);
-                if let Some(pid) = child.id() {
-                    process::send_signal(pid, signal)?;
-                }
-            }
-        }
-    };
+    let (status, interrupted) = wait_passing_on(&mut child, "cargo test", interrupts).await?;
     match interrupted {
         Some(signal) => Ok(interrupted_by(signal)),
         None => Ok(exit_code(status)),
