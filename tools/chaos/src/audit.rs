@@ -12,7 +12,7 @@ use std::time::{Duration, Instant, SystemTime};
 use chrono::{DateTime, Utc};
 use devinfra::private::Pools;
 use devinfra::stack::Service;
-use orderflow_client::{InvoiceLine, ShipmentLine};
+use orderflow_client::{PricedLine, ShipmentLine};
 use rdkafka::message::{Message, OwnedMessage};
 use shared_events::topics::ORDERS as ORDERS_TOPIC;
 use sqlx::Row;
@@ -233,7 +233,7 @@ pub(crate) async fn audit(
         }
 
         let invoice = invoices[0];
-        let lines: Vec<InvoiceLine> = json_column(invoice, "lines")?;
+        let lines: Vec<PricedLine> = json_column(invoice, "lines")?;
         let got = (
             text(invoice, "status")?,
             text(invoice, "customer_name")?,

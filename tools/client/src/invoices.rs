@@ -4,22 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::{Address, Customer};
-
-/// A line of an invoice, priced by invoicing itself.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct InvoiceLine {
-    /// Stock keeping unit.
-    pub sku: String,
-    /// Product name.
-    pub name: String,
-    /// Units.
-    pub quantity: i32,
-    /// Price of one unit, in cents.
-    pub unit_price_cents: i64,
-    /// `quantity * unit_price_cents`.
-    pub line_total_cents: i64,
-}
+use crate::{Address, Customer, PricedLine};
 
 /// An invoice: the customer, the billing address and the prices of one order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -36,8 +21,8 @@ pub struct Invoice {
     pub billing_address: Address,
     /// ISO 4217 currency code.
     pub currency: String,
-    /// The lines, in order.
-    pub lines: Vec<InvoiceLine>,
+    /// The lines, in order, priced by invoicing itself.
+    pub lines: Vec<PricedLine>,
     /// Sum of the line totals, in cents.
     pub total_cents: i64,
     /// When invoicing recorded it.

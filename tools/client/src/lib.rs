@@ -25,8 +25,8 @@ mod shipments;
 
 pub use client::{ApiClient, Reply};
 pub use error::ClientError;
-pub use invoices::{Invoice, InvoiceLine};
+pub use invoices::Invoice;
 pub use metrics::metric_value;
-pub use orders::{Address, CancelOrder, Customer, Order, OrderLine, PlaceOrder, PlacedLine};
+pub use orders::{Address, CancelOrder, Customer, Order, OrderLine, PlaceOrder, PricedLine};
 pub use page::Page;
 pub use shipments::{Recipient, Shipment, ShipmentLine};

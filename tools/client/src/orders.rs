@@ -78,9 +78,9 @@ impl CancelOrder {
     }
 }
 
-/// A line of an order as order-service answers it, with its total.
+/// A priced line as order-service and invoicing-service answer it, with its total.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PlacedLine {
+pub struct PricedLine {
     /// Stock keeping unit.
     pub sku: String,
     /// Product name.
@@ -109,7 +109,7 @@ pub struct Order {
     /// ISO 4217 currency code.
     pub currency: String,
     /// The lines, in request order.
-    pub lines: Vec<PlacedLine>,
+    pub lines: Vec<PricedLine>,
     /// Sum of the line totals, in cents.
     pub total_cents: i64,
     /// When the order was committed.

@@ -198,7 +198,7 @@ pub(crate) fn try_next(stack: &Stack, order_id: Uuid) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use chrono::DateTime;
-    use orderflow_client::{Address, Customer, InvoiceLine, Recipient, ShipmentLine};
+    use orderflow_client::{Address, Customer, PricedLine, Recipient, ShipmentLine};
 
     use super::*;
 
@@ -232,7 +232,7 @@ mod tests {
             },
             billing_address: address("Boltzmanngasse 3", "Wien"),
             currency: "EUR".into(),
-            lines: vec![InvoiceLine {
+            lines: vec![PricedLine {
                 sku: "GC-2".into(),
                 name: "Geiger counter".into(),
                 quantity: 2,
