@@ -16,7 +16,7 @@
 //!    Docker was not used.
 //!
 //! The containers run what the native infrastructure runs: the broker gets
-//! [`xtask::kafka::single_node_image_env`] (no topic auto-creation, no initial
+//! [`devinfra::kafka::single_node_image_env`] (no topic auto-creation, no initial
 //! rebalance delay, an explicit node id), PostgreSQL the native
 //! `max_connections`, with `fsync` off because test data need not survive a
 //! power cut.
@@ -138,18 +138,8 @@ pub async fn docker_engine_once() -> Result<(), NoDocker> {
 }
 
 /// An error and its causes on one line.
-fn one_line(error: &dyn std::error::Error) -> String {
-    let mut line = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        if !line.contains(&text) {
-            line.push_str(": ");
-            line.push_str(&text);
-        }
-        source = cause.source();
-    }
-    line.replace('\n', " ")
+fn one_line(error: &(dyn std::error::Error + 'static)) -> String {
+    devinfra::error_chain(error).replace('\n', " ")
 }
 
 /// The infrastructure of this test binary's containers, started on first use
@@ -176,7 +166,7 @@ pub fn kafka_request() -> ContainerRequest<Kafka> {
         .with_tag(KAFKA_IMAGE.1)
         .with_label(LABEL, std::process::id().to_string())
         .with_startup_timeout(STARTUP_TIMEOUT);
-    for (name, value) in xtask::kafka::single_node_image_env() {
+    for (name, value) in devinfra::kafka::single_node_image_env() {
         if !already.contains(&(name.clone(), value.clone())) {
             request = request.with_env_var(name, value);
         }
@@ -200,7 +190,7 @@ pub fn postgres_request() -> ContainerRequest<Postgres> {
 /// The `postgres` server arguments of the test container.
 fn postgres_args() -> Vec<String> {
     [
-        format!("max_connections={}", xtask::postgres::MAX_CONNECTIONS),
+        format!("max_connections={}", devinfra::postgres::MAX_CONNECTIONS),
         "fsync=off".to_owned(),
     ]
     .into_iter()
@@ -420,7 +410,7 @@ mod tests {
     fn the_test_broker_runs_the_native_broker_settings() {
         let request = kafka_request();
         let env = env_of(&request);
-        for (name, value) in xtask::kafka::single_node_image_env() {
+        for (name, value) in devinfra::kafka::single_node_image_env() {
             let set: Vec<&String> = env
                 .iter()
                 .filter(|(n, _)| *n == name)
@@ -443,7 +433,7 @@ mod tests {
     fn the_test_postgres_allows_the_native_connections_without_fsync() {
         let request = postgres_request();
         let args: Vec<String> = request.cmd().map(|a| a.into_owned()).collect();
-        let max = format!("max_connections={}", xtask::postgres::MAX_CONNECTIONS);
+        let max = format!("max_connections={}", devinfra::postgres::MAX_CONNECTIONS);
         for setting in [max.as_str(), "fsync=off"] {
             assert!(
                 args.windows(2).any(|w| w[0] == "-c" && w[1] == setting),

@@ -20,6 +20,7 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, anyhow, bail};
+use platform::services::{INVOICING_SERVICE, ORDER_SERVICE, SHIPPING_SERVICE, ServiceFacts};
 use rdkafka::ClientConfig;
 use rdkafka::admin::{
     AdminClient, AdminOptions, AlterConfig, NewTopic, ResourceSpecifier, TopicReplication,
@@ -61,13 +62,18 @@ impl ServiceRole {
         ServiceRole::Shipping,
     ];
 
-    /// The role name (also its own database's name).
-    pub fn name(self) -> &'static str {
+    /// What is fixed about the service: its name, port, database and group.
+    pub fn facts(self) -> ServiceFacts {
         match self {
-            ServiceRole::Orders => "orders",
-            ServiceRole::Invoicing => "invoicing",
-            ServiceRole::Shipping => "shipping",
+            ServiceRole::Orders => ORDER_SERVICE,
+            ServiceRole::Invoicing => INVOICING_SERVICE,
+            ServiceRole::Shipping => SHIPPING_SERVICE,
         }
+    }
+
+    /// The role name (also its own database's name), from [`ServiceRole::facts`].
+    pub fn name(self) -> &'static str {
+        self.facts().role()
     }
 
     /// The variable holding the service's database URL.

@@ -143,6 +143,11 @@ impl ServiceUnderTest {
         })
     }
 
+    /// `http://<address>` of the running service.
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
     /// `GET path`: the status, the `content-type` and the body as JSON (`Null` if it is not).
     pub async fn get(&self, path: &str) -> anyhow::Result<(StatusCode, String, Value)> {
         let response = self

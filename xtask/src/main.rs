@@ -1,14 +1,22 @@
-//! `cargo xtask`: parses the command line and runs one of [`xtask::commands`].
+//! `cargo xtask`: the dev tool of the order flow, a thin command line.
+//!
+//! It parses the command line and runs one of [`commands`], each of which
+//! hands the work to a tool crate: `devinfra` (Kafka, PostgreSQL and the
+//! services as local processes, the rebuild), `demo`, `chaos` and `bench`.
+
+mod commands;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use bench::BenchOptions;
+use chaos::{ChaosOptions, Scenario};
 use clap::{Parser, Subcommand, ValueEnum};
-use xtask::bench::BenchOptions;
-use xtask::chaos::{ChaosOptions, Scenario};
-use xtask::commands::{self, DemoOptions};
-use xtask::stack::{Profile, Service};
+use demo::DemoOptions;
+use devinfra::kafka::KafkaTool;
+use devinfra::stack::{Profile, Service};
+use shared_events::topics;
 
 /// Development tasks of the order flow: real Kafka and PostgreSQL without Docker.
 #[derive(Debug, Parser)]
@@ -110,6 +118,23 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Watch a topic with Kafka's console consumer: each record's key,
+    /// headers and value, as they arrive (until Ctrl-C).
+    Topic {
+        #[command(subcommand)]
+        action: TopicAction,
+    },
+    /// Run one of Kafka's command-line tools natively, on the broker's own
+    /// jars (e.g. `cargo xtask kafka configs --describe --entity-type topics
+    /// --entity-name orders`); `--bootstrap-server` defaults to the local cluster.
+    Kafka {
+        /// The tool, as its script is named (`configs` or `kafka-configs`).
+        #[arg(value_parser = parse_tool)]
+        tool: KafkaTool,
+        /// The tool's own arguments.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// Fault-injection scenarios on private infrastructure, each audited order
     /// by order; prints scenario | orders | faults injected | lost | duplicate
     /// effects | max recovery (s) and exits non-zero on any loss or duplicate.
@@ -170,6 +195,19 @@ enum InfraAction {
     Status,
 }
 
+#[derive(Debug, Subcommand)]
+enum TopicAction {
+    /// Print each record's key, headers and value as it arrives (until Ctrl-C).
+    Watch {
+        /// The topic: `orders`, or a dead-letter topic such as `orders.dlq.invoicing`.
+        #[arg(default_value = topics::ORDERS)]
+        topic: String,
+        /// Start with the records already on the topic.
+        #[arg(long)]
+        from_beginning: bool,
+    },
+}
+
 /// The supported Kafka cluster sizes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Brokers {
@@ -200,6 +238,14 @@ fn parse_setting(text: &str) -> Result<(String, String), String> {
     }
 }
 
+/// A Kafka tool by its script's name.
+fn parse_tool(name: &str) -> Result<KafkaTool, String> {
+    KafkaTool::from_name(name).ok_or_else(|| {
+        let known: Vec<&str> = KafkaTool::ALL.iter().map(|t| t.script()).collect();
+        format!("unknown Kafka tool {name:?}; one of {}", known.join(", "))
+    })
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -228,7 +274,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                 no_wait,
                 profile: Profile::from_release_flag(release),
             };
-            commands::demo(options).await?;
+            demo::run(options).await?;
         }
         Command::Up { brokers, release } => {
             commands::up(brokers.count(), Profile::from_release_flag(release)).await?;
@@ -309,6 +355,14 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             options.knobs = settings;
             return Ok(commands::bench(options).await?);
         }
+        Command::Topic {
+            action:
+                TopicAction::Watch {
+                    topic,
+                    from_beginning,
+                },
+        } => return Ok(commands::watch_topic(&topic, from_beginning).await?),
+        Command::Kafka { tool, args } => return Ok(commands::kafka_tool(tool, args).await?),
         Command::Down => commands::down().await?,
         Command::Status => commands::status().await?,
         Command::Rebuild {

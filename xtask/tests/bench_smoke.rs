@@ -6,8 +6,8 @@
 //! whole stack natively, also on a machine with Docker, and says so in one
 //! line when the native tools are missing.
 
-use xtask::bench::{self, BenchOptions};
-use xtask::prereq::{self, NativeNeeds};
+use bench::BenchOptions;
+use devinfra::prereq::{self, NativeNeeds};
 
 /// The number at the start of the `column`th cell (from 1) of the table row whose first cell is `label`.
 fn number_in_row(report: &str, label: &str, column: usize) -> f64 {

@@ -7,10 +7,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use xtask::kafka::broker_ids;
-use xtask::prereq::{self, NativeNeeds};
-use xtask::process;
-use xtask::{DevInfra, InfraError, KafkaCluster, NodePorts};
+use devinfra::kafka::broker_ids;
+use devinfra::prereq::{self, NativeNeeds};
+use devinfra::process;
+use devinfra::{DevInfra, InfraError, KafkaCluster, NodePorts};
 
 #[tokio::test]
 async fn a_private_broker_stops_restarts_and_survives_a_crash() -> Result<(), InfraError> {

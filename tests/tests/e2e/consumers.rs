@@ -761,7 +761,7 @@ async fn a_view_rebuilt_from_the_topic_in_a_new_group_equals_the_original() -> a
     assert_eq!(cancelled_count, 5);
 
     // The rebuild: an empty database, a NEW group starting from the earliest
-    // offset (the documented procedure, see messaging::service).
+    // offset (the documented procedure, see messaging::inbox).
     let rebuilt_invoicing =
         Instance::start::<Invoicing>(&flow.infra, ServiceRole::Invoicing, &flow.topic).await?;
     let rebuilt_shipping =

@@ -25,11 +25,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+use devinfra::infra::{DEFAULT_KAFKA_PORT, DEFAULT_POSTGRES_PORT};
 use globset::{GlobBuilder, GlobMatcher};
-use platform::services::{INVOICING_SERVICE, ORDER_SERVICE, SHIPPING_SERVICE};
+use platform::services::{self, INVOICING_SERVICE, ORDER_SERVICE, SHIPPING_SERVICE};
 use serde_norway::Value;
-use xtask::Service;
-use xtask::infra::{DEFAULT_KAFKA_PORT, DEFAULT_POSTGRES_PORT};
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -166,16 +165,20 @@ fn every_variable_a_service_reads_is_set_for_it_in_compose() {
 fn services_publish_the_ports_cargo_xtask_uses_and_have_healthchecks() {
     let compose = compose();
     // The ports the services listen on by default, from the code.
-    for (name, port, xtask_service) in [
-        ("order-service", ORDER_SERVICE.port, Service::Order),
+    for (name, port, facts) in [
+        ("order-service", ORDER_SERVICE.port, services::ORDER_SERVICE),
         (
             "invoicing-service",
             INVOICING_SERVICE.port,
-            Service::Invoicing,
+            services::INVOICING_SERVICE,
         ),
-        ("shipping-service", SHIPPING_SERVICE.port, Service::Shipping),
+        (
+            "shipping-service",
+            SHIPPING_SERVICE.port,
+            services::SHIPPING_SERVICE,
+        ),
     ] {
-        assert_eq!(xtask_service.binary(), name);
+        assert_eq!(facts.name, name);
         let svc = service(&compose, name);
         let ports: Vec<Published> = strings(svc, "ports").into_iter().map(published).collect();
         let own = ports
@@ -186,7 +189,7 @@ fn services_publish_the_ports_cargo_xtask_uses_and_have_healthchecks() {
         let first_host = own.host.split('-').next().unwrap_or("");
         assert_eq!(
             first_host,
-            xtask_service.default_port().to_string(),
+            facts.port.to_string(),
             "{name} must be published where `cargo xtask up` serves it"
         );
         assert_eq!(
@@ -267,11 +270,11 @@ fn kafka_and_postgresql_are_published_where_the_native_ones_listen() {
 fn the_compose_broker_runs_the_broker_settings_of_cargo_xtask() {
     let compose = compose();
     let env = environment(service(&compose, "kafka"));
-    for (name, value) in xtask::kafka::single_node_image_env() {
+    for (name, value) in devinfra::kafka::single_node_image_env() {
         assert_eq!(
             env.get(&name),
             Some(&value),
-            "kafka's {name} differs from xtask/src/kafka/settings.rs"
+            "kafka's {name} differs from tools/devinfra/src/kafka/settings.rs"
         );
     }
 }
@@ -302,7 +305,7 @@ fn the_broker_keeps_its_log_on_a_named_volume() {
 fn compose_postgresql_allows_the_native_max_connections() {
     let compose = compose();
     let command = strings(service(&compose, "postgres"), "command");
-    let setting = format!("max_connections={}", xtask::postgres::MAX_CONNECTIONS);
+    let setting = format!("max_connections={}", devinfra::postgres::MAX_CONNECTIONS);
     assert!(
         command.windows(2).any(|w| w == ["-c", setting.as_str()]),
         "postgres runs {command:?}, not -c {setting}"
@@ -434,7 +437,7 @@ fn images_built_here_are_never_pulled() {
 
 #[test]
 fn kafka_image_matches_the_native_harness_version() {
-    let version = xtask::kafka::pinned_version(&read("infra/kafka/pom.xml"))
+    let version = devinfra::kafka::pinned_version(&read("infra/kafka/pom.xml"))
         .expect("pom.xml defines <kafka.version>");
     let compose = compose();
     for name in ["kafka", "kafka-init"] {

@@ -146,6 +146,31 @@ async fn orders_placed_and_cancelled_over_http_reach_invoicing_and_shipping_once
     assert_eq!(shipping.metric("inbox_records_processed").await?, 6);
     assert_eq!(invoicing.metric("inbox_dead_lettered").await?, 0);
 
+    // The tools' typed client (`orderflow-client`) reads what each service answers.
+    let api = orderflow_client::ApiClient::new()?;
+    for order in &placed {
+        let id: uuid::Uuid = order["id"].as_str().context("id")?.parse()?;
+        let typed = api.order(&orders_base, id).await?;
+        assert_eq!(serde_json::to_value(&typed.lines)?, order["lines"]);
+        let invoice = api
+            .invoice_of(invoicing.base_url(), id)
+            .await?
+            .context("typed invoice")?;
+        assert_eq!(invoice.order_id, id);
+        assert_eq!(invoice.customer, typed.customer);
+        assert_eq!(invoice.billing_address, typed.billing_address);
+        assert_eq!(invoice.total_cents, typed.total_cents);
+        let shipment = api
+            .shipment_of(shipping.base_url(), id)
+            .await?
+            .context("typed shipment")?;
+        assert_eq!(shipment.order_id, id);
+        assert_eq!(shipment.recipient.name, typed.customer.name);
+        assert_eq!(shipment.shipping_address, typed.shipping_address);
+        assert_eq!(shipment.lines.len(), typed.lines.len());
+        assert_eq!(shipment.status, invoice.status.replace("open", "pending"));
+    }
+
     invoicing.stop().await?;
     shipping.stop().await?;
     stop_orders.cancel();

@@ -682,3 +682,58 @@ async fn an_idempotency_key_is_recognised_within_its_retention_and_forgotten_aft
     assert_ne!(reused.json::<Value>().await.unwrap()["id"], old["id"]);
     api.stop().await;
 }
+
+/// The tools' typed client (`orderflow-client`) speaks order-service's API:
+/// its request types are accepted and its answer types read every field.
+#[tokio::test]
+async fn the_typed_client_places_reads_and_cancels_an_order() {
+    let api = OrdersApi::start().await;
+    let client = orderflow_client::ApiClient::new().expect("client");
+    let request: orderflow_client::PlaceOrder =
+        serde_json::from_value(order()).expect("the example order is a PlaceOrder");
+
+    let placed = client
+        .place_order(&api.base, &request, Some("typed-client-1"))
+        .await
+        .expect("POST /orders answers 201 with an order");
+    assert_eq!(placed.status, "placed");
+    assert_eq!(placed.customer, request.customer);
+    assert_eq!(placed.shipping_address, request.shipping_address);
+    assert_eq!(placed.lines.len(), request.lines.len());
+    assert_eq!(placed.total_cents, 2 * 14900 + 1999);
+    assert_eq!(placed.cancelled_at, None);
+
+    let replayed = client
+        .place_order(&api.base, &request, Some("typed-client-1"))
+        .await
+        .expect("a retry with the same key answers the same order");
+    assert_eq!(replayed.id, placed.id);
+    assert_eq!(
+        client.order(&api.base, placed.id).await.expect("GET"),
+        placed
+    );
+
+    let cancel = orderflow_client::CancelOrder::because("changed my mind");
+    let cancelled = client
+        .cancel_order(&api.base, placed.id, &cancel)
+        .await
+        .expect("POST /orders/{id}/cancel answers the order");
+    assert_eq!(cancelled.status, "cancelled");
+    assert_eq!(cancelled.cancel_reason.as_deref(), Some("changed my mind"));
+    assert!(cancelled.cancelled_at.is_some());
+
+    let missing = client
+        .send_order(
+            &api.base,
+            &orderflow_client::PlaceOrder {
+                lines: Vec::new(),
+                ..request
+            },
+            None,
+        )
+        .await
+        .expect("an answer");
+    assert_eq!(missing.status, 422);
+    assert!(missing.problem, "{}", missing.body);
+    api.stop().await;
+}

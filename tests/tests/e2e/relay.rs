@@ -434,16 +434,16 @@ async fn orders_keep_coming_while_kafka_is_down_and_all_arrive_in_order() -> any
     let infra = TestInfra::acquire().await?;
     // A private broker this test may stop without disturbing the others: a
     // native one also where the rest runs in containers.
-    xtask::prereq::native_test(
+    devinfra::prereq::native_test(
         "relay::orders_keep_coming_while_kafka_is_down_and_all_arrive_in_order",
         "it stops and restarts a broker of its own",
-        xtask::prereq::NativeNeeds::Kafka,
+        devinfra::prereq::NativeNeeds::Kafka,
     )
     .await?;
-    let runtime = Arc::new(xtask::DevInfra::from_env()?.kafka_runtime().await?);
+    let runtime = Arc::new(devinfra::DevInfra::from_env()?.kafka_runtime().await?);
     let dir = std::env::temp_dir().join(format!("e2e-kafka-{}", Uuid::new_v4().simple()));
-    let mut cluster =
-        xtask::KafkaCluster::new(runtime, &dir, xtask::NodePorts::free(1)?)?.kill_on_drop(true);
+    let mut cluster = devinfra::KafkaCluster::new(runtime, &dir, devinfra::NodePorts::free(1)?)?
+        .kill_on_drop(true);
     cluster.start().await?;
     let bootstrap = cluster.bootstrap_servers();
 
@@ -638,7 +638,7 @@ async fn while_kafka_is_away_the_relay_holds_no_transaction_open() -> anyhow::Re
 
 /// A single-node Kafka of one test's own, which it may stop and start.
 struct PrivateKafka {
-    cluster: xtask::KafkaCluster,
+    cluster: devinfra::KafkaCluster,
     dir: std::path::PathBuf,
 }
 
@@ -646,16 +646,17 @@ impl PrivateKafka {
     /// Starts it; `test` names the test for the one line a machine without
     /// a JDK and Maven gets instead.
     async fn start(test: &str) -> anyhow::Result<Self> {
-        xtask::prereq::native_test(
+        devinfra::prereq::native_test(
             test,
             "it stops and restarts a broker of its own",
-            xtask::prereq::NativeNeeds::Kafka,
+            devinfra::prereq::NativeNeeds::Kafka,
         )
         .await?;
-        let runtime = Arc::new(xtask::DevInfra::from_env()?.kafka_runtime().await?);
+        let runtime = Arc::new(devinfra::DevInfra::from_env()?.kafka_runtime().await?);
         let dir = std::env::temp_dir().join(format!("e2e-kafka-{}", Uuid::new_v4().simple()));
         let mut cluster =
-            xtask::KafkaCluster::new(runtime, &dir, xtask::NodePorts::free(1)?)?.kill_on_drop(true);
+            devinfra::KafkaCluster::new(runtime, &dir, devinfra::NodePorts::free(1)?)?
+                .kill_on_drop(true);
         cluster.start().await?;
         Ok(PrivateKafka { cluster, dir })
     }

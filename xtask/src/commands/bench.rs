@@ -1,5 +1,5 @@
 //! `cargo xtask bench`: throughput and latency of the flow next to the
-//! machine's PostgreSQL and Kafka ceilings (see [`crate::bench`]).
+//! machine's PostgreSQL and Kafka ceilings (see the `bench` crate).
 //!
 //! Progress goes to stderr; the report and the plot are written where the
 //! options say (`BENCHMARKS.md` and `benchmarks/latency.svg` by default), and
@@ -7,8 +7,8 @@
 
 use std::process::ExitCode;
 
-use super::interrupts::{Interrupts, interrupted_by};
-use crate::bench::{self, BenchError, BenchOptions};
+use bench::{BenchError, BenchOptions};
+use devinfra::interrupts::{Interrupts, interrupted_by};
 
 /// Runs the benchmark of `options` and writes its report.
 pub async fn bench(options: BenchOptions) -> Result<ExitCode, BenchError> {

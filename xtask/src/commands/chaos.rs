@@ -3,13 +3,14 @@
 //! Prints the table (scenario | orders | faults injected | lost | duplicate
 //! effects | max recovery (s)) and each scenario's checks to stdout, and
 //! optionally writes them to a markdown file. Exits non-zero on any loss,
-//! duplicate, wrong content or failed check. See [`crate::chaos`].
+//! duplicate, wrong content or failed check. See the `chaos` crate.
 
 use std::path::Path;
 use std::process::ExitCode;
 
-use super::interrupts::{Interrupts, interrupted_by};
-use crate::chaos::{self, ChaosError, ChaosOptions};
+use chaos::{ChaosError, ChaosOptions};
+use devinfra::InfraError;
+use devinfra::interrupts::{Interrupts, interrupted_by};
 
 /// Runs the scenarios of `options`; writes the report to `report` when given.
 pub async fn chaos(
@@ -35,7 +36,7 @@ pub(super) async fn run_and_report(
     let markdown = outcome.markdown();
     println!("{markdown}");
     if let Some(path) = report {
-        std::fs::write(path, &markdown).map_err(|e| crate::InfraError::io("write", path, e))?;
+        std::fs::write(path, &markdown).map_err(|e| InfraError::io("write", path, e))?;
         eprintln!("chaos: report written to {}", path.display());
     }
     if outcome.passed() {

@@ -5,9 +5,9 @@ use std::time::SystemTime;
 
 use chrono::{DateTime, Local};
 
-use crate::InfraError;
-use crate::infra::{ComponentStatus, DevInfra, Settings};
-use crate::stack::{Stack, StackError};
+use devinfra::InfraError;
+use devinfra::infra::{ComponentStatus, DevInfra, Settings};
+use devinfra::stack::{Stack, StackError};
 
 /// Starts Kafka (`nodes` nodes) and PostgreSQL unless they run, then prints the settings.
 pub async fn infra_up(nodes: usize) -> Result<(), InfraError> {
@@ -62,7 +62,7 @@ fn warn_about_running_services(infra: &DevInfra) {
 }
 
 /// Writes the settings as `NAME=value` lines on stdout.
-pub fn print_settings(settings: &Settings) -> Result<(), InfraError> {
+pub(super) fn print_settings(settings: &Settings) -> Result<(), InfraError> {
     let mut out = std::io::stdout().lock();
     settings
         .env_vars()

@@ -13,12 +13,16 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 
-use super::interrupts::Interrupts;
-use crate::InfraError;
-use crate::infra::DevInfra;
-use crate::process;
-use crate::rebuild::{RebuildPlan, ViewComparison, compare_views, topic_records, wait_caught_up};
-use crate::stack::{ApiClient, ORDERS_TOPIC, Profile, Service, Stack, StackError};
+use devinfra::InfraError;
+use devinfra::infra::DevInfra;
+use devinfra::interrupts::Interrupts;
+use devinfra::process;
+use devinfra::rebuild::{
+    RebuildPlan, ViewComparison, compare_views, topic_records, wait_caught_up,
+};
+use devinfra::stack::{Profile, Service, Stack, StackError};
+use orderflow_client::ApiClient;
+use shared_events::topics::ORDERS as ORDERS_TOPIC;
 
 /// How many order ids of each kind of difference are listed.
 const SHOWN_DIFFERENCES: usize = 5;

@@ -2,9 +2,9 @@
 
 use std::io::Write as _;
 
-use crate::infra::DevInfra;
-use crate::stack::{Profile, ServiceProcess, Stack, StackError};
-use crate::{InfraError, Startup};
+use devinfra::InfraError;
+use devinfra::infra::DevInfra;
+use devinfra::stack::{Profile, ServiceProcess, Stack, StackError, report_started};
 
 use super::infra::{print_settings, print_status};
 
@@ -16,7 +16,7 @@ pub async fn up(nodes: usize, profile: Profile) -> Result<(), StackError> {
     let report = infra.up(nodes).await?;
     let stack = Stack::new(&infra, &report.settings)?.with_profile(profile);
     let services = stack.up().await?;
-    report_services(&services);
+    report_started(&services);
     print_settings(&report.settings)?;
     print_service_urls(&services)?;
     Ok(())
@@ -48,25 +48,8 @@ pub async fn status() -> Result<(), StackError> {
     Ok(())
 }
 
-/// One stderr line per instance: started now or found running, pid, URL, log.
-pub(super) fn report_services(services: &[ServiceProcess]) {
-    for service in services {
-        let how = match service.startup() {
-            Startup::Started => "started",
-            Startup::AlreadyRunning => "already running",
-        };
-        eprintln!(
-            "xtask: {:<18} {how:<15} pid {:<8} {}  log {}",
-            service.name(),
-            service.pid(),
-            service.base_url(),
-            service.log_file().display()
-        );
-    }
-}
-
 /// Writes `ORDER_SERVICE_URL=...` and the others as `NAME=value` lines on stdout.
-pub(super) fn print_service_urls(services: &[ServiceProcess]) -> Result<(), StackError> {
+fn print_service_urls(services: &[ServiceProcess]) -> Result<(), StackError> {
     let mut out = std::io::stdout().lock();
     services
         .iter()

@@ -8,18 +8,18 @@
 //! Components that were already running before are left running.
 //!
 //! When the tests pass, the quick chaos run follows (a few hundred orders per
-//! scenario, on infrastructure of its own; see [`crate::chaos`]), unless
+//! scenario, on infrastructure of its own; see the `chaos` crate), unless
 //! `--skip-chaos` is given.
 
 use std::ffi::OsString;
-use std::os::unix::process::ExitStatusExt;
-use std::process::{ExitCode, ExitStatus};
+use std::process::ExitCode;
 
-use super::interrupts::{Interrupts, interrupted_by};
-use crate::chaos::{ChaosError, ChaosOptions};
-use crate::infra::{DevInfra, Running, Settings};
-use crate::process;
-use crate::{InfraError, workspace_root};
+use chaos::{ChaosError, ChaosOptions};
+use devinfra::infra::{DevInfra, Running, Settings};
+use devinfra::interrupts::{Interrupts, interrupted_by, uninterrupted, wait_passing_on};
+use devinfra::{InfraError, workspace_root};
+
+use super::exit_code;
 
 /// Runs the workspace's tests against real infrastructure (`test_args` go to
 /// the test binaries), then, when they pass and `chaos` is set, the quick
@@ -47,18 +47,7 @@ async fn cargo_test(
     let before = infra.running()?;
     // An interrupted startup is not cancelled half-way (a server could come up
     // after we looked): it finishes, then everything it started is stopped.
-    let up = infra.up(1);
-    tokio::pin!(up);
-    let mut interrupted = None;
-    let up = loop {
-        tokio::select! {
-            up = &mut up => break up,
-            signal = interrupts.recv() => {
-                eprintln!("xtask: {} received, stopping once startup has finished", signal.name());
-                interrupted = Some(signal);
-            }
-        }
-    };
+    let (up, interrupted) = uninterrupted(infra.up(1), interrupts).await;
     let outcome = match (up, interrupted) {
         (Ok(_), Some(signal)) => Ok(interrupted_by(signal)),
         (Ok(report), None) => run_cargo_test(&report.settings, test_args, interrupts).await,
@@ -108,34 +97,9 @@ async fn run_cargo_test(
         program: cargo.to_string_lossy().into_owned(),
         source: e,
     })?;
-    let mut interrupted = None;
-    let status = loop {
-        tokio::select! {
-            status = child.wait() => break status.map_err(|e| InfraError::Spawn {
-                program: "cargo test".into(),
-                source: e,
-            })?,
-            signal = interrupts.recv() => {
-                // A terminal's Ctrl-C already reached cargo (same process group);
-                // a SIGTERM from a CI runner reached only us. Pass it on and
-                // wait for cargo to finish, so cleanup runs after the tests stop.
-                interrupted = Some(signal);
-                if let Some(pid) = child.id() {
-                    process::send_signal(pid, signal)?;
-                }
-            }
-        }
-    };
+    let (status, interrupted) = wait_passing_on(&mut child, "cargo test", interrupts).await?;
     match interrupted {
         Some(signal) => Ok(interrupted_by(signal)),
         None => Ok(exit_code(status)),
-    }
-}
-
-fn exit_code(status: ExitStatus) -> ExitCode {
-    match (status.code(), status.signal()) {
-        (Some(code), _) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
-        (None, Some(signal)) => ExitCode::from(u8::try_from(128 + signal).unwrap_or(1)),
-        (None, None) => ExitCode::FAILURE,
     }
 }

@@ -1,0 +1,918 @@
+//! The faults of each scenario, injected while the load runs.
+//!
+//! Each injector waits until a share of the orders has been accepted, so the
+//! faults land in the middle of the stream whatever the rate, and records the
+//! moment of every fault (the audit measures recovery from it) together with
+//! the checks only that scenario can make. Outages last a fixed, deliberate
+//! time ([`OUTAGE`]): that is the fault itself, not a wait for a condition.
+
+use std::time::{Duration, Instant, SystemTime};
+
+use rand::Rng;
+use rand::rngs::StdRng;
+use rdkafka::message::Message;
+use serde_json::Value;
+use tokio::sync::watch;
+
+use devinfra::KafkaBroker;
+use devinfra::private::PrivateInfra;
+use devinfra::process::{self, Signal};
+use devinfra::stack::{Service, ServiceProcess, build_binary, instance_name, log_tail};
+use orderflow_client::{ApiClient, CancelOrder, ClientError, Reply};
+use shared_events::topics::ORDERS as ORDERS_TOPIC;
+
+use super::load::Accepted;
+use super::topic::{self, EndOffsets};
+use super::{ChaosError, Check, Scenario};
+
+/// How long Kafka stays away in a fault.
+const OUTAGE: Duration = Duration::from_secs(3);
+
+/// The Idempotency-Key prefix of the orders sent to probe a PostgreSQL outage
+/// (they must be refused; the audit does not count them as the load's).
+pub(crate) const PROBE_KEY_PREFIX: &str = "chaos-probe-";
+
+/// How long a self-aborting consumer may take to reach its crash point.
+const ABORT_DEADLINE: Duration = Duration::from_secs(300);
+
+/// How long a restarted broker may take to be back in every partition's ISR.
+const REJOIN_DEADLINE: Duration = Duration::from_secs(120);
+
+/// How long every node of a cluster may take to know a topic (its partitions,
+/// their replicas and its configuration) before its replication is judged.
+const TOPIC_KNOWN_DEADLINE: Duration = Duration::from_secs(60);
+
+/// How long a joining consumer may take to be assigned partitions.
+const ASSIGNMENT_DEADLINE: Duration = Duration::from_secs(60);
+
+/// Poison records sent per kind in the duplicates-and-poison scenario.
+const POISON_PER_KIND: usize = 4;
+
+/// How long invoicing's role goes without INSERT on its effect table.
+const PRIVILEGE_OUTAGE: Duration = Duration::from_secs(10);
+
+/// The orders topic's `max.message.bytes` in the oversized-event scenario:
+/// every order the load generates fits, the oversized one (100 lines of long
+/// names, about 30 kB) does not.
+const SMALL_MAX_MESSAGE_BYTES: &str = "16384";
+
+/// The relay's delivery timeout in the kafka-outage scenario, and how long
+/// Kafka stays away there: longer than the timeout, so that records fail on
+/// it while later ones for the same orders wait in the outbox.
+const SHORT_MESSAGE_TIMEOUT: Duration = Duration::from_secs(5);
+const LONG_OUTAGE: Duration = Duration::from_secs(12);
+
+/// How long the oversized event may take to be reported parked.
+const PARK_DEADLINE: Duration = Duration::from_secs(60);
+
+/// One injected fault: when, and what.
+#[derive(Debug, Clone)]
+pub(crate) struct FaultEvent {
+    pub(crate) at: SystemTime,
+    pub(crate) what: String,
+}
+
+/// What the injector did and found.
+#[derive(Debug, Default)]
+pub(crate) struct Injected {
+    pub(crate) faults: Vec<FaultEvent>,
+    pub(crate) checks: Vec<Check>,
+    pub(crate) notes: Vec<String>,
+    /// Records each consumer should have dead-lettered because of this scenario.
+    pub(crate) expected_dead_letters: i64,
+    /// Orders the injector placed itself, audited like the load's.
+    pub(crate) accepted: Vec<Accepted>,
+}
+
+/// The injector of one scenario.
+pub(crate) struct Injector<'a> {
+    pub(crate) infra: &'a mut PrivateInfra,
+    pub(crate) progress: watch::Receiver<usize>,
+    pub(crate) orders: usize,
+    pub(crate) rng: StdRng,
+    /// The topic's end offsets when the scenario started.
+    pub(crate) from: EndOffsets,
+    pub(crate) out: Injected,
+}
+
+impl Injector<'_> {
+    /// Injects the faults of `scenario`; returns what happened.
+    pub(crate) async fn run(mut self, scenario: Scenario) -> Result<Injected, ChaosError> {
+        match scenario {
+            Scenario::OrderService => self.order_service_kills().await?,
+            Scenario::Invoicing => self.invoicing_aborts().await?,
+            Scenario::Shipping => self.shipping_kills().await?,
+            Scenario::KafkaRestart => self.kafka_restarts().await?,
+            Scenario::PostgresRestart => self.postgres_restarts().await?,
+            Scenario::DuplicatesAndPoison => self.duplicates_and_poison().await?,
+            Scenario::Rebalance => self.rebalance().await?,
+            Scenario::RevokedPrivilege => self.revoked_privilege().await?,
+            Scenario::OversizedEvent => self.oversized_event().await?,
+            Scenario::KafkaOutage => self.kafka_outage().await?,
+            Scenario::BrokerLoss => self.broker_loss().await?,
+        }
+        Ok(self.out)
+    }
+
+    /// Waits until `fraction` of the orders were accepted (or the load ended).
+    async fn reach(&mut self, fraction: f64) {
+        let target = ((self.orders as f64) * fraction).ceil() as usize;
+        // An error means the load has finished: nothing more to wait for.
+        let _ = self.progress.wait_for(|accepted| *accepted >= target).await;
+    }
+
+    fn fault(&mut self, what: String) {
+        eprintln!("chaos:   fault: {what}");
+        self.out.faults.push(FaultEvent {
+            at: SystemTime::now(),
+            what,
+        });
+    }
+
+    fn check(&mut self, name: &str, passed: bool, detail: String) {
+        self.out.checks.push(Check {
+            name: name.to_owned(),
+            passed,
+            detail,
+        });
+    }
+
+    fn running(&self, service: Service, instance: u32) -> Result<ServiceProcess, ChaosError> {
+        self.infra.stack.find(service, instance)?.ok_or_else(|| {
+            ChaosError::Scenario(format!(
+                "{} is not running",
+                instance_name(service, instance)
+            ))
+        })
+    }
+
+    // 1. SIGKILL order-service while its relay has a batch in flight.
+    async fn order_service_kills(&mut self) -> Result<(), ChaosError> {
+        let mut in_flight = 0;
+        for fraction in [0.25, 0.5, 0.75] {
+            self.reach(fraction).await;
+            let batch = self.relay_batch_in_flight(Duration::from_secs(5)).await?;
+            self.running(Service::Order, 1)?.kill()?;
+            in_flight += usize::from(batch);
+            self.fault(format!(
+                "SIGKILL order-service at {:.0}% of the orders{}",
+                fraction * 100.0,
+                if batch {
+                    ", relay batch in flight"
+                } else {
+                    ", relay idle for 5 s"
+                }
+            ));
+            self.infra.launch(Service::Order, Vec::new()).await?;
+        }
+        self.out.notes.push(format!(
+            "{in_flight} of 3 kills came while the relay had a batch in flight"
+        ));
+        Ok(())
+    }
+
+    /// Polls until the relay has a batch between claim and recording its
+    /// outcome (its `outbox_relay_batch_in_flight` gauge), up to `limit`.
+    async fn relay_batch_in_flight(&self, limit: Duration) -> Result<bool, ChaosError> {
+        let api = ApiClient::new()?;
+        let base = self.infra.url(Service::Order);
+        let started = Instant::now();
+        while started.elapsed() < limit {
+            if api
+                .metric(&base, "outbox_relay_batch_in_flight")
+                .await
+                .is_ok_and(|v| v >= 1.0)
+            {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    // 2. invoicing-service aborts itself after a batch's database commit,
+    // before its offsets. A batch holds one record or many, depending on the
+    // load, so the crash point counts batches: a few dozen per run.
+    async fn invoicing_aborts(&mut self) -> Result<(), ChaosError> {
+        let per = u64::try_from((self.orders / 40).max(3)).unwrap_or(3);
+        self.running(Service::Invoicing, 1)?.stop().await?;
+        let mut confirmed = 0;
+        for round in 1..=3 {
+            let mut faulty = self
+                .infra
+                .launch(
+                    Service::Invoicing,
+                    vec![("FAULT_ABORT_AFTER_COMMIT".into(), per.to_string())],
+                )
+                .await?;
+            let started = Instant::now();
+            while faulty.is_running() && started.elapsed() < ABORT_DEADLINE {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            if faulty.is_running() {
+                self.check(
+                    "invoicing aborted at its crash point",
+                    false,
+                    format!("round {round}: still running after {ABORT_DEADLINE:?}"),
+                );
+                faulty.kill()?;
+            } else {
+                let tail = log_tail(faulty.log_file(), 30);
+                let aborted = tail.contains("injected fault: aborting after commit");
+                confirmed += usize::from(aborted);
+                self.fault(format!(
+                    "invoicing-service aborted after its {per}th batch commit, before storing the offsets{}",
+                    if aborted { "" } else { " (no abort line in its log!)" }
+                ));
+            }
+        }
+        self.check(
+            "invoicing aborted at its crash point",
+            confirmed == 3,
+            format!("{confirmed} of 3 aborts confirmed by the service's log"),
+        );
+        self.infra.launch(Service::Invoicing, Vec::new()).await?;
+        Ok(())
+    }
+
+    // 3. SIGKILL shipping-service at random moments, several times.
+    async fn shipping_kills(&mut self) -> Result<(), ChaosError> {
+        let mut moments: Vec<f64> = (0..4).map(|_| self.rng.random_range(0.1..0.9)).collect();
+        moments.sort_by(f64::total_cmp);
+        for fraction in moments {
+            self.reach(fraction).await;
+            self.running(Service::Shipping, 1)?.kill()?;
+            let down = Duration::from_millis(self.rng.random_range(0..1_500));
+            self.fault(format!(
+                "SIGKILL shipping-service at {:.0}% of the orders, down {} ms",
+                fraction * 100.0,
+                down.as_millis()
+            ));
+            tokio::time::sleep(down).await;
+            self.infra.launch(Service::Shipping, Vec::new()).await?;
+        }
+        Ok(())
+    }
+
+    // 4. Restart the (single) Kafka broker while orders keep arriving.
+    async fn kafka_restarts(&mut self) -> Result<(), ChaosError> {
+        self.reach(0.3).await;
+        self.broker(1)?.stop().await?;
+        self.fault(format!(
+            "Kafka stopped (SIGTERM), restarted after {}s",
+            OUTAGE.as_secs()
+        ));
+        tokio::time::sleep(OUTAGE).await;
+        self.broker(1)?.start().await?;
+
+        self.reach(0.7).await;
+        self.broker(1)?.kill()?;
+        self.fault(format!(
+            "Kafka killed (SIGKILL), restarted after {}s",
+            OUTAGE.as_secs()
+        ));
+        tokio::time::sleep(OUTAGE).await;
+        self.broker(1)?.start().await?;
+        Ok(())
+    }
+
+    fn broker(&mut self, node: u32) -> Result<&mut KafkaBroker, ChaosError> {
+        self.infra
+            .cluster
+            .broker_mut(node)
+            .ok_or_else(|| ChaosError::Scenario(format!("the cluster has no node {node}")))
+    }
+
+    // 5. Restart PostgreSQL: 503 problem+json while it is away, no crash loop.
+    async fn postgres_restarts(&mut self) -> Result<(), ChaosError> {
+        let pids_before = self.pids()?;
+        let mut probes = ProbeTally::default();
+
+        self.reach(0.3).await;
+        let stopped = Instant::now();
+        self.infra.postgres.stop().await?;
+        self.fault("PostgreSQL stopped (fast shutdown)".into());
+        self.probe_while_away(&mut probes).await?;
+        self.infra.postgres.start().await?;
+        self.out.notes.push(format!(
+            "PostgreSQL was away {:.1}s after its fast shutdown",
+            stopped.elapsed().as_secs_f64()
+        ));
+
+        self.reach(0.7).await;
+        let killed = Instant::now();
+        self.infra.postgres.kill()?;
+        self.fault("PostgreSQL killed (SIGKILL); crash recovery on restart".into());
+        self.probe_while_away(&mut probes).await?;
+        self.infra.postgres.start().await?;
+        self.out.notes.push(format!(
+            "PostgreSQL was away {:.1}s after the kill, crash recovery included",
+            killed.elapsed().as_secs_f64()
+        ));
+
+        self.check(
+            "503 problem+json while PostgreSQL was away",
+            probes.sent > 0 && probes.problem_503 == probes.sent,
+            format!(
+                "{} of {} API requests answered 503 problem+json{}",
+                probes.problem_503,
+                probes.sent,
+                probes
+                    .other
+                    .first()
+                    .map(|o| format!("; e.g. {o}"))
+                    .unwrap_or_default()
+            ),
+        );
+        let pids_after = self.pids()?;
+        self.check(
+            "services reconnected without restarting",
+            pids_after == pids_before,
+            format!("pids before {pids_before:?}, after {pids_after:?}"),
+        );
+        Ok(())
+    }
+
+    fn pids(&self) -> Result<Vec<u32>, ChaosError> {
+        Service::ALL
+            .iter()
+            .map(|&s| self.running(s, 1).map(|p| p.pid()))
+            .collect()
+    }
+
+    /// Probes the three APIs every 500 ms for [`OUTAGE`].
+    async fn probe_while_away(&mut self, tally: &mut ProbeTally) -> Result<(), ChaosError> {
+        let probe_timeout = Duration::from_secs(10);
+        let client = ApiClient::with_timeouts(probe_timeout, probe_timeout)?;
+        let order = loadgen::OrderGenerator::new(u64::MAX).next_order().body;
+        let order_url = self.infra.url(Service::Order);
+        let gets = [
+            format!("{}/orders?limit=1", self.infra.url(Service::Order)),
+            format!("{}/invoices?limit=1", self.infra.url(Service::Invoicing)),
+            format!("{}/shipments?limit=1", self.infra.url(Service::Shipping)),
+        ];
+        // Two rounds half a second apart, each request of a round sent at
+        // once; a request waits up to its service's pool acquire timeout (3 s
+        // for orders, 5 s for the consumers) before it is answered, and every
+        // answer must come while the server is still down.
+        let round = |delay: Duration| {
+            let (client, order, order_url, gets) = (
+                client.clone(),
+                order.clone(),
+                order_url.clone(),
+                gets.clone(),
+            );
+            async move {
+                tokio::time::sleep(delay).await;
+                let key = format!("{PROBE_KEY_PREFIX}{}", uuid::Uuid::new_v4());
+                let post = client.send_order(&order_url, &order, Some(&key));
+                let reads = futures::future::join_all(gets.iter().map(|url| client.get(url)));
+                let (post, reads) = tokio::join!(post, reads);
+                let mut answers = vec![("POST /orders".to_owned(), post)];
+                answers.extend(gets.iter().cloned().zip(reads));
+                answers
+            }
+        };
+        let (first, second) =
+            tokio::join!(round(Duration::ZERO), round(Duration::from_millis(500)));
+        for (what, answer) in first.into_iter().chain(second) {
+            tally.record(&what, answer);
+        }
+        Ok(())
+    }
+
+    // 6. Duplicates and poison straight onto the topic.
+    async fn duplicates_and_poison(&mut self) -> Result<(), ChaosError> {
+        self.reach(0.5).await;
+        let bootstrap = self.infra.settings.kafka_bootstrap_servers.clone();
+        let now = topic::end_offsets(&bootstrap, ORDERS_TOPIC).await?;
+        let records = topic::read_range(&bootstrap, ORDERS_TOPIC, &self.from, &now).await?;
+        let Some(sample) = records.first() else {
+            return Err(ChaosError::Scenario(
+                "no records on the topic to duplicate".into(),
+            ));
+        };
+        let producer = topic::producer(&bootstrap)?;
+        let step = (records.len() / 200).max(1);
+        let duplicates: Vec<_> = records.iter().step_by(step).cloned().collect();
+        topic::reproduce(&producer, &duplicates).await?;
+
+        let payload = sample.payload().unwrap_or_default().to_vec();
+        let mut without_lines: Value = serde_json::from_slice(&payload).unwrap_or(Value::Null);
+        if let Some(envelope) = without_lines.as_object_mut() {
+            envelope.insert(
+                "event_id".into(),
+                Value::String(uuid::Uuid::now_v7().to_string()),
+            );
+            if let Some(data) = envelope.get_mut("data").and_then(Value::as_object_mut) {
+                data.remove("lines");
+            }
+        }
+        let without_lines = without_lines.to_string().into_bytes();
+        let truncated = payload[..payload.len() / 2].to_vec();
+        let kinds: [Option<&[u8]>; 5] = [
+            Some(b"\x00\xff\xfe not JSON at all"),
+            None,
+            Some(b"[1, 2, 3]"),
+            Some(&without_lines),
+            Some(&truncated),
+        ];
+        let mut poison = 0;
+        for (i, record) in records
+            .iter()
+            .step_by(step.max(3))
+            .take(POISON_PER_KIND * kinds.len())
+            .enumerate()
+        {
+            let key = record
+                .key()
+                .map(|k| String::from_utf8_lossy(k).into_owned())
+                .unwrap_or_default();
+            topic::send_poison(&producer, ORDERS_TOPIC, &key, kinds[i % kinds.len()]).await?;
+            poison += 1;
+        }
+        self.fault(format!(
+            "re-sent {} records as they were and sent {poison} poison records (5 kinds) among them",
+            duplicates.len()
+        ));
+        self.out.expected_dead_letters = poison;
+        Ok(())
+    }
+
+    // 7. A second shipping instance joins and leaves the group mid-stream.
+    async fn rebalance(&mut self) -> Result<(), ChaosError> {
+        let (mut assigned, mut applied) = (0, 0.0);
+        for (join, leave) in [(0.2, 0.45), (0.6, 0.85)] {
+            self.reach(join).await;
+            let second = self.infra.stack.start(Service::Shipping, 2).await?;
+            self.fault(format!(
+                "shipping-service-2 joined at {:.0}% of the orders",
+                join * 100.0
+            ));
+            // The group has rebalanced once the newcomer logs its assignment;
+            // it leaves only after that, however fast the load goes.
+            let started = Instant::now();
+            let mut got = false;
+            while !got && started.elapsed() < ASSIGNMENT_DEADLINE {
+                got = log_tail(second.log_file(), 200).contains("partitions assigned");
+                if !got {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+            assigned += usize::from(got);
+            self.reach(leave).await;
+            applied += ApiClient::new()?
+                .metric(&second.base_url(), "inbox_records_processed_total")
+                .await
+                .unwrap_or(0.0);
+            self.running(Service::Shipping, 2)?.stop().await?;
+            self.fault(format!(
+                "shipping-service-2 left (SIGTERM) at {:.0}% of the orders",
+                leave * 100.0
+            ));
+        }
+        self.check(
+            "the group rebalanced onto the second instance each time it joined",
+            assigned == 2,
+            format!("shipping-service-2 was assigned partitions {assigned} of 2 times"),
+        );
+        self.out.notes.push(format!(
+            "shipping-service-2 applied {applied} records while it was in the group"
+        ));
+        Ok(())
+    }
+
+    // 8. invoicing's role loses INSERT on its effect table for a while: the
+    // service's own fault, never the records'. Nothing may be dead-lettered;
+    // readiness must say so meanwhile; the flow resumes by itself.
+    async fn revoked_privilege(&mut self) -> Result<(), ChaosError> {
+        let pid = self.running(Service::Invoicing, 1)?.pid();
+        let role = Service::Invoicing.database();
+        let pool = self.infra.pools.invoicing.clone();
+        let ready_url = format!("{}/health/ready", self.infra.url(Service::Invoicing));
+        let client = ApiClient::with_timeouts(Duration::from_secs(5), Duration::from_secs(5))?;
+
+        self.reach(0.3).await;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "REVOKE INSERT ON invoices FROM {role}"
+        )))
+        .execute(&pool)
+        .await
+        .map_err(ChaosError::Database)?;
+        self.fault(format!(
+            "REVOKE INSERT ON invoices FROM {role} for {}s",
+            PRIVILEGE_OUTAGE.as_secs()
+        ));
+        let revoked = Instant::now();
+        let (mut probes, mut not_ready) = (0, 0);
+        while revoked.elapsed() < PRIVILEGE_OUTAGE {
+            probes += 1;
+            if let Ok(status) = client.status(&ready_url).await {
+                not_ready += usize::from(status == 503);
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "GRANT INSERT ON invoices TO {role}"
+        )))
+        .execute(&pool)
+        .await
+        .map_err(ChaosError::Database)?;
+        self.out.notes.push(format!(
+            "INSERT granted back after {:.1}s",
+            revoked.elapsed().as_secs_f64()
+        ));
+        self.check(
+            "invoicing reported not ready while it could not apply its effects",
+            not_ready > 0,
+            format!("{not_ready} of {probes} readiness probes answered 503"),
+        );
+        let now = self.running(Service::Invoicing, 1)?.pid();
+        self.check(
+            "invoicing kept running and resumed by itself",
+            now == pid,
+            format!("pid before {pid}, after {now}"),
+        );
+        Ok(())
+    }
+
+    // 9. One order's event is larger than the topic accepts. The rest flows,
+    // its cancellation waits behind it, and once an operator raises the limit
+    // and retries the parked event both are published, in order.
+    async fn oversized_event(&mut self) -> Result<(), ChaosError> {
+        let bootstrap = self.infra.settings.kafka_bootstrap_servers.clone();
+        topic::set_topic_config(
+            &bootstrap,
+            ORDERS_TOPIC,
+            "max.message.bytes",
+            Some(SMALL_MAX_MESSAGE_BYTES),
+        )
+        .await?;
+        self.out.notes.push(format!(
+            "the orders topic's max.message.bytes was {SMALL_MAX_MESSAGE_BYTES} during the scenario"
+        ));
+
+        self.reach(0.3).await;
+        let order = loadgen::OrderGenerator::new(0x5eed).large_order(100);
+        let api = ApiClient::new()?;
+        let base = self.infra.url(Service::Order);
+        let placed = api
+            .place_order(&base, &order.body, Some("chaos-oversized-order"))
+            .await
+            .map_err(|e| ChaosError::Scenario(format!("placing the oversized order: {e}")))?
+            .id;
+        api.cancel_order(&base, placed, &CancelOrder::because("changed my mind"))
+            .await
+            .map_err(|e| ChaosError::Scenario(format!("cancelling the oversized order: {e}")))?;
+        self.fault(format!(
+            "placed order {placed} whose OrderPlaced is larger than the topic accepts, and cancelled it"
+        ));
+        self.out.accepted.push(Accepted {
+            order_id: placed,
+            expected: order.expected,
+            at: SystemTime::now(),
+            cancelled: true,
+        });
+
+        // The relay parks the event and holds the cancellation behind it.
+        let started = Instant::now();
+        let (mut parked, mut held) = (0.0, 0.0);
+        while started.elapsed() < PARK_DEADLINE {
+            parked = api.metric(&base, "outbox_parked").await.unwrap_or(0.0);
+            held = api.metric(&base, "outbox_held").await.unwrap_or(0.0);
+            if parked >= 1.0 && held >= 1.0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        self.check(
+            "the relay parked the oversized event and held its cancellation behind it",
+            parked >= 1.0 && held >= 1.0,
+            format!("outbox_parked {parked}, outbox_held {held}"),
+        );
+
+        self.reach(0.7).await;
+        let now = topic::end_offsets(&bootstrap, ORDERS_TOPIC).await?;
+        let early = topic::records_of(
+            &bootstrap,
+            ORDERS_TOPIC,
+            &placed.to_string(),
+            &self.from,
+            &now,
+        )
+        .await?;
+        self.check(
+            "nothing of the parked order was published before the operator's fix",
+            early.is_empty(),
+            format!("{} of its records on the topic", early.len()),
+        );
+
+        // The operator's fix: raise the limit, retry the parked event.
+        topic::set_topic_config(&bootstrap, ORDERS_TOPIC, "max.message.bytes", None).await?;
+        let retried = self.admin(&["outbox", "retry", "--all"]).await;
+        self.fault(
+            "the operator raised max.message.bytes and ran `orderflow-admin outbox retry --all`"
+                .into(),
+        );
+        self.check(
+            "orderflow-admin retried the parked event",
+            retried.as_ref().is_ok_and(|out| out.contains("retried 1")),
+            match retried {
+                Ok(out) => out.trim().to_owned(),
+                Err(e) => e.to_string(),
+            },
+        );
+        Ok(())
+    }
+
+    /// Runs `orderflow-admin` with `args` against the order-service database; its output.
+    async fn admin(&self, args: &[&str]) -> Result<String, ChaosError> {
+        let binary = build_binary("orderflow-admin", self.infra.stack.profile()).await?;
+        let output = tokio::process::Command::new(&binary)
+            .args(args)
+            .env(
+                "DATABASE_URL",
+                self.infra.stack.database_url(Service::Order)?,
+            )
+            .env(
+                "KAFKA_BOOTSTRAP_SERVERS",
+                &self.infra.settings.kafka_bootstrap_servers,
+            )
+            .output()
+            .await
+            .map_err(|e| ChaosError::Scenario(format!("running {}: {e}", binary.display())))?;
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        if output.status.success() {
+            Ok(text)
+        } else {
+            Err(ChaosError::Scenario(format!(
+                "orderflow-admin {} failed ({}): {text}",
+                args.join(" "),
+                output.status
+            )))
+        }
+    }
+
+    // 10. Kafka away for longer than the relay's delivery timeout while
+    // orders and their cancellations keep coming: first stopped, then frozen
+    // (SIGSTOP: connections stay open, requests hang unanswered).
+    async fn kafka_outage(&mut self) -> Result<(), ChaosError> {
+        self.running(Service::Order, 1)?.stop().await?;
+        self.infra
+            .launch(
+                Service::Order,
+                vec![(
+                    "KAFKA_MESSAGE_TIMEOUT_MS".into(),
+                    SHORT_MESSAGE_TIMEOUT.as_millis().to_string(),
+                )],
+            )
+            .await?;
+        self.out.notes.push(format!(
+            "order-service ran with KAFKA_MESSAGE_TIMEOUT_MS={}",
+            SHORT_MESSAGE_TIMEOUT.as_millis()
+        ));
+
+        self.reach(0.25).await;
+        self.broker(1)?.stop().await?;
+        self.fault(format!(
+            "Kafka stopped for {}s (the relay's delivery timeout is {}s)",
+            LONG_OUTAGE.as_secs(),
+            SHORT_MESSAGE_TIMEOUT.as_secs()
+        ));
+        tokio::time::sleep(LONG_OUTAGE).await;
+        self.broker(1)?.start().await?;
+
+        self.reach(0.6).await;
+        let pid = self
+            .broker(1)?
+            .pid()
+            .ok_or_else(|| ChaosError::Scenario("the broker has no pid".into()))?;
+        process::send_signal(pid, Signal::Stop)?;
+        self.fault(format!(
+            "Kafka frozen (SIGSTOP) for {}s",
+            LONG_OUTAGE.as_secs()
+        ));
+        tokio::time::sleep(LONG_OUTAGE).await;
+        process::send_signal(pid, Signal::Cont)?;
+
+        // Back to the default timeout for the scenarios after this one.
+        self.running(Service::Order, 1)?.stop().await?;
+        self.infra.launch(Service::Order, Vec::new()).await?;
+        Ok(())
+    }
+
+    // 11. Kill one node of a three-node cluster while orders flow; restart it.
+    async fn broker_loss(&mut self) -> Result<(), ChaosError> {
+        let bootstrap = self.infra.settings.kafka_bootstrap_servers.clone();
+        let known =
+            topic::known_replication(&bootstrap, ORDERS_TOPIC, TOPIC_KNOWN_DEADLINE).await?;
+        let (replicas, min_insync) = (known.partitions, known.min_insync);
+        self.check(
+            "topic has replication factor 3 and min.insync.replicas 2",
+            !replicas.is_empty()
+                && replicas.iter().all(|&(r, _)| r == 3)
+                && min_insync.as_deref() == Some("2"),
+            format!(
+                "replicas per partition {:?}, min.insync.replicas {min_insync:?}",
+                replicas.iter().map(|r| r.0).collect::<Vec<_>>()
+            ),
+        );
+
+        self.reach(0.3).await;
+        // What the order service's database connections do while the node is
+        // down: intake never talks to Kafka, so nothing there may wait on it.
+        let sampler = ConnectionSampler::start(self.infra.pools.admin.clone());
+        let node = self.rng.random_range(1..=3);
+        self.broker(node)?.kill()?;
+        let killed = Instant::now();
+        let killed_at = SystemTime::now();
+        self.fault(format!("SIGKILL Kafka node {node} of 3"));
+
+        // The controllers fence the node once its heartbeats stop; until then
+        // the ISR still lists it. Waiting for that proves the loss was seen.
+        let fenced = self
+            .wait_for_isr(&bootstrap, |isr| isr == 2, REJOIN_DEADLINE)
+            .await?;
+        self.check(
+            "the cluster fenced the dead node",
+            fenced.is_some(),
+            match fenced {
+                Some(after) => format!(
+                    "every partition down to 2 in-sync replicas {:.1}s after the kill",
+                    after.as_secs_f64()
+                ),
+                None => format!("the ISR still listed node {node} after {REJOIN_DEADLINE:?}"),
+            },
+        );
+        // The flow goes on with two nodes: invoices and shipments keep being
+        // committed for events published after the kill.
+        let mut went_on = (0, 0);
+        while killed.elapsed() < REJOIN_DEADLINE {
+            went_on = self.effects_since(killed_at).await?;
+            if went_on.0 > 0 && went_on.1 > 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        self.check(
+            "the flow went on with a node down",
+            went_on.0 > 0 && went_on.1 > 0,
+            format!(
+                "{} invoices and {} shipments committed while node {node} was down",
+                went_on.0, went_on.1
+            ),
+        );
+
+        self.reach(0.65).await;
+        self.out.notes.push(sampler.stop().await);
+        self.broker(node)?.start().await?;
+        let rejoined = self
+            .wait_for_isr(&bootstrap, |isr| isr == 3, REJOIN_DEADLINE)
+            .await?;
+        self.check(
+            "the restarted node rejoined every partition's ISR",
+            rejoined.is_some(),
+            match rejoined {
+                Some(after) => format!(
+                    "3 in-sync replicas everywhere {:.1}s after the node answered again",
+                    after.as_secs_f64()
+                ),
+                None => format!("not back in every ISR after {REJOIN_DEADLINE:?}"),
+            },
+        );
+        Ok(())
+    }
+
+    /// Polls the topic's ISR sizes until `wanted` holds for every partition;
+    /// how long that took, or `None` after `limit`.
+    async fn wait_for_isr(
+        &self,
+        bootstrap: &str,
+        wanted: impl Fn(usize) -> bool,
+        limit: Duration,
+    ) -> Result<Option<Duration>, ChaosError> {
+        let started = Instant::now();
+        while started.elapsed() < limit {
+            let state = topic::replica_state(bootstrap, ORDERS_TOPIC).await?;
+            if !state.is_empty() && state.iter().all(|&(_, isr)| wanted(isr)) {
+                return Ok(Some(started.elapsed()));
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        Ok(None)
+    }
+
+    /// Invoices and shipments committed since `since`.
+    async fn effects_since(&self, since: SystemTime) -> Result<(i64, i64), ChaosError> {
+        let since = chrono::DateTime::<chrono::Utc>::from(since);
+        let count = |pool: &sqlx::PgPool, sql: &'static str| {
+            let pool = pool.clone();
+            async move {
+                sqlx::query_scalar::<_, i64>(sql)
+                    .bind(since)
+                    .fetch_one(&pool)
+                    .await
+                    .map_err(ChaosError::Database)
+            }
+        };
+        tokio::try_join!(
+            count(
+                &self.infra.pools.invoicing,
+                "SELECT count(*) FROM invoices WHERE pg_xact_commit_timestamp(xmin) > $1"
+            ),
+            count(
+                &self.infra.pools.shipping,
+                "SELECT count(*) FROM shipments WHERE pg_xact_commit_timestamp(xmin) > $1"
+            ),
+        )
+    }
+}
+
+/// Samples, every 100 ms, the order service's sessions on its database:
+/// how many are busy at once, the longest open transaction, and what they
+/// wait on.
+struct ConnectionSampler {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<String>,
+}
+
+impl ConnectionSampler {
+    fn start(admin: sqlx::PgPool) -> Self {
+        let (stop, mut stopped) = tokio::sync::oneshot::channel();
+        let task = tokio::spawn(async move {
+            let (mut samples, mut busiest, mut longest) = (0, 0_i64, 0.0_f64);
+            let mut waits: std::collections::BTreeMap<String, u32> = Default::default();
+            loop {
+                let sample: Result<(i64, f64, Vec<String>), _> = sqlx::query_as(
+                    "SELECT count(*) FILTER (WHERE state <> 'idle'),
+                            coalesce(max(extract(epoch FROM now() - xact_start)), 0)::float8,
+                            coalesce(array_agg(wait_event_type || ':' || wait_event)
+                                     FILTER (WHERE state <> 'idle' AND wait_event IS NOT NULL
+                                             AND wait_event <> 'ClientRead'), '{}')
+                     FROM pg_stat_activity
+                     WHERE datname = 'orders' AND usename = 'orders' AND pid <> pg_backend_pid()",
+                )
+                .fetch_one(&admin)
+                .await;
+                if let Ok((busy, age, events)) = sample {
+                    samples += 1;
+                    busiest = busiest.max(busy);
+                    longest = longest.max(age);
+                    for event in events {
+                        *waits.entry(event).or_default() += 1;
+                    }
+                }
+                tokio::select! {
+                    _ = &mut stopped => break,
+                    () = tokio::time::sleep(Duration::from_millis(100)) => {}
+                }
+            }
+            format!(
+                "order-service's database sessions while the node was down ({samples} samples): \
+                 at most {busiest} busy at once, longest open transaction {longest:.1}s, waits {waits:?}"
+            )
+        });
+        ConnectionSampler { stop, task }
+    }
+
+    async fn stop(self) -> String {
+        let _ = self.stop.send(());
+        self.task
+            .await
+            .unwrap_or_else(|e| format!("the connection sampler failed: {e}"))
+    }
+}
+
+/// Answers to the API probes while PostgreSQL is away.
+#[derive(Debug, Default)]
+struct ProbeTally {
+    sent: usize,
+    problem_503: usize,
+    other: Vec<String>,
+}
+
+impl ProbeTally {
+    fn record(&mut self, what: &str, answer: Result<Reply, ClientError>) {
+        self.sent += 1;
+        match answer {
+            Ok(Reply {
+                status, problem, ..
+            }) => {
+                if status == 503 && problem {
+                    self.problem_503 += 1;
+                } else if self.other.len() < 3 {
+                    self.other
+                        .push(format!("{what}: {status} (problem+json: {problem})"));
+                }
+            }
+            Err(e) => {
+                if self.other.len() < 3 {
+                    self.other.push(format!("{what}: {e}"));
+                }
+            }
+        }
+    }
+}
