@@ -20,9 +20,10 @@ COPY . .
 RUN cargo chef prepare --recipe-path recipe.json
 
 FROM chef AS builder
-# librdkafka is built from source by rdkafka-sys (cmake-build feature).
+# librdkafka is built from source by rdkafka-sys (cmake-build feature); its
+# sources include curl.h even without curl support (confluentinc/librdkafka#5135).
 RUN apt-get update \
- && apt-get install -y --no-install-recommends cmake \
+ && apt-get install -y --no-install-recommends cmake libcurl4-openssl-dev \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=planner /app/recipe.json recipe.json
 RUN cargo chef cook --release --locked --recipe-path recipe.json \

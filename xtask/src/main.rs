@@ -160,6 +160,9 @@ enum Command {
         /// Keep the services', Kafka's and PostgreSQL's logs even when every scenario passed.
         #[arg(long)]
         keep_logs: bool,
+        /// A setting for every service, NAME=value (repeatable), e.g. --env KAFKA_GROUP_PROTOCOL=consumer.
+        #[arg(long = "env", value_name = "NAME=VALUE", value_parser = parse_setting)]
+        settings: Vec<(String, String)>,
     },
 }
 
@@ -287,6 +290,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             release,
             report,
             keep_logs,
+            settings,
         } => {
             let mut options = if quick {
                 ChaosOptions::quick()
@@ -300,6 +304,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             }
             options.profile = Profile::from_release_flag(release);
             options.keep_logs = keep_logs;
+            options.knobs = settings;
             return Ok(commands::chaos(options, report).await?);
         }
         Command::Bench {

@@ -25,9 +25,10 @@ pub(super) fn subscribe(
     settings: &InboxSettings,
     metrics: InboxMetrics,
 ) -> Result<InboxConsumer, KafkaError> {
-    let consumer: InboxConsumer = kafka
-        .client_config()
+    let mut config = kafka.client_config();
+    config
         .set("group.id", &settings.group_id)
+        .set("group.protocol", &settings.group_protocol)
         .set("enable.auto.commit", "true")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", &settings.auto_offset_reset)
@@ -39,19 +40,25 @@ pub(super) fn subscribe(
             "fetch.wait.max.ms",
             settings.fetch_wait_max.as_millis().to_string(),
         )
-        .set(
-            "session.timeout.ms",
-            settings.session_timeout.as_millis().to_string(),
-        )
-        // A third of the session timeout, as Kafka recommends.
-        .set(
-            "heartbeat.interval.ms",
-            (settings.session_timeout.as_millis() / 3)
-                .max(100)
-                .to_string(),
-        )
-        .set("statistics.interval.ms", "5000")
-        .create_with_context(InboxContext { metrics })?;
+        .set("statistics.interval.ms", "5000");
+    // Under KIP-848 the broker owns the session and the heartbeat
+    // (group.consumer.session.timeout.ms, group.consumer.heartbeat.interval.ms)
+    // and librdkafka refuses to create a consumer that sets them.
+    if settings.group_protocol == "classic" {
+        config
+            .set(
+                "session.timeout.ms",
+                settings.session_timeout.as_millis().to_string(),
+            )
+            // A third of the session timeout, as Kafka recommends.
+            .set(
+                "heartbeat.interval.ms",
+                (settings.session_timeout.as_millis() / 3)
+                    .max(100)
+                    .to_string(),
+            );
+    }
+    let consumer: InboxConsumer = config.create_with_context(InboxContext { metrics })?;
     consumer.subscribe(&[&kafka.topic])?;
     Ok(consumer)
 }
@@ -88,6 +95,18 @@ impl ConsumerContext for InboxContext {
                 tracing::info!(partitions = %describe(partitions), "partitions assigned");
             }
             Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance error"),
+        }
+    }
+
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, _rebalance: &Rebalance<'_>) {
+        // After an eager (classic) or incremental (KIP-848) change alike, the
+        // assignment is what the instance owns now.
+        match consumer.assignment() {
+            Ok(owned) => {
+                let owned = i64::try_from(owned.count()).unwrap_or(i64::MAX);
+                self.metrics.assigned.set(owned);
+            }
+            Err(e) => tracing::debug!(error = %e, "reading the assignment"),
         }
     }
 

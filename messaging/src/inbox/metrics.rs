@@ -19,6 +19,7 @@ pub struct InboxMetrics {
     pub(super) purged: Counter,
     pub(super) lag: Gauge,
     pub(super) stalled: Gauge,
+    pub(super) assigned: Gauge,
 }
 
 impl Default for InboxMetrics {
@@ -38,6 +39,7 @@ impl Default for InboxMetrics {
             purged: Counter::default(),
             lag: Gauge::default(),
             stalled: Gauge::default(),
+            assigned: Gauge::default(),
         }
     }
 }
@@ -100,6 +102,11 @@ impl InboxMetrics {
             "inbox_consumer_lag",
             "Records behind the partitions' end, summed over assigned partitions",
             m.lag.clone(),
+        );
+        registry.register(
+            "inbox_partitions_assigned",
+            "Partitions this instance owns in its consumer group",
+            m.assigned.clone(),
         );
         m
     }

@@ -53,7 +53,16 @@ pub struct InboxSettings {
         value_parser = platform::config::millis
     )]
     pub fetch_wait_max: Duration,
-    /// How long the group waits for a silent (crashed) member before reassigning its partitions (librdkafka's default is 45 s)
+    /// The consumer group protocol: `classic` (client-side assignment, stop-the-world rebalances) or `consumer` (KIP-848: the broker assigns, incrementally; session and heartbeat then come from the broker's group.consumer.* settings)
+    #[arg(
+        id = "kafka_group_protocol",
+        long = "kafka-group-protocol",
+        env = "KAFKA_GROUP_PROTOCOL",
+        default_value = "classic",
+        value_parser = ["classic", "consumer"]
+    )]
+    pub group_protocol: String,
+    /// How long the group waits for a silent (crashed) member before reassigning its partitions (librdkafka's default is 45 s; only for the classic protocol)
     #[arg(
         id = "kafka_session_timeout",
         long = "kafka-session-timeout-ms",
@@ -121,6 +130,7 @@ impl InboxSettings {
             auto_offset_reset: "earliest".to_owned(),
             auto_commit_interval: Duration::from_millis(1_000),
             fetch_wait_max: Duration::from_millis(100),
+            group_protocol: "classic".to_owned(),
             session_timeout: Duration::from_millis(10_000),
             processed_retention: Duration::from_secs(7 * 24 * 3600),
             purge_interval: Duration::from_secs(3600),

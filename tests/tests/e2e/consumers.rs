@@ -13,8 +13,8 @@ use anyhow::{Context as _, ensure};
 use chrono::{DateTime, Utc};
 use e2e::services::ConsumerUnderTest;
 use e2e::services::{
-    EventProducer, PATIENCE, ServiceUnderTest, consumer_config, fresh_group, group_members, header,
-    init_logs, read_records, wait_until,
+    EventProducer, PATIENCE, ServiceUnderTest, consumer_config, fresh_group, header, init_logs,
+    read_records, wait_until,
 };
 use e2e::{ServiceRole, TestInfra};
 use invoicing_service::Invoicing;
@@ -792,17 +792,33 @@ async fn a_view_rebuilt_from_the_topic_in_a_new_group_equals_the_original() -> a
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_shipping_instances_in_one_group_split_the_partitions_and_ship_each_order_once()
 -> anyhow::Result<()> {
+    two_instances_split_the_partitions("classic").await
+}
+
+/// The same on KIP-848's consumer group protocol, where the broker assigns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_the_kip_848_protocol_two_instances_split_the_partitions_and_ship_each_order_once()
+-> anyhow::Result<()> {
+    two_instances_split_the_partitions("consumer").await
+}
+
+async fn two_instances_split_the_partitions(group_protocol: &str) -> anyhow::Result<()> {
     init_logs();
     let infra = TestInfra::acquire().await?;
     let topic = infra.fresh_topic(6).await?;
     let producer = EventProducer::new(&infra, &topic)?;
     let (database_url, pool) = infra.fresh_database(ServiceRole::Shipping).await?;
     let group = fresh_group("shipping");
-    let config = || consumer_config::<Shipping>(&infra, &database_url, &topic, &group);
+    let config = || {
+        let mut config = consumer_config::<Shipping>(&infra, &database_url, &topic, &group);
+        config.inbox.group_protocol = group_protocol.to_owned();
+        config
+    };
     let first = ServiceUnderTest::start::<Shipping>(config()).await?;
     let second = ServiceUnderTest::start::<Shipping>(config()).await?;
-    wait_until("both instances are members of the group", || async {
-        Ok(group_members(&infra, &group).await? == ("Stable".to_owned(), 2))
+    wait_until("both instances own partitions", || async {
+        Ok(first.metric("inbox_partitions_assigned").await? > 0
+            && second.metric("inbox_partitions_assigned").await? > 0)
     })
     .await?;
 

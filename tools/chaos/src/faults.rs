@@ -190,10 +190,11 @@ impl Injector<'_> {
     }
 
     // 2. invoicing-service aborts itself after a batch's database commit,
-    // before its offsets. A batch holds one record or many, depending on the
-    // load, so the crash point counts batches: a few dozen per run.
+    // before its offsets. Batches take what has arrived, up to
+    // INBOX_BATCH_MAX: the faulty instances run with small batches and crash
+    // after their third, so each round leaves work for the next.
     async fn invoicing_aborts(&mut self) -> Result<(), ChaosError> {
-        let per = u64::try_from((self.orders / 40).max(3)).unwrap_or(3);
+        let per: u64 = 3;
         self.running(Service::Invoicing, 1)?.stop().await?;
         let mut confirmed = 0;
         for round in 1..=3 {
@@ -201,7 +202,10 @@ impl Injector<'_> {
                 .infra
                 .launch(
                     Service::Invoicing,
-                    vec![("FAULT_ABORT_AFTER_COMMIT".into(), per.to_string())],
+                    vec![
+                        ("FAULT_ABORT_AFTER_COMMIT".into(), per.to_string()),
+                        ("INBOX_BATCH_MAX".into(), "10".into()),
+                    ],
                 )
                 .await?;
             let started = Instant::now();

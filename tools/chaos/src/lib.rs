@@ -158,6 +158,8 @@ pub struct ChaosOptions {
     pub settle_timeout: Duration,
     /// Keep the run directory (logs) even when every scenario passed.
     pub keep_logs: bool,
+    /// `NAME=value` settings added to every service's environment.
+    pub knobs: Vec<(String, String)>,
 }
 
 impl ChaosOptions {
@@ -172,6 +174,7 @@ impl ChaosOptions {
             seed: 2026,
             settle_timeout: Duration::from_secs(600),
             keep_logs: false,
+            knobs: Vec::new(),
         }
     }
 
@@ -281,6 +284,8 @@ impl ScenarioResult {
 pub struct ChaosReport {
     /// Results in run order.
     pub results: Vec<ScenarioResult>,
+    /// The settings every service ran with besides its defaults.
+    pub knobs: Vec<(String, String)>,
 }
 
 impl ChaosReport {
@@ -313,6 +318,17 @@ impl ChaosReport {
     /// The table followed by each scenario's faults, checks and notes.
     pub fn markdown(&self) -> String {
         let mut out = self.table();
+        if !self.knobs.is_empty() {
+            let knobs: Vec<String> = self
+                .knobs
+                .iter()
+                .map(|(k, v)| format!("`{k}={v}`"))
+                .collect();
+            out.push_str(&format!(
+                "\nEvery service ran with {} (the defaults otherwise).\n",
+                knobs.join(", ")
+            ));
+        }
         for r in &self.results {
             out.push_str(&format!(
                 "\n**{}** ({}, {:.0} s): {} requests for {} orders, {} answered 503, {} connection errors; \
@@ -380,7 +396,7 @@ pub async fn run(options: &ChaosOptions) -> Result<ChaosReport, ChaosError> {
             nodes,
             profile: options.profile,
             features: FAULT_INJECTION.map(str::to_owned).to_vec(),
-            knobs: Vec::new(),
+            knobs: options.knobs.clone(),
         };
         let mut infra = PrivateInfra::start(runtime.clone(), &dir, plan).await?;
         let mut outcome = Ok(());
@@ -409,7 +425,10 @@ pub async fn run(options: &ChaosOptions) -> Result<ChaosReport, ChaosError> {
     } else {
         eprintln!("chaos: logs kept in {}", run_dir.display());
     }
-    Ok(ChaosReport { results })
+    Ok(ChaosReport {
+        results,
+        knobs: options.knobs.clone(),
+    })
 }
 
 async fn run_scenario(

@@ -38,6 +38,17 @@ pub fn broker_settings(replication: Replication) -> Vec<(&'static str, String)> 
         // Tests and the demo start consumer groups all the time; the default
         // makes each new group wait 3 s before its first assignment.
         ("group.initial.rebalance.delay.ms", "0".into()),
+        // Groups on the KIP-848 protocol (KAFKA_GROUP_PROTOCOL=consumer) take
+        // their session and heartbeat from the broker. Kafka's defaults (45 s,
+        // 5 s, with minimums equal to them) would make a crashed consumer's
+        // partitions wait 45 s; these match the classic consumers' 10 s
+        // session (KAFKA_SESSION_TIMEOUT_MS) and let assignments propagate
+        // within 2 s, since a member learns of its new assignment at its next
+        // heartbeat.
+        ("group.consumer.min.session.timeout.ms", "6000".into()),
+        ("group.consumer.session.timeout.ms", "10000".into()),
+        ("group.consumer.min.heartbeat.interval.ms", "1000".into()),
+        ("group.consumer.heartbeat.interval.ms", "2000".into()),
     ]
 }
 
