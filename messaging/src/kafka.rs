@@ -142,7 +142,9 @@ impl Default for ProducerSettings {
 }
 
 /// An idempotent producer: `enable.idempotence=true`, `acks=all`. Retries
-/// inside librdkafka can then neither duplicate nor reorder records of a partition.
+/// inside librdkafka can then neither duplicate nor reorder records of a
+/// partition. Keys pick partitions as Kafka's Java client does
+/// ([`shared_events::topics::PARTITIONER`]).
 pub fn producer(
     kafka: &KafkaSettings,
     settings: &ProducerSettings,
@@ -151,6 +153,7 @@ pub fn producer(
         .client_config()
         .set("enable.idempotence", "true")
         .set("acks", "all")
+        .set("partitioner", shared_events::topics::PARTITIONER)
         .set("linger.ms", settings.linger_ms.to_string())
         .set("batch.size", settings.batch_size.to_string())
         .set(

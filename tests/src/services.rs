@@ -215,6 +215,7 @@ impl EventProducer {
             .kafka_config()
             .set("enable.idempotence", "true")
             .set("acks", "all")
+            .set("partitioner", shared_events::topics::PARTITIONER)
             .create()
             .context("creating the test producer")?;
         Ok(EventProducer {

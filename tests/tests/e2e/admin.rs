@@ -192,9 +192,14 @@ async fn a_replayed_poison_record_is_reported_dead_lettered_again() -> anyhow::R
     .await?;
     let mut invalid = placed(Uuid::now_v7());
     invalid.data.lines[0].quantity = 0;
-    EventProducer::new(&infra, &topic)?.send(&invalid).await?;
-    wait_until("the poison to be dead-lettered", || async {
-        Ok(invoicing.metric("inbox_dead_lettered").await? == 1)
+    let producer = EventProducer::new(&infra, &topic)?;
+    producer.send(&invalid).await?;
+    // Poison without an event id: not an envelope at all.
+    producer
+        .send_raw("order-42", b"{\"this is\": \"not an envelope\"}")
+        .await?;
+    wait_until("both poisons to be dead-lettered", || async {
+        Ok(invoicing.metric("inbox_dead_lettered").await? == 2)
     })
     .await?;
     let replayed = admin(&[
@@ -212,6 +217,23 @@ async fn a_replayed_poison_record_is_reported_dead_lettered_again() -> anyhow::R
     ensure!(
         replayed.contains(&format!("group {group} took 1 of 1 replayed record(s): 0 applied (or already applied), 1 dead-lettered again")),
         "{replayed}"
+    );
+    // Every dead letter, the one without an event id included: each is
+    // recognised again by where its replay landed.
+    let all = admin(&[
+        "dlq",
+        "replay",
+        &group,
+        "--all",
+        "--topic",
+        &topic,
+        "--bootstrap-servers",
+        &bootstrap,
+    ])
+    .await?;
+    ensure!(
+        all.contains(&format!("group {group} took 3 of 3 replayed record(s): 0 applied (or already applied), 3 dead-lettered again")),
+        "{all}"
     );
     let unknown = admin(&[
         "dlq",

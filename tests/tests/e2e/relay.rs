@@ -294,6 +294,43 @@ async fn every_placed_and_cancelled_order_becomes_exactly_one_record() -> anyhow
     service.stop().await
 }
 
+/// Keys pick partitions as Kafka's Java client does (murmur2), so an order's
+/// events share a partition with whatever a Java producer, Kafka Connect or
+/// the console producer writes under the same key. librdkafka's default
+/// partitioner (CRC32) would spread them differently.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_event_lands_on_the_partition_kafkas_java_client_picks_for_its_key()
+-> anyhow::Result<()> {
+    const ORDERS: usize = 24;
+    let infra = TestInfra::acquire().await?;
+    let topic = infra.fresh_topic(6).await?;
+    let (url, pool) = infra.fresh_database(ServiceRole::Orders).await?;
+    let config = order_service::Config::for_flow(url, infra.kafka_bootstrap_servers(), &topic);
+    let service = OrderService::start(config).await?;
+    for i in 0..ORDERS {
+        service.place(i).await?;
+    }
+    wait_until("the outbox to drain", || async {
+        Ok(outbox_len(&pool).await? == 0)
+    })
+    .await?;
+    service.stop().await?;
+    let records = read_records(&infra, &topic, ORDERS).await?;
+    let mut partitions = HashSet::new();
+    for record in &records {
+        let key = record.key().context("a record without a key")?;
+        assert_eq!(
+            record.partition(),
+            shared_events::topics::partition_of(key, 6),
+            "key {}",
+            String::from_utf8_lossy(key)
+        );
+        partitions.insert(record.partition());
+    }
+    assert!(partitions.len() > 1, "the keys spread: {partitions:?}");
+    Ok(())
+}
+
 /// RELAY_LINGER_MS: a commit wakes the relay, which waits that long for the
 /// commits that follow before it claims rows, so orders placed one after the
 /// other within the linger travel in one batch (one produce round, one

@@ -199,11 +199,12 @@ pub(crate) fn header(record: &OwnedMessage, name: &str) -> Option<String> {
     })
 }
 
-/// A producer for injected records (acks=all, idempotent, like the relay's).
+/// A producer for injected records (acks=all, idempotent, keys partitioned like the relay's).
 pub(crate) fn producer(bootstrap: &str) -> Result<FutureProducer, ChaosError> {
     Ok(client_config(bootstrap)
         .set("acks", "all")
         .set("enable.idempotence", "true")
+        .set("partitioner", shared_events::topics::PARTITIONER)
         .create()?)
 }
 
