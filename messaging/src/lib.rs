@@ -24,3 +24,11 @@ pub mod outbox;
 pub mod reader;
 pub mod relay;
 pub mod view;
+
+/// A histogram of items per batch (records of an inbox batch, events of a
+/// relay batch): 1 to 4096, in powers of two.
+pub(crate) fn batch_histogram() -> prometheus_client::metrics::histogram::Histogram {
+    prometheus_client::metrics::histogram::Histogram::new(
+        prometheus_client::metrics::histogram::exponential_buckets(1.0, 2.0, 13),
+    )
+}

@@ -175,10 +175,7 @@ pub struct RelayMetrics {
 impl Default for RelayMetrics {
     fn default() -> Self {
         RelayMetrics {
-            // 1 to 4096 events per batch, in powers of two.
-            batches: Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
-                1.0, 2.0, 13,
-            )),
+            batches: crate::batch_histogram(),
             published: Counter::default(),
             publish_errors: Counter::default(),
             parked_total: Counter::default(),

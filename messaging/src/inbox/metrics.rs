@@ -25,10 +25,7 @@ pub struct InboxMetrics {
 impl Default for InboxMetrics {
     fn default() -> Self {
         InboxMetrics {
-            // 1 to 4096 records per batch, in powers of two.
-            batches: Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
-                1.0, 2.0, 13,
-            )),
+            batches: crate::batch_histogram(),
             processed: Counter::default(),
             duplicates: Counter::default(),
             dead_lettered: Counter::default(),

@@ -202,51 +202,34 @@ async fn a_replayed_poison_record_is_reported_dead_lettered_again() -> anyhow::R
         Ok(invoicing.metric("inbox_dead_lettered").await? == 2)
     })
     .await?;
-    let replayed = admin(&[
-        "dlq",
-        "replay",
-        &group,
-        "--event-id",
-        &invalid.event_id.to_string(),
-        "--topic",
-        &topic,
-        "--bootstrap-servers",
-        &bootstrap,
-    ])
-    .await?;
-    ensure!(
-        replayed.contains(&format!("group {group} took 1 of 1 replayed record(s): 0 applied (or already applied), 1 dead-lettered again")),
-        "{replayed}"
-    );
+    let replay = |selection: Vec<String>| {
+        let mut args = vec![
+            "dlq".to_owned(),
+            "replay".to_owned(),
+            group.clone(),
+            "--topic".to_owned(),
+            topic.clone(),
+            "--bootstrap-servers".to_owned(),
+            bootstrap.clone(),
+        ];
+        args.extend(selection);
+        async move {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            admin(&args).await
+        }
+    };
+    let took = |n: usize| {
+        format!(
+            "group {group} took {n} of {n} replayed record(s): 0 applied (or already applied), {n} dead-lettered again"
+        )
+    };
+    let by_id = replay(vec!["--event-id".into(), invalid.event_id.to_string()]).await?;
+    ensure!(by_id.contains(&took(1)), "{by_id}");
     // Every dead letter, the one without an event id included: each is
     // recognised again by where its replay landed.
-    let all = admin(&[
-        "dlq",
-        "replay",
-        &group,
-        "--all",
-        "--topic",
-        &topic,
-        "--bootstrap-servers",
-        &bootstrap,
-    ])
-    .await?;
-    ensure!(
-        all.contains(&format!("group {group} took 3 of 3 replayed record(s): 0 applied (or already applied), 3 dead-lettered again")),
-        "{all}"
-    );
-    let unknown = admin(&[
-        "dlq",
-        "replay",
-        &group,
-        "--event-id",
-        &Uuid::now_v7().to_string(),
-        "--topic",
-        &topic,
-        "--bootstrap-servers",
-        &bootstrap,
-    ])
-    .await;
+    let all = replay(vec!["--all".into()]).await?;
+    ensure!(all.contains(&took(3)), "{all}");
+    let unknown = replay(vec!["--event-id".into(), Uuid::now_v7().to_string()]).await;
     ensure!(
         unknown
             .as_ref()
