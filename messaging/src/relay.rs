@@ -505,9 +505,20 @@ impl Relay {
     ) -> Result<BatchOutcome, RelayError> {
         let conn = match &mut leadership.conn {
             Some(conn) => conn,
-            None => leadership
-                .conn
-                .insert(PgConnection::connect_with(&self.pool.connect_options()).await?),
+            None => {
+                let mut conn = PgConnection::connect_with(&self.pool.connect_options()).await?;
+                // The relay's writes (deleting published rows, parking) need
+                // not wait for the WAL flush: a delete lost in a database
+                // crash only makes its rows publish again, which consumers'
+                // dedup absorbs, and the WAL keeps commits in order, so what
+                // reappears is the newest deletes, later events of a key with
+                // their earlier ones. The order's own transaction, and every
+                // consumer's, stay synchronous.
+                sqlx::query("SET synchronous_commit = off")
+                    .execute(&mut conn)
+                    .await?;
+                leadership.conn.insert(conn)
+            }
         };
         if !leadership.leading {
             leadership.leading = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
