@@ -220,17 +220,13 @@ fn remove_profile(profile: &Path) {
     let _ = std::fs::remove_dir_all(profile);
 }
 
-/// Where screenshots go: `SCREENSHOTS_DIR` if set (`docs/screenshots` to
-/// refresh the committed set), else `target/screenshots`, so that a test
-/// run leaves the work tree as it was.
+/// Where screenshots go: `SCREENSHOTS_DIR` if set, relative to the
+/// workspace (`docs/screenshots` refreshes the committed set), else
+/// `target/screenshots`, so that a test run leaves the work tree as it was.
 pub fn screenshot_dir() -> PathBuf {
-    std::env::var_os("SCREENSHOTS_DIR").map_or_else(
-        || {
-            PathBuf::from(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/../target/screenshots"
-            ))
-        },
-        PathBuf::from,
-    )
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    match std::env::var_os("SCREENSHOTS_DIR") {
+        Some(dir) => workspace.join(dir),
+        None => workspace.join("target/screenshots"),
+    }
 }
