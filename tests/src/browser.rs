@@ -65,6 +65,9 @@ impl Browser {
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
+            // Its own process group, which the browsers it starts join:
+            // ending the group ends them too, also when a test fails.
+            .process_group(0)
             .kill_on_drop(true)
             .spawn()
             .with_context(|| format!("starting {}", chromedriver.display()))?;
@@ -200,16 +203,30 @@ impl Browser {
     /// Ends the session, the browser and the driver.
     pub async fn close(mut self) -> anyhow::Result<()> {
         let closed = self.client.clone().close().await;
-        let _ = self.driver.start_kill();
+        self.end_processes();
         let _ = self.driver.wait().await;
         remove_profile(&self.profile);
         closed.context("closing the browser session")
+    }
+
+    /// Kills the driver's process group: the driver and every browser process
+    /// it started (a killed chromedriver leaves its Chromium running).
+    fn end_processes(&mut self) {
+        if let Some(pid) = self.driver.id().and_then(|pid| i32::try_from(pid).ok()) {
+            // SAFETY: kill(2) with a negative pid signals the process group
+            // the driver leads (it was spawned with process_group(0)); no
+            // memory is involved.
+            unsafe {
+                libc::kill(-pid, libc::SIGKILL);
+            }
+        }
+        let _ = self.driver.start_kill();
     }
 }
 
 impl Drop for Browser {
     fn drop(&mut self) {
-        let _ = self.driver.start_kill();
+        self.end_processes();
         remove_profile(&self.profile);
     }
 }
