@@ -3,6 +3,7 @@
 use axum::extract::{Path, Query, State};
 use axum::routing::get;
 use axum::{Json, Router};
+use messaging::dead_letter::Recorded;
 use platform::Problem;
 use platform::pagination::{OrderListQuery, Page};
 use sqlx::PgPool;
@@ -11,11 +12,13 @@ use uuid::Uuid;
 use crate::invoice::Invoice;
 use crate::store;
 
-/// `GET /invoices/{id}` and `GET /invoices?order_id=&limit=&cursor=`.
+/// `GET /invoices/{id}`, `GET /invoices?order_id=&limit=&cursor=` and
+/// `GET /dead-letters?order_id=` (the newest 50 records this service refused).
 pub fn routes(pool: PgPool) -> Router {
     Router::new()
         .route("/invoices", get(list))
         .route("/invoices/{id}", get(show))
+        .route("/dead-letters", get(dead_letters))
         .with_state(pool)
 }
 
@@ -34,4 +37,18 @@ async fn list(
 ) -> Result<Json<Page<Invoice>>, Problem> {
     let (order_id, page) = query.parse()?;
     Ok(Json(store::list(&pool, order_id, page).await?))
+}
+
+#[tracing::instrument(skip_all, fields(order_id = ?query.order_id))]
+async fn dead_letters(
+    State(pool): State<PgPool>,
+    Query(query): Query<OrderListQuery>,
+) -> Result<Json<Page<Recorded>>, Problem> {
+    let (order_id, _) = query.parse()?;
+    let key = order_id.map(|id| id.to_string());
+    let items = messaging::dead_letter::recorded(&pool, key.as_deref(), 50).await?;
+    Ok(Json(Page {
+        items,
+        next_cursor: None,
+    }))
 }

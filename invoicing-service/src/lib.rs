@@ -7,12 +7,14 @@
 //! it, even when the cancellation arrives first. The consumer runtime
 //! (dedup, offset after effect, dead-lettering, retries) is
 //! [`messaging::inbox`]; this crate supplies only its [`reader`] (the tolerant
-//! reader), its effects and queries ([`store`]) and its read [`api`]. The
+//! reader), its effects and queries ([`store`]), its read [`api`] and its
+//! [`pages`]. The
 //! process around them is [`platform::app`]; [`messaging::inbox`] also documents how to
 //! rebuild the invoices from the topic's history.
 
 pub mod api;
 pub mod invoice;
+pub mod pages;
 pub mod reader;
 pub mod store;
 
@@ -44,7 +46,8 @@ const ABOUT: &str = "Issues one invoice per placed order (billing address, price
 /// and binds the listener; nothing runs until [`App::run_until_stopped`].
 pub async fn build(config: Config) -> Result<App, StartupError> {
     let service = consumer::prepare(&config, &MIGRATOR, Invoicing).await?;
-    let routes = api::routes(service.pool.clone());
+    let routes = api::routes(service.pool.clone())
+        .merge(pages::routes(service.pool.clone(), config.links.clone()));
     let name = INVOICING_SERVICE.name;
     let app = App::serve(
         name,

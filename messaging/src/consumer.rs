@@ -42,6 +42,9 @@ pub struct ConsumerConfig {
     /// The consumer group and how it consumes.
     #[command(flatten)]
     pub inbox: InboxSettings,
+    /// Where a browser reaches each service's pages.
+    #[command(flatten)]
+    pub links: platform::web::PageLinks,
     /// The log.
     #[command(flatten)]
     pub log: LogSettings,

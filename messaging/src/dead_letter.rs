@@ -8,6 +8,11 @@
 //! dead-letter topic refuses for good ([`refused_for_good`]) is written again
 //! without its value ([`DeadLetter::send_without_value`]), so the reason and
 //! the source coordinates are kept even when the copy cannot be.
+//!
+//! Each dead letter written is also noted in the consumer's own database
+//! ([`remember`], the `dead_letters` table), so that the service's read API
+//! can say which of an order's records it refused and why ([`recorded`]),
+//! without anyone scanning the topic.
 
 use std::time::Duration;
 
@@ -15,7 +20,9 @@ use rdkafka::Message;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Headers, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{FutureProducer, FutureRecord};
+use serde::{Deserialize, Serialize};
 use shared_events::headers;
+use sqlx::PgPool;
 
 /// Publishes rejected records to one consumer's dead-letter topic.
 #[derive(Clone)]
@@ -138,6 +145,82 @@ impl DeadLetter {
             .map(|_| ())
             .map_err(|(e, _)| e)
     }
+}
+
+/// A dead letter as the consumers' read API shows it (`GET /dead-letters`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
+pub struct Recorded {
+    /// The consumer group that refused the record.
+    pub consumer: String,
+    /// The topic it came from.
+    pub source_topic: String,
+    /// Its partition there.
+    pub source_partition: i32,
+    /// Its offset there.
+    pub source_offset: i64,
+    /// Its key (the order id), if it had one.
+    pub record_key: Option<String>,
+    /// Its event type header, if it had one.
+    pub event_type: Option<String>,
+    /// Why the consumer refused it.
+    pub reason: String,
+    /// When the dead letter was written.
+    pub dead_lettered_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Notes in `pool` (the `dead_letters` table) that `consumer` dead-lettered
+/// `record` because of `reason`; a second note of the same record changes nothing.
+pub async fn remember(
+    pool: &PgPool,
+    consumer: &str,
+    record: &OwnedMessage,
+    reason: &str,
+) -> Result<(), sqlx::Error> {
+    // PostgreSQL text cannot hold NUL; a poison record may.
+    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).replace('\0', "\u{fffd}");
+    let event_type = record.headers().and_then(|h| {
+        h.iter()
+            .find(|h| h.key == headers::EVENT_TYPE)
+            .and_then(|h| h.value)
+            .map(text)
+    });
+    sqlx::query(
+        "INSERT INTO dead_letters (consumer, source_topic, source_partition, source_offset,
+                                   record_key, event_type, reason)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(consumer)
+    .bind(record.topic())
+    .bind(record.partition())
+    .bind(record.offset())
+    .bind(record.key().map(text))
+    .bind(event_type)
+    .bind(text(reason.as_bytes()))
+    .execute(pool)
+    .await
+    .map(|_| ())
+}
+
+/// The newest dead letters noted in `pool`, at most `limit`, only those
+/// keyed `record_key` if given.
+pub async fn recorded(
+    pool: &PgPool,
+    record_key: Option<&str>,
+    limit: i64,
+) -> Result<Vec<Recorded>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT consumer, source_topic, source_partition, source_offset, record_key, event_type,
+                reason, dead_lettered_at
+         FROM dead_letters
+         WHERE $1::text IS NULL OR record_key = $1
+         ORDER BY dead_lettered_at DESC
+         LIMIT $2",
+    )
+    .bind(record_key)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
 }
 
 /// True when the dead-letter topic will never take this record as it is:

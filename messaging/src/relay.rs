@@ -34,7 +34,10 @@
 //!    rows of its key are held behind it, in order, until an operator
 //!    retries or discards it (`orderflow-admin outbox`). Everything else flows.
 //! 4. Delete the delivered rows and mark the parked ones, in one short
-//!    transaction on the lock's connection.
+//!    transaction on the lock's connection. What Kafka said about each
+//!    delivered row (partition, offset) is kept in `published_events` in the
+//!    same statement that deletes it, so the service can show where an
+//!    event went (the order page's journey).
 //!
 //! A crash between 2 and 4 means the next active relay publishes the batch
 //! again: publication is at-least-once, in order per key, and consumers
@@ -336,7 +339,8 @@ fn waves<K: std::hash::Hash + Eq>(keys: &[K]) -> Vec<Vec<usize>> {
 /// What became of one claimed row.
 #[derive(Debug)]
 enum RowOutcome {
-    Delivered,
+    /// Acknowledged at this partition and offset.
+    Delivered(Delivered),
     Parked(String),
     Retry(KafkaError),
     /// Not produced: an earlier row of its key failed in this batch.
@@ -553,12 +557,17 @@ impl Relay {
         let outcomes = self.publish_in_waves(&rows).await;
 
         let mut delivered = Vec::new();
+        let (mut partitions, mut offsets) = (Vec::new(), Vec::new());
         let (mut parked_ids, mut parked_reasons) = (Vec::new(), Vec::new());
         let mut first_error = None;
         let mut failed = 0;
         for (row, outcome) in rows.iter().zip(outcomes) {
             match outcome {
-                RowOutcome::Delivered => delivered.push(row.id),
+                RowOutcome::Delivered(at) => {
+                    delivered.push(row.id);
+                    partitions.push(at.partition);
+                    offsets.push(at.offset);
+                }
                 RowOutcome::Parked(reason) => {
                     tracing::error!(
                         outbox_id = row.id,
@@ -580,10 +589,23 @@ impl Relay {
             }
         }
         let mut tx = conn.begin().await?;
-        sqlx::query("DELETE FROM outbox WHERE id = ANY($1)")
-            .bind(&delivered)
-            .execute(&mut *tx)
-            .await?;
+        // Delete what Kafka acknowledged and keep where it went, in one statement.
+        sqlx::query(
+            "WITH sent AS (DELETE FROM outbox WHERE id = ANY($1)
+                           RETURNING id, event_id, record_key, event_type)
+             INSERT INTO published_events
+                 (record_key, event_id, event_type, kafka_partition, kafka_offset)
+             SELECT s.record_key, s.event_id, s.event_type, d.kafka_partition, d.kafka_offset
+             FROM sent s
+             JOIN UNNEST($1::int8[], $2::int4[], $3::int8[])
+                  AS d (id, kafka_partition, kafka_offset) ON d.id = s.id
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(&delivered)
+        .bind(&partitions)
+        .bind(&offsets)
+        .execute(&mut *tx)
+        .await?;
         if !parked_ids.is_empty() {
             sqlx::query(
                 "UPDATE outbox SET parked_at = now(), park_reason = p.reason
@@ -631,14 +653,14 @@ impl Relay {
             let results = self.produce_in_order(&wave_rows).await;
             for (&i, result) in go.iter().zip(results) {
                 let outcome = match result {
-                    Ok(()) => RowOutcome::Delivered,
+                    Ok(at) => RowOutcome::Delivered(at),
                     Err((e, client_side)) => match classify(&e, client_side) {
                         Failure::Transient => RowOutcome::Retry(e),
                         Failure::Permanent => RowOutcome::Parked(e.to_string()),
                         Failure::Suspect => self.retry_alone(&rows[i]).await,
                     },
                 };
-                if !matches!(outcome, RowOutcome::Delivered) {
+                if !matches!(outcome, RowOutcome::Delivered(_)) {
                     stopped.insert(keys[i]);
                 }
                 outcomes[i] = Some(outcome);
@@ -654,7 +676,7 @@ impl Relay {
     /// it alone: parked if Kafka refuses it even so.
     async fn retry_alone(&self, row: &OutboxRow) -> RowOutcome {
         match self.produce_in_order(&[row]).await.pop() {
-            Some(Ok(())) => RowOutcome::Delivered,
+            Some(Ok(at)) => RowOutcome::Delivered(at),
             Some(Err((e, client_side))) => match classify(&e, client_side) {
                 Failure::Transient => RowOutcome::Retry(e),
                 Failure::Suspect | Failure::Permanent => RowOutcome::Parked(e.to_string()),
@@ -668,9 +690,8 @@ impl Relay {
     /// refused the record before sending it. When librdkafka's queue is
     /// full, it waits for the oldest outstanding delivery and retries the
     /// same row, so the order of the rows is never changed.
-    async fn produce_in_order(&self, rows: &[&OutboxRow]) -> Vec<Result<(), (KafkaError, bool)>> {
-        let mut outcomes: Vec<Option<Result<(), (KafkaError, bool)>>> =
-            Vec::with_capacity(rows.len());
+    async fn produce_in_order(&self, rows: &[&OutboxRow]) -> Vec<Settled> {
+        let mut outcomes: Vec<Option<Settled>> = Vec::with_capacity(rows.len());
         let mut in_flight: VecDeque<(usize, DeliveryFuture)> = VecDeque::new();
         for (index, row) in rows.iter().enumerate() {
             outcomes.push(None);
@@ -737,9 +758,23 @@ fn record<'a>(row: &'a OutboxRow) -> FutureRecord<'a, str, str> {
         .headers(headers)
 }
 
-async fn settle(delivery: DeliveryFuture) -> Result<(), (KafkaError, bool)> {
+/// Where Kafka put a record.
+#[derive(Debug, Clone, Copy)]
+struct Delivered {
+    partition: i32,
+    offset: i64,
+}
+
+/// A record's delivery report: where it went, or the error and whether the
+/// client refused it before sending.
+type Settled = Result<Delivered, (KafkaError, bool)>;
+
+async fn settle(delivery: DeliveryFuture) -> Settled {
     match delivery.await {
-        Ok(Ok(_)) => Ok(()),
+        Ok(Ok(d)) => Ok(Delivered {
+            partition: d.partition,
+            offset: d.offset,
+        }),
         Ok(Err((e, _))) => Err((e, false)),
         Err(_) => Err((KafkaError::Canceled, false)),
     }

@@ -5,7 +5,7 @@
 //! that has not served anything yet; tests build the same `App` on port 0
 //! against a fresh database, or drive its router with
 //! `tower::ServiceExt::oneshot` without a socket. Running it serves HTTP
-//! beside two background tasks, the outbox relay and the idempotency-key
+//! (the JSON API and the pages) beside two background tasks, the outbox relay and the idempotency-key
 //! purge, and drains in the platform's order: HTTP first, so the rows of the
 //! last requests are still published by the relay, which then flushes.
 
@@ -27,6 +27,7 @@ use messaging::relay::{Relay, RelayMetrics};
 use crate::api::{self, AppState};
 use crate::config::Config;
 use crate::metrics::OrderMetrics;
+use crate::pages::{self, Overview, Pages, Upstream};
 use crate::store::{MIGRATOR, Store};
 
 /// Why the service could not start.
@@ -75,7 +76,11 @@ pub async fn build(config: Config) -> Result<App, StartupError> {
         metrics,
         orders_topic: Arc::from(config.kafka.topic.as_str()),
     };
-    let router = router(state, pool, Arc::new(registry), config.http.limits());
+    let registry = Arc::new(registry);
+    let upstream = Upstream::new(config.invoicing_api(), config.shipping_api());
+    let overview = Overview::new(registry.clone(), upstream.clone());
+    let pages = Pages::new(state.clone(), config.links.clone(), upstream, overview);
+    let router = router(state, pages, pool, registry, config.http.limits());
     Ok(App::bind(ORDER_SERVICE.name, config.http.addr, router)
         .await?
         .with_task(BackgroundTask::new("outbox relay", move |stop| {
@@ -115,10 +120,18 @@ impl IdempotencyPurge {
     }
 }
 
-/// The complete HTTP application: the order routes inside the platform's
-/// common layers (health, metrics, problem+json, timeout, tracing).
-pub fn router(state: AppState, pool: PgPool, metrics: Arc<Registry>, limits: HttpLimits) -> Router {
-    platform::http::with_common_layers(api::routes(state), pool, Readiness::new(), metrics, limits)
+/// The complete HTTP application: the order routes and the pages inside
+/// the platform's common layers (health, metrics, problem+json, timeout,
+/// tracing, security headers).
+pub fn router(
+    state: AppState,
+    pages: Pages,
+    pool: PgPool,
+    metrics: Arc<Registry>,
+    limits: HttpLimits,
+) -> Router {
+    let routes = api::routes(state).merge(pages::routes(pages));
+    platform::http::with_common_layers(routes, pool, Readiness::new(), metrics, limits)
 }
 
 #[cfg(test)]
@@ -149,7 +162,15 @@ mod tests {
             metrics: OrderMetrics::register(&mut registry),
             orders_topic: Arc::from("orders"),
         };
-        router(state, pool, Arc::new(registry), HttpLimits::default())
+        let registry = Arc::new(registry);
+        let upstream = Upstream::new("http://127.0.0.1:1", "http://127.0.0.1:1");
+        let pages = Pages::new(
+            state.clone(),
+            platform::web::PageLinks::local(),
+            upstream.clone(),
+            Overview::new(registry.clone(), upstream),
+        );
+        router(state, pages, pool, registry, HttpLimits::default())
     }
 
     async fn send(request: Request<Body>) -> (StatusCode, Value) {

@@ -12,6 +12,7 @@ use messaging::relay::RelaySettings;
 use platform::config::{DbSettings, HttpSettings, LogSettings};
 use platform::db::DatabaseUrl;
 use platform::services::ORDER_SERVICE;
+use platform::web::PageLinks;
 
 /// How the order service runs.
 #[derive(Debug, Clone, Parser)]
@@ -51,9 +52,58 @@ pub struct Config {
         value_parser = platform::config::secs
     )]
     pub idempotency_purge_interval: Duration,
+    /// Where a browser reaches each service's pages.
+    #[command(flatten)]
+    pub links: PageLinks,
+    /// Where this service reads the consumers' APIs for its pages.
+    #[command(flatten)]
+    pub upstream: UpstreamSettings,
     /// The log.
     #[command(flatten)]
     pub log: LogSettings,
+}
+
+/// Where order-service's pages read the consumers' HTTP APIs: an order's
+/// journey (its invoice, its shipment, their dead letters) and the
+/// overview's figures (their `/metrics`). Unset, each is the service's page
+/// address ([`PageLinks`]); behind a proxy or in docker-compose, where the
+/// browser and this service reach the consumers at different addresses, set them.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct UpstreamSettings {
+    /// Where order-service reads invoicing-service's API for its pages (unset: INVOICING_SERVICE_URL)
+    #[arg(
+        id = "invoicing_api_url",
+        long = "invoicing-api-url",
+        env = "INVOICING_API_URL",
+        value_parser = platform::web::base_url
+    )]
+    pub invoicing_api_url: Option<String>,
+    /// Where order-service reads shipping-service's API for its pages (unset: SHIPPING_SERVICE_URL)
+    #[arg(
+        id = "shipping_api_url",
+        long = "shipping-api-url",
+        env = "SHIPPING_API_URL",
+        value_parser = platform::web::base_url
+    )]
+    pub shipping_api_url: Option<String>,
+}
+
+impl Config {
+    /// Where this service reads invoicing's API.
+    pub fn invoicing_api(&self) -> &str {
+        self.upstream
+            .invoicing_api_url
+            .as_deref()
+            .unwrap_or(&self.links.invoicing)
+    }
+
+    /// Where this service reads shipping's API.
+    pub fn shipping_api(&self) -> &str {
+        self.upstream
+            .shipping_api_url
+            .as_deref()
+            .unwrap_or(&self.links.shipping)
+    }
 }
 
 impl Config {

@@ -14,6 +14,8 @@
 //! - [`config`]: the environment variables the service reads at start-up.
 //! - [`domain`]: the validated order ([`domain::NewOrder`]) and money arithmetic.
 //! - [`api`]: the HTTP surface: request and response bodies, handlers, errors.
+//! - [`pages`]: the web pages: the orders, the new-order form, one order with
+//!   its live journey through the flow, and the overview with live charts.
 //! - [`store`]: the SQL: orders, lines, idempotency keys, outbox rows.
 //! - [`events`]: the domain's facts in the shared event contract.
 //! - [`metrics`]: the order counters on the Prometheus registry.
@@ -27,6 +29,7 @@ pub mod config;
 pub mod domain;
 pub mod events;
 pub mod metrics;
+pub mod pages;
 pub mod store;
 
 pub use app::{StartupError, build};

@@ -1,4 +1,5 @@
-//! The SQL: orders, their lines, idempotency keys and outbox rows.
+//! The SQL: orders, their lines, idempotency keys, outbox rows and where
+//! the relay published them.
 //!
 //! Each write is one transaction that holds the state change *and* its event
 //! (an outbox row written with [`messaging::outbox::enqueue`]), so either both
@@ -367,6 +368,33 @@ impl Store {
         .fetch_all(&mut *conn)
         .await?;
         with_lines(&mut conn, rows).await
+    }
+}
+
+/// Where the relay published one event of an order (`published_events`).
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+pub struct PublishedEvent {
+    /// The event's type (`OrderPlaced`, `OrderCancelled`).
+    pub event_type: String,
+    /// The Kafka partition it went to.
+    pub kafka_partition: i32,
+    /// Its offset there.
+    pub kafka_offset: i64,
+    /// When the relay recorded Kafka's acknowledgement (database clock).
+    pub published_at: DateTime<Utc>,
+}
+
+impl Store {
+    /// The events of order `id` the relay has published, oldest first.
+    pub async fn published_events(&self, id: Uuid) -> Result<Vec<PublishedEvent>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT event_type, kafka_partition, kafka_offset, published_at
+             FROM published_events WHERE record_key = $1
+             ORDER BY published_at, kafka_offset",
+        )
+        .bind(id.to_string())
+        .fetch_all(&self.pool)
+        .await?)
     }
 }
 

@@ -51,7 +51,8 @@ impl Default for HttpLimits {
 
 /// Wraps a service's routes in what every service has: health and metrics
 /// routes, a problem+json 404 fallback, problem+json for every other bare
-/// error, a timeout, a concurrency limit and a tracing span per request.
+/// error, a timeout, a concurrency limit, a tracing span per request and
+/// the security headers of [`crate::web::security`] on every answer.
 pub fn with_common_layers(
     routes: Router,
     pool: PgPool,
@@ -75,6 +76,9 @@ pub fn with_common_layers(
             limits.request_timeout,
         ))
         .layer(axum::middleware::from_fn(ensure_problem_body))
+        .layer(axum::middleware::from_fn(
+            crate::web::security::security_headers,
+        ))
         .layer(GlobalConcurrencyLimitLayer::new(
             limits.max_concurrent_requests,
         ))

@@ -19,6 +19,8 @@
 //! - [`config`]: typed reading of environment variables with local defaults.
 //! - [`telemetry`]: the tracing subscriber.
 //! - [`shutdown`]: SIGTERM / Ctrl-C as a cancellation token.
+//! - [`web`]: what the services' pages share: the page frame, the assets,
+//!   the security headers and the cross-site check of form posts.
 
 pub mod app;
 pub mod config;
@@ -31,5 +33,6 @@ pub mod problem;
 pub mod services;
 pub mod shutdown;
 pub mod telemetry;
+pub mod web;
 
 pub use problem::{FieldError, Problem};

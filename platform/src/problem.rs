@@ -126,6 +126,7 @@ impl IntoResponse for Problem {
 /// Middleware: turns every error response that is not already problem+json
 /// (axum's own 405 and extractor rejections, tower-http's 408 and 413) into
 /// one, keeping its status and, when it is short plain text, its message.
+/// The pages' own HTML error pages (`text/html`) are left as they are.
 pub async fn ensure_problem_body(
     request: axum::extract::Request,
     next: axum::middleware::Next,
@@ -139,7 +140,7 @@ pub async fn ensure_problem_body(
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with(CONTENT_TYPE));
+        .is_some_and(|v| v.starts_with(CONTENT_TYPE) || v.starts_with("text/html"));
     if is_problem {
         return response;
     }

@@ -9,11 +9,13 @@
 //! instances in the one group split the topic's partitions between them. The
 //! consumer runtime (dedup, offset after effect, dead-lettering, retries) is
 //! [`messaging::inbox`]; this crate supplies only its [`reader`] (the tolerant
-//! reader), its effects and queries ([`store`]) and its read [`api`]. The
+//! reader), its effects and queries ([`store`]), its read [`api`] and its
+//! [`pages`]. The
 //! process around them is [`platform::app`]; [`messaging::inbox`] also documents how to
 //! rebuild the shipments from the topic's history.
 
 pub mod api;
+pub mod pages;
 pub mod reader;
 pub mod shipment;
 pub mod store;
@@ -46,7 +48,8 @@ const ABOUT: &str = "Creates one shipment per placed order (recipient, shipping 
 /// and binds the listener; nothing runs until [`App::run_until_stopped`].
 pub async fn build(config: Config) -> Result<App, StartupError> {
     let service = consumer::prepare(&config, &MIGRATOR, Shipping).await?;
-    let routes = api::routes(service.pool.clone());
+    let routes = api::routes(service.pool.clone())
+        .merge(pages::routes(service.pool.clone(), config.links.clone()));
     let name = SHIPPING_SERVICE.name;
     let app = App::serve(
         name,

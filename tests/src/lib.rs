@@ -12,6 +12,7 @@
 //! every partition has a leader. No test cleans up after itself and no test
 //! sees another's data.
 
+pub mod browser;
 pub mod containers;
 pub mod events;
 pub mod services;

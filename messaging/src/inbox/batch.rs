@@ -223,6 +223,11 @@ impl<H: Handler> Inbox<H> {
                 })?;
         }
         tx.commit().await?;
+        let now = chrono::Utc::now();
+        for event in &fresh {
+            let latency = (now - event.meta.occurred_at).to_std().unwrap_or_default();
+            self.metrics.event_latency.observe(latency.as_secs_f64());
+        }
         let applied = fresh.len() as u64;
         Ok((applied, events.len() as u64 - applied))
     }
@@ -253,6 +258,18 @@ impl<H: Handler> Inbox<H> {
                     self.metrics.dead_lettered.inc();
                     if without_value {
                         self.metrics.dead_letters_without_value.inc();
+                    }
+                    // The topic holds the dead letter; the note only lets the
+                    // read API show it, so a failure here is logged, not retried.
+                    let noted = crate::dead_letter::remember(
+                        &self.pool,
+                        &self.settings.group_id,
+                        record,
+                        reason,
+                    )
+                    .await;
+                    if let Err(e) = noted {
+                        tracing::warn!(error = %e, "the dead letter was written but not noted in the database");
                     }
                     return Processed::Done;
                 }

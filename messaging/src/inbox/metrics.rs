@@ -9,6 +9,7 @@ use prometheus_client::registry::Registry;
 #[derive(Debug, Clone)]
 pub struct InboxMetrics {
     pub(super) batches: Histogram,
+    pub(super) event_latency: Histogram,
     pub(super) processed: Counter,
     pub(super) duplicates: Counter,
     pub(super) dead_lettered: Counter,
@@ -26,6 +27,10 @@ impl Default for InboxMetrics {
     fn default() -> Self {
         InboxMetrics {
             batches: crate::batch_histogram(),
+            // 5 ms to about 82 s, doubling.
+            event_latency: Histogram::new(
+                prometheus_client::metrics::histogram::exponential_buckets(0.005, 2.0, 15),
+            ),
             processed: Counter::default(),
             duplicates: Counter::default(),
             dead_lettered: Counter::default(),
@@ -49,6 +54,11 @@ impl InboxMetrics {
             "inbox_batch_records",
             "Records per batch (each batch is one database transaction)",
             m.batches.clone(),
+        );
+        registry.register(
+            "inbox_event_latency_seconds",
+            "From an event's occurred_at (its commit in order-service) to the commit of its effect here",
+            m.event_latency.clone(),
         );
         registry.register(
             "inbox_records_processed",

@@ -111,6 +111,10 @@
 //! );
 //! CREATE INDEX cancellations_recorded_at ON cancellations (recorded_at);
 //! ```
+//!
+//! and `dead_letters`, where each dead letter written is noted (consumer,
+//! source topic, partition and offset, key, event type, reason, time) for
+//! the read API; see [`crate::dead_letter`].
 
 mod batch;
 mod consumer;
@@ -146,7 +150,7 @@ pub use metrics::InboxMetrics;
 pub use settings::Fault;
 pub use settings::InboxSettings;
 
-/// The inbox's own tables (`processed_events`, `cancellations`), applied in
+/// The inbox's own tables (`processed_events`, `cancellations`, `dead_letters`), applied in
 /// every consuming service's database next to the service's schema and
 /// tracked in `_inbox_migrations`, apart from the service's own migrations.
 pub static MIGRATOR: std::sync::LazyLock<sqlx::migrate::Migrator> =

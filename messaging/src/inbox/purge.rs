@@ -1,5 +1,6 @@
-//! Forgetting what no redelivery can need any more: dedup records and
-//! remembered early cancellations older than the retention window.
+//! Forgetting what no redelivery can need any more: dedup records,
+//! remembered early cancellations and the notes of dead letters written,
+//! older than the retention window.
 
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
@@ -33,8 +34,13 @@ pub(super) async fn purge_processed(
                  DELETE FROM cancellations
                  WHERE recorded_at < now() - make_interval(secs => $2)
                  RETURNING 1
+             ), dead_letters AS (
+                 DELETE FROM dead_letters
+                 WHERE consumer = $1 AND dead_lettered_at < now() - make_interval(secs => $2)
+                 RETURNING 1
              )
-             SELECT (SELECT count(*) FROM processed), (SELECT count(*) FROM cancellations)",
+             SELECT (SELECT count(*) FROM processed),
+                    (SELECT count(*) FROM cancellations) + (SELECT count(*) FROM dead_letters)",
         )
         .bind(&settings.group_id)
         .bind(retention_secs)

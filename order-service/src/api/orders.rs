@@ -17,8 +17,11 @@ use super::headers::{IDEMPOTENT_REPLAYED, IdempotencyKey, RequestSpan, TraceCont
 use super::request::{CancelRequest, PlaceOrderRequest};
 use super::response::OrderResponse;
 use super::{ApiError, AppState};
-use crate::domain::CancelReason;
-use crate::store::{Cancellation, Cancelled, IdempotencyClaim, OrderRecord, Placed, Placement};
+use crate::domain::{CancelReason, NewOrder};
+use crate::store::{
+    Cancellation, Cancelled, IdempotencyClaim, OrderRecord, Placed, Placement, StoreError,
+};
+use shared_events::TraceParent;
 
 /// `POST /orders`: validates the order, then commits it with its
 /// `OrderPlaced` outbox row; with an `Idempotency-Key`, a retry gets the
@@ -34,31 +37,82 @@ pub async fn place_order(
     span.record_trace(&trace);
     let order = request.validate()?;
 
-    let placement = Placement {
-        order_id: Uuid::now_v7(),
-        event_id: Uuid::now_v7(),
-        order: &order,
-        idempotency: key.as_ref().map(|key| IdempotencyClaim {
-            key: key.as_str(),
-            request_sha256: fingerprint(&order),
-        }),
-        topic: &state.orders_topic,
-        traceparent: Some(trace),
-    };
-    match state.store.place_order(placement).await? {
+    match state.place(&order, key.as_ref(), trace).await? {
         Placed::Created(order) => {
             span.record_order(order.id);
-            state.metrics.order_placed();
-            tracing::info!(total_cents = order.total_cents, "order placed");
             Ok(created(order, false))
         }
         Placed::Replayed(order) => {
             span.record_order(order.id);
-            state.metrics.idempotent_replay();
-            tracing::info!("idempotent replay: answered with the order placed before");
             Ok(created(order, true))
         }
         Placed::KeyReused => Err(ApiError::IdempotencyKeyReused),
+    }
+}
+
+impl AppState {
+    /// Places a validated order (idempotently under `key`) and counts and
+    /// logs what happened: what `POST /orders` and the order form both do.
+    pub async fn place(
+        &self,
+        order: &NewOrder,
+        key: Option<&IdempotencyKey>,
+        trace: TraceParent,
+    ) -> Result<Placed, StoreError> {
+        let placement = Placement {
+            order_id: Uuid::now_v7(),
+            event_id: Uuid::now_v7(),
+            order,
+            idempotency: key.map(|key| IdempotencyClaim {
+                key: key.as_str(),
+                request_sha256: fingerprint(order),
+            }),
+            topic: &self.orders_topic,
+            traceparent: Some(trace),
+        };
+        let placed = self.store.place_order(placement).await?;
+        match &placed {
+            Placed::Created(order) => {
+                self.metrics.order_placed();
+                tracing::info!(order_id = %order.id, total_cents = order.total_cents, "order placed");
+            }
+            Placed::Replayed(order) => {
+                self.metrics.idempotent_replay();
+                tracing::info!(order_id = %order.id, "idempotent replay: answered with the order placed before");
+            }
+            Placed::KeyReused => {}
+        }
+        Ok(placed)
+    }
+
+    /// Cancels order `id` (idempotently) with its validated `reason`, and
+    /// counts and logs what happened: what `POST /orders/{id}/cancel` and
+    /// the order page's cancel button both do.
+    pub async fn cancel(
+        &self,
+        id: Uuid,
+        reason: Option<&CancelReason>,
+        trace: TraceParent,
+    ) -> Result<Cancelled, StoreError> {
+        let cancellation = Cancellation {
+            order_id: id,
+            event_id: Uuid::now_v7(),
+            reason: reason.map(CancelReason::as_str),
+            topic: &self.orders_topic,
+            traceparent: Some(trace),
+        };
+        let cancelled = self.store.cancel_order(cancellation).await?;
+        match &cancelled {
+            Cancelled::Now(_) => {
+                self.metrics.order_cancelled();
+                tracing::info!(order_id = %id, "order cancelled");
+            }
+            Cancelled::Already(_) => {
+                tracing::info!(order_id = %id, "order was already cancelled; nothing changed")
+            }
+            Cancelled::NotFound => {}
+        }
+        Ok(cancelled)
     }
 }
 
@@ -123,23 +177,8 @@ pub async fn cancel_order(
     span.record_order(id);
     let reason = request.map(|r| r.validate()).transpose()?.flatten();
 
-    let cancellation = Cancellation {
-        order_id: id,
-        event_id: Uuid::now_v7(),
-        reason: reason.as_ref().map(CancelReason::as_str),
-        topic: &state.orders_topic,
-        traceparent: Some(trace),
-    };
-    match state.store.cancel_order(cancellation).await? {
-        Cancelled::Now(order) => {
-            state.metrics.order_cancelled();
-            tracing::info!("order cancelled");
-            Ok(Json(order.into()))
-        }
-        Cancelled::Already(order) => {
-            tracing::info!("order was already cancelled; nothing changed");
-            Ok(Json(order.into()))
-        }
+    match state.cancel(id, reason.as_ref(), trace).await? {
+        Cancelled::Now(order) | Cancelled::Already(order) => Ok(Json(order.into())),
         Cancelled::NotFound => Err(ApiError::OrderNotFound(id)),
     }
 }

@@ -17,4 +17,5 @@ mod hostile;
 mod inbox_batches;
 mod order_api_client;
 mod orders_api;
+mod pages;
 mod relay;

@@ -6,8 +6,9 @@
 //! of an order next to each other: the invoice has the customer's e-mail, the
 //! billing address and prices; the shipment has the recipient, the shipping
 //! address and the packing list, and nothing else. Then it cancels one order
-//! and shows both sides following, prints the requests to try next, and keeps
-//! the stack up until Ctrl-C (or returns at once with `--no-wait`).
+//! and shows both sides following, prints the requests to try next and the
+//! pages to open, and keeps the stack up until Ctrl-C (or returns at once
+//! with `--no-wait`); its last line says to open order-service's pages.
 //!
 //! Every wait is a poll against a deadline on what the services answer; none
 //! is a fixed sleep.
@@ -24,7 +25,7 @@ mod render;
 mod samples;
 mod walkthrough;
 
-use render::{running_section, show};
+use render::{open_in_browser, running_section, show};
 use walkthrough::walkthrough;
 
 /// How `cargo xtask demo` runs.
@@ -90,12 +91,13 @@ pub async fn run(options: DemoOptions) -> Result<(), StackError> {
     if options.no_wait {
         show(&[
             "The stack keeps running in the background; `cargo xtask down` stops it.".to_owned(),
+            open_in_browser(&stack),
         ])?;
         return Ok(());
     }
     show(&[
         "Running until Ctrl-C; then this demo stops what it started.".to_owned(),
-        String::new(),
+        open_in_browser(&stack),
     ])?;
     let signal = interrupts.recv().await;
     eprintln!("xtask: {} received, stopping", signal.name());

@@ -173,7 +173,7 @@ pub(crate) fn try_next(stack: &Stack, order_id: Uuid) -> Vec<String> {
     let shipping = stack.base_url(Service::Shipping);
     // Strings and integers only: serialising cannot fail.
     let body = serde_json::to_string(&CURL_SAMPLE.request()).unwrap_or_default();
-    vec![
+    let mut lines = vec![
         "== Try it yourself".to_owned(),
         String::new(),
         "  # place an order".to_owned(),
@@ -192,7 +192,28 @@ pub(crate) fn try_next(stack: &Stack, order_id: Uuid) -> Vec<String> {
         format!("  curl -sS {orders}/metrics"),
         format!("  curl -sS {invoicing}/metrics"),
         String::new(),
-    ]
+        "== In your browser".to_owned(),
+        String::new(),
+    ];
+    lines.extend(
+        stack
+            .page_urls()
+            .into_iter()
+            .map(|(what, url)| format!("  {what:<10} {url}")),
+    );
+    lines.extend([
+        format!("  this order {orders}/order/{order_id}"),
+        String::new(),
+    ]);
+    lines
+}
+
+/// The demo's last line: where to go next.
+pub(crate) fn open_in_browser(stack: &Stack) -> String {
+    format!(
+        "open {}/ to try it in your browser",
+        stack.base_url(Service::Order)
+    )
 }
 
 #[cfg(test)]

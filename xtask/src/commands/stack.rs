@@ -10,7 +10,7 @@ use super::infra::{print_settings, print_status};
 
 /// Starts the infrastructure (`nodes` Kafka nodes) and the three services
 /// unless they run, and returns once all are ready; prints the settings and
-/// the services' URLs as `NAME=value` on stdout.
+/// the services' URLs as `NAME=value` on stdout, and the pages to open on stderr.
 pub async fn up(nodes: usize, profile: Profile) -> Result<(), StackError> {
     let infra = DevInfra::from_env()?;
     let report = infra.up(nodes).await?;
@@ -19,6 +19,10 @@ pub async fn up(nodes: usize, profile: Profile) -> Result<(), StackError> {
     report_started(&services);
     print_settings(&report.settings)?;
     print_service_urls(&services)?;
+    eprintln!("xtask: the pages, to open in a browser:");
+    for (what, url) in stack.page_urls() {
+        eprintln!("  {what:<10} {url}");
+    }
     Ok(())
 }
 

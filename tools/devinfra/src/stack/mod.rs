@@ -319,6 +319,24 @@ impl Stack {
         format!("http://127.0.0.1:{}", self.ports.port(service))
     }
 
+    /// The pages a browser opens on this stack, as (what, URL).
+    pub fn page_urls(&self) -> Vec<(&'static str, String)> {
+        let orders = self.base_url(Service::Order);
+        vec![
+            ("orders", format!("{orders}/")),
+            ("new order", format!("{orders}/new")),
+            ("overview", format!("{orders}/overview")),
+            (
+                "invoices",
+                format!("{}/", self.base_url(Service::Invoicing)),
+            ),
+            (
+                "shipments",
+                format!("{}/", self.base_url(Service::Shipping)),
+            ),
+        ]
+    }
+
     /// The binaries, built on first use (one `cargo build` for all three).
     pub async fn build(&self) -> Result<&Binaries, StackError> {
         self.binaries
@@ -381,6 +399,14 @@ impl Stack {
                 replication.min_insync.to_string(),
             ),
         ];
+        // Where a browser reaches each service's pages: they link to each
+        // other, and order-service reads the consumers' APIs there.
+        for other in Service::ALL {
+            env.push((
+                other.url_var(),
+                format!("http://127.0.0.1:{}", self.ports.port(other)),
+            ));
+        }
         if let Some(group) = service.consumer_group() {
             env.push(("KAFKA_GROUP_ID", group.to_owned()));
             env.push(("KAFKA_AUTO_OFFSET_RESET", "earliest".to_owned()));
@@ -928,6 +954,7 @@ mod tests {
         assert_eq!(get("KAFKA_AUTO_OFFSET_RESET"), Some("earliest"));
         assert_eq!(get("ORDERS_TOPIC"), Some("orders"));
         assert_eq!(get("KAFKA_REPLICATION_FACTOR"), Some("1"));
+        assert_eq!(get("ORDER_SERVICE_URL"), Some("http://127.0.0.1:8081"));
         let order = stack().environment(Service::Order, 1).expect("env");
         assert!(order.iter().all(|(n, _)| n != "KAFKA_GROUP_ID"));
     }

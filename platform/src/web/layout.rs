@@ -1,0 +1,131 @@
+//! The frame of every page: head (the stylesheet and the one script, both
+//! served by the service itself), the navigation between the three
+//! services' pages and the overview, and the content.
+
+use maud::{DOCTYPE, Markup, html};
+
+use super::PageLinks;
+use super::assets::{SCRIPT, STYLESHEET};
+
+/// Which part of the navigation a page belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Section {
+    /// order-service's list and order pages.
+    Orders,
+    /// order-service's new-order form.
+    NewOrder,
+    /// invoicing-service's pages.
+    Invoices,
+    /// shipping-service's pages.
+    Shipments,
+    /// The overview with the live charts.
+    Overview,
+}
+
+/// A complete page: `title`, the navigation with `current` marked, `content`.
+pub fn page(title: &str, links: &PageLinks, current: Section, content: Markup) -> Markup {
+    let nav = [
+        (Section::Orders, format!("{}/", links.order), "Orders"),
+        (
+            Section::NewOrder,
+            format!("{}/new", links.order),
+            "New order",
+        ),
+        (
+            Section::Invoices,
+            format!("{}/", links.invoicing),
+            "Invoices",
+        ),
+        (
+            Section::Shipments,
+            format!("{}/", links.shipping),
+            "Shipments",
+        ),
+        (
+            Section::Overview,
+            format!("{}/overview", links.order),
+            "Overview",
+        ),
+    ];
+    document(
+        title,
+        html! {
+            header.top {
+                span.brand { "Order flow" }
+                nav {
+                    @for (section, href, label) in &nav {
+                        @if *section == current {
+                            a.current href=(href) aria-current="page" { (label) }
+                        } @else {
+                            a href=(href) { (label) }
+                        }
+                    }
+                }
+            }
+            main { (content) }
+        },
+    )
+}
+
+/// A page without navigation (error pages, which may not know the links).
+pub fn bare(title: &str, content: Markup) -> Markup {
+    document(title, html! { main { (content) } })
+}
+
+fn document(title: &str, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · Order flow" }
+                link rel="icon" href="data:,";
+                link rel="stylesheet" href=(STYLESHEET);
+                script src=(SCRIPT) defer {}
+            }
+            body { (body) }
+        }
+    }
+}
+
+/// A status as a badge (`placed`, `open`, `pending`, `cancelled`...).
+pub fn status(name: &str) -> Markup {
+    html! { span class={ "status " (name) } { (name) } }
+}
+
+/// The links under a list: to the first page (unless this is it) and to the
+/// next one (when there is one), keyed by the list's `next_cursor`.
+pub fn pager(next_cursor: Option<&str>, first_page: bool) -> Markup {
+    html! {
+        nav.pager {
+            @if !first_page {
+                a href="?" { "« Newest" }
+            }
+            @if let Some(cursor) = next_cursor {
+                a href={ "?cursor=" (cursor) } rel="next" { "Older »" }
+            } @else {
+                span.muted { "No older entries" }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn titles_are_escaped_and_the_current_section_is_marked() {
+        let page = page(
+            "<b>x</b>",
+            &PageLinks::local(),
+            Section::Invoices,
+            html! { p { "hi" } },
+        )
+        .into_string();
+        assert!(page.contains("&lt;b&gt;x&lt;/b&gt; · Order flow"), "{page}");
+        assert!(page.contains(r#"<a class="current" href="http://127.0.0.1:8082/" aria-current="page">Invoices</a>"#), "{page}");
+        assert!(!page.contains("<script>"), "no inline script: {page}");
+    }
+}
