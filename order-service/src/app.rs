@@ -66,10 +66,11 @@ pub async fn build(config: Config) -> Result<App, StartupError> {
     .map_err(StartupError::Relay)?;
 
     let store = Store::new(pool.clone()).with_wakeup(wakeup);
-    let purge = IdempotencyPurge {
+    let purge = Purge {
         store: store.clone(),
-        retention: config.idempotency_key_retention,
-        interval: config.idempotency_purge_interval,
+        idempotency_keys: config.idempotency_key_retention,
+        published_events: config.published_events_retention,
+        interval: config.purge_interval,
     };
     let state = AppState {
         store,
@@ -86,19 +87,21 @@ pub async fn build(config: Config) -> Result<App, StartupError> {
         .with_task(BackgroundTask::new("outbox relay", move |stop| {
             relay.run(stop)
         }))
-        .with_task(BackgroundTask::new("idempotency key purge", move |stop| {
+        .with_task(BackgroundTask::new("retention purge", move |stop| {
             purge.run(stop)
         })))
 }
 
-/// Forgets idempotency keys older than the retention window, periodically.
-struct IdempotencyPurge {
+/// Forgets, periodically, idempotency keys and records of published events
+/// older than their retention windows.
+struct Purge {
     store: Store,
-    retention: std::time::Duration,
+    idempotency_keys: std::time::Duration,
+    published_events: std::time::Duration,
     interval: std::time::Duration,
 }
 
-impl IdempotencyPurge {
+impl Purge {
     async fn run(self, stop: CancellationToken) {
         let mut tick = tokio::time::interval(self.interval);
         loop {
@@ -106,14 +109,27 @@ impl IdempotencyPurge {
                 () = stop.cancelled() => return,
                 _ = tick.tick() => {}
             }
-            match self.store.purge_idempotency_keys(self.retention).await {
-                Ok(0) => {}
-                Ok(rows) => tracing::info!(
-                    rows,
-                    "forgot idempotency keys older than the retention window"
-                ),
-                Err(e) => {
-                    tracing::warn!(error = %platform::error::chain(&e), "purging old idempotency keys failed")
+            let keys = self
+                .store
+                .purge_idempotency_keys(self.idempotency_keys)
+                .await;
+            let events = self
+                .store
+                .purge_published_events(self.published_events)
+                .await;
+            for (what, purged) in [
+                ("idempotency keys", keys),
+                ("published-event records", events),
+            ] {
+                match purged {
+                    Ok(0) => {}
+                    Ok(rows) => {
+                        tracing::info!(rows, "deleted {what} older than their retention window")
+                    }
+                    Err(e) => tracing::warn!(
+                        error = %platform::error::chain(&e),
+                        "purging old {what} failed"
+                    ),
                 }
             }
         }

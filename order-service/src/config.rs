@@ -44,14 +44,22 @@ pub struct Config {
         value_parser = platform::config::hours
     )]
     pub idempotency_key_retention: Duration,
-    /// How often forgotten idempotency keys are deleted.
+    /// How long the order page can show where each event went (partition, offset): records of published events older than this are deleted
     #[arg(
-        long = "idempotency-purge-interval-secs",
-        env = "IDEMPOTENCY_PURGE_INTERVAL_SECS",
+        long = "published-events-retention-hours",
+        env = "PUBLISHED_EVENTS_RETENTION_HOURS",
+        default_value = "168",
+        value_parser = platform::config::hours
+    )]
+    pub published_events_retention: Duration,
+    /// How often forgotten idempotency keys and old records of published events are deleted.
+    #[arg(
+        long = "purge-interval-secs",
+        env = "PURGE_INTERVAL_SECS",
         default_value = "3600",
         value_parser = platform::config::secs
     )]
-    pub idempotency_purge_interval: Duration,
+    pub purge_interval: Duration,
     /// Where a browser reaches each service's pages.
     #[command(flatten)]
     pub links: PageLinks,

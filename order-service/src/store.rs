@@ -345,6 +345,18 @@ impl Store {
         Ok(purged.rows_affected())
     }
 
+    /// Deletes the records of events published longer than `retention` ago
+    /// (the order page then shows them without partition and offset); how many.
+    pub async fn purge_published_events(&self, retention: Duration) -> Result<u64, StoreError> {
+        let purged = sqlx::query(
+            "DELETE FROM published_events WHERE published_at < now() - make_interval(secs => $1)",
+        )
+        .bind(retention.as_secs_f64())
+        .execute(&self.pool)
+        .await?;
+        Ok(purged.rows_affected())
+    }
+
     /// The order with `id`, if there is one.
     pub async fn find_order(&self, id: Uuid) -> Result<Option<OrderRecord>, StoreError> {
         let mut conn = self.pool.acquire().await?;

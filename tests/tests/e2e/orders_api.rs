@@ -637,7 +637,7 @@ async fn cancelling_twice_changes_nothing_the_second_time() {
 async fn an_idempotency_key_is_recognised_within_its_retention_and_forgotten_after_it() {
     let api = OrdersApi::start_with(|config| {
         config.idempotency_key_retention = std::time::Duration::from_secs(3600);
-        config.idempotency_purge_interval = std::time::Duration::from_millis(100);
+        config.purge_interval = std::time::Duration::from_millis(100);
     })
     .await;
     let first = api.post_order(&order(), Some("kept-key")).await;
@@ -680,6 +680,42 @@ async fn an_idempotency_key_is_recognised_within_its_retention_and_forgotten_aft
     );
     assert_eq!(reused.status(), StatusCode::CREATED);
     assert_ne!(reused.json::<Value>().await.unwrap()["id"], old["id"]);
+    api.stop().await;
+}
+
+/// Records of where each event went (for the order page) are deleted once
+/// older than PUBLISHED_EVENTS_RETENTION_HOURS; younger ones stay.
+#[tokio::test]
+async fn records_of_published_events_older_than_their_retention_are_purged() {
+    let api = OrdersApi::start_with(|config| {
+        config.published_events_retention = std::time::Duration::from_secs(3600);
+        config.purge_interval = std::time::Duration::from_millis(100);
+    })
+    .await;
+    sqlx::query(
+        "INSERT INTO published_events
+             (record_key, event_id, event_type, kafka_partition, kafka_offset, published_at)
+         VALUES ('kept', gen_random_uuid(), 'OrderPlaced', 0, 1, now() - interval '59 minutes'),
+                ('old', gen_random_uuid(), 'OrderPlaced', 0, 0, now() - interval '2 hours')",
+    )
+    .execute(&api.pool)
+    .await
+    .unwrap();
+    e2e::services::wait_until("the old record to be purged", || async {
+        let left: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM published_events WHERE record_key = 'old'")
+                .fetch_one(&api.pool)
+                .await?;
+        Ok(left == 0)
+    })
+    .await
+    .unwrap();
+    let kept: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM published_events WHERE record_key = 'kept'")
+            .fetch_one(&api.pool)
+            .await
+            .unwrap();
+    assert_eq!(kept, 1, "a record within the retention stays");
     api.stop().await;
 }
 
