@@ -71,51 +71,57 @@ fn batch_commits(points: &[BatchPoint], path: &Path) -> Drawn {
     let root = SVGBackend::new(path, (880, 340)).into_drawing_area();
     root.fill(&WHITE)?;
     let (left, right) = root.split_horizontally(440);
-    let x_max = points.iter().map(|p| p.every).max().unwrap_or(1).max(2) as f64 * 2.0;
-    let throughput_max = points.iter().map(|p| p.throughput).fold(1.0, f64::max) * 1.15;
-    let mut chart = ChartBuilder::on(&left)
-        .caption("Records processed per second", ("sans-serif", 18))
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(60)
-        .build_cartesian_2d((0.5..x_max).log_scale(), 0.0..throughput_max)?;
-    chart
-        .configure_mesh()
-        .x_desc("records per offset commit (K)")
-        .y_desc("records/s")
-        .draw()?;
-    let line: Vec<(f64, f64)> = points
+    let throughput: Vec<(f64, f64)> = points
         .iter()
         .map(|p| (p.every as f64, p.throughput))
         .collect();
-    chart.draw_series(LineSeries::new(line.clone(), BLUE.stroke_width(2)))?;
-    chart.draw_series(line.into_iter().map(|p| Circle::new(p, 4, BLUE.filled())))?;
-
-    let reprocessed_max = points
-        .iter()
-        .map(|p| p.reprocessed)
-        .max()
-        .unwrap_or(1)
-        .max(1) as f64
-        * 1.15;
-    let mut chart = ChartBuilder::on(&right)
-        .caption("Processed again after a crash", ("sans-serif", 18))
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(60)
-        .build_cartesian_2d((0.5..x_max).log_scale(), 0.0..reprocessed_max)?;
-    chart
-        .configure_mesh()
-        .x_desc("records per offset commit (K)")
-        .y_desc("records")
-        .draw()?;
-    let line: Vec<(f64, f64)> = points
+    let reprocessed: Vec<(f64, f64)> = points
         .iter()
         .map(|p| (p.every as f64, p.reprocessed as f64))
         .collect();
-    chart.draw_series(LineSeries::new(line.clone(), RED.stroke_width(2)))?;
-    chart.draw_series(line.into_iter().map(|p| Circle::new(p, 4, RED.filled())))?;
+    against_interval(
+        &left,
+        "Records processed per second",
+        "records/s",
+        &throughput,
+        BLUE,
+    )?;
+    against_interval(
+        &right,
+        "Processed again after a crash",
+        "records",
+        &reprocessed,
+        RED,
+    )?;
     root.present()?;
+    Ok(())
+}
+
+/// One panel of the batch-commits chart: `points` against K, K on a log scale.
+fn against_interval(
+    area: &DrawingArea<SVGBackend<'_>, plotters::coord::Shift>,
+    caption: &str,
+    unit: &str,
+    points: &[(f64, f64)],
+    color: RGBColor,
+) -> Drawn {
+    let x_max = points.iter().map(|p| p.0).fold(2.0, f64::max) * 2.0;
+    let y_max = points.iter().map(|p| p.1).fold(1.0, f64::max) * 1.15;
+    let mut chart = ChartBuilder::on(area)
+        .caption(caption, ("sans-serif", 18))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d((0.5..x_max).log_scale(), 0.0..y_max)?;
+    chart
+        .configure_mesh()
+        .x_desc("records per offset commit (K)")
+        .y_desc(unit)
+        .x_label_formatter(&|x| format!("{x:.0}"))
+        .y_label_formatter(&|y| format!("{y:.0}"))
+        .draw()?;
+    chart.draw_series(LineSeries::new(points.to_vec(), color.stroke_width(2)))?;
+    chart.draw_series(points.iter().map(|&p| Circle::new(p, 4, color.filled())))?;
     Ok(())
 }
 
@@ -137,6 +143,8 @@ fn lag(series: &LagSeries, path: &Path) -> Drawn {
         .configure_mesh()
         .x_desc("seconds since the producer started")
         .y_desc("lag (records)")
+        .x_label_formatter(&|x| format!("{x:.0}"))
+        .y_label_formatter(&|y| format!("{y:.0}"))
         .draw()?;
     chart
         .draw_series(LineSeries::new(

@@ -342,27 +342,9 @@ impl GroupReader {
 
     /// Waits until the reader has read `count` records.
     pub(crate) async fn wait_for(&self, count: usize, timeout: Duration) -> Result<(), LabError> {
-        progress::until(
-            &format!("group {} to read {count} records", self.group),
-            timeout,
-            Duration::from_millis(100),
-            || async {
-                Ok(self.with(|s| {
-                    if s.records.len() >= count {
-                        Seen::Ready(())
-                    } else {
-                        Seen::NotYet(format!(
-                            "{} read{}",
-                            s.records.len(),
-                            s.last_error
-                                .as_ref()
-                                .map(|e| format!("; last error: {e}"))
-                                .unwrap_or_default()
-                        ))
-                    }
-                }))
-            },
-        )
+        self.wait(&format!("{count} records"), timeout, |s| {
+            (s.records.len() >= count).then_some(())
+        })
         .await
     }
 
@@ -372,20 +354,35 @@ impl GroupReader {
         partitions: usize,
         timeout: Duration,
     ) -> Result<(), LabError> {
+        self.wait("the end of every partition", timeout, |s| {
+            (s.ended.len() >= partitions).then_some(())
+        })
+        .await
+    }
+
+    /// Waits until `reached` holds for what the reader has read.
+    async fn wait(
+        &self,
+        goal: &str,
+        timeout: Duration,
+        reached: impl Fn(&ReaderState) -> Option<()>,
+    ) -> Result<(), LabError> {
         progress::until(
-            &format!("group {} to reach the end of every partition", self.group),
+            &format!("group {} to read {goal}", self.group),
             timeout,
             Duration::from_millis(100),
             || async {
-                Ok(self.with(|s| {
-                    if s.ended.len() >= partitions {
-                        Seen::Ready(())
-                    } else {
-                        Seen::NotYet(format!(
-                            "{} of {partitions} partitions ended",
-                            s.ended.len()
-                        ))
-                    }
+                Ok(self.with(|s| match reached(s) {
+                    Some(()) => Seen::Ready(()),
+                    None => Seen::NotYet(format!(
+                        "{} records read, {} partitions ended{}",
+                        s.records.len(),
+                        s.ended.len(),
+                        s.last_error
+                            .as_ref()
+                            .map(|e| format!("; last error: {e}"))
+                            .unwrap_or_default()
+                    )),
                 }))
             },
         )
@@ -519,6 +516,42 @@ impl Inspector {
         .await
         .step("measuring lag")?
         .step(format!("measuring the lag on {topic}"))
+    }
+
+    /// Waits until `group` is stable with `members` members (any number if
+    /// `None`) and every partition of a `partitions`-partition topic assigned
+    /// to exactly one of them; returns each member's partitions.
+    pub(crate) async fn stable_group(
+        &self,
+        group: &str,
+        partitions: usize,
+        members: Option<usize>,
+    ) -> Result<Vec<Vec<i32>>, LabError> {
+        let all: Vec<i32> = (0..i32::try_from(partitions).unwrap_or(i32::MAX)).collect();
+        progress::until(
+            &format!("group {group} to be stable"),
+            Duration::from_secs(60),
+            Duration::from_millis(200),
+            || async {
+                let (state, assignments) = match self.group_assignments(group).await {
+                    Ok(found) => found,
+                    // A coordinator answers COORDINATOR_LOAD_IN_PROGRESS until it has loaded its offsets.
+                    Err(e) => return Ok(Seen::NotYet(devinfra::error_chain(&e))),
+                };
+                let mut assigned: Vec<i32> = assignments.iter().flatten().copied().collect();
+                assigned.sort_unstable();
+                let complete = members.is_none_or(|n| assignments.len() == n) && assigned == all;
+                Ok(if state == "Stable" && complete {
+                    Seen::Ready(assignments)
+                } else {
+                    Seen::NotYet(format!(
+                        "{state}, {} members, partitions assigned {assigned:?}",
+                        assignments.len()
+                    ))
+                })
+            },
+        )
+        .await
     }
 
     /// The members of `group` and the partitions the coordinator assigned to

@@ -325,6 +325,7 @@ pub async fn run(options: &LabOptions) -> Result<LabReport, LabError> {
         quick: options.quick,
         kafka_version,
         started: started_at,
+        cores: std::thread::available_parallelism().map_or(1, usize::from),
         elapsed: started.elapsed(),
     };
     if let Some(path) = &options.report {

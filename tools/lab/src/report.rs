@@ -223,6 +223,8 @@ pub struct LabReport {
     pub kafka_version: String,
     /// When the run started (local time, for the report).
     pub started: String,
+    /// CPU cores of the machine it ran on.
+    pub cores: usize,
     /// How long the whole run took.
     pub elapsed: Duration,
 }
@@ -253,14 +255,16 @@ impl LabReport {
     pub fn markdown(&self, chart_link: impl Fn(Scenario) -> Option<String>) -> String {
         let mut out = String::from(
             "# The Kafka lab\n\n\
-             Twelve claims people learn about Kafka, each run on real brokers with counts.\n\
-             Every number below comes from one run of `cargo xtask lab` (written by it; do not edit by hand):\n",
+             Twelve claims people learn about Kafka, each tested on real brokers and counted. \
+             `cargo xtask lab` wrote this file: every number below comes from its last full run \
+             (do not edit by hand).\n\n",
         );
         let _ = writeln!(
             out,
-            "Apache Kafka {} in KRaft mode (one node; three for replication) and PostgreSQL, as local \
-             processes on free ports; started {}, {:.0} s in all.\n",
+            "That run: Apache Kafka {} in KRaft mode (one node; three for replication) and PostgreSQL, \
+             as local processes on free ports of a {}-core machine; started {}, {:.0} s in all.\n",
             self.kafka_version,
+            self.cores,
             self.started,
             self.elapsed.as_secs_f64()
         );

@@ -9,11 +9,9 @@
 //! second of the consumers' busy time.
 
 use crate::chart::{BatchPoint, Chart};
-use crate::error::Step;
-use crate::kafka::{self, TopicPlan};
 use crate::{Lab, LabError, Outcome, Table, Verdict};
 
-use super::crashing_consumer::{self as consumer, Commit, Crash, EFFECTS_TABLE, Setup};
+use super::crashing_consumer::{self as consumer, Commit, Crash, Setup};
 
 const TOPIC: &str = "batch-commits.orders";
 
@@ -21,17 +19,15 @@ const TOPIC: &str = "batch-commits.orders";
 pub(crate) async fn run(lab: &mut Lab) -> Result<Outcome, LabError> {
     let records = lab.pick(600, 4_000);
     let intervals: Vec<usize> = lab.pick(vec![1, 10, 100], vec![1, 10, 100, 1_000]);
-    let bootstrap = lab.infra.single()?.bootstrap();
-    let pool = lab
-        .infra
-        .database("lab_batch_commits", &[("synchronous_commit", "off")])
-        .await?;
-    sqlx::raw_sql(EFFECTS_TABLE)
-        .execute(&pool)
-        .await
-        .step("creating the effects table")?;
-    kafka::create_topic(&bootstrap, &TopicPlan::new(TOPIC, 1)).await?;
-    consumer::write_events(&bootstrap, TOPIC, records).await?;
+    let (bootstrap, pool) = consumer::prepare(
+        lab,
+        "lab_batch_commits",
+        &[("synchronous_commit", "off")],
+        false,
+        TOPIC,
+        records,
+    )
+    .await?;
 
     let mut table = Table::new(&[
         "commit every K",

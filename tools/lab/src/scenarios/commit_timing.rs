@@ -6,11 +6,9 @@
 //! effects are rows in PostgreSQL, so lost and repeated ones can be counted.
 //! See [`super::crashing_consumer`] for what a crash is and for the dedup.
 
-use crate::kafka::{self, TopicPlan};
 use crate::{Lab, LabError, Outcome, Table, Verdict};
 
-use super::crashing_consumer::{self as consumer, Commit, Crash, EFFECTS_TABLE, Setup};
-use crate::error::Step;
+use super::crashing_consumer::{self as consumer, Commit, Crash, Setup};
 
 const TOPIC: &str = "commit-timing.orders";
 const BATCH: usize = 20;
@@ -23,18 +21,8 @@ const CRASH: Crash = Crash {
 pub(crate) async fn run(lab: &mut Lab) -> Result<Outcome, LabError> {
     let records = lab.pick(200, 1_000);
     let crashes = lab.pick(1, 3);
-    let bootstrap = lab.infra.single()?.bootstrap();
-    let pool = lab.infra.database("lab_commit_timing", &[]).await?;
-    messaging::inbox::MIGRATOR
-        .run(&pool)
-        .await
-        .step("creating the inbox's tables")?;
-    sqlx::raw_sql(EFFECTS_TABLE)
-        .execute(&pool)
-        .await
-        .step("creating the effects table")?;
-    kafka::create_topic(&bootstrap, &TopicPlan::new(TOPIC, 1)).await?;
-    consumer::write_events(&bootstrap, TOPIC, records).await?;
+    let (bootstrap, pool) =
+        consumer::prepare(lab, "lab_commit_timing", &[], true, TOPIC, records).await?;
 
     let setups = [
         (

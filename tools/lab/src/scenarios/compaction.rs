@@ -105,20 +105,8 @@ pub(crate) async fn run(lab: &mut Lab) -> Result<Outcome, LabError> {
     filler.abort();
     let (cleaned, settled) = (cleaned?, settled?);
 
-    let customer_records = |counts: &Counts| {
-        counts
-            .iter()
-            .filter(|(k, _)| k.starts_with("customer-"))
-            .map(|(_, (n, _))| n)
-            .sum::<usize>()
-    };
-    let event_records = |counts: &Counts| {
-        counts
-            .iter()
-            .filter(|(k, _)| k.starts_with("event-"))
-            .map(|(_, (n, _))| n)
-            .sum::<usize>()
-    };
+    let customer_records = |counts: &Counts| records_keyed(counts, "customer-");
+    let event_records = |counts: &Counts| records_keyed(counts, "event-");
     let tombstones_after_cleaning = (0..tombstoned)
         .filter(|c| {
             cleaned
@@ -225,6 +213,15 @@ async fn wait_for(
         },
     )
     .await
+}
+
+/// Records whose key starts with `prefix`.
+fn records_keyed(counts: &Counts, prefix: &str) -> usize {
+    counts
+        .iter()
+        .filter(|(key, _)| key.starts_with(prefix))
+        .map(|(_, (n, _))| n)
+        .sum()
 }
 
 fn per_key(records: &[Record]) -> Counts {

@@ -24,14 +24,13 @@ use rdkafka::consumer::{Consumer, StreamConsumer};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::LabError;
 use crate::error::Step;
-use crate::kafka::{self, Next, Record};
+use crate::kafka::{self, Next, Record, TopicPlan};
 use crate::progress::{self, Ticker};
+use crate::{Lab, LabError};
 
 /// The effects table: one row per application, no constraint, so repeats count.
-pub(crate) const EFFECTS_TABLE: &str =
-    "CREATE TABLE effects (setup TEXT NOT NULL, event_id UUID NOT NULL)";
+const EFFECTS_TABLE: &str = "CREATE TABLE effects (setup TEXT NOT NULL, event_id UUID NOT NULL)";
 
 /// When the offset is committed relative to the effect.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -228,17 +227,37 @@ pub(crate) async fn effects(pool: &PgPool, label: &str) -> Result<(i64, i64), La
         .step(format!("counting the effects of {label}"))
 }
 
-/// Writes `count` records, each valued with a new event id, to `topic`.
-pub(crate) async fn write_events(
-    bootstrap: &str,
+/// A scenario's stage: the database `database` (with `settings`) holding the
+/// effects table and, with `inbox`, the inbox's own tables; and the
+/// one-partition `topic` holding `records` records, each valued with a new
+/// event id. Returns Kafka's address and the database.
+pub(crate) async fn prepare(
+    lab: &Lab,
+    database: &str,
+    settings: &[(&str, &str)],
+    inbox: bool,
     topic: &str,
-    count: usize,
-) -> Result<(), LabError> {
-    let producer = kafka::producer(bootstrap, &[("enable.idempotence", "true")])?;
+    records: usize,
+) -> Result<(String, PgPool), LabError> {
+    let bootstrap = lab.infra.single()?.bootstrap();
+    let pool = lab.infra.database(database, settings).await?;
+    if inbox {
+        messaging::inbox::MIGRATOR
+            .run(&pool)
+            .await
+            .step("creating the inbox's tables")?;
+    }
+    sqlx::raw_sql(EFFECTS_TABLE)
+        .execute(&pool)
+        .await
+        .step("creating the effects table")?;
+    kafka::create_topic(&bootstrap, &TopicPlan::new(topic, 1)).await?;
+    let producer = kafka::producer(&bootstrap, &[("enable.idempotence", "true")])?;
     super::write_all(
         &producer,
         topic,
-        (0..count).map(|i| (format!("order-{i}"), Uuid::new_v4().to_string())),
+        (0..records).map(|i| (format!("order-{i}"), Uuid::new_v4().to_string())),
     )
-    .await
+    .await?;
+    Ok((bootstrap, pool))
 }

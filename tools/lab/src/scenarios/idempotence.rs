@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 
 use crate::error::Step;
 use crate::kafka::{self, TopicPlan};
+use crate::progress::Ticker;
 use crate::{Lab, LabError, Outcome, Table, Verdict};
 
 /// Swallow every n-th acknowledgement.
@@ -48,10 +49,18 @@ pub(crate) async fn run(lab: &mut Lab) -> Result<Outcome, LabError> {
             ],
         )?;
         node.proxy().drop_every(EVERY, max_drops);
+        let mut ticker = Ticker::new(&format!("writing {topic} through the proxy"));
         for i in 0..records {
             kafka::send(&producer, &topic, "order-1", &i.to_string())
                 .await
                 .step(format!("writing record {i} through the proxy"))?;
+            ticker.tick(|| {
+                format!(
+                    "{} of {records} acknowledged, {} acknowledgements dropped",
+                    i + 1,
+                    node.proxy().dropped()
+                )
+            });
         }
         node.proxy().pass_all();
         let dropped = node.proxy().dropped();

@@ -5,13 +5,10 @@
 //! coordinator's own description of it (DescribeGroups: every member and
 //! the partitions assigned to it) says who reads what.
 
-use std::time::Duration;
-
 use rdkafka::consumer::Consumer;
 
 use crate::error::Step;
 use crate::kafka::{self, Inspector, TopicPlan};
-use crate::progress::{self, Seen};
 use crate::{Lab, LabError, Outcome, Table, Verdict};
 
 const TOPIC: &str = "parallelism.orders";
@@ -103,28 +100,9 @@ async fn stable_assignments(
             }
         }));
     }
-    let assignments = progress::until(
-        &format!("group {group} to be stable with {members} members"),
-        Duration::from_secs(60),
-        Duration::from_millis(200),
-        || async {
-            let (state, assignments) = inspector.group_assignments(group).await?;
-            let mut assigned: Vec<i32> = assignments.iter().flatten().copied().collect();
-            assigned.sort_unstable();
-            let every_partition_once = assigned == (0..PARTITIONS as i32).collect::<Vec<_>>();
-            Ok(
-                if state == "Stable" && assignments.len() == members && every_partition_once {
-                    Seen::Ready(assignments)
-                } else {
-                    Seen::NotYet(format!(
-                        "{state}, {} members, partitions assigned {assigned:?}",
-                        assignments.len()
-                    ))
-                },
-            )
-        },
-    )
-    .await;
+    let assignments = inspector
+        .stable_group(group, PARTITIONS, Some(members))
+        .await;
     for member in running {
         member.abort();
     }

@@ -1,8 +1,8 @@
 //! 11. Pull lets the consumer set its pace.
 //!
 //! A producer writes at a fixed rate. A consumer takes 10 ms per record
-//! (a deliberate processing delay) until it "speeds up" (no delay) two
-//! thirds into the production. The group's lag (end offsets minus its
+//! (a deliberate processing delay) until it "speeds up" to 2 ms per record
+//! two thirds into the production. The group's lag (end offsets minus its
 //! committed offsets, as any lag monitor sees it) is sampled four times a
 //! second until it is back at zero. The producer's achieved rate shows
 //! whether the slow consumer held it back.
@@ -16,14 +16,15 @@ use rdkafka::consumer::Consumer;
 use crate::chart::{Chart, LagSeries};
 use crate::error::Step;
 use crate::kafka::{self, Inspector, Next, TopicPlan};
-use crate::progress::{self, Seen};
+use crate::progress;
 use crate::{Lab, LabError, Outcome, Table, Verdict};
 
 const TOPIC: &str = "pull.orders";
 const GROUP: &str = "pull-slow";
 const PARTITIONS: i32 = 3;
-/// The slow consumer's processing time per record.
+/// The consumer's processing time per record, before and after it speeds up.
 const SLOW: Duration = Duration::from_millis(10);
+const FAST: Duration = Duration::from_millis(2);
 const SAMPLE_EVERY: Duration = Duration::from_millis(250);
 
 /// Runs the scenario on `lab`'s infrastructure and says what the counts show.
@@ -68,24 +69,7 @@ pub(crate) async fn run(lab: &mut Lab) -> Result<Outcome, LabError> {
     // Wait until the consumer has its partitions, so the first sample is at zero.
     let inspector = Inspector::for_group(&bootstrap, GROUP)?;
     let probe = Inspector::new(&bootstrap)?;
-    progress::until(
-        "the slow consumer to join its group",
-        Duration::from_secs(30),
-        Duration::from_millis(100),
-        || async {
-            let (state, members) = probe.group_assignments(GROUP).await?;
-            Ok(
-                if state == "Stable"
-                    && members.iter().map(Vec::len).sum::<usize>() == PARTITIONS as usize
-                {
-                    Seen::Ready(())
-                } else {
-                    Seen::NotYet(state)
-                },
-            )
-        },
-    )
-    .await?;
+    probe.stable_group(GROUP, PARTITIONS as usize, None).await?;
 
     // The producer: one record every 1/rate s, acknowledged in the background.
     let producer = kafka::producer(&bootstrap, &[("enable.idempotence", "true")])?;
@@ -179,7 +163,10 @@ pub(crate) async fn run(lab: &mut Lab) -> Result<Outcome, LabError> {
         format!("{slow_rate:.0}"),
     ]);
     table.row(vec![
-        "consumer after speeding up, to lag 0".into(),
+        format!(
+            "consumer after speeding up ({} ms per record), to lag 0",
+            FAST.as_millis()
+        ),
         (planned - slow_processed).to_string(),
         format!(
             "{:.1}",
@@ -207,9 +194,10 @@ pub(crate) async fn run(lab: &mut Lab) -> Result<Outcome, LabError> {
         setup: format!(
             "topic `{TOPIC}` ({PARTITIONS} partitions); a producer writes {planned} records at {rate}/s; one \
              consumer (group `{GROUP}`, offsets auto-committed every 200 ms) takes {} ms per record for the \
-             first {} s, then none; the group's lag is sampled every {} ms until it is 0.",
+             first {} s, then {} ms; the group's lag is sampled every {} ms until it is 0.",
             SLOW.as_millis(),
             speed_up_at.as_secs(),
+            FAST.as_millis(),
             SAMPLE_EVERY.as_millis()
         ),
         tables: vec![table],

@@ -58,12 +58,7 @@ pub(crate) async fn run(lab: &mut Lab) -> Result<Outcome, LabError> {
     )
     .await?;
     let inspector = Inspector::new(&bootstrap)?;
-    let placement = placement_table(&inspector).await?;
-    let spread = inspector.partitions(SPREAD).await?;
-    let most_held = (1..=3)
-        .map(|b| spread.iter().filter(|p| p.replicas.contains(&b)).count())
-        .max()
-        .unwrap_or(0);
+    let (placement, most_held) = placement_table(&inspector).await?;
 
     let mut phases = Table::new(&[
         "phase",
@@ -156,7 +151,8 @@ pub(crate) async fn run(lab: &mut Lab) -> Result<Outcome, LabError> {
             .refused
             .get(NOT_ENOUGH_REPLICAS)
             .is_some_and(|&n| n * 2 >= two_down.written);
-    let verdict = if lost == 0 && writes_continued && refused_for_isr && most_held < 6 {
+    let verdict = if lost == 0 && writes_continued && refused_for_isr && (1..6).contains(&most_held)
+    {
         Verdict::HoldsWithNuance(format!(
             "0 of {} acknowledged records lost; but writes stop (NOT_ENOUGH_REPLICAS) once fewer than \
              min.insync.replicas copies remain, and a broker holds only its replicas: with replication \
@@ -208,10 +204,34 @@ pub(crate) async fn run(lab: &mut Lab) -> Result<Outcome, LabError> {
 
 const NOT_ENOUGH_REPLICAS: &str = "NOT_ENOUGH_REPLICAS";
 
-/// Which partitions each broker holds (leads), for both topics.
-async fn placement_table(inspector: &Inspector) -> Result<Table, LabError> {
-    let orders = inspector.partitions(TOPIC).await?;
-    let spread = inspector.partitions(SPREAD).await?;
+/// Which partitions each broker holds (and leads), for both topics, once
+/// the metadata shows every partition of both with its replicas (a broker
+/// learns a new topic from the controller a moment after another one did).
+async fn placement_table(inspector: &Inspector) -> Result<(Table, usize), LabError> {
+    let (orders, spread) = progress::until(
+        "the metadata to show both topics' replicas",
+        Duration::from_secs(30),
+        Duration::from_millis(200),
+        || async {
+            let orders = inspector.partitions(TOPIC).await?;
+            let spread = inspector.partitions(SPREAD).await?;
+            let complete = |partitions: &[PartitionInfo], count: usize, factor: usize| {
+                partitions.len() == count && partitions.iter().all(|p| p.replicas.len() == factor)
+            };
+            Ok(
+                if complete(&orders, PARTITIONS as usize, 3) && complete(&spread, 6, 2) {
+                    Seen::Ready((orders, spread))
+                } else {
+                    Seen::NotYet(format!(
+                        "{} and {} partitions known",
+                        orders.len(),
+                        spread.len()
+                    ))
+                },
+            )
+        },
+    )
+    .await?;
     let held = |partitions: &[PartitionInfo], broker: i32| {
         let held: Vec<String> = partitions
             .iter()
@@ -224,26 +244,32 @@ async fn placement_table(inspector: &Inspector) -> Result<Table, LabError> {
                 }
             })
             .collect();
-        format!(
-            "{} ({} of {})",
-            held.join(" "),
+        (
             held.len(),
-            partitions.len()
+            format!(
+                "{} ({} of {})",
+                held.join(" "),
+                held.len(),
+                partitions.len()
+            ),
         )
     };
     let mut table = Table::new(&[
         "broker",
-        "holds of replication.orders (RF 3)",
-        "holds of replication.spread (RF 2)",
+        "holds of replication.orders (RF 3), * leads",
+        "holds of replication.spread (RF 2), * leads",
     ]);
+    let mut most_held = 0;
     for broker in 1..=3 {
+        let (count, spread_cell) = held(&spread, broker);
+        most_held = most_held.max(count);
         table.row(vec![
             broker.to_string(),
-            held(&orders, broker),
-            held(&spread, broker),
+            held(&orders, broker).1,
+            spread_cell,
         ]);
     }
-    Ok(table)
+    Ok((table, most_held))
 }
 
 fn phase_row(phase: &str, up: &str, isr: &str, tally: &Tally) -> Vec<String> {

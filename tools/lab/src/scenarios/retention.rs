@@ -48,25 +48,8 @@ pub(crate) async fn run(lab: &mut Lab) -> Result<Outcome, LabError> {
     let replay = GroupReader::start(&bootstrap, "retention-replay", KEPT, &[])?;
     replay.wait_for(orders * STATUSES.len(), WAIT).await?;
     replay.wait_ended(PARTITIONS as usize, WAIT).await?;
-    let (live_view, live_first, live_read) = live.with(|s| view(&s.records));
-    let (replay_view, replay_first, replay_read) = replay.with(|s| view(&s.records));
+    let (live_view, replay_view, _) = compare(&mut table, KEPT, &live, &replay);
     let kept_identical = live_view == replay_view && live_view.len() == orders;
-    table.row(vec![
-        KEPT.into(),
-        "live".into(),
-        live_first.to_string(),
-        live_read.to_string(),
-        live_view.len().to_string(),
-        "".into(),
-    ]);
-    table.row(vec![
-        KEPT.into(),
-        "replay from the beginning".into(),
-        replay_first.to_string(),
-        replay_read.to_string(),
-        replay_view.len().to_string(),
-        yes_no(kept_identical),
-    ]);
     drop((live, replay));
 
     // Short retention: the first batch expires before the replay.
@@ -104,30 +87,13 @@ pub(crate) async fn run(lab: &mut Lab) -> Result<Outcome, LabError> {
     .await?;
     let replay = GroupReader::start(&bootstrap, "retention-short-replay", SHORT, &[])?;
     replay.wait_ended(1, WAIT).await?;
-    let (live_view, live_first, live_read) = live.with(|s| view(&s.records));
-    let (replay_view, replay_first, replay_read) = replay.with(|s| view(&s.records));
+    let (live_view, replay_view, replay_first) = compare(&mut table, SHORT, &live, &replay);
     let missing = live_view
         .keys()
         .filter(|k| !replay_view.contains_key(*k))
         .count();
     let second_batch_whole =
         replay_view.len() == orders && replay_view.iter().all(|(k, v)| live_view.get(k) == Some(v));
-    table.row(vec![
-        SHORT.into(),
-        "live".into(),
-        live_first.to_string(),
-        live_read.to_string(),
-        live_view.len().to_string(),
-        "".into(),
-    ]);
-    table.row(vec![
-        SHORT.into(),
-        "replay from the beginning".into(),
-        replay_first.to_string(),
-        replay_read.to_string(),
-        replay_view.len().to_string(),
-        format!("no: {missing} orders missing"),
-    ]);
     let verdict = if kept_identical && second_batch_whole && missing == orders && start > 0 {
         Verdict::HoldsWithNuance(format!(
             "only as far back as retention: with retention.ms={RETENTION_MS} the replay started at offset \
@@ -181,8 +147,36 @@ async fn write_orders(
     super::write_all(&producer, topic, events).await
 }
 
-/// The view from `records` (read in order per key), the first offset read and how many.
-fn view(records: &[Record]) -> (View, i64, usize) {
+/// Builds the live and the replayed view of `topic`, adds a row for each
+/// to `table`, and returns both views and the first offset the replay read.
+fn compare(
+    table: &mut Table,
+    topic: &str,
+    live: &GroupReader,
+    replay: &GroupReader,
+) -> (View, View, i64) {
+    let (live_view, _) = live.with(|s| view(table, topic, "live", &s.records, None));
+    let (replay_view, first) = replay.with(|s| {
+        view(
+            table,
+            topic,
+            "replay from the beginning",
+            &s.records,
+            Some(&live_view),
+        )
+    });
+    (live_view, replay_view, first)
+}
+
+/// The view from `records` (read in order per key) and the first offset
+/// read; adds its row to `table`, compared with `live` when given.
+fn view(
+    table: &mut Table,
+    topic: &str,
+    name: &str,
+    records: &[Record],
+    live: Option<&View>,
+) -> (View, i64) {
     let mut view = View::new();
     for record in records {
         if let (Some(key), Some(status)) = (&record.key, &record.value) {
@@ -190,9 +184,21 @@ fn view(records: &[Record]) -> (View, i64, usize) {
         }
     }
     let first = records.iter().map(|r| r.offset).min().unwrap_or(0);
-    (view, first, records.len())
-}
-
-fn yes_no(yes: bool) -> String {
-    if yes { "yes" } else { "no" }.to_owned()
+    let identical = match live {
+        None => "—".to_owned(),
+        Some(live) if *live == view => "yes".to_owned(),
+        Some(live) => format!(
+            "no: {} orders missing",
+            live.keys().filter(|k| !view.contains_key(*k)).count()
+        ),
+    };
+    table.row(vec![
+        topic.into(),
+        name.into(),
+        first.to_string(),
+        records.len().to_string(),
+        view.len().to_string(),
+        identical,
+    ]);
+    (view, first)
 }

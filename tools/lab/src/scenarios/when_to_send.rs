@@ -202,7 +202,9 @@ pub(crate) async fn run(lab: &mut Lab) -> Result<Outcome, LabError> {
             .map(|k| k * orders / (relay_crashes + 1))
             .collect();
         let mut process = None;
+        let mut ticker = progress::Ticker::new(design.name());
         for i in 0..orders {
+            ticker.tick(|| format!("{i} of {orders} orders placed"));
             if let Some(running) = relay.take_if(|_| relay_crash_at.contains(&i)) {
                 running.crash().await;
                 count.relay_crashes += 1;
@@ -276,7 +278,7 @@ pub(crate) async fn run(lab: &mut Lab) -> Result<Outcome, LabError> {
             "Dual write loses the event of a crash between the commit and the send (the same happens when the \
              send fails and its error is ignored). Send first announces orders whose transaction never \
              committed. The outbox commits the order and its event together; the relay publishes what is \
-             committed, and after its own crash publishes a batch again: consumers deduplicate by event id \
+             committed, and after its own crash may publish a batch again: consumers deduplicate by event id \
              (scenario 4)."
                 .into(),
         ],
