@@ -186,7 +186,7 @@ impl ScenarioResult {
 
     /// Setup, tables, notes and verdict as terminal text.
     pub fn text(&self) -> String {
-        let mut out = format!("Setup: {}\n\n", self.outcome.setup);
+        let mut out = format!("Setup: {}\n\n", sentence(&self.outcome.setup));
         for table in &self.outcome.tables {
             out.push_str(&table.text());
             out.push('\n');
@@ -291,7 +291,7 @@ impl LabReport {
                 r.scenario.name(),
                 r.scenario.title(),
                 r.scenario.claim(),
-                r.outcome.setup
+                sentence(&r.outcome.setup)
             );
             for table in &r.outcome.tables {
                 out.push_str(&table.markdown());
@@ -314,6 +314,15 @@ impl LabReport {
             );
         }
         out
+    }
+}
+
+/// `text` with its first letter upper-case.
+fn sentence(text: &str) -> String {
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
     }
 }
 

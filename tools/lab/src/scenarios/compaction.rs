@@ -153,7 +153,7 @@ pub(crate) async fn run(lab: &mut Lab) -> Result<Outcome, LabError> {
         && event_records(&settled) == written;
     let verdict = if as_claimed {
         Verdict::HoldsWithNuance(format!(
-            "eventually and per key: until the cleaner ran every version was there to read, the active segment \
+            "eventually and per key; until the cleaner ran every version was there to read, the active segment \
              is never cleaned, a tombstone stays {DELETE_RETENTION_MS} ms (delete.retention.ms) before a later \
              cleaning drops it, and with unique keys nothing is compacted ({written} of {written} kept)"
         ))

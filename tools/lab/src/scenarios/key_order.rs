@@ -74,7 +74,7 @@ pub(crate) async fn run(lab: &mut Lab) -> Result<Outcome, LabError> {
         ))
     } else if moved > 0 {
         Verdict::HoldsWithNuance(format!(
-            "per key only: across the {} partitions used, {moved} of {} records were read at another \
+            "only per key; across the {} partitions used, {moved} of {} records were read at another \
              position than they were sent",
             used.len(),
             sent_values.len()

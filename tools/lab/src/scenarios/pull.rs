@@ -149,7 +149,7 @@ pub(crate) async fn run(lab: &mut Lab) -> Result<Outcome, LabError> {
             .as_secs_f64()
             .max(1e-6);
 
-    let mut table = Table::new(&["", "records", "seconds", "records/s"]);
+    let mut table = Table::new(&["who", "records", "seconds", "records/s"]);
     table.row(vec![
         "producer (planned: 200/s)".into(),
         acknowledged.to_string(),

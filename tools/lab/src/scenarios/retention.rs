@@ -96,7 +96,7 @@ pub(crate) async fn run(lab: &mut Lab) -> Result<Outcome, LabError> {
         replay_view.len() == orders && replay_view.iter().all(|(k, v)| live_view.get(k) == Some(v));
     let verdict = if kept_identical && second_batch_whole && missing == orders && start > 0 {
         Verdict::HoldsWithNuance(format!(
-            "only as far back as retention: with retention.ms={RETENTION_MS} the replay started at offset \
+            "only as far back as retention; with retention.ms={RETENTION_MS} the replay started at offset \
              {replay_first}, and the {missing} orders whose records had expired were missing from its view"
         ))
     } else if kept_identical && missing == 0 {
