@@ -57,10 +57,13 @@ pub(crate) async fn run(lab: &mut Lab) -> Result<Outcome, LabError> {
                 if let Ok(Next::Record(_)) =
                     kafka::next(&consumer, Duration::from_secs(1), "consuming").await
                 {
-                    if !fast.load(Ordering::SeqCst) {
-                        // Deliberate: the consumer's processing time per record.
-                        tokio::time::sleep(SLOW).await;
-                    }
+                    // Deliberate: the consumer's processing time per record.
+                    let pace = if fast.load(Ordering::SeqCst) {
+                        FAST
+                    } else {
+                        SLOW
+                    };
+                    tokio::time::sleep(pace).await;
                     processed.fetch_add(1, Ordering::SeqCst);
                 }
             }
