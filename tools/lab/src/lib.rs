@@ -5,7 +5,7 @@
 //! some half true. Each [`Scenario`] here states one claim, runs the
 //! experiment that tests it on the lab's own infrastructure (a Kafka node, a
 //! three-node cluster where replication is the point, and a PostgreSQL where
-//! effects are counted; see [`infra`]), prints a small table of counts and
+//! effects are counted; see the `infra` module), prints a small table of counts and
 //! gives a [`Verdict`]: holds, holds with a nuance (one line), or does not
 //! hold. A full run writes `LAB.md` and its two charts; the quick run, with
 //! smaller counts, is part of `cargo xtask test`, where a verdict other than
@@ -16,16 +16,16 @@
 //! use the flow's pieces (the inbox's dedup table, the outbox table, its
 //! `enqueue` and the relay) to show why the flow is built the way it is.
 //! Nothing here is a fixed wait for a condition: every wait is a probe with
-//! a deadline ([`progress`]).
+//! a deadline (the `progress` module).
 
 #![warn(missing_docs)]
 
 pub mod chart;
 mod error;
 mod fault_proxy;
-pub mod infra;
+mod infra;
 mod kafka;
-pub mod progress;
+mod progress;
 pub mod report;
 mod scenarios;
 
