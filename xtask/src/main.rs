@@ -2,7 +2,7 @@
 //!
 //! It parses the command line and runs one of [`commands`], each of which
 //! hands the work to a tool crate: `devinfra` (Kafka, PostgreSQL and the
-//! services as local processes, the rebuild), `demo`, `chaos` and `bench`.
+//! services as local processes, the rebuild), `demo`, `chaos`, `bench` and `lab`.
 
 mod commands;
 
@@ -40,6 +40,9 @@ enum Command {
         /// Skip the quick chaos run that follows the tests.
         #[arg(long)]
         skip_chaos: bool,
+        /// Skip the quick lab that follows the tests (and the chaos run).
+        #[arg(long)]
+        skip_lab: bool,
         /// Arguments for the test binaries, after `--` (e.g. `-- --nocapture`).
         #[arg(last = true)]
         test_args: Vec<String>,
@@ -134,6 +137,23 @@ enum Command {
         /// The tool's own arguments.
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
+    },
+    /// The Kafka lab: claims people learn about Kafka, each run on real
+    /// brokers of its own with counts and a verdict (holds / holds with a
+    /// nuance / does not hold); a full run of every scenario writes LAB.md.
+    Lab {
+        /// Scenarios to run, by name or number (all of them by default).
+        #[arg(value_parser = parse_scenario)]
+        scenarios: Vec<lab::Scenario>,
+        /// List the scenarios with their claims and exit.
+        #[arg(long)]
+        list: bool,
+        /// Small counts, every scenario in seconds (what `cargo xtask test` runs); writes no LAB.md.
+        #[arg(long)]
+        quick: bool,
+        /// Keep the brokers' and PostgreSQL's logs even when every verdict was as expected.
+        #[arg(long)]
+        keep_logs: bool,
     },
     /// Fault-injection scenarios on private infrastructure, each audited order
     /// by order; prints scenario | orders | faults injected | lost | duplicate
@@ -241,6 +261,17 @@ fn parse_setting(text: &str) -> Result<(String, String), String> {
     }
 }
 
+/// A lab scenario by name or number.
+fn parse_scenario(name: &str) -> Result<lab::Scenario, String> {
+    lab::Scenario::from_name(name).ok_or_else(|| {
+        let known: Vec<&str> = lab::Scenario::ALL.iter().map(|s| s.name()).collect();
+        format!(
+            "unknown scenario {name:?}; one of {} (or 1-12)",
+            known.join(", ")
+        )
+    })
+}
+
 /// A Kafka tool by its script's name.
 fn parse_tool(name: &str) -> Result<KafkaTool, String> {
     KafkaTool::from_name(name).ok_or_else(|| {
@@ -270,8 +301,32 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         },
         Command::Test {
             skip_chaos,
+            skip_lab,
             test_args,
-        } => return Ok(commands::test(&test_args, !skip_chaos).await?),
+        } => return Ok(commands::test(&test_args, !skip_chaos, !skip_lab).await?),
+        Command::Lab {
+            scenarios,
+            list,
+            quick,
+            keep_logs,
+        } => {
+            if list {
+                print!("{}", lab::list());
+                return Ok(ExitCode::SUCCESS);
+            }
+            let mut options = if quick {
+                lab::LabOptions::quick()
+            } else {
+                lab::LabOptions::full()
+            };
+            if !scenarios.is_empty() {
+                // LAB.md is the record of a full run of every scenario.
+                options.report = None;
+                options.scenarios = scenarios;
+            }
+            options.keep_logs = keep_logs;
+            return Ok(commands::lab(options).await?);
+        }
         Command::Demo { no_wait, release } => {
             let options = DemoOptions {
                 no_wait,

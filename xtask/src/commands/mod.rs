@@ -1,15 +1,17 @@
 //! One function per `cargo xtask` command.
 //!
 //! `main.rs` parses the command line and calls one of these; each runs what a
-//! tool crate offers (`devinfra`, `chaos`, `bench`, `demo`), returns that
+//! tool crate offers (`devinfra`, `chaos`, `bench`, `demo`, `lab`), returns that
 //! crate's typed error, and prints progress to stderr, keeping stdout for what
 //! scripts or people read (the `NAME=value` settings, the status table, the
-//! demo's walkthrough, the rebuild's result, the chaos table).
+//! demo's walkthrough, the rebuild's result, the chaos table, the lab's
+//! verdicts).
 
 mod bench;
 mod chaos;
 mod infra;
 mod kafka;
+mod lab;
 mod rebuild;
 mod stack;
 mod test;
@@ -18,6 +20,7 @@ pub use bench::bench;
 pub use chaos::chaos;
 pub use infra::{infra_down, infra_status, infra_up};
 pub use kafka::{kafka_tool, watch_topic};
+pub use lab::lab;
 pub use rebuild::rebuild;
 pub use stack::{down, status, up};
 pub use test::test;

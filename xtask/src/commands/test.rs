@@ -9,7 +9,9 @@
 //!
 //! When the tests pass, the quick chaos run follows (a few hundred orders per
 //! scenario, on infrastructure of its own; see the `chaos` crate), unless
-//! `--skip-chaos` is given.
+//! `--skip-chaos` is given; then the quick lab (every scenario of the `lab`
+//! crate with small counts, failing when a verdict is not the expected one),
+//! unless `--skip-lab` is given.
 
 use std::ffi::OsString;
 use std::process::ExitCode;
@@ -18,20 +20,49 @@ use chaos::{ChaosError, ChaosOptions};
 use devinfra::infra::{DevInfra, Running, Settings};
 use devinfra::interrupts::{Interrupts, interrupted_by, uninterrupted, wait_passing_on};
 use devinfra::{InfraError, workspace_root};
+use lab::{LabError, LabOptions};
 
 use super::exit_code;
 
+/// Why the test run could not be carried out (as opposed to failing).
+#[derive(Debug, thiserror::Error)]
+pub enum TestError {
+    /// The tests or the chaos run could not be run.
+    #[error(transparent)]
+    Chaos(#[from] ChaosError),
+    /// The lab could not be run.
+    #[error(transparent)]
+    Lab(#[from] LabError),
+}
+
+impl From<InfraError> for TestError {
+    fn from(error: InfraError) -> Self {
+        TestError::Chaos(error.into())
+    }
+}
+
 /// Runs the workspace's tests against real infrastructure (`test_args` go to
-/// the test binaries), then, when they pass and `chaos` is set, the quick
-/// chaos run on infrastructure of its own.
-pub async fn test(test_args: &[String], chaos: bool) -> Result<ExitCode, ChaosError> {
+/// the test binaries), then, when they pass, the quick chaos run (if `chaos`)
+/// and the quick lab (if `lab`), each on infrastructure of its own.
+pub async fn test(test_args: &[String], chaos: bool, lab: bool) -> Result<ExitCode, TestError> {
     let mut interrupts = Interrupts::install()?;
     let code = cargo_test(test_args, &mut interrupts).await?;
-    if code != ExitCode::SUCCESS || !chaos {
+    if code != ExitCode::SUCCESS {
         return Ok(code);
     }
-    eprintln!("xtask: quick chaos run (`cargo xtask chaos --quick`)");
-    super::chaos::run_and_report(&ChaosOptions::quick(), None, &mut interrupts).await
+    if chaos {
+        eprintln!("xtask: quick chaos run (`cargo xtask chaos --quick`)");
+        let code =
+            super::chaos::run_and_report(&ChaosOptions::quick(), None, &mut interrupts).await?;
+        if code != ExitCode::SUCCESS {
+            return Ok(code);
+        }
+    }
+    if lab {
+        eprintln!("xtask: quick lab (`cargo xtask lab --quick`)");
+        return Ok(super::lab::run_and_report(&LabOptions::quick(), &mut interrupts).await?);
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn cargo_test(

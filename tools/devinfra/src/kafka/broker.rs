@@ -82,6 +82,7 @@ pub struct KafkaBroker {
     replication: Replication,
     child: Option<Child>,
     kill_on_drop: bool,
+    overrides: Vec<(String, String)>,
 }
 
 impl KafkaBroker {
@@ -104,7 +105,16 @@ impl KafkaBroker {
             replication,
             child: None,
             kill_on_drop: false,
+            overrides: Vec::new(),
         }
+    }
+
+    /// Extra `server.properties` entries for this node, each replacing the
+    /// default of the same name or added after them; written at the next
+    /// start. For private nodes that need a setting the shared list does not
+    /// have (the lab's extra listener, a quick log cleaner, a broker-only role).
+    pub fn set_properties(&mut self, properties: Vec<(String, String)>) {
+        self.overrides = properties;
     }
 
     /// Formats storage on first start, spawns the node detached and waits until
@@ -317,32 +327,43 @@ impl KafkaBroker {
         }
     }
 
-    /// The node's `server.properties`.
+    /// The node's `server.properties`: its identity, listeners and the shared
+    /// [`broker_settings`], then [`Self::set_properties`]' entries.
     fn server_properties(&self) -> String {
-        let mut p = String::new();
-        let mut line = |key: &str, value: &dyn std::fmt::Display| {
-            let _ = writeln!(p, "{key}={value}");
-        };
-        line("process.roles", &"broker,controller");
-        line("node.id", &self.node_id);
-        line("controller.quorum.voters", &self.voters);
-        line(
-            "listeners",
-            &format!(
-                "PLAINTEXT://127.0.0.1:{},CONTROLLER://127.0.0.1:{}",
-                self.ports.client, self.ports.controller
+        let mut properties: Vec<(String, String)> = vec![
+            ("process.roles".into(), "broker,controller".into()),
+            ("node.id".into(), self.node_id.to_string()),
+            ("controller.quorum.voters".into(), self.voters.clone()),
+            (
+                "listeners".into(),
+                format!(
+                    "PLAINTEXT://127.0.0.1:{},CONTROLLER://127.0.0.1:{}",
+                    self.ports.client, self.ports.controller
+                ),
             ),
+            ("advertised.listeners".into(), self.advertised_listener()),
+            ("controller.listener.names".into(), "CONTROLLER".into()),
+            ("inter.broker.listener.name".into(), "PLAINTEXT".into()),
+            (
+                "listener.security.protocol.map".into(),
+                "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT".into(),
+            ),
+            ("log.dirs".into(), self.data_dir().display().to_string()),
+        ];
+        properties.extend(
+            broker_settings(self.replication)
+                .into_iter()
+                .map(|(key, value)| (key.to_owned(), value)),
         );
-        line("advertised.listeners", &self.advertised_listener());
-        line("controller.listener.names", &"CONTROLLER");
-        line("inter.broker.listener.name", &"PLAINTEXT");
-        line(
-            "listener.security.protocol.map",
-            &"PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
-        );
-        line("log.dirs", &self.data_dir().display());
-        for (key, value) in broker_settings(self.replication) {
-            line(key, &value);
+        for (key, value) in &self.overrides {
+            match properties.iter_mut().find(|(k, _)| k == key) {
+                Some(entry) => entry.1.clone_from(value),
+                None => properties.push((key.clone(), value.clone())),
+            }
+        }
+        let mut p = String::new();
+        for (key, value) in properties {
+            let _ = writeln!(p, "{key}={value}");
         }
         p
     }
@@ -520,6 +541,34 @@ mod tests {
             let line = format!("{key}={value}");
             assert!(props.lines().any(|l| l == line), "missing {line}:\n{props}");
         }
+    }
+
+    #[test]
+    fn set_properties_replace_defaults_and_add_new_entries() {
+        let ports = NodePorts {
+            client: 19094,
+            controller: 19095,
+        };
+        let mut broker = node(ports, "1@127.0.0.1:19093", Replication::for_nodes(3));
+        broker.set_properties(vec![
+            ("process.roles".into(), "broker".into()),
+            ("log.cleaner.backoff.ms".into(), "500".into()),
+        ]);
+        let props = broker.server_properties();
+        let lines: Vec<&str> = props.lines().collect();
+        assert!(lines.contains(&"process.roles=broker"), "{props}");
+        assert!(
+            !lines.contains(&"process.roles=broker,controller"),
+            "{props}"
+        );
+        assert_eq!(lines.last(), Some(&"log.cleaner.backoff.ms=500"));
+        assert_eq!(
+            lines
+                .iter()
+                .filter(|l| l.starts_with("process.roles="))
+                .count(),
+            1
+        );
     }
 
     #[tokio::test]

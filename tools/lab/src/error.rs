@@ -1,0 +1,139 @@
+//! The lab's one error type: why a scenario could not be carried out.
+//!
+//! A claim that does not hold is not an error: it is a verdict
+//! ([`crate::report::Verdict`]). An error means the lab could not run the
+//! experiment at all (a broker did not start, a query failed), and says at
+//! which step; the cause stays in `source()`.
+
+use devinfra::InfraError;
+
+/// Why the lab (or one of its scenarios) could not be carried out.
+#[derive(Debug, thiserror::Error)]
+pub enum LabError {
+    /// Starting, stopping or waiting for the infrastructure failed.
+    #[error(transparent)]
+    Infra(#[from] InfraError),
+    /// A Kafka request failed.
+    #[error("Kafka failed while {step}")]
+    Kafka {
+        /// What the lab was doing.
+        step: String,
+        /// The client's error.
+        #[source]
+        source: rdkafka::error::KafkaError,
+    },
+    /// A database statement failed.
+    #[error("PostgreSQL failed while {step}")]
+    Database {
+        /// What the lab was doing.
+        step: String,
+        /// The driver's error.
+        #[source]
+        source: sqlx::Error,
+    },
+    /// Creating a scenario's schema failed.
+    #[error("migrating the database failed while {step}")]
+    Migrate {
+        /// What the lab was doing.
+        step: String,
+        /// The migrator's error.
+        #[source]
+        source: sqlx::migrate::MigrateError,
+    },
+    /// The fault-injecting proxy failed.
+    #[error("the fault-injecting proxy failed while {step}")]
+    Proxy {
+        /// What it was doing.
+        step: String,
+        /// The operating system's reason.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A condition the scenario waits for did not come in time.
+    #[error("{what}: not reached after {waited_secs} s (last seen: {last_seen})")]
+    Timeout {
+        /// What was awaited.
+        what: String,
+        /// How long the lab waited.
+        waited_secs: u64,
+        /// The last observation.
+        last_seen: String,
+    },
+    /// A background task of a scenario failed.
+    #[error("a background task of the lab failed while {step}")]
+    Task {
+        /// What it was doing.
+        step: String,
+        /// Why the task ended.
+        #[source]
+        source: tokio::task::JoinError,
+    },
+    /// The lab met a state its own code rules out (a bug in the lab).
+    #[error("the lab went wrong while {step}: {what}")]
+    Inconsistent {
+        /// What it was doing.
+        step: String,
+        /// What it found.
+        what: String,
+    },
+    /// Writing LAB.md or a chart failed.
+    #[error("writing {what} failed")]
+    Write {
+        /// The file.
+        what: String,
+        /// The operating system's or the plotting library's reason.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+/// Names the step a fallible Kafka, database or task call belongs to.
+pub(crate) trait Step<T> {
+    /// The result, with a failure turned into a [`LabError`] naming `step`.
+    fn step(self, step: impl Into<String>) -> Result<T, LabError>;
+}
+
+impl<T> Step<T> for Result<T, rdkafka::error::KafkaError> {
+    fn step(self, step: impl Into<String>) -> Result<T, LabError> {
+        self.map_err(|source| LabError::Kafka {
+            step: step.into(),
+            source,
+        })
+    }
+}
+
+impl<T> Step<T> for Result<T, sqlx::Error> {
+    fn step(self, step: impl Into<String>) -> Result<T, LabError> {
+        self.map_err(|source| LabError::Database {
+            step: step.into(),
+            source,
+        })
+    }
+}
+
+impl<T> Step<T> for Result<T, sqlx::migrate::MigrateError> {
+    fn step(self, step: impl Into<String>) -> Result<T, LabError> {
+        self.map_err(|source| LabError::Migrate {
+            step: step.into(),
+            source,
+        })
+    }
+}
+
+impl<T> Step<T> for Result<T, tokio::task::JoinError> {
+    fn step(self, step: impl Into<String>) -> Result<T, LabError> {
+        self.map_err(|source| LabError::Task {
+            step: step.into(),
+            source,
+        })
+    }
+}
+
+impl<T> Step<T> for Result<T, std::io::Error> {
+    fn step(self, step: impl Into<String>) -> Result<T, LabError> {
+        self.map_err(|source| LabError::Proxy {
+            step: step.into(),
+            source,
+        })
+    }
+}

@@ -1,0 +1,426 @@
+//! The Kafka lab (`cargo xtask lab`): what people learn about Kafka, shown
+//! live on real brokers, with counts.
+//!
+//! Study notes and talks repeat a set of claims about Kafka; some are exact,
+//! some half true. Each [`Scenario`] here states one claim, runs the
+//! experiment that tests it on the lab's own infrastructure (a Kafka node, a
+//! three-node cluster where replication is the point, and a PostgreSQL where
+//! effects are counted; see the `infra` module), prints a small table of counts and
+//! gives a [`Verdict`]: holds, holds with a nuance (one line), or does not
+//! hold. A full run writes `LAB.md` and its two charts; the quick run, with
+//! smaller counts, is part of `cargo xtask test`, where a verdict other than
+//! the [expected](Scenario::expected) one fails the run: the lab is also a
+//! regression test of our understanding.
+//!
+//! The lab sits beside the order flow, not inside it: scenarios 4 and 12
+//! use the flow's pieces (the inbox's dedup table, the outbox table, its
+//! `enqueue` and the relay) to show why the flow is built the way it is.
+//! Nothing here is a fixed wait for a condition: every wait is a probe with
+//! a deadline (the `progress` module).
+
+#![warn(missing_docs)]
+
+pub mod chart;
+mod error;
+mod fault_proxy;
+mod infra;
+mod kafka;
+mod progress;
+pub mod report;
+mod scenarios;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use devinfra::{DevInfra, prereq};
+
+pub use error::LabError;
+pub use report::{LabReport, Outcome, ScenarioResult, Table, Verdict, VerdictKind};
+
+use infra::LabInfra;
+
+/// One experiment of the lab.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Scenario {
+    /// 1. A late consumer group reads the history; the producer is unchanged.
+    PubSub,
+    /// 2. Partitions cap a group's parallelism.
+    Parallelism,
+    /// 3. Key → partition → order.
+    KeyOrder,
+    /// 4. When the offset is committed decides the guarantee.
+    CommitTiming,
+    /// 5. Batch commits trade throughput for redelivery.
+    BatchCommits,
+    /// 6. Producer retries can duplicate; idempotence prevents it.
+    Idempotence,
+    /// 7. Exactly-once inside Kafka: transactions.
+    Transactions,
+    /// 8. Replication keeps acknowledged data.
+    Replication,
+    /// 9. Retention and replay.
+    Retention,
+    /// 10. Log compaction keeps the last record per key.
+    Compaction,
+    /// 11. Pull lets the consumer set its pace.
+    Pull,
+    /// 12. When to send the event: dual write, send first, or the outbox.
+    WhenToSend,
+}
+
+impl Scenario {
+    /// All of them, in order.
+    pub const ALL: [Scenario; 12] = [
+        Scenario::PubSub,
+        Scenario::Parallelism,
+        Scenario::KeyOrder,
+        Scenario::CommitTiming,
+        Scenario::BatchCommits,
+        Scenario::Idempotence,
+        Scenario::Transactions,
+        Scenario::Replication,
+        Scenario::Retention,
+        Scenario::Compaction,
+        Scenario::Pull,
+        Scenario::WhenToSend,
+    ];
+
+    /// Its number (1-12).
+    pub fn number(self) -> usize {
+        Scenario::ALL
+            .iter()
+            .position(|s| *s == self)
+            .map_or(0, |i| i + 1)
+    }
+
+    /// Its name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Scenario::PubSub => "pubsub",
+            Scenario::Parallelism => "parallelism",
+            Scenario::KeyOrder => "key-order",
+            Scenario::CommitTiming => "commit-timing",
+            Scenario::BatchCommits => "batch-commits",
+            Scenario::Idempotence => "idempotence",
+            Scenario::Transactions => "transactions",
+            Scenario::Replication => "replication",
+            Scenario::Retention => "retention",
+            Scenario::Compaction => "compaction",
+            Scenario::Pull => "pull",
+            Scenario::WhenToSend => "when-to-send",
+        }
+    }
+
+    /// The scenario by name or number.
+    pub fn from_name(name: &str) -> Option<Scenario> {
+        Scenario::ALL
+            .into_iter()
+            .find(|s| s.name() == name || s.number().to_string() == name)
+    }
+
+    /// Its title.
+    pub fn title(self) -> &'static str {
+        match self {
+            Scenario::PubSub => "Publish/subscribe decouples",
+            Scenario::Parallelism => "Partitions cap a group's parallelism",
+            Scenario::KeyOrder => "Key → partition → order",
+            Scenario::CommitTiming => "When the offset is committed decides the guarantee",
+            Scenario::BatchCommits => "Batch commits trade throughput for redelivery",
+            Scenario::Idempotence => "Producer retries can duplicate; idempotence prevents it",
+            Scenario::Transactions => "Exactly-once inside Kafka: transactions",
+            Scenario::Replication => "Replication keeps acknowledged data",
+            Scenario::Retention => "Retention and replay",
+            Scenario::Compaction => "Log compaction keeps the last record per key",
+            Scenario::Pull => "Pull lets the consumer set its pace",
+            Scenario::WhenToSend => "When to send the event",
+        }
+    }
+
+    /// The claim it tests, as people say it.
+    pub fn claim(self) -> &'static str {
+        match self {
+            Scenario::PubSub => {
+                "A consumer group added later reads the whole history of a topic, and nothing changes on the producer."
+            }
+            Scenario::Parallelism => {
+                "The number of consumers must equal the number of partitions, otherwise a consumer waits idle."
+            }
+            Scenario::KeyOrder => {
+                "Kafka keeps events in order: all events of one key land in one partition and are read in the order written."
+            }
+            Scenario::CommitTiming => {
+                "Committing the offset before processing loses records in a crash (at-most-once), committing after \
+                 processing repeats them (at-least-once), and only deduplication by event id makes the effect happen once."
+            }
+            Scenario::BatchCommits => {
+                "Committing the offset every K records is faster than every record, and a crash makes up to K−1 records be processed again."
+            }
+            Scenario::Idempotence => {
+                "A producer retrying a write whose acknowledgement was lost writes the record twice, unless enable.idempotence is on."
+            }
+            Scenario::Transactions => {
+                "A consume-transform-produce step with Kafka transactions is exactly-once inside Kafka, even when it crashes mid-transaction \
+                 (often said to be new in Kafka 4.0)."
+            }
+            Scenario::Replication => {
+                "With three replicas, min.insync.replicas=2 and acks=all, no acknowledged record is lost when brokers fail \
+                 (and, as often said, every server holds every partition)."
+            }
+            Scenario::Retention => {
+                "Kafka keeps the history, so a consumer group reset to the beginning rebuilds a view identical to the live one."
+            }
+            Scenario::Compaction => {
+                "A compacted topic keeps the last record of every key, and a tombstone removes the key."
+            }
+            Scenario::Pull => {
+                "Consumers pull, so a slow consumer does not slow the producer: its lag grows, and drains once it speeds up."
+            }
+            Scenario::WhenToSend => {
+                "Sending the event after the database write loses events, sending it before invents events for orders that never \
+                 committed, and the transactional outbox does neither."
+            }
+        }
+    }
+
+    /// The verdict the lab expects; another one fails the quick run.
+    pub fn expected(self) -> VerdictKind {
+        match self {
+            Scenario::CommitTiming
+            | Scenario::BatchCommits
+            | Scenario::Pull
+            | Scenario::WhenToSend => VerdictKind::Holds,
+            Scenario::PubSub
+            | Scenario::Parallelism
+            | Scenario::KeyOrder
+            | Scenario::Idempotence
+            | Scenario::Transactions
+            | Scenario::Replication
+            | Scenario::Retention
+            | Scenario::Compaction => VerdictKind::HoldsWithNuance,
+        }
+    }
+
+    /// Runs on the three-node cluster (all others on the single node).
+    fn three_nodes(self) -> bool {
+        self == Scenario::Replication
+    }
+
+    /// Counts effects in PostgreSQL.
+    fn postgres(self) -> bool {
+        matches!(
+            self,
+            Scenario::CommitTiming | Scenario::BatchCommits | Scenario::WhenToSend
+        )
+    }
+}
+
+impl std::fmt::Display for Scenario {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// How a lab run is sized and what it writes.
+#[derive(Debug, Clone)]
+pub struct LabOptions {
+    /// Which scenarios, in this order.
+    pub scenarios: Vec<Scenario>,
+    /// Smaller counts: every scenario in seconds (the run in `cargo xtask test`).
+    pub quick: bool,
+    /// Seed of every random choice (crash points, the orders' ids).
+    pub seed: u64,
+    /// Where LAB.md goes; `None` writes nothing.
+    pub report: Option<PathBuf>,
+    /// Where the charts go (linked from LAB.md).
+    pub charts: PathBuf,
+    /// Keep the run's directory (broker and PostgreSQL logs) even when it succeeded.
+    pub keep_logs: bool,
+}
+
+impl LabOptions {
+    /// Every scenario with full counts, writing LAB.md and `lab/*.svg` at the workspace root.
+    pub fn full() -> Self {
+        let root = devinfra::workspace_root();
+        LabOptions {
+            scenarios: Scenario::ALL.to_vec(),
+            quick: false,
+            seed: 17,
+            report: Some(root.join("LAB.md")),
+            charts: root.join("lab"),
+            keep_logs: false,
+        }
+    }
+
+    /// Every scenario with small counts, writing nothing.
+    pub fn quick() -> Self {
+        LabOptions {
+            quick: true,
+            report: None,
+            ..LabOptions::full()
+        }
+    }
+}
+
+/// What a scenario gets: the infrastructure, the run's size and its seed.
+pub(crate) struct Lab {
+    infra: LabInfra,
+    quick: bool,
+    seed: u64,
+}
+
+impl Lab {
+    /// `quick` in a quick run, `full` otherwise.
+    pub(crate) fn pick<T>(&self, quick: T, full: T) -> T {
+        if self.quick { quick } else { full }
+    }
+}
+
+/// The scenarios as `--list` prints them: number, name, claim.
+pub fn list() -> String {
+    let mut out = String::new();
+    for scenario in Scenario::ALL {
+        out.push_str(&format!(
+            "{:>2}  {:<14} {}\n    {}\n",
+            scenario.number(),
+            scenario.name(),
+            scenario.title(),
+            scenario.claim()
+        ));
+    }
+    out
+}
+
+/// Runs the scenarios of `options` on the lab's own infrastructure, printing
+/// each one's claim, setup, counts and verdict as it finishes; writes LAB.md
+/// and the charts when `options.report` says so.
+pub async fn run(options: &LabOptions) -> Result<LabReport, LabError> {
+    let started = Instant::now();
+    let started_at = chrono::Local::now().format("%Y-%m-%d %H:%M").to_string();
+    prereq::check().await?;
+    let dev = DevInfra::from_env()?;
+    let runtime = Arc::new(dev.kafka_runtime().await?);
+    let kafka_version = runtime.version().to_owned();
+    let dir = dev.dir().join("lab").join(format!(
+        "{}-{}",
+        chrono::Local::now().format("%Y%m%d-%H%M%S"),
+        std::process::id()
+    ));
+    let mut lab = Lab {
+        infra: LabInfra::new(runtime, &dir),
+        quick: options.quick,
+        seed: options.seed,
+    };
+    let outcome = run_scenarios(&mut lab, options).await;
+    lab.infra.stop().await;
+    let keep = options.keep_logs
+        || !matches!(&outcome, Ok(results) if results.iter().all(ScenarioResult::as_expected));
+    if keep {
+        eprintln!("lab: logs kept in {}", dir.display());
+    } else if let Err(e) = std::fs::remove_dir_all(&dir) {
+        eprintln!("lab: could not remove {}: {e}", dir.display());
+    }
+    let report = LabReport {
+        results: outcome?,
+        quick: options.quick,
+        kafka_version,
+        started: started_at,
+        cores: std::thread::available_parallelism().map_or(1, usize::from),
+        elapsed: started.elapsed(),
+    };
+    if let Some(path) = &options.report {
+        write(&report, path, &options.charts)?;
+        eprintln!("lab: wrote {}", path.display());
+    }
+    Ok(report)
+}
+
+async fn run_scenarios(
+    lab: &mut Lab,
+    options: &LabOptions,
+) -> Result<Vec<ScenarioResult>, LabError> {
+    let needs_single = options.scenarios.iter().any(|s| !s.three_nodes());
+    let needs_three = options.scenarios.iter().any(|s| s.three_nodes());
+    let needs_postgres = options.scenarios.iter().any(|s| s.postgres());
+    // Start the single node, PostgreSQL and (if asked for) the three nodes at once.
+    lab.infra
+        .ensure(needs_single, needs_three, needs_postgres)
+        .await?;
+    let mut results = Vec::new();
+    for &scenario in &options.scenarios {
+        println!(
+            "\n== {}. {}: {}\nClaim: {}",
+            scenario.number(),
+            scenario.name(),
+            scenario.title(),
+            scenario.claim()
+        );
+        eprintln!("lab: running {scenario}");
+        let started = Instant::now();
+        let outcome = scenarios::run(scenario, lab).await?;
+        let result = ScenarioResult {
+            scenario,
+            outcome,
+            elapsed: started.elapsed(),
+        };
+        println!("{}", result.text());
+        results.push(result);
+    }
+    Ok(results)
+}
+
+/// Writes LAB.md to `path` and the charts into `charts`.
+fn write(
+    report: &LabReport,
+    path: &std::path::Path,
+    charts: &std::path::Path,
+) -> Result<(), LabError> {
+    let io = |what: &std::path::Path, e: std::io::Error| LabError::Write {
+        what: what.display().to_string(),
+        source: Box::new(e),
+    };
+    std::fs::create_dir_all(charts).map_err(|e| io(charts, e))?;
+    for result in &report.results {
+        if let Some(chart) = &result.outcome.chart {
+            chart.draw(&charts.join(chart.file_name()))?;
+        }
+    }
+    let base = path.parent().unwrap_or(std::path::Path::new("."));
+    let markdown = report.markdown(|scenario| {
+        let result = report.results.iter().find(|r| r.scenario == scenario)?;
+        let file = charts.join(result.outcome.chart.as_ref()?.file_name());
+        Some(
+            file.strip_prefix(base)
+                .unwrap_or(&file)
+                .display()
+                .to_string(),
+        )
+    });
+    std::fs::write(path, markdown).map_err(|e| io(path, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scenarios_are_found_by_name_and_number() {
+        for scenario in Scenario::ALL {
+            assert_eq!(Scenario::from_name(scenario.name()), Some(scenario));
+            assert_eq!(
+                Scenario::from_name(&scenario.number().to_string()),
+                Some(scenario)
+            );
+        }
+        assert_eq!(Scenario::from_name("13"), None);
+        assert_eq!(Scenario::ALL.len(), 12);
+    }
+
+    #[test]
+    fn the_list_names_every_claim() {
+        let listed = list();
+        for scenario in Scenario::ALL {
+            assert!(listed.contains(scenario.claim()), "{scenario}");
+        }
+    }
+}
