@@ -308,6 +308,24 @@ pub async fn group_members(infra: &TestInfra, group: &str) -> anyhow::Result<(St
     .await?
 }
 
+/// The `client.id` of each member of consumer group `group`, as
+/// `kafka-consumer-groups --describe` shows them.
+pub async fn group_client_ids(infra: &TestInfra, group: &str) -> anyhow::Result<Vec<String>> {
+    let config = infra.kafka_config();
+    let group = group.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let consumer: BaseConsumer = config.create()?;
+        let groups = consumer.fetch_group_list(Some(&group), Duration::from_secs(5))?;
+        Ok(groups
+            .groups()
+            .iter()
+            .filter(|g| g.name() == group)
+            .flat_map(|g| g.members().iter().map(|m| m.client_id().to_owned()))
+            .collect())
+    })
+    .await?
+}
+
 /// The value of header `name` of `record`, as text.
 pub fn header(record: &OwnedMessage, name: &str) -> Option<String> {
     use rdkafka::message::Headers as _;
