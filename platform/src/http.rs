@@ -86,13 +86,24 @@ fn request_span(request: &Request) -> tracing::Span {
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| request.uri().path(), MatchedPath::as_str);
-    tracing::info_span!(
+    let span = tracing::info_span!(
         "request",
+        otel.name = format!("{} {path}", request.method()),
+        otel.kind = "server",
         method = %request.method(),
         path,
         trace_id = tracing::field::Empty,
         order_id = tracing::field::Empty,
-    )
+    );
+    // Continue the caller's trace (exported spans only; see telemetry).
+    if let Some(traceparent) = request
+        .headers()
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+    {
+        crate::telemetry::continue_trace(&span, traceparent);
+    }
+    span
 }
 
 async fn not_found(request: Request) -> Problem {

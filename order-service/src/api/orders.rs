@@ -8,6 +8,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use platform::pagination::{Page, PageRequest};
 use serde::Deserialize;
+use shared_events::TraceParent;
+use tracing::Instrument as _;
 use tracing::field::Empty;
 use uuid::Uuid;
 
@@ -31,8 +33,13 @@ pub async fn place_order(
     key: Option<IdempotencyKey>,
     StrictJson(request): StrictJson<PlaceOrderRequest>,
 ) -> Result<Response, ApiError> {
-    span.record_trace(&trace);
     let order = request.validate()?;
+    // The order's transaction is the span the outbox row (and so the relay
+    // and every consumer) continues the trace from.
+    let transaction =
+        tracing::info_span!("order_transaction", otel.name = "place order: transaction");
+    let trace = transaction_trace(&transaction, trace);
+    span.record_trace(&trace);
 
     let placement = Placement {
         order_id: Uuid::now_v7(),
@@ -45,7 +52,12 @@ pub async fn place_order(
         topic: &state.orders_topic,
         traceparent: Some(trace),
     };
-    match state.store.place_order(placement).await? {
+    match state
+        .store
+        .place_order(placement)
+        .instrument(transaction)
+        .await?
+    {
         Placed::Created(order) => {
             span.record_order(order.id);
             state.metrics.order_placed();
@@ -118,10 +130,13 @@ pub async fn cancel_order(
     Path(id): Path<String>,
     OptionalJson(request): OptionalJson<CancelRequest>,
 ) -> Result<Json<OrderResponse>, ApiError> {
-    span.record_trace(&trace);
     let id = parse_order_id(&id)?;
     span.record_order(id);
     let reason = request.map(|r| r.validate()).transpose()?.flatten();
+    let transaction =
+        tracing::info_span!("order_transaction", otel.name = "cancel order: transaction");
+    let trace = transaction_trace(&transaction, trace);
+    span.record_trace(&trace);
 
     let cancellation = Cancellation {
         order_id: id,
@@ -130,7 +145,12 @@ pub async fn cancel_order(
         topic: &state.orders_topic,
         traceparent: Some(trace),
     };
-    match state.store.cancel_order(cancellation).await? {
+    match state
+        .store
+        .cancel_order(cancellation)
+        .instrument(transaction)
+        .await?
+    {
         Cancelled::Now(order) => {
             state.metrics.order_cancelled();
             tracing::info!("order cancelled");
@@ -142,6 +162,14 @@ pub async fn cancel_order(
         }
         Cancelled::NotFound => Err(ApiError::OrderNotFound(id)),
     }
+}
+
+/// The trace context the order's events carry: the transaction span's own
+/// when spans are exported, else `fallback` (the request's, for the logs).
+fn transaction_trace(transaction: &tracing::Span, fallback: TraceParent) -> TraceParent {
+    platform::telemetry::traceparent_of(transaction)
+        .and_then(|tp| tp.parse().ok())
+        .unwrap_or(fallback)
 }
 
 /// An order id from the path; anything but a UUID is a 400.

@@ -18,3 +18,4 @@ mod inbox_batches;
 mod order_api_client;
 mod orders_api;
 mod relay;
+mod traces;
