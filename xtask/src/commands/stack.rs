@@ -63,7 +63,7 @@ async fn start_tracing(infra: &DevInfra) -> Result<(String, String), StackError>
     );
     let otlp = format!("http://127.0.0.1:{otlp_port}");
     let pid_file = PidFile::new(dir.join("otlp-receiver.pid"));
-    let running = pid_file.read().is_some_and(|pid| is_receiver(pid));
+    let running = pid_file.read().is_some_and(is_receiver);
     if !running {
         process::ensure_port_free(otlp_port, "the OTLP receiver", Some("OTLP_PORT"))?;
         let exe =
