@@ -332,3 +332,46 @@ pub fn event_valid_under_any_schema() -> impl Strategy<Value = Value> {
         .collect();
     prop::strategy::Union::new(events)
 }
+
+/// Whether `event` is valid under the committed schema of the event type and
+/// version it names (formats checked); `false` when there is none.
+pub fn valid_under_its_schema(event: &Value) -> bool {
+    let event_type = event["event_type"]
+        .as_str()
+        .and_then(crate::EventType::parse);
+    let version = event["schema_version"]
+        .as_u64()
+        .and_then(|v| u32::try_from(v).ok());
+    let Some(file) = event_type
+        .zip(version)
+        .and_then(|(event_type, version)| crate::schema::of(event_type, version))
+    else {
+        return false;
+    };
+    jsonschema::options()
+        .should_validate_formats(true)
+        .build(&file.committed())
+        .is_ok_and(|validator| validator.is_valid(event))
+}
+
+/// The contract of a consumer's reader against the producer's schema:
+/// `event`, valid under its schema, is read by `read` (`Ok(Some(_))`) or
+/// refused with a reason, never skipped as unknown. `Err` says what broke it.
+pub fn read_or_refused_with_a_reason<T, R: std::fmt::Display>(
+    event: &Value,
+    read: impl FnOnce(&crate::RawEnvelope) -> Result<Option<T>, R>,
+) -> Result<(), String> {
+    if !valid_under_its_schema(event) {
+        return Err(format!("not valid under its schema: {event}"));
+    }
+    let envelope = crate::RawEnvelope::from_json(event)
+        .map_err(|e| format!("a schema-valid event is no envelope ({e}): {event}"))?;
+    match read(&envelope) {
+        Ok(Some(_)) => Ok(()),
+        Ok(None) => Err(format!("a known event type was skipped: {event}")),
+        Err(reason) if reason.to_string().trim().is_empty() => {
+            Err(format!("refused without a reason: {event}"))
+        }
+        Err(_) => Ok(()),
+    }
+}

@@ -293,6 +293,16 @@ pub async fn read_records(
 
 /// The state of consumer group `group` (e.g. `Stable`) and how many members it has.
 pub async fn group_members(infra: &TestInfra, group: &str) -> anyhow::Result<(String, usize)> {
+    let found = describe_group(infra, group, |g| (g.state().to_owned(), g.members().len())).await?;
+    Ok(found.unwrap_or_default())
+}
+
+/// `describe` of consumer group `group`, if the brokers know it.
+async fn describe_group<T: Send + 'static>(
+    infra: &TestInfra,
+    group: &str,
+    describe: impl FnOnce(&rdkafka::groups::GroupInfo) -> T + Send + 'static,
+) -> anyhow::Result<Option<T>> {
     let config = infra.kafka_config();
     let group = group.to_owned();
     tokio::task::spawn_blocking(move || {
@@ -302,8 +312,7 @@ pub async fn group_members(infra: &TestInfra, group: &str) -> anyhow::Result<(St
             .groups()
             .iter()
             .find(|g| g.name() == group)
-            .map(|g| (g.state().to_owned(), g.members().len()))
-            .unwrap_or_default())
+            .map(describe))
     })
     .await?
 }
@@ -311,19 +320,14 @@ pub async fn group_members(infra: &TestInfra, group: &str) -> anyhow::Result<(St
 /// The `client.id` of each member of consumer group `group`, as
 /// `kafka-consumer-groups --describe` shows them.
 pub async fn group_client_ids(infra: &TestInfra, group: &str) -> anyhow::Result<Vec<String>> {
-    let config = infra.kafka_config();
-    let group = group.to_owned();
-    tokio::task::spawn_blocking(move || {
-        let consumer: BaseConsumer = config.create()?;
-        let groups = consumer.fetch_group_list(Some(&group), Duration::from_secs(5))?;
-        Ok(groups
-            .groups()
+    let found = describe_group(infra, group, |g| {
+        g.members()
             .iter()
-            .filter(|g| g.name() == group)
-            .flat_map(|g| g.members().iter().map(|m| m.client_id().to_owned()))
-            .collect())
+            .map(|m| m.client_id().to_owned())
+            .collect()
     })
-    .await?
+    .await?;
+    Ok(found.unwrap_or_default())
 }
 
 /// The value of header `name` of `record`, as text.

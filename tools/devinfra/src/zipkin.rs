@@ -99,14 +99,7 @@ impl Zipkin {
         let java = prereq::java()
             .await
             .map_err(|m| InfraError::MissingPrerequisites(vec![m]))?;
-        let out = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .map_err(|e| InfraError::io("open", &log, e))?;
-        let err = out
-            .try_clone()
-            .map_err(|e| InfraError::io("open", &log, e))?;
+        let (out, err) = process::append_log(&log)?;
         let mut command = std::process::Command::new(&java);
         command
             .args(["-Xms128m", "-Xmx256m", "-Djava.awt.headless=true", "-jar"])

@@ -69,14 +69,7 @@ async fn start_tracing(infra: &DevInfra) -> Result<(String, String), StackError>
         let exe =
             std::env::current_exe().map_err(|e| InfraError::io("find", "the xtask binary", e))?;
         let log = dir.join("otlp-receiver.log");
-        let out = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .map_err(|e| InfraError::io("open", &log, e))?;
-        let err = out
-            .try_clone()
-            .map_err(|e| InfraError::io("open", &log, e))?;
+        let (out, err) = process::append_log(&log)?;
         let mut command = std::process::Command::new(&exe);
         command
             .arg("otlp-receiver")
