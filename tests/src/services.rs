@@ -181,26 +181,7 @@ impl ServiceUnderTest {
 
     /// The value of the counter or gauge `name` on `/metrics` (0 when absent).
     pub async fn metric(&self, name: &str) -> anyhow::Result<u64> {
-        let text = self
-            .client
-            .get(format!("{}/metrics", self.base_url))
-            .send()
-            .await?
-            .error_for_status()?
-            .text()
-            .await?;
-        let sample = text.lines().find_map(|line| {
-            let (metric, value) = line.split_once(' ')?;
-            (metric == name || metric == format!("{name}_total")).then_some(value)
-        });
-        match sample {
-            None => Ok(0),
-            Some(value) => value
-                .trim()
-                .parse::<f64>()
-                .map(|v| v as u64)
-                .map_err(|e| anyhow!("metric {name} = {value:?}: {e}")),
-        }
+        metric(&self.client, &self.base_url, name).await
     }
 
     /// Asks the service to stop and waits until it has drained; fails if it
@@ -328,6 +309,30 @@ pub async fn group_client_ids(infra: &TestInfra, group: &str) -> anyhow::Result<
     })
     .await?;
     Ok(found.unwrap_or_default())
+}
+
+/// The value of the counter or gauge `name` (or a histogram's `name_count`,
+/// `name_sum`) on the `/metrics` of the service at `base_url` (0 when absent).
+pub async fn metric(client: &reqwest::Client, base_url: &str, name: &str) -> anyhow::Result<u64> {
+    let text = client
+        .get(format!("{base_url}/metrics"))
+        .send()
+        .await?
+        .error_for_status()?
+        .text()
+        .await?;
+    let sample = text.lines().find_map(|line| {
+        let (metric, value) = line.split_once(' ')?;
+        (metric == name || metric == format!("{name}_total")).then_some(value)
+    });
+    match sample {
+        None => Ok(0),
+        Some(value) => value
+            .trim()
+            .parse::<f64>()
+            .map(|v| v as u64)
+            .map_err(|e| anyhow!("metric {name} = {value:?}: {e}")),
+    }
 }
 
 /// The value of header `name` of `record`, as text.

@@ -40,6 +40,7 @@ pub(super) fn subscribe(
             "fetch.wait.max.ms",
             settings.fetch_wait_max.as_millis().to_string(),
         )
+        .set("fetch.min.bytes", settings.fetch_min_bytes.to_string())
         .set("statistics.interval.ms", "5000");
     // Under KIP-848 the broker owns the session and the heartbeat
     // (group.consumer.session.timeout.ms, group.consumer.heartbeat.interval.ms)

@@ -53,6 +53,15 @@ pub struct InboxSettings {
         value_parser = platform::config::millis
     )]
     pub fetch_wait_max: Duration,
+    /// The broker answers a fetch once it has this many bytes for it (or after KAFKA_FETCH_WAIT_MAX_MS): above 1, fewer and larger fetches for up to that wait of latency
+    #[arg(
+        id = "kafka_fetch_min_bytes",
+        long = "kafka-fetch-min-bytes",
+        env = "KAFKA_FETCH_MIN_BYTES",
+        default_value_t = 1,
+        value_parser = clap::value_parser!(u32).range(1..=100_000_000)
+    )]
+    pub fetch_min_bytes: u32,
     /// The consumer group protocol: `classic` (client-side assignment, stop-the-world rebalances) or `consumer` (KIP-848: the broker assigns, incrementally; session and heartbeat then come from the broker's group.consumer.* settings)
     #[arg(
         id = "kafka_group_protocol",
@@ -130,6 +139,7 @@ impl InboxSettings {
             auto_offset_reset: "earliest".to_owned(),
             auto_commit_interval: Duration::from_millis(1_000),
             fetch_wait_max: Duration::from_millis(100),
+            fetch_min_bytes: 1,
             group_protocol: "classic".to_owned(),
             session_timeout: Duration::from_millis(10_000),
             processed_retention: Duration::from_secs(7 * 24 * 3600),

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, anyhow};
-use e2e::services::{header, read_records, wait_until};
+use e2e::services::{header, metric, read_records, wait_until};
 use e2e::{ServiceRole, TestInfra};
 use rdkafka::Message;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -308,6 +308,57 @@ async fn every_placed_and_cancelled_order_becomes_exactly_one_record() -> anyhow
             other => panic!("unexpected event type {other:?}"),
         }
     }
+    service.stop().await
+}
+
+/// RELAY_LINGER_MS: a commit wakes the relay, which waits that long for the
+/// commits that follow before it claims rows, so orders placed one after the
+/// other within the linger travel in one batch (one produce round, one
+/// delete). Without the linger the first order is published on its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orders_committed_within_the_relay_linger_are_published_in_one_batch() -> anyhow::Result<()>
+{
+    let infra = TestInfra::acquire().await?;
+    let topic = infra.fresh_topic(6).await?;
+    let (url, pool) = infra.fresh_database(ServiceRole::Orders).await?;
+    let mut config = order_service::Config::for_flow(url, infra.kafka_bootstrap_servers(), &topic);
+    config.relay.linger = Duration::from_millis(100);
+    let service = OrderService::start(config).await?;
+    let batches = || {
+        metric(
+            &service.client,
+            &service.base,
+            "outbox_relay_batch_events_count",
+        )
+    };
+    let events = || {
+        metric(
+            &service.client,
+            &service.base,
+            "outbox_relay_batch_events_sum",
+        )
+    };
+    // A first order, published on its own once the relay runs its loop.
+    service.place(0).await?;
+    wait_until("the first order to be published", || async {
+        Ok(outbox_len(&pool).await? == 0 && events().await? == 1)
+    })
+    .await?;
+    let batches_before = batches().await?;
+
+    let started = std::time::Instant::now();
+    service.place(1).await?;
+    service.place(2).await?;
+    let placed_within = started.elapsed();
+    wait_until("both orders to be published", || async {
+        Ok(outbox_len(&pool).await? == 0 && events().await? == 3)
+    })
+    .await?;
+    assert_eq!(
+        batches().await? - batches_before,
+        1,
+        "both orders were placed within {placed_within:?} of each other, the linger is 100 ms"
+    );
     service.stop().await
 }
 

@@ -25,6 +25,7 @@ use platform::services::ORDER_SERVICE;
 use shared_events::topics;
 
 use super::BenchError;
+use super::cpu::CpuCost;
 use devinfra::kafka::KafkaRuntime;
 use devinfra::postgres::{Postgres, create_owned_database, quote_literal, with_database};
 use devinfra::{InfraError, prereq, workspace_root};
@@ -39,12 +40,16 @@ const CEILING_TOPIC: &str = "bench-ceiling";
 pub(crate) const PGBENCH_CLIENTS: u32 = 8;
 
 /// What pgbench measured.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub(crate) struct PgbenchResult {
     /// Transactions per second (without connection time).
     pub(crate) tps: f64,
     /// Average latency of one transaction, ms.
     pub(crate) latency_ms: f64,
+    /// Transactions processed.
+    pub(crate) transactions: u64,
+    /// CPU time per transaction: PostgreSQL's and pgbench's own.
+    pub(crate) cpu: CpuCost,
 }
 
 /// What ProducerPerformance measured.
@@ -171,7 +176,8 @@ pub(crate) async fn pgbench(
     }
 }
 
-/// `tps = ...` and `latency average = ... ms` from pgbench's report.
+/// `tps = ...`, `latency average = ... ms` and the transactions processed
+/// from pgbench's report (the CPU cost is measured around the run).
 pub(crate) fn parse_pgbench(text: &str) -> Option<PgbenchResult> {
     let number_after = |prefix: &str| {
         text.lines()
@@ -179,9 +185,19 @@ pub(crate) fn parse_pgbench(text: &str) -> Option<PgbenchResult> {
             .and_then(|rest| rest.split_whitespace().next())
             .and_then(|n| n.parse::<f64>().ok())
     };
+    let transactions = text
+        .lines()
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("number of transactions actually processed: ")
+        })
+        .and_then(|rest| rest.split(['/', ' ']).next())
+        .and_then(|n| n.parse::<u64>().ok())?;
     Some(PgbenchResult {
         tps: number_after("tps = ")?,
         latency_ms: number_after("latency average = ")?,
+        transactions,
+        cpu: CpuCost::default(),
     })
 }
 
@@ -300,6 +316,7 @@ mod tests {
     #[test]
     fn pgbench_reports_are_parsed() {
         let text = "transaction type: bench.sql\nnumber of clients: 8\n\
+                    number of transactions actually processed: 18370\n\
                     latency average = 6.532 ms\n\
                     initial connection time = 12.345 ms\n\
                     tps = 1224.701538 (without initial connection time)\n";
@@ -307,7 +324,9 @@ mod tests {
             parse_pgbench(text),
             Some(PgbenchResult {
                 tps: 1224.701538,
-                latency_ms: 6.532
+                latency_ms: 6.532,
+                transactions: 18370,
+                cpu: CpuCost::default(),
             })
         );
         assert_eq!(parse_pgbench("pgbench: error: connection refused"), None);

@@ -66,6 +66,8 @@ impl Percentiles {
 pub(crate) struct EndToEnd {
     pub(crate) invoice: Histogram<u64>,
     pub(crate) shipment: Histogram<u64>,
+    /// To the later of the two: when the order had reached both consumers.
+    pub(crate) both: Histogram<u64>,
     /// Orders without an invoice (not processed in time).
     pub(crate) missing_invoices: usize,
     /// Orders without a shipment.
@@ -99,9 +101,11 @@ pub(crate) async fn end_to_end(
     .await?;
     let (invoice, missing_invoices) = between(&placed, &invoiced, order_ids)?;
     let (shipment, missing_shipments) = between(&placed, &shipped, order_ids)?;
+    let (both, _) = between(&placed, &later(&invoiced, &shipped), order_ids)?;
     Ok(EndToEnd {
         invoice,
         shipment,
+        both,
         missing_invoices,
         missing_shipments,
     })
@@ -122,6 +126,16 @@ async fn commit_times(
                 ))
             })
         })
+        .collect()
+}
+
+/// The later of the two times of each id present in both maps.
+fn later(
+    a: &HashMap<Uuid, DateTime<Utc>>,
+    b: &HashMap<Uuid, DateTime<Utc>>,
+) -> HashMap<Uuid, DateTime<Utc>> {
+    a.iter()
+        .filter_map(|(id, at)| b.get(id).map(|other| (*id, (*at).max(*other))))
         .collect()
 }
 
@@ -173,5 +187,15 @@ mod tests {
         assert_eq!(missing, 1);
         assert_eq!(h.len(), 1);
         assert!((24_900..=25_100).contains(&h.max()), "{}", h.max());
+    }
+
+    #[test]
+    fn both_effects_count_from_the_later_one_and_need_both() {
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        let t0 = DateTime::<Utc>::from_timestamp(1_800_000_000, 0).expect("time");
+        let ms = chrono::Duration::milliseconds;
+        let invoiced = HashMap::from([(a, t0 + ms(5)), (b, t0 + ms(1))]);
+        let shipped = HashMap::from([(a, t0 + ms(9))]);
+        assert_eq!(later(&invoiced, &shipped), HashMap::from([(a, t0 + ms(9))]));
     }
 }

@@ -7,18 +7,22 @@
 //! through these phases, printing progress to stderr:
 //!
 //! 1. **Idle footprint**: each service's RSS right after start-up.
-//! 2. **Rate steps** ([`step`]): open-loop load from the `loadgen` binary at
-//!    100, 500, 1 000, 2 000 orders/s, then ×1.5 upward, each for a fixed
+//! 2. **Warm-up** ([`WarmUp`]): rounds at 100 orders/s until the broker's CPU
+//!    per order settles.
+//! 3. **Rate steps** ([`step`]): open-loop load from the `loadgen` binary at
+//!    100, 200, 500, 1 000, 2 000 orders/s, then ×1.5 upward, each for a fixed
 //!    time, until a step is not sustained (its queues were not bounded, see
 //!    [`step`]); then up to three rates between the highest sustained and the
 //!    lowest unsustained one narrow the saturation point down. Each step reports the HTTP latency of `POST /orders` and the
 //!    end-to-end latency from the order's commit to the invoice's and the
 //!    shipment's commit ([`latency`]), with the queues and memory sampled
-//!    meanwhile ([`sample`]).
-//! 3. **Ceilings** ([`ceilings`]), with the consumers stopped and the relay
+//!    meanwhile ([`sample`]) and the CPU time per order of every process
+//!    tree ([`cpu`]).
+//! 4. **Ceilings** ([`ceilings`]), with the consumers stopped and the relay
 //!    held off: pgbench with one order's transaction (with and without its
-//!    NOTIFY), and Kafka's ProducerPerformance with records the size of ours.
-//! 4. **Relay drain** ([`drain`]): 100 000 events in the outbox, then the relay
+//!    NOTIFY; PostgreSQL's and pgbench's CPU per transaction), and Kafka's
+//!    ProducerPerformance with records the size of ours.
+//! 5. **Relay drain** ([`drain`]): 100 000 events in the outbox, then the relay
 //!    released and timed until the outbox is empty.
 //!
 //! The results become a markdown report and an SVG plot ([`report`], [`plot`]).
@@ -26,6 +30,7 @@
 //! with a debug build; `xtask/tests/bench_smoke.rs` runs it in `cargo xtask test`.
 
 mod ceilings;
+mod cpu;
 mod drain;
 mod latency;
 mod machine;
@@ -46,6 +51,7 @@ use orderflow_client::ClientError;
 pub use report::BenchResults;
 
 use ceilings::{PgbenchResult, ProducerResult};
+use cpu::{CpuCost, CpuMeter, Part};
 use drain::EventShape;
 use machine::Machine;
 use sample::{Probe, rss_kib};
@@ -71,6 +77,10 @@ pub struct BenchOptions {
     pub max_rate: f64,
     /// How long each rate runs.
     pub duration: Duration,
+    /// How long each warm-up round runs (see [`WarmUp`]).
+    pub warm_up_round: Duration,
+    /// The warm-up ends after this even if the cost of an order still moves.
+    pub warm_up_max: Duration,
     /// Events in the outbox for the relay drain.
     pub drain_events: i64,
     /// Orders placed through the API as templates of the drain's events.
@@ -95,10 +105,12 @@ impl BenchOptions {
         let root = devinfra::workspace_root();
         BenchOptions {
             mode: "full".into(),
-            rates: vec![100.0, 500.0, 1000.0, 2000.0],
+            rates: vec![100.0, 200.0, 500.0, 1000.0, 2000.0],
             until_saturated: true,
             max_rate: 50_000.0,
             duration: Duration::from_secs(20),
+            warm_up_round: Duration::from_secs(5),
+            warm_up_max: Duration::from_secs(60),
             drain_events: 100_000,
             templates: 100,
             pgbench_duration: Duration::from_secs(15),
@@ -120,6 +132,8 @@ impl BenchOptions {
             until_saturated: false,
             max_rate: 50.0,
             duration: Duration::from_secs(3),
+            warm_up_round: Duration::from_secs(1),
+            warm_up_max: Duration::from_secs(3),
             drain_events: 1_000,
             templates: 10,
             pgbench_duration: Duration::from_secs(2),
@@ -237,16 +251,14 @@ async fn measure(
         pids,
     )?;
 
-    // Warm-up (not reported): connections, the broker's JIT, the topic's leaders.
-    progress("warm-up: 50 orders/s for 2 s");
-    let warm_up = StepPlan {
-        rate: 50.0,
-        duration: Duration::from_secs(2),
-        seed: 999,
-        settle_timeout: options.settle_timeout(),
-    };
-    let (_, mut effects) = step::run_step(infra, &probe, loadgen, &warm_up, 0).await?;
-
+    let brokers = infra
+        .cluster
+        .brokers()
+        .iter()
+        .filter_map(|b| b.pid())
+        .collect();
+    let meter = CpuMeter::new(pids, brokers, infra.postgres.pid());
+    let (warm_up, mut effects) = warm_up(infra, &probe, &meter, loadgen, options).await?;
     let steps_began = Instant::now();
     let mut steps: Vec<StepResult> = Vec::new();
     let mut queue = options.rates.clone();
@@ -269,7 +281,7 @@ async fn measure(
             seed,
             settle_timeout: options.settle_timeout(),
         };
-        let (result, now) = step::run_step(infra, &probe, loadgen, &plan, effects).await?;
+        let (result, now) = step::run_step(infra, &probe, &meter, loadgen, &plan, effects).await?;
         effects = now;
         report_step(&result);
         let sustained = result.sustained;
@@ -333,7 +345,7 @@ async fn measure(
     ));
 
     let ceilings_began = Instant::now();
-    let (pgbench, pgbench_no_notify) = pgbench_ceilings(infra, options, &event).await?;
+    let (pgbench, pgbench_no_notify) = pgbench_ceilings(infra, options, &meter, &event).await?;
     let producer = producer_ceiling(infra, options, runtime, &event).await?;
     let ceilings_s = ceilings_began.elapsed().as_secs_f64();
 
@@ -357,6 +369,7 @@ async fn measure(
         machine,
         knobs: infra.knobs().to_vec(),
         idle_rss_kib,
+        warm_up,
         steps,
         event,
         pgbench,
@@ -414,6 +427,7 @@ async fn wait_outbox_empty(infra: &PrivateInfra) -> Result<(), BenchError> {
 async fn pgbench_ceilings(
     infra: &PrivateInfra,
     options: &BenchOptions,
+    meter: &CpuMeter,
     event: &EventShape,
 ) -> Result<(PgbenchResult, PgbenchResult), BenchError> {
     ceilings::prepare_pgbench_database(&infra.postgres).await?;
@@ -431,7 +445,8 @@ async fn pgbench_ceilings(
             if notify { "with" } else { "without" }
         ));
         let script = ceilings::pgbench_script(&event.sample_payload, notify);
-        let result = ceilings::pgbench(
+        let before = meter.read();
+        let mut result = ceilings::pgbench(
             &infra.postgres,
             infra.dir(),
             name,
@@ -439,13 +454,96 @@ async fn pgbench_ceilings(
             options.pgbench_duration,
         )
         .await?;
+        // pgbench is our child, reaped by now: the client's share is its time.
+        result.cpu = CpuCost::between(&before, &meter.read(), result.transactions as usize)
+            .only(&[Part::Postgres, Part::Client]);
         progress(&format!(
-            "  {:.0} transactions/s, {:.2} ms average",
-            result.tps, result.latency_ms
+            "  {:.0} transactions/s, {:.2} ms average; CPU per transaction: PostgreSQL {:.2} ms, pgbench {:.2} ms",
+            result.tps,
+            result.latency_ms,
+            result.cpu.of(Part::Postgres),
+            result.cpu.of(Part::Client)
         ));
         results.push(result);
     }
-    Ok((results[0], results[1]))
+    let mut results = results.into_iter();
+    match (results.next(), results.next()) {
+        (Some(notify), Some(no_notify)) => Ok((notify, no_notify)),
+        _ => Err(BenchError::Run("pgbench ran fewer than two scripts".into())),
+    }
+}
+
+/// What the warm-up did: rounds at [`WARM_UP_RATE`] until the broker's CPU
+/// per order settles.
+///
+/// A freshly started JVM broker burns most of a core for its first seconds
+/// (JIT compilation), which a fixed short warm-up leaves in the first rate
+/// step. So the warm-up repeats rounds of `warm_up_round` until Kafka's CPU
+/// per order of a round is within [`WARM_UP_TOLERANCE`] of the round before
+/// (connections, the topic's leaders and the services' pools are warm long
+/// before), or until `warm_up_max` has passed.
+#[derive(Debug, Clone, serde::Serialize)]
+pub(crate) struct WarmUp {
+    /// Kafka's CPU milliseconds per order, round by round.
+    pub(crate) kafka_ms_per_order: Vec<f64>,
+    /// Seconds it took, settling included.
+    pub(crate) seconds: f64,
+    /// Whether the cost settled before the cap.
+    pub(crate) settled: bool,
+    /// The cap, seconds.
+    pub(crate) cap_s: f64,
+}
+
+/// The warm-up's rate, orders/s.
+pub(crate) const WARM_UP_RATE: f64 = 100.0;
+
+/// Two rounds whose Kafka CPU per order differs by less than this fraction end the warm-up.
+pub(crate) const WARM_UP_TOLERANCE: f64 = 0.15;
+
+async fn warm_up(
+    infra: &PrivateInfra,
+    probe: &Probe,
+    meter: &CpuMeter,
+    loadgen: &std::path::Path,
+    options: &BenchOptions,
+) -> Result<(WarmUp, i64), BenchError> {
+    let began = Instant::now();
+    let mut effects = 0;
+    let mut rounds: Vec<f64> = Vec::new();
+    let mut settled = false;
+    let mut seed = 900;
+    while !settled && began.elapsed() < options.warm_up_max {
+        seed += 1;
+        let plan = StepPlan {
+            rate: WARM_UP_RATE,
+            duration: options.warm_up_round,
+            seed,
+            settle_timeout: options.settle_timeout(),
+        };
+        let (result, now) = step::run_step(infra, probe, meter, loadgen, &plan, effects).await?;
+        effects = now;
+        let kafka = result.cpu.of(Part::Kafka);
+        settled = rounds
+            .last()
+            .is_some_and(|last| (kafka - last).abs() <= WARM_UP_TOLERANCE * last.max(kafka));
+        rounds.push(kafka);
+        progress(&format!(
+            "warm-up round {}: {WARM_UP_RATE} orders/s for {}s, Kafka {kafka:.2} ms CPU per order, all processes {:.2} ms{}",
+            rounds.len(),
+            options.warm_up_round.as_secs_f64(),
+            result.cpu.total_ms,
+            if settled { " (settled)" } else { "" }
+        ));
+    }
+    Ok((
+        WarmUp {
+            kafka_ms_per_order: rounds,
+            seconds: began.elapsed().as_secs_f64(),
+            settled,
+            cap_s: options.warm_up_max.as_secs_f64(),
+        },
+        effects,
+    ))
 }
 
 async fn producer_ceiling(

@@ -26,6 +26,7 @@ use tokio::io::AsyncReadExt as _;
 use tokio::sync::watch;
 use uuid::Uuid;
 
+use super::cpu::{CpuCost, CpuMeter};
 use super::latency::{self, Percentiles};
 use super::sample::{Probe, Sample};
 use super::{BenchError, progress};
@@ -85,6 +86,8 @@ pub(crate) struct StepResult {
     pub(crate) invoice: Option<Percentiles>,
     /// Order commit → shipment commit.
     pub(crate) shipment: Option<Percentiles>,
+    /// Order commit → the later of the invoice's and the shipment's commit.
+    pub(crate) both: Option<Percentiles>,
     /// Accepted orders that had no invoice when the step gave up waiting.
     pub(crate) missing_invoices: usize,
     /// Accepted orders that had no shipment then.
@@ -99,6 +102,9 @@ pub(crate) struct StepResult {
     pub(crate) shipping_lag: QueueShape,
     /// Largest RSS of each service during the load, KiB ([`Service::ALL`] order).
     pub(crate) rss_peak_kib: [u64; 3],
+    /// CPU time per accepted order of each process tree, from the first
+    /// request until every effect was committed.
+    pub(crate) cpu: CpuCost,
     /// Whether the rate is sustained (see the module documentation).
     pub(crate) sustained: bool,
     /// Why not, when it is not.
@@ -122,6 +128,7 @@ pub(crate) struct ClientCounts {
 pub(crate) async fn run_step(
     infra: &PrivateInfra,
     probe: &Probe,
+    meter: &CpuMeter,
     loadgen: &Path,
     plan: &StepPlan,
     effects_before: i64,
@@ -130,6 +137,7 @@ pub(crate) async fn run_step(
     let out = infra.dir().join(format!("step-{}.jsonl", plan.rate));
     let (stop, stopped) = watch::channel(false);
     let sampling = probe.sample_until(SAMPLE_INTERVAL, stopped);
+    let cpu_before = meter.read();
     let loading = async {
         let summary = run_loadgen(loadgen, &order_url, plan, &out).await?;
         let outcomes = read_outcomes(&out)?;
@@ -146,11 +154,13 @@ pub(crate) async fn run_step(
         let expected = effects_before + accepted.len() as i64;
         let settled = settle(infra, expected, plan.settle_timeout).await?;
         let settled_after = settled.then(|| load_ended.elapsed().as_secs_f64());
+        // The load generator has been reaped: its time is in the reading.
+        let cpu = CpuCost::between(&cpu_before, &meter.read(), accepted.len());
         let _ = stop.send(true);
-        Ok::<_, BenchError>((summary, outcomes, accepted, settled_after, expected))
+        Ok::<_, BenchError>((summary, outcomes, accepted, settled_after, expected, cpu))
     };
     let (samples, loaded) = tokio::join!(sampling, loading);
-    let (summary, outcomes, accepted, settled_after_s, expected) = loaded?;
+    let (summary, outcomes, accepted, settled_after_s, expected, cpu) = loaded?;
     let samples = samples?;
 
     let mut http = latency::histogram()?;
@@ -174,7 +184,7 @@ pub(crate) async fn run_step(
         settled_after_s,
         &outcomes,
     );
-    Ok((result, expected))
+    Ok((StepResult { cpu, ..result }, expected))
 }
 
 /// Runs the load generator and returns its summary.
@@ -384,6 +394,7 @@ fn judge(
         http: Percentiles::of(http),
         invoice: Percentiles::of(&e2e.invoice),
         shipment: Percentiles::of(&e2e.shipment),
+        both: Percentiles::of(&e2e.both),
         missing_invoices: e2e.missing_invoices,
         missing_shipments: e2e.missing_shipments,
         settled_after_s,
@@ -391,6 +402,7 @@ fn judge(
         invoicing_lag,
         shipping_lag,
         rss_peak_kib,
+        cpu: CpuCost::default(),
         sustained: reasons.is_empty(),
         reasons,
     }
