@@ -4,21 +4,50 @@ use axum::extract::{Path, Query, State};
 use axum::routing::get;
 use axum::{Json, Router};
 use platform::Problem;
+use platform::openapi::{BadRequest, NotFound, ServerErrors};
 use platform::pagination::{OrderListQuery, Page};
+use platform::services::SHIPPING_SERVICE;
 use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::shipment::Shipment;
 use crate::store;
 
-/// `GET /shipments/{id}` and `GET /shipments?order_id=&limit=&cursor=`.
+/// The shipment API's OpenAPI document, generated from the handlers' annotations.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(list, show),
+    tags((name = "shipments", description = "The shipments this service made from the order events"))
+)]
+pub struct ApiDoc;
+
+/// The whole document: the shipment routes and what every service serves.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    use utoipa::OpenApi as _;
+    platform::openapi::document(ApiDoc::openapi(), SHIPPING_SERVICE.name, crate::ABOUT)
+}
+
+/// `GET /shipments/{id}` and `GET /shipments?order_id=&limit=&cursor=`, with
+/// `/openapi.json` and the reference page `/api-docs`.
 pub fn routes(pool: PgPool) -> Router {
     Router::new()
+        .merge(platform::openapi::routes(&openapi()))
         .route("/shipments", get(list))
         .route("/shipments/{id}", get(show))
         .with_state(pool)
 }
 
+/// `GET /shipments/{id}`.
+#[utoipa::path(
+    get,
+    path = "/shipments/{id}",
+    tag = "shipments",
+    params(("id" = Uuid, Path, description = "The shipment's id")),
+    responses(
+        (status = 200, description = "The shipment", body = Shipment),
+        BadRequest, NotFound, ServerErrors
+    )
+)]
 #[tracing::instrument(skip_all, fields(shipment_id = %id))]
 async fn show(State(pool): State<PgPool>, Path(id): Path<Uuid>) -> Result<Json<Shipment>, Problem> {
     store::find(&pool, id)
@@ -27,6 +56,17 @@ async fn show(State(pool): State<PgPool>, Path(id): Path<Uuid>) -> Result<Json<S
         .ok_or_else(|| Problem::not_found(format!("no shipment {id}")))
 }
 
+/// `GET /shipments?order_id=&limit=&cursor=`: newest first.
+#[utoipa::path(
+    get,
+    path = "/shipments",
+    tag = "shipments",
+    params(OrderListQuery),
+    responses(
+        (status = 200, description = "A page of shipments, newest first", body = Page<Shipment>),
+        BadRequest, ServerErrors
+    )
+)]
 #[tracing::instrument(skip_all, fields(order_id = ?query.order_id))]
 async fn list(
     State(pool): State<PgPool>,
