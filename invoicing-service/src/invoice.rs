@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 /// Who pays.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Customer {
     /// Full name.
     pub name: String,
@@ -14,7 +14,7 @@ pub struct Customer {
 }
 
 /// The address the invoice is made out to.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct BillingAddress {
     /// Street and number.
     pub street: String,
@@ -27,7 +27,7 @@ pub struct BillingAddress {
 }
 
 /// One priced line of an invoice.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct InvoiceLine {
     /// Stock keeping unit.
     pub sku: String,
@@ -42,7 +42,7 @@ pub struct InvoiceLine {
 }
 
 /// Whether an invoice is still to be paid.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum InvoiceStatus {
     /// Issued and payable.
@@ -84,7 +84,7 @@ pub struct NewInvoice {
 }
 
 /// An issued invoice, as the API shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Invoice {
     /// The invoice's id (UUIDv7).
     pub id: Uuid,

@@ -57,6 +57,7 @@ pub fn cli(service: &ServiceFacts, about: &'static str) -> Command {
         service,
         &[
             ("kafka_group_id", group),
+            ("kafka_client_id", service.name),
             ("db_max_connections", "8"),
             ("db_acquire_timeout", "5000"),
         ],
@@ -131,7 +132,10 @@ impl ConsumerConfig {
             .unwrap_or_else(|e| unreachable!("the consumers' defaults do not parse: {e}"));
         config.http.addr = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
         config.database.url = DatabaseUrl::new(database_url);
-        config.kafka = kafka;
+        config.kafka = KafkaSettings {
+            client_id: service.name.to_owned(),
+            ..kafka
+        };
         // Patient with a busy test machine; quick to retry.
         config.database.acquire_timeout = Duration::from_secs(30);
         config
@@ -145,7 +149,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn each_consumer_gets_its_own_port_database_and_group() {
+    fn each_consumer_gets_its_own_port_database_group_and_client_id() {
         for service in [INVOICING_SERVICE, SHIPPING_SERVICE] {
             let command = cli(&service, "a consumer");
             command.clone().debug_assert();
@@ -154,6 +158,17 @@ mod tests {
             assert_eq!(config.database.url.expose(), service.local_database_url());
             assert_eq!(Some(config.inbox.group_id.as_str()), service.consumer_group);
             assert_eq!(config.database.max_connections, 8);
+            assert_eq!(config.kafka.client_id, service.name);
+            let test = ConsumerConfig::for_test(
+                &service,
+                "postgres://x",
+                KafkaSettings::local("k:1", "t"),
+            );
+            assert_eq!(test.kafka.client_id, service.name);
+            assert_eq!(
+                test.kafka.client_config().get("client.id"),
+                Some(service.name)
+            );
         }
     }
 }

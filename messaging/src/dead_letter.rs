@@ -148,7 +148,9 @@ impl DeadLetter {
 }
 
 /// A dead letter as the consumers' read API shows it (`GET /dead-letters`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema,
+)]
 pub struct Recorded {
     /// The consumer group that refused the record.
     pub consumer: String,

@@ -59,6 +59,15 @@ pub struct KafkaSettings {
         value_parser = clap::value_parser!(i32).range(1..)
     )]
     pub min_insync_replicas: Option<i32>,
+    /// The `client.id` of this service's Kafka clients, so that brokers and
+    /// `kafka-consumer-groups --describe` name the service (each service's
+    /// command line defaults it to the service's name; no variable sets it)
+    #[arg(
+        id = "kafka_client_id",
+        long = "kafka-client-id",
+        default_value = "orderflow"
+    )]
+    pub client_id: String,
 }
 
 impl KafkaSettings {
@@ -70,6 +79,7 @@ impl KafkaSettings {
             partitions: shared_events::topics::ORDERS_PARTITIONS,
             replication_factor: 1,
             min_insync_replicas: None,
+            client_id: "orderflow".to_owned(),
         }
     }
 
@@ -85,6 +95,7 @@ impl KafkaSettings {
         let mut config = ClientConfig::new();
         config
             .set("bootstrap.servers", &self.bootstrap_servers)
+            .set("client.id", &self.client_id)
             // A restarted broker is retried within 2 s rather than librdkafka's
             // 10 s ceiling: the few brokers of a cluster are worth reconnecting to.
             .set("reconnect.backoff.max.ms", "2000");

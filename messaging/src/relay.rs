@@ -362,6 +362,8 @@ pub struct Relay {
     metrics: RelayMetrics,
     wakeup: Wakeup,
     leadership: tokio::sync::Mutex<Leadership>,
+    /// The CloudEvents `ce_source` of every record: `/<client.id>`, i.e. `/order-service`.
+    source: String,
 }
 
 impl Relay {
@@ -376,7 +378,9 @@ impl Relay {
         wakeup: Wakeup,
     ) -> Result<Self, KafkaError> {
         let producer = crate::kafka::producer(&kafka, producer)?;
+        let source = format!("/{}", kafka.client_id);
         Ok(Relay {
+            source,
             pool,
             kafka,
             producer,
@@ -692,32 +696,40 @@ impl Relay {
     /// same row, so the order of the rows is never changed.
     async fn produce_in_order(&self, rows: &[&OutboxRow]) -> Vec<Settled> {
         let mut outcomes: Vec<Option<Settled>> = Vec::with_capacity(rows.len());
-        let mut in_flight: VecDeque<(usize, DeliveryFuture)> = VecDeque::new();
+        let mut in_flight: VecDeque<(usize, DeliveryFuture, tracing::Span)> = VecDeque::new();
         for (index, row) in rows.iter().enumerate() {
             outcomes.push(None);
-            let mut record = record(row);
+            let span = publish_span(row);
+            // The consumers continue the trace from the publish span when
+            // spans are exported, else from the order's own trace context.
+            let traceparent =
+                platform::telemetry::traceparent_of(&span).or_else(|| row.traceparent.clone());
+            let mut record = record(row, &self.source, traceparent.as_deref());
             loop {
                 match self.producer.send_result(record) {
                     Ok(delivery) => {
-                        in_flight.push_back((index, delivery));
+                        in_flight.push_back((index, delivery, span));
                         break;
                     }
                     Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
                         record = back;
                         match in_flight.pop_front() {
-                            Some((i, delivery)) => outcomes[i] = Some(settle(delivery).await),
+                            Some((i, delivery, span)) => {
+                                outcomes[i] = Some(settle(delivery, &span).await);
+                            }
                             None => tokio::time::sleep(Duration::from_millis(5)).await,
                         }
                     }
                     Err((e, _)) => {
+                        span.record("error", tracing::field::display(&e));
                         outcomes[index] = Some(Err((e, true)));
                         break;
                     }
                 }
             }
         }
-        for (i, delivery) in in_flight {
-            outcomes[i] = Some(settle(delivery).await);
+        for (i, delivery, span) in in_flight {
+            outcomes[i] = Some(settle(delivery, &span).await);
         }
         outcomes
             .into_iter()
@@ -726,10 +738,20 @@ impl Relay {
     }
 }
 
-fn record<'a>(row: &'a OutboxRow) -> FutureRecord<'a, str, str> {
+/// The Kafka record of `row`, published by `source` (`/<service>`): key =
+/// order id, value = the envelope, and the headers of
+/// [`shared_events::headers`], ours and CloudEvents' alike.
+fn record<'a>(
+    row: &'a OutboxRow,
+    source: &str,
+    traceparent: Option<&'a str>,
+) -> FutureRecord<'a, str, str> {
     let event_id = row.event_id.to_string();
     let version = row.schema_version.to_string();
-    let mut headers = OwnedHeaders::new_with_capacity(5)
+    let dataschema = shared_events::EventType::parse(&row.event_type)
+        .zip(u32::try_from(row.schema_version).ok())
+        .map(|(event_type, version)| shared_events::schema::id(event_type, version));
+    let mut headers = OwnedHeaders::new_with_capacity(12)
         .insert(Header {
             key: headers::EVENT_ID,
             value: Some(event_id.as_str()),
@@ -745,11 +767,37 @@ fn record<'a>(row: &'a OutboxRow) -> FutureRecord<'a, str, str> {
         .insert(Header {
             key: headers::CONTENT_TYPE,
             value: Some(headers::JSON),
+        })
+        .insert(Header {
+            key: headers::CE_SPECVERSION,
+            value: Some(headers::CE_SPECVERSION_1_0),
+        })
+        .insert(Header {
+            key: headers::CE_ID,
+            value: Some(event_id.as_str()),
+        })
+        .insert(Header {
+            key: headers::CE_SOURCE,
+            value: Some(source),
+        })
+        .insert(Header {
+            key: headers::CE_TYPE,
+            value: Some(row.event_type.as_str()),
+        })
+        .insert(Header {
+            key: headers::CE_SUBJECT,
+            value: Some(row.record_key.as_str()),
         });
-    if let Some(tp) = &row.traceparent {
+    if let Some(dataschema) = &dataschema {
+        headers = headers.insert(Header {
+            key: headers::CE_DATASCHEMA,
+            value: Some(dataschema.as_str()),
+        });
+    }
+    if let Some(tp) = traceparent {
         headers = headers.insert(Header {
             key: headers::TRACEPARENT,
-            value: Some(tp.as_str()),
+            value: Some(tp),
         });
     }
     FutureRecord::to(&row.topic)
@@ -769,15 +817,40 @@ struct Delivered {
 /// client refused it before sending.
 type Settled = Result<Delivered, (KafkaError, bool)>;
 
-async fn settle(delivery: DeliveryFuture) -> Settled {
-    match delivery.await {
+/// The span of one row's publication, from `send` to its delivery report: a
+/// producer span in the order's trace (the row's `traceparent`), linked from
+/// the relay batch it belongs to.
+fn publish_span(row: &OutboxRow) -> tracing::Span {
+    let span = tracing::info_span!(
+        "relay_publish",
+        otel.name = format!("publish {}", row.event_type),
+        otel.kind = "producer",
+        event_id = %row.event_id,
+        order_id = %row.record_key,
+        topic = %row.topic,
+        error = tracing::field::Empty,
+    );
+    if let Some(tp) = &row.traceparent {
+        platform::telemetry::continue_trace(&span, tp);
+    }
+    platform::telemetry::link(&tracing::Span::current(), &span);
+    span
+}
+
+/// Waits for a delivery report; a failure is recorded in the row's `span`.
+async fn settle(delivery: DeliveryFuture, span: &tracing::Span) -> Settled {
+    let outcome = match delivery.await {
         Ok(Ok(d)) => Ok(Delivered {
             partition: d.partition,
             offset: d.offset,
         }),
         Ok(Err((e, _))) => Err((e, false)),
         Err(_) => Err((KafkaError::Canceled, false)),
+    };
+    if let Err((e, _)) = &outcome {
+        span.record("error", tracing::field::display(e));
     }
+    outcome
 }
 
 /// The shortest time between two wake-up `NOTIFY`s of this instance: the

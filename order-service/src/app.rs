@@ -304,4 +304,109 @@ mod tests {
             .collect();
         assert_eq!(fields, ["currency", "lines[0].quantity"]);
     }
+
+    /// The OpenAPI document covers every route of the API, every status each
+    /// can answer, the problem shape and the Idempotency-Key header; and
+    /// each documented operation is routed (not the 404 fallback or a 405).
+    #[tokio::test]
+    async fn the_openapi_document_covers_every_route_and_is_served() {
+        let response = app()
+            .oneshot(Request::get("/openapi.json").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        let document: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(document["openapi"], "3.1.0");
+        let operations = [
+            (
+                "post",
+                "/orders",
+                &[
+                    "201", "400", "408", "409", "413", "415", "422", "500", "503",
+                ][..],
+            ),
+            ("get", "/orders", &["200", "400", "408", "500", "503"][..]),
+            (
+                "get",
+                "/orders/{id}",
+                &["200", "400", "404", "408", "500", "503"][..],
+            ),
+            (
+                "post",
+                "/orders/{id}/cancel",
+                &[
+                    "200", "400", "404", "408", "413", "415", "422", "500", "503",
+                ][..],
+            ),
+            ("get", "/health/live", &["200", "408", "500", "503"][..]),
+            ("get", "/health/ready", &["200", "408", "500", "503"][..]),
+            ("get", "/metrics", &["200", "408", "500", "503"][..]),
+            ("get", "/openapi.json", &["200", "408", "500", "503"][..]),
+            ("get", "/api-docs", &["200", "408", "500", "503"][..]),
+        ];
+        for (method, path, statuses) in operations {
+            let operation = &document["paths"][path][method];
+            let mut documented: Vec<&str> = operation["responses"]
+                .as_object()
+                .unwrap_or_else(|| panic!("{method} {path} is not documented"))
+                .keys()
+                .map(String::as_str)
+                .collect();
+            documented.sort_unstable();
+            assert_eq!(documented, statuses, "{method} {path}");
+            for status in statuses
+                .iter()
+                .filter(|s| s.starts_with('4') || s.starts_with('5'))
+            {
+                assert!(
+                    operation["responses"][status]["content"]["application/problem+json"]
+                        .is_object(),
+                    "{method} {path} {status} is not problem+json"
+                );
+            }
+            let uri = path.replace("{id}", "01933b5e-8f30-7a1b-8c2d-3e4f5a6b7c8d");
+            let request = Request::builder()
+                .method(method.to_uppercase().as_str())
+                .uri(&uri)
+                .header(header::CONTENT_TYPE, "text/plain")
+                .body(Body::empty())
+                .unwrap();
+            let status = app().oneshot(request).await.unwrap().status();
+            assert!(
+                status != StatusCode::NOT_FOUND || path.contains("{id}"),
+                "{method} {path} is documented but not routed"
+            );
+            assert_ne!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+        }
+        let key = document["paths"]["/orders"]["post"]["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == "Idempotency-Key")
+            .expect("the Idempotency-Key header is documented");
+        assert_eq!(key["in"], "header");
+        assert_eq!(key["required"], false);
+        assert_eq!(key["schema"]["maxLength"], 255);
+        assert!(document["components"]["schemas"]["Problem"].is_object());
+    }
+
+    #[tokio::test]
+    async fn the_api_reference_page_is_served_offline_under_a_strict_policy() {
+        let response = app()
+            .oneshot(Request::get("/api-docs").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let policy = response.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(policy.contains("default-src 'none'"), "{policy}");
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        let page = String::from_utf8(body.to_vec()).unwrap();
+        assert!(page.contains("<code>/orders/{id}/cancel</code>"), "{page}");
+        assert!(page.contains("Idempotency-Key"));
+        assert!(!page.contains("<script"));
+    }
 }

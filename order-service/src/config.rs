@@ -119,7 +119,11 @@ impl Config {
     pub fn cli() -> Command {
         platform::config::command::<Self>(
             &ORDER_SERVICE,
-            &[("db_max_connections", "16"), ("db_acquire_timeout", "3000")],
+            &[
+                ("db_max_connections", "16"),
+                ("db_acquire_timeout", "3000"),
+                ("kafka_client_id", ORDER_SERVICE.name),
+            ],
         )
     }
 
@@ -156,7 +160,10 @@ impl Config {
     /// the brokers at `bootstrap_servers`: what end-to-end tests start.
     pub fn for_flow(database_url: impl Into<String>, bootstrap_servers: &str, topic: &str) -> Self {
         let mut config = Config::for_database(database_url);
-        config.kafka = KafkaSettings::local(bootstrap_servers, topic);
+        config.kafka = KafkaSettings {
+            client_id: ORDER_SERVICE.name.to_owned(),
+            ..KafkaSettings::local(bootstrap_servers, topic)
+        };
         config.relay.enabled = true;
         config
     }
@@ -178,6 +185,11 @@ mod tests {
         assert_eq!(c.database.max_connections, 16);
         assert_eq!(c.database.acquire_timeout, Duration::from_secs(3));
         assert_eq!(c.kafka.topic, "orders");
+        assert_eq!(c.kafka.client_id, "order-service");
+        assert_eq!(
+            Config::for_flow("postgres://x", "k:1", "t").kafka.client_id,
+            "order-service"
+        );
         assert_eq!(c.relay.batch_size, 2_000);
         assert!(c.relay.enabled);
         assert!(!Config::for_database("postgres://x").relay.enabled);

@@ -90,24 +90,55 @@ fn request_span(request: &Request) -> tracing::Span {
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| request.uri().path(), MatchedPath::as_str);
-    tracing::info_span!(
+    let span = tracing::info_span!(
         "request",
+        otel.name = format!("{} {path}", request.method()),
+        otel.kind = "server",
         method = %request.method(),
         path,
         trace_id = tracing::field::Empty,
         order_id = tracing::field::Empty,
-    )
+    );
+    // Continue the caller's trace (exported spans only; see telemetry).
+    if let Some(traceparent) = request
+        .headers()
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+    {
+        crate::telemetry::continue_trace(&span, traceparent);
+    }
+    span
 }
 
 async fn not_found(request: Request) -> Problem {
     Problem::not_found(format!("no resource at {}", request.uri().path()))
 }
 
-async fn live() -> impl IntoResponse {
+/// `GET /health/live`: the process runs.
+#[utoipa::path(
+    get,
+    path = "/health/live",
+    tag = "health",
+    responses(
+        (status = 200, description = "The process is alive", body = Object, example = json!({ "status": "live" })),
+        crate::openapi::ServerErrors
+    )
+)]
+pub(crate) async fn live() -> impl IntoResponse {
     axum::Json(serde_json::json!({ "status": "live" }))
 }
 
-async fn ready(State((pool, readiness)): State<(PgPool, Readiness)>) -> Response {
+/// `GET /health/ready`: the service can do its work.
+#[utoipa::path(
+    get,
+    path = "/health/ready",
+    tag = "health",
+    responses(
+        (status = 200, description = "The database answers and no part of the service has said it cannot work", body = Object, example = json!({ "status": "ready" })),
+        crate::openapi::ServerErrors
+    )
+)]
+pub(crate) async fn ready(State((pool, readiness)): State<(PgPool, Readiness)>) -> Response {
     let problems = readiness.problems();
     if !problems.is_empty() {
         let detail = problems
@@ -132,7 +163,17 @@ async fn ready(State((pool, readiness)): State<(PgPool, Readiness)>) -> Response
     }
 }
 
-async fn render_metrics(State(registry): State<Arc<Registry>>) -> Response {
+/// `GET /metrics`: the service's counters and gauges.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "health",
+    responses(
+        (status = 200, description = "OpenMetrics text", content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8", body = String),
+        crate::openapi::ServerErrors
+    )
+)]
+pub(crate) async fn render_metrics(State(registry): State<Arc<Registry>>) -> Response {
     let mut text = String::new();
     if let Err(e) = prometheus_client::encoding::text::encode(&mut text, &registry) {
         tracing::error!(error = %e, "encoding metrics failed");

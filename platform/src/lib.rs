@@ -11,6 +11,7 @@
 //! - [`db`]: connection pool settings and the classification of database
 //!   errors into "unavailable, retry" and "bug".
 //! - [`error`]: an error and its causes on one line, each cause once.
+//! - [`openapi`]: each service's OpenAPI 3.1 document and reference page.
 //! - [`health`]: readiness beyond the database: parts of a service that say
 //!   they cannot work, and why.
 //! - [`pagination`]: the `limit` / `cursor` query and the `{ items, next_cursor }` page.
@@ -28,6 +29,7 @@ pub mod db;
 pub mod error;
 pub mod health;
 pub mod http;
+pub mod openapi;
 pub mod pagination;
 pub mod problem;
 pub mod services;

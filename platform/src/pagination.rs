@@ -74,13 +74,15 @@ impl PageRequest {
 
 /// The query of a list that can be narrowed to one order:
 /// `?order_id=&limit=&cursor=`, every part optional.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct OrderListQuery {
-    /// Only items of this order (a UUID).
+    /// Only items of this order (a UUID; empty: every order).
     pub order_id: Option<String>,
-    /// Page size.
+    /// Page size, 1 to 500 (default 50).
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 500)]
     pub limit: Option<String>,
-    /// `next_cursor` of the previous page.
+    /// `next_cursor` of the previous page (empty: the first page).
     pub cursor: Option<String>,
 }
 
@@ -100,7 +102,7 @@ impl OrderListQuery {
 }
 
 /// One page of a list.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Page<T> {
     /// The items, newest first.
     pub items: Vec<T>,

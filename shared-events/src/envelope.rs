@@ -1,6 +1,7 @@
 //! The envelope: the metadata every event carries around its payload.
 
 use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use uuid::Uuid;
@@ -9,7 +10,7 @@ use uuid::Uuid;
 ///
 /// `event_id` is the deduplication key downstream; `order_id` is also the
 /// Kafka record key, so all events of one order share a partition.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Envelope<T> {
     /// Unique id of this event (UUIDv7); consumers deduplicate on it.
     pub event_id: Uuid,
@@ -66,7 +67,7 @@ impl std::fmt::Display for EventType {
 }
 
 /// A payload type that can travel in an [`Envelope`].
-pub trait Event: Serialize {
+pub trait Event: Serialize + JsonSchema {
     /// The `event_type` this payload is published as.
     const TYPE: EventType;
     /// The schema version this code writes.

@@ -4,9 +4,11 @@
 //! the [`Envelope`] every record value is wrapped in, the event payloads
 //! ([`OrderPlaced`], [`OrderCancelled`]), the Kafka [`topics`] and record
 //! [`headers`], and the W3C [`TraceParent`] that lets one order be followed
-//! through every service's logs. Golden JSON [`samples`] pin the wire format:
-//! a test keeps them equal to what this code serialises, and the consumers'
-//! contract tests run every sample through their tolerant readers.
+//! through every service. Golden JSON [`samples`] pin the wire format: a test
+//! keeps them equal to what this code serialises, and the consumers' contract
+//! tests run every sample through their tolerant readers. The JSON Schema of
+//! each event type and version ([`schema`]) is generated from these types and
+//! committed beside the samples.
 //!
 //! Producers serialise the full types below. Consumers do not have to: they
 //! decode the [`Envelope`] with their own narrow payload type and ignore every
@@ -20,6 +22,7 @@ mod envelope;
 pub mod headers;
 mod order;
 pub mod samples;
+pub mod schema;
 pub mod topics;
 mod trace;
 

@@ -1,13 +1,14 @@
 //! Payloads of the order events, version 1: the full public language.
 
 use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::envelope::{Event, EventType};
 
 /// The person who placed the order.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Customer {
     /// Full name.
     pub name: String,
@@ -16,7 +17,7 @@ pub struct Customer {
 }
 
 /// A postal address.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Address {
     /// Street and number.
     pub street: String,
@@ -29,7 +30,7 @@ pub struct Address {
 }
 
 /// One line of an order, priced.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct OrderLine {
     /// Stock keeping unit.
     pub sku: String,
@@ -44,7 +45,7 @@ pub struct OrderLine {
 }
 
 /// `OrderPlaced` v1: an order was accepted and committed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct OrderPlaced {
     /// The order's id.
     pub order_id: Uuid,
@@ -70,7 +71,7 @@ impl Event for OrderPlaced {
 }
 
 /// `OrderCancelled` v1: an order was cancelled.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct OrderCancelled {
     /// The order's id.
     pub order_id: Uuid,

@@ -5,7 +5,9 @@
 //! a change to the types that alters the wire format fails here first. Each
 //! consumer runs every sample through its own tolerant reader in a contract
 //! test; the forward-compatible sample (a newer schema version with extra
-//! fields) proves that readers ignore what they do not know.
+//! fields) proves that readers ignore what they do not know, and
+//! [`BREAKING_V2`] (a newer version that renames and removes fields) how each
+//! reader treats a breaking change.
 
 /// One golden sample.
 #[derive(Debug, Clone, Copy)]
@@ -55,6 +57,18 @@ pub const ALL: &[Sample] = &[
         current: false,
     },
 ];
+
+/// A future `OrderPlaced` v2 that breaks v1: `billing_address` is renamed
+/// `invoice_address` and `customer.email` is gone. Such a change needs the new
+/// version (the v1 schema refuses it). It is kept apart from [`ALL`], which
+/// every reader reads: a reader reads it only if every field it declares is
+/// still there (shipping does), and refuses it naming the missing field
+/// otherwise (invoicing does), as the README's "Schema evolution" documents.
+pub const BREAKING_V2: Sample = Sample {
+    name: "order_placed.v2.renamed.json",
+    json: include_str!("../samples/order_placed.v2.renamed.json"),
+    current: false,
+};
 
 #[cfg(test)]
 mod tests {

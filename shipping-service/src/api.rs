@@ -3,25 +3,55 @@
 use axum::extract::{Path, Query, State};
 use axum::routing::get;
 use axum::{Json, Router};
-use messaging::dead_letter::Recorded;
 use platform::Problem;
+use platform::openapi::{BadRequest, NotFound, ServerErrors};
 use platform::pagination::{OrderListQuery, Page};
+use platform::services::SHIPPING_SERVICE;
 use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::shipment::Shipment;
 use crate::store;
 
-/// `GET /shipments/{id}`, `GET /shipments?order_id=&limit=&cursor=` and
-/// `GET /dead-letters?order_id=` (the newest 50 records this service refused).
-pub fn routes(pool: PgPool) -> Router {
-    Router::new()
-        .route("/shipments", get(list))
-        .route("/shipments/{id}", get(show))
-        .route("/dead-letters", get(dead_letters))
-        .with_state(pool)
+/// The shipment API's OpenAPI document, generated from the handlers' annotations.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(list, show),
+    tags((name = "shipments", description = "The shipments this service made from the order events"))
+)]
+pub struct ApiDoc;
+
+/// The whole document: the shipment routes and what every service serves.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    use utoipa::OpenApi as _;
+    let mut doc = ApiDoc::openapi();
+    doc.merge(messaging::dead_letter_api::ApiDoc::openapi());
+    platform::openapi::document(doc, SHIPPING_SERVICE.name, crate::ABOUT)
 }
 
+/// `GET /shipments/{id}` and `GET /shipments?order_id=&limit=&cursor=`, with
+/// `/openapi.json`, the reference page `/api-docs` and
+/// `GET /dead-letters?order_id=&limit=` (the records this service refused).
+pub fn routes(pool: PgPool) -> Router {
+    Router::new()
+        .merge(platform::openapi::routes(&openapi()))
+        .route("/shipments", get(list))
+        .route("/shipments/{id}", get(show))
+        .with_state(pool.clone())
+        .merge(messaging::dead_letter_api::routes(pool))
+}
+
+/// `GET /shipments/{id}`.
+#[utoipa::path(
+    get,
+    path = "/shipments/{id}",
+    tag = "shipments",
+    params(("id" = Uuid, Path, description = "The shipment's id")),
+    responses(
+        (status = 200, description = "The shipment", body = Shipment),
+        BadRequest, NotFound, ServerErrors
+    )
+)]
 #[tracing::instrument(skip_all, fields(shipment_id = %id))]
 async fn show(State(pool): State<PgPool>, Path(id): Path<Uuid>) -> Result<Json<Shipment>, Problem> {
     store::find(&pool, id)
@@ -30,6 +60,17 @@ async fn show(State(pool): State<PgPool>, Path(id): Path<Uuid>) -> Result<Json<S
         .ok_or_else(|| Problem::not_found(format!("no shipment {id}")))
 }
 
+/// `GET /shipments?order_id=&limit=&cursor=`: newest first.
+#[utoipa::path(
+    get,
+    path = "/shipments",
+    tag = "shipments",
+    params(OrderListQuery),
+    responses(
+        (status = 200, description = "A page of shipments, newest first", body = Page<Shipment>),
+        BadRequest, ServerErrors
+    )
+)]
 #[tracing::instrument(skip_all, fields(order_id = ?query.order_id))]
 async fn list(
     State(pool): State<PgPool>,
@@ -37,18 +78,4 @@ async fn list(
 ) -> Result<Json<Page<Shipment>>, Problem> {
     let (order_id, page) = query.parse()?;
     Ok(Json(store::list(&pool, order_id, page).await?))
-}
-
-#[tracing::instrument(skip_all, fields(order_id = ?query.order_id))]
-async fn dead_letters(
-    State(pool): State<PgPool>,
-    Query(query): Query<OrderListQuery>,
-) -> Result<Json<Page<Recorded>>, Problem> {
-    let (order_id, _) = query.parse()?;
-    let key = order_id.map(|id| id.to_string());
-    let items = messaging::dead_letter::recorded(&pool, key.as_deref(), 50).await?;
-    Ok(Json(Page {
-        items,
-        next_cursor: None,
-    }))
 }

@@ -62,7 +62,10 @@ fn pack(order: PlacedOrder) -> Result<NewShipment, Rejection> {
 mod tests {
     use proptest::prelude::*;
     use serde_json::{Value, json};
-    use shared_events::arbitrary::{order_placed, record_value};
+    use shared_events::arbitrary::{
+        event_valid_under_any_schema, order_placed, read_or_refused_with_a_reason, record_value,
+        valid_under_its_schema,
+    };
     use shared_events::samples::{self, ALL};
     use shared_events::{Envelope, RawEnvelope};
 
@@ -226,7 +229,46 @@ mod tests {
         ));
     }
 
+    /// Schema evolution: fields added to a v1 event change nothing this
+    /// reader reads.
+    #[test]
+    fn fields_added_to_a_v1_event_change_nothing_it_reads() {
+        let original = sample("order_placed.v1.json");
+        let mut added = original.clone();
+        added["data"]["gift_message"] = json!("Happy birthday");
+        added["data"]["customer"]["loyalty_tier"] = json!("gold");
+        added["data"]["lines"][1]["colour"] = json!("black");
+        added["partition_hint"] = json!(3);
+        assert!(valid_under_its_schema(&added), "still valid v1");
+        assert_eq!(read(&envelope(&added)), read(&envelope(&original)));
+    }
+
+    /// Schema evolution: an OrderPlaced v2 that renamed `billing_address`
+    /// and dropped `customer.email` still holds every field shipping reads,
+    /// so shipping reads it (the README documents this).
+    #[test]
+    fn a_v2_that_renamed_only_fields_shipping_does_not_read_is_read() {
+        let shipment = match read(&envelope(&samples::BREAKING_V2.value())) {
+            Ok(Some(ShippingEvent::Placed(shipment))) => shipment,
+            other => panic!("expected a shipment, got {other:?}"),
+        };
+        assert_eq!(shipment.recipient.name, "Margaret Hamilton");
+        assert_eq!(shipment.shipping_address.city, "Cambridge");
+        assert_eq!(shipment.lines.len(), 1);
+    }
+
     proptest! {
+        /// The contract test against the producer's schema: whatever is valid
+        /// under it is read or refused with a reason, never a panic.
+        #[test]
+        fn every_event_valid_under_the_producers_schema_is_read_or_refused_with_a_reason(
+            event in event_valid_under_any_schema()
+        ) {
+            if let Err(why) = read_or_refused_with_a_reason(&event, read) {
+                return Err(TestCaseError::fail(why));
+            }
+        }
+
         #[test]
         fn no_record_value_makes_the_reader_panic(record in record_value()) {
             if let Ok(env) = RawEnvelope::from_slice(&record) {

@@ -9,14 +9,14 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 /// Who receives the parcel.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Recipient {
     /// Full name, as on the label.
     pub name: String,
 }
 
 /// Where the parcel goes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ShippingAddress {
     /// Street and number.
     pub street: String,
@@ -29,7 +29,7 @@ pub struct ShippingAddress {
 }
 
 /// One line of the packing list.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ShipmentLine {
     /// Stock keeping unit.
     pub sku: String,
@@ -40,7 +40,7 @@ pub struct ShipmentLine {
 }
 
 /// Whether a shipment is still to be sent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ShipmentStatus {
     /// Waiting to be packed and sent.
@@ -78,7 +78,7 @@ pub struct NewShipment {
 }
 
 /// A shipment, as the API shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Shipment {
     /// The shipment's id (UUIDv7).
     pub id: Uuid,

@@ -275,6 +275,16 @@ pub async fn read_records(
 
 /// The state of consumer group `group` (e.g. `Stable`) and how many members it has.
 pub async fn group_members(infra: &TestInfra, group: &str) -> anyhow::Result<(String, usize)> {
+    let found = describe_group(infra, group, |g| (g.state().to_owned(), g.members().len())).await?;
+    Ok(found.unwrap_or_default())
+}
+
+/// `describe` of consumer group `group`, if the brokers know it.
+async fn describe_group<T: Send + 'static>(
+    infra: &TestInfra,
+    group: &str,
+    describe: impl FnOnce(&rdkafka::groups::GroupInfo) -> T + Send + 'static,
+) -> anyhow::Result<Option<T>> {
     let config = infra.kafka_config();
     let group = group.to_owned();
     tokio::task::spawn_blocking(move || {
@@ -284,10 +294,22 @@ pub async fn group_members(infra: &TestInfra, group: &str) -> anyhow::Result<(St
             .groups()
             .iter()
             .find(|g| g.name() == group)
-            .map(|g| (g.state().to_owned(), g.members().len()))
-            .unwrap_or_default())
+            .map(describe))
     })
     .await?
+}
+
+/// The `client.id` of each member of consumer group `group`, as
+/// `kafka-consumer-groups --describe` shows them.
+pub async fn group_client_ids(infra: &TestInfra, group: &str) -> anyhow::Result<Vec<String>> {
+    let found = describe_group(infra, group, |g| {
+        g.members()
+            .iter()
+            .map(|m| m.client_id().to_owned())
+            .collect()
+    })
+    .await?;
+    Ok(found.unwrap_or_default())
 }
 
 /// The value of the counter or gauge `name` (or a histogram's `name_count`,

@@ -66,9 +66,25 @@ enum Command {
         /// Build and run the services with the release profile.
         #[arg(long)]
         release: bool,
+        /// Also start Zipkin (UI on ZIPKIN_PORT, default 9411) with an OTLP
+        /// receiver (OTLP_PORT, default 4318) and let the services export
+        /// their spans there (OTEL_EXPORTER_OTLP_ENDPOINT).
+        #[arg(long)]
+        tracing: bool,
     },
-    /// Stop the services (they drain), then Kafka and PostgreSQL.
+    /// Stop the services (they drain), the trace backend if it runs, then
+    /// Kafka and PostgreSQL.
     Down,
+    /// The OTLP receiver in front of Zipkin (started detached by `up --tracing`).
+    #[command(hide = true)]
+    OtlpReceiver {
+        /// Where to listen for OTLP/HTTP.
+        #[arg(long)]
+        listen: std::net::SocketAddr,
+        /// Zipkin's base URL.
+        #[arg(long)]
+        zipkin: String,
+    },
     /// Show the infrastructure and the services: running or not, pid, address, since when.
     Status,
     /// Rebuild a consuming service's view from the topic's history in a new
@@ -334,8 +350,20 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             };
             demo::run(options).await?;
         }
-        Command::Up { brokers, release } => {
-            commands::up(brokers.count(), Profile::from_release_flag(release)).await?;
+        Command::Up {
+            brokers,
+            release,
+            tracing,
+        } => {
+            commands::up(
+                brokers.count(),
+                Profile::from_release_flag(release),
+                tracing,
+            )
+            .await?;
+        }
+        Command::OtlpReceiver { listen, zipkin } => {
+            commands::otlp_receiver(listen, &zipkin).await?;
         }
         Command::Chaos {
             quick,

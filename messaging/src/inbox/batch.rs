@@ -7,6 +7,7 @@ use rdkafka::Message;
 use rdkafka::message::{Headers, OwnedMessage};
 use shared_events::{RawEnvelope, TraceParent, headers};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 use uuid::Uuid;
 
 use super::{ApplyError, EventMeta, Handler, Inbox, NewEvent, READINESS_PART};
@@ -42,15 +43,22 @@ impl<H: Handler> Inbox<H> {
         shutdown: &CancellationToken,
     ) -> Processed {
         self.metrics.batches.observe(records.len() as f64);
-        let read: Vec<Read<H::Event>> = records.iter().map(|r| self.read(r)).collect();
+        // Each record's span lives until its effect has committed (or it was
+        // dead-lettered): the consumer's part of the order's trace.
+        let read: Vec<(Read<H::Event>, tracing::Span)> =
+            records.iter().map(|r| self.read(r)).collect();
         let mut pending: Vec<(usize, &EventMeta, &H::Event)> = Vec::with_capacity(records.len());
-        for (index, (record, read)) in records.iter().zip(&read).enumerate() {
+        for (index, (record, (read, span))) in records.iter().zip(&read).enumerate() {
             match read {
                 Read::Skip => {
                     self.metrics.skipped.inc();
                 }
                 Read::Refuse(reason) => {
-                    if self.reject(record, reason, shutdown).await == Processed::Interrupted {
+                    let rejected = self
+                        .reject(record, reason, shutdown)
+                        .instrument(span.clone())
+                        .await;
+                    if rejected == Processed::Interrupted {
                         return Processed::Interrupted;
                     }
                 }
@@ -64,7 +72,17 @@ impl<H: Handler> Inbox<H> {
             if pending.is_empty() {
                 break Processed::Done;
             }
-            match self.apply(&pending).await {
+            // One transaction for the batch: a span of its own, linked to
+            // the spans (and so the traces) of its records.
+            let batch = tracing::info_span!(
+                "inbox_batch",
+                otel.name = "apply batch",
+                records = pending.len()
+            );
+            for (index, ..) in &pending {
+                platform::telemetry::link(&batch, &read[*index].1);
+            }
+            match self.apply(&pending).instrument(batch).await {
                 Ok((applied, duplicates)) => {
                     self.metrics.processed.inc_by(applied);
                     self.metrics.duplicates.inc_by(duplicates);
@@ -80,9 +98,11 @@ impl<H: Handler> Inbox<H> {
                     // The effect refuses this one event: dead-letter it and
                     // apply the batch again without it.
                     let (record, ..) = pending.remove(index.min(pending.len() - 1));
-                    if self.reject(&records[record], &reason, shutdown).await
-                        == Processed::Interrupted
-                    {
+                    let rejected = self
+                        .reject(&records[record], &reason, shutdown)
+                        .instrument(read[record].1.clone())
+                        .await;
+                    if rejected == Processed::Interrupted {
                         break Processed::Interrupted;
                     }
                 }
@@ -133,10 +153,16 @@ impl<H: Handler> Inbox<H> {
         processed
     }
 
-    /// Reads one record in a span of its own: what it is to this service.
-    fn read(&self, record: &OwnedMessage) -> Read<H::Event> {
+    /// Reads one record in a span of its own, which continues the record's
+    /// trace: what it is to this service, and the span.
+    fn read(&self, record: &OwnedMessage) -> (Read<H::Event>, tracing::Span) {
+        // Named at creation (the exported name cannot change later) from
+        // the record's `event_type` header, e.g. `invoicing OrderPlaced`.
+        let event_type = header(record, headers::EVENT_TYPE).unwrap_or("record");
         let span = tracing::info_span!(
             "record",
+            otel.name = format!("{} {event_type}", self.settings.group_id),
+            otel.kind = "consumer",
             topic = record.topic(),
             partition = record.partition(),
             offset = record.offset(),
@@ -145,10 +171,15 @@ impl<H: Handler> Inbox<H> {
             order_id = tracing::field::Empty,
             trace_id = tracing::field::Empty,
         );
-        let _entered = span.enter();
         if let Some(tp) = traceparent(record) {
             span.record("trace_id", tp.trace_id());
+            platform::telemetry::continue_trace(&span, &tp.to_string());
         }
+        let read = span.in_scope(|| self.read_in_span(record, &span));
+        (read, span)
+    }
+
+    fn read_in_span(&self, record: &OwnedMessage, span: &tracing::Span) -> Read<H::Event> {
         let Some(value) = record.payload() else {
             return Read::Refuse("record has no value".into());
         };
@@ -310,11 +341,15 @@ fn sqlstate(error: &sqlx::Error) -> Option<String> {
 }
 
 fn traceparent(record: &OwnedMessage) -> Option<TraceParent> {
-    let headers = record.headers()?;
-    headers
+    header(record, headers::TRACEPARENT).and_then(|v| v.parse().ok())
+}
+
+/// The value of `record`'s header `name`, if it is UTF-8 text.
+fn header<'a>(record: &'a OwnedMessage, name: &str) -> Option<&'a str> {
+    record
+        .headers()?
         .iter()
-        .find(|h| h.key == headers::TRACEPARENT)
+        .find(|h| h.key == name)
         .and_then(|h| h.value)
         .and_then(|v| std::str::from_utf8(v).ok())
-        .and_then(|v| v.parse().ok())
 }

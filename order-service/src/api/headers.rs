@@ -19,6 +19,23 @@ pub const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
 /// The W3C trace context request header.
 pub const TRACEPARENT: &str = "traceparent";
 
+/// The `Idempotency-Key` request header, as the OpenAPI document shows it.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)]
+pub struct IdempotencyKeyHeader {
+    /// Optional: a client-chosen key (1 to 255 visible ASCII characters, e.g. a UUID). A retry
+    /// with the same key and body returns the order the key placed (within
+    /// IDEMPOTENCY_KEY_RETENTION_HOURS); the same key with another body is a 409.
+    #[param(
+        rename = "Idempotency-Key",
+        min_length = 1,
+        max_length = 255,
+        pattern = "^[!-~]+$"
+    )]
+    idempotency_key: Option<String>,
+}
+
 /// A client-chosen key: 1 to 255 visible ASCII characters.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct IdempotencyKey(String);

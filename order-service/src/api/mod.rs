@@ -45,9 +45,35 @@ pub struct AppState {
     pub orders_topic: Arc<str>,
 }
 
-/// The order routes alone (without health, metrics and the common layers).
+/// The order API's OpenAPI document, generated from the handlers' annotations.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(
+        orders::place_order,
+        orders::list_orders,
+        orders::get_order,
+        orders::cancel_order
+    ),
+    tags((name = "orders", description = "Place, read and cancel orders"))
+)]
+pub struct ApiDoc;
+
+/// The whole document: the order routes and what every service serves.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    use utoipa::OpenApi as _;
+    platform::openapi::document(
+        ApiDoc::openapi(),
+        "order-service",
+        "Takes orders and writes each with its event in one transaction (transactional outbox). \
+         Every error is application/problem+json.",
+    )
+}
+
+/// The order routes alone (without health, metrics and the common layers),
+/// with `/openapi.json` and the reference page `/api-docs`.
 pub fn routes(state: AppState) -> Router {
     Router::new()
+        .merge(platform::openapi::routes(&openapi()))
         .route(
             "/orders",
             post(orders::place_order).get(orders::list_orders),

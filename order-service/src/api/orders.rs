@@ -6,14 +6,20 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use platform::openapi::{BadRequest, BodyErrors, NotFound, ProblemDocument, ServerErrors};
 use platform::pagination::{Page, PageRequest};
 use serde::Deserialize;
+use shared_events::TraceParent;
+use tracing::Instrument as _;
 use tracing::field::Empty;
+use utoipa::IntoParams;
 use uuid::Uuid;
 
 use super::extract::{OptionalJson, StrictJson};
 use super::fingerprint::fingerprint;
-use super::headers::{IDEMPOTENT_REPLAYED, IdempotencyKey, RequestSpan, TraceContext};
+use super::headers::{
+    IDEMPOTENT_REPLAYED, IdempotencyKey, IdempotencyKeyHeader, RequestSpan, TraceContext,
+};
 use super::request::{CancelRequest, PlaceOrderRequest};
 use super::response::OrderResponse;
 use super::{ApiError, AppState};
@@ -21,11 +27,26 @@ use crate::domain::{CancelReason, NewOrder};
 use crate::store::{
     Cancellation, Cancelled, IdempotencyClaim, OrderRecord, Placed, Placement, StoreError,
 };
-use shared_events::TraceParent;
 
 /// `POST /orders`: validates the order, then commits it with its
 /// `OrderPlaced` outbox row; with an `Idempotency-Key`, a retry gets the
 /// first answer again instead of a second order.
+#[utoipa::path(
+    post,
+    path = "/orders",
+    tag = "orders",
+    params(IdempotencyKeyHeader),
+    request_body(content = PlaceOrderRequest, content_type = "application/json", description = "The order; every field is required, unknown fields are refused"),
+    responses(
+        (status = 201, description = "The order was placed (or, for a retry with the same Idempotency-Key and body, the order placed before)", body = OrderResponse,
+            headers(
+                ("Location" = String, description = "`/orders/{id}` of the order"),
+                ("Idempotent-Replayed" = String, description = "`true` when this answers a retry with an Idempotency-Key used before")
+            )),
+        (status = 409, description = "This Idempotency-Key was already used for a different request", content_type = "application/problem+json", body = ProblemDocument),
+        BadRequest, BodyErrors, ServerErrors
+    )
+)]
 #[tracing::instrument(name = "place_order", skip_all, fields(trace_id = Empty, order_id = Empty))]
 pub async fn place_order(
     State(state): State<AppState>,
@@ -34,10 +55,19 @@ pub async fn place_order(
     key: Option<IdempotencyKey>,
     StrictJson(request): StrictJson<PlaceOrderRequest>,
 ) -> Result<Response, ApiError> {
-    span.record_trace(&trace);
     let order = request.validate()?;
+    // The order's transaction is the span the outbox row (and so the relay
+    // and every consumer) continues the trace from.
+    let transaction =
+        tracing::info_span!("order_transaction", otel.name = "place order: transaction");
+    let trace = transaction_trace(&transaction, trace);
+    span.record_trace(&trace);
 
-    match state.place(&order, key.as_ref(), trace).await? {
+    match state
+        .place(&order, key.as_ref(), trace)
+        .instrument(transaction)
+        .await?
+    {
         Placed::Created(order) => {
             span.record_order(order.id);
             Ok(created(order, false))
@@ -117,6 +147,16 @@ impl AppState {
 }
 
 /// `GET /orders/{id}`.
+#[utoipa::path(
+    get,
+    path = "/orders/{id}",
+    tag = "orders",
+    params(("id" = Uuid, Path, description = "The order's id")),
+    responses(
+        (status = 200, description = "The order", body = OrderResponse),
+        BadRequest, NotFound, ServerErrors
+    )
+)]
 #[tracing::instrument(name = "get_order", skip_all, fields(order_id = Empty))]
 pub async fn get_order(
     State(state): State<AppState>,
@@ -132,15 +172,27 @@ pub async fn get_order(
 }
 
 /// The query of `GET /orders`; both values are validated by [`PageRequest::parse`].
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// Page size, 1 to 500 (default 50).
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 500)]
     pub limit: Option<String>,
-    /// `next_cursor` of the previous page.
+    /// `next_cursor` of the previous page (empty: the first page).
     pub cursor: Option<String>,
 }
 
 /// `GET /orders?limit=&cursor=`: newest first.
+#[utoipa::path(
+    get,
+    path = "/orders",
+    tag = "orders",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "A page of orders, newest first", body = Page<OrderResponse>),
+        BadRequest, ServerErrors
+    )
+)]
 #[tracing::instrument(name = "list_orders", skip_all)]
 pub async fn list_orders(
     State(state): State<AppState>,
@@ -164,6 +216,17 @@ pub async fn list_orders(
 
 /// `POST /orders/{id}/cancel` with an optional `{ "reason": ... }`: cancels
 /// the order and commits `OrderCancelled`; cancelling again changes nothing.
+#[utoipa::path(
+    post,
+    path = "/orders/{id}/cancel",
+    tag = "orders",
+    params(("id" = Uuid, Path, description = "The order's id")),
+    request_body(content = Option<CancelRequest>, content_type = "application/json", description = "Optional: why the order is cancelled"),
+    responses(
+        (status = 200, description = "The order, cancelled (cancelling again changes nothing)", body = OrderResponse),
+        BadRequest, NotFound, BodyErrors, ServerErrors
+    )
+)]
 #[tracing::instrument(name = "cancel_order", skip_all, fields(trace_id = Empty, order_id = Empty))]
 pub async fn cancel_order(
     State(state): State<AppState>,
@@ -172,15 +235,30 @@ pub async fn cancel_order(
     Path(id): Path<String>,
     OptionalJson(request): OptionalJson<CancelRequest>,
 ) -> Result<Json<OrderResponse>, ApiError> {
-    span.record_trace(&trace);
     let id = parse_order_id(&id)?;
     span.record_order(id);
     let reason = request.map(|r| r.validate()).transpose()?.flatten();
+    let transaction =
+        tracing::info_span!("order_transaction", otel.name = "cancel order: transaction");
+    let trace = transaction_trace(&transaction, trace);
+    span.record_trace(&trace);
 
-    match state.cancel(id, reason.as_ref(), trace).await? {
+    match state
+        .cancel(id, reason.as_ref(), trace)
+        .instrument(transaction)
+        .await?
+    {
         Cancelled::Now(order) | Cancelled::Already(order) => Ok(Json(order.into())),
         Cancelled::NotFound => Err(ApiError::OrderNotFound(id)),
     }
+}
+
+/// The trace context the order's events carry: the transaction span's own
+/// when spans are exported, else `fallback` (the request's, for the logs).
+fn transaction_trace(transaction: &tracing::Span, fallback: TraceParent) -> TraceParent {
+    platform::telemetry::traceparent_of(transaction)
+        .and_then(|tp| tp.parse().ok())
+        .unwrap_or(fallback)
 }
 
 /// An order id from the path; anything but a UUID is a 400.

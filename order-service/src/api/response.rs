@@ -2,16 +2,19 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::store::{AddressRecord, LineRecord, OrderRecord};
 
 /// An order: the fields of the request plus what the server decided.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(as = Order)]
 pub struct OrderResponse {
     /// The order's id (UUIDv7).
     pub id: Uuid,
     /// `placed` or `cancelled`.
+    #[schema(pattern = "^(placed|cancelled)$")]
     pub status: String,
     /// Who ordered.
     pub customer: CustomerResponse,
@@ -36,7 +39,8 @@ pub struct OrderResponse {
 }
 
 /// The customer of an order.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(as = Customer)]
 pub struct CustomerResponse {
     /// Full name.
     pub name: String,
@@ -45,7 +49,8 @@ pub struct CustomerResponse {
 }
 
 /// An address of an order.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(as = Address)]
 pub struct AddressResponse {
     /// Street and number.
     pub street: String,
@@ -58,7 +63,8 @@ pub struct AddressResponse {
 }
 
 /// A line of an order, with its computed total.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(as = OrderLine)]
 pub struct LineResponse {
     /// Stock keeping unit.
     pub sku: String,

@@ -13,8 +13,8 @@ use anyhow::{Context as _, ensure};
 use chrono::{DateTime, Utc};
 use e2e::services::ConsumerUnderTest;
 use e2e::services::{
-    EventProducer, PATIENCE, ServiceUnderTest, consumer_config, fresh_group, header, init_logs,
-    read_records, wait_until,
+    EventProducer, PATIENCE, ServiceUnderTest, consumer_config, fresh_group, group_client_ids,
+    header, init_logs, read_records, wait_until,
 };
 use e2e::{ServiceRole, TestInfra};
 use invoicing_service::Invoicing;
@@ -865,4 +865,27 @@ async fn two_instances_split_the_partitions(group_protocol: &str) -> anyhow::Res
         second.stop().await
     })
     .await?
+}
+
+/// Each consumer's Kafka clients say which service they are: the group's
+/// members carry the service's name as `client.id`, not librdkafka's `rdkafka`.
+#[tokio::test]
+async fn each_consumer_group_member_is_named_after_its_service() -> anyhow::Result<()> {
+    init_logs();
+    let infra = TestInfra::acquire().await?;
+    let topic = infra.fresh_topic(1).await?;
+    let invoicing = Instance::start::<Invoicing>(&infra, ServiceRole::Invoicing, &topic).await?;
+    let shipping = Instance::start::<Shipping>(&infra, ServiceRole::Shipping, &topic).await?;
+    for (instance, name) in [
+        (&invoicing, "invoicing-service"),
+        (&shipping, "shipping-service"),
+    ] {
+        wait_until(&format!("{name} to join its group"), || async {
+            Ok(!group_client_ids(&infra, &instance.group).await?.is_empty())
+        })
+        .await?;
+        let ids = group_client_ids(&infra, &instance.group).await?;
+        ensure!(ids == [name], "members of {}: {ids:?}", instance.group);
+    }
+    Ok(())
 }

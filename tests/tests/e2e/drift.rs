@@ -153,12 +153,59 @@ fn every_variable_a_service_reads_is_set_for_it_in_compose() {
             missing.is_empty(),
             "docker-compose.yml does not set {missing:?} for {name}"
         );
-        let unknown: Vec<_> = set.iter().filter(|v| !vars.contains(v)).collect();
+        let unknown: Vec<_> = set
+            .iter()
+            .filter(|v| !vars.contains(v) && !STANDARD_OTEL_VARIABLES.contains(&v.as_str()))
+            .collect();
         assert!(
             unknown.is_empty(),
             "docker-compose.yml sets {unknown:?} for {name}, which the service never reads"
         );
     }
+}
+
+/// The OpenTelemetry SDK's own variables the services honour (see
+/// `platform::telemetry`): documented in the README, not declared settings.
+const STANDARD_OTEL_VARIABLES: [&str; 2] = [
+    platform::telemetry::OTLP_ENDPOINT_VAR,
+    platform::telemetry::SERVICE_NAME_VAR,
+];
+
+#[test]
+fn the_services_export_spans_to_jaeger_under_the_tracing_profile() {
+    let compose = compose();
+    for (name, _) in service_variables() {
+        let env = environment(service(&compose, name));
+        assert_eq!(
+            env.get(platform::telemetry::SERVICE_NAME_VAR)
+                .map(String::as_str),
+            Some(name),
+            "{name} must name itself in its spans"
+        );
+        assert_eq!(
+            env.get(platform::telemetry::OTLP_ENDPOINT_VAR)
+                .map(String::as_str),
+            Some("${OTEL_EXPORTER_OTLP_ENDPOINT:-}"),
+            "{name} exports only when the caller sets the endpoint"
+        );
+    }
+    let jaeger = service(&compose, "jaeger");
+    assert_eq!(
+        jaeger
+            .get("profiles")
+            .and_then(Value::as_sequence)
+            .map(Vec::len),
+        Some(1)
+    );
+    assert_eq!(strings(jaeger, "profiles"), ["tracing"]);
+    assert_eq!(strings(jaeger, "ports"), ["127.0.0.1:16686:16686"]);
+    let readme = read("README.md");
+    assert!(
+        readme.contains(
+            "OTEL_EXPORTER_OTLP_ENDPOINT=http://jaeger:4318 docker compose --profile tracing up"
+        ),
+        "the README shows how to start the tracing profile"
+    );
 }
 
 #[test]

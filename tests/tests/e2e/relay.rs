@@ -260,6 +260,23 @@ async fn every_placed_and_cancelled_order_becomes_exactly_one_record() -> anyhow
         }
         let id = event_id(record)?;
         assert_eq!(header(record, "event_id"), Some(id.to_string()));
+        // The CloudEvents Kafka binding (binary mode), alongside our own headers.
+        assert_eq!(header(record, "ce_specversion").as_deref(), Some("1.0"));
+        assert_eq!(header(record, "ce_id"), Some(id.to_string()));
+        assert_eq!(header(record, "ce_type"), header(record, "event_type"));
+        assert_eq!(
+            header(record, "ce_source").as_deref(),
+            Some("/order-service")
+        );
+        assert_eq!(header(record, "ce_subject").as_deref(), Some(key));
+        let schema_file = match header(record, "event_type").as_deref() {
+            Some("OrderPlaced") => "order_placed.v1.schema.json",
+            _ => "order_cancelled.v1.schema.json",
+        };
+        assert_eq!(
+            header(record, "ce_dataschema"),
+            Some(format!("{}{schema_file}", shared_events::schema::ID_PREFIX))
+        );
         match header(record, "event_type").as_deref() {
             Some("OrderPlaced") => {
                 let env: Envelope<OrderPlaced> =

@@ -338,7 +338,7 @@ fn describe(startup: Startup) -> &'static str {
 }
 
 /// A port from the variable `name`, or `default` when it is unset or empty.
-pub(crate) fn port_from_env(name: &str, default: u16) -> Result<u16, InfraError> {
+pub fn port_from_env(name: &str, default: u16) -> Result<u16, InfraError> {
     match env::var(name) {
         Ok(value) if !value.trim().is_empty() => value
             .trim()

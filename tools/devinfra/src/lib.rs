@@ -12,7 +12,8 @@
 //! background processes (built once, started detached, found again by pid
 //! file, stopped with a drain), [`private`] gives a chaos or benchmark run
 //! infrastructure of its own, and [`rebuild`] rebuilds a consumer's view from
-//! the topic. `cargo xtask`, the chaos and benchmark runs and the end-to-end
+//! the topic, and [`zipkin`] runs the trace backend (Zipkin, with an OTLP
+//! receiver in front). `cargo xtask`, the chaos and benchmark runs and the end-to-end
 //! tests all run the flow on these.
 
 pub mod error;
@@ -26,6 +27,7 @@ pub mod process;
 pub mod rebuild;
 pub mod stack;
 pub mod wait;
+pub mod zipkin;
 
 use std::path::{Path, PathBuf};
 

@@ -212,6 +212,19 @@ pub fn children_of(pid: u32) -> Vec<u32> {
     }
 }
 
+/// `path` opened for appending, twice: for a detached process's stdout and stderr.
+pub fn append_log(path: &Path) -> Result<(std::fs::File, std::fs::File), InfraError> {
+    let out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| InfraError::io("open", path, e))?;
+    let err = out
+        .try_clone()
+        .map_err(|e| InfraError::io("open", path, e))?;
+    Ok((out, err))
+}
+
 /// Makes `command` start in a new session (and so a new process group) with
 /// no controlling terminal: a Ctrl-C or a closed terminal does not reach it,
 /// and it keeps running after this tool exits.

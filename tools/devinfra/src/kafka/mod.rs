@@ -23,6 +23,7 @@ use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 pub use broker::{KafkaBroker, NodePorts};
 pub use cluster::KafkaCluster;
+pub(crate) use runtime::maven_classpath;
 pub use runtime::{KafkaRuntime, pinned_version};
 pub use settings::{FIRST_NODE_ID, broker_settings, image_env_var, single_node_image_env};
 pub use tools::{KafkaTool, watch_args};

@@ -54,18 +54,8 @@ impl KafkaRuntime {
                 )));
             }
         }
-        std::fs::create_dir_all(cache_dir)
-            .map_err(|e| InfraError::io("create directory", cache_dir, e))?;
-
-        let key = hex::encode(Sha256::digest(pom_text.as_bytes()));
-        let classpath = match cached_classpath(cache_dir, &key) {
-            Some(classpath) => classpath,
-            None => {
-                let classpath = resolve_with_maven(&pom, cache_dir, &version).await?;
-                write(&cache_dir.join("classpath.key"), &format!("{key}\n"))?;
-                classpath
-            }
-        };
+        let classpath =
+            maven_classpath(&pom, cache_dir, &format!("the Kafka {version} broker jars")).await?;
         Ok(KafkaRuntime {
             java,
             classpath,
@@ -153,6 +143,26 @@ fn without_comments(xml: &str) -> String {
     out
 }
 
+/// The classpath (jar paths joined by ':') that Maven resolves `pom` to,
+/// naming `what` it downloads; cached in `cache_dir` and resolved again only
+/// when the pom changes or a jar went missing.
+pub(crate) async fn maven_classpath(
+    pom: &Path,
+    cache_dir: &Path,
+    what: &str,
+) -> Result<String, InfraError> {
+    let pom_text = std::fs::read_to_string(pom).map_err(|e| InfraError::io("read", pom, e))?;
+    std::fs::create_dir_all(cache_dir)
+        .map_err(|e| InfraError::io("create directory", cache_dir, e))?;
+    let key = hex::encode(Sha256::digest(pom_text.as_bytes()));
+    if let Some(classpath) = cached_classpath(cache_dir, &key) {
+        return Ok(classpath);
+    }
+    let classpath = resolve_with_maven(pom, cache_dir, what).await?;
+    write(&cache_dir.join("classpath.key"), &format!("{key}\n"))?;
+    Ok(classpath)
+}
+
 /// The cached classpath if it was resolved from this pom and every jar is still there.
 fn cached_classpath(cache_dir: &Path, key: &str) -> Option<String> {
     let cached_key = std::fs::read_to_string(cache_dir.join("classpath.key")).ok()?;
@@ -169,13 +179,11 @@ fn cached_classpath(cache_dir: &Path, key: &str) -> Option<String> {
 async fn resolve_with_maven(
     pom: &Path,
     cache_dir: &Path,
-    version: &str,
+    what: &str,
 ) -> Result<String, InfraError> {
     let mvn = prereq::maven().map_err(|m| InfraError::MissingPrerequisites(vec![m]))?;
     let output_file = cache_dir.join("classpath.txt");
-    eprintln!(
-        "xtask: resolving the Kafka {version} broker jars with Maven (the first run downloads them into ~/.m2)"
-    );
+    eprintln!("xtask: resolving {what} with Maven (the first run downloads them into ~/.m2)");
     let started = std::time::Instant::now();
     let output = tokio::process::Command::new(&mvn)
         .args(["-B", "-q", "-Dstyle.color=never", "-f"])
@@ -212,7 +220,7 @@ async fn resolve_with_maven(
         )));
     }
     eprintln!(
-        "xtask: Kafka classpath resolved in {:.1}s",
+        "xtask: {what} resolved in {:.1}s",
         started.elapsed().as_secs_f64()
     );
     Ok(classpath)

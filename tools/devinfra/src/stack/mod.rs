@@ -249,6 +249,7 @@ pub struct Stack {
     ports: ServicePorts,
     profile: Profile,
     features: Vec<String>,
+    env: Vec<(String, String)>,
     binaries: OnceCell<Binaries>,
 }
 
@@ -271,8 +272,16 @@ impl Stack {
             ports,
             profile: Profile::Debug,
             features: Vec::new(),
+            env: Vec::new(),
             binaries: OnceCell::new(),
         }
+    }
+
+    /// The same stack, giving every instance these variables too (e.g. the
+    /// `OTEL_*` variables that switch the span export on).
+    pub fn with_env(mut self, env: Vec<(String, String)>) -> Self {
+        self.env = env;
+        self
     }
 
     /// The same stack with these first-instance ports.
@@ -414,6 +423,7 @@ impl Stack {
         Ok(env
             .into_iter()
             .map(|(name, value)| (name.to_owned(), value))
+            .chain(self.env.iter().cloned())
             .collect())
     }
 

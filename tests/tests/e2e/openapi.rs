@@ -1,0 +1,132 @@
+//! Each service's OpenAPI document, checked by a fuzzer nobody here wrote.
+//!
+//! Schemathesis (PyPI, installed by `.ci/install-contract-tools` into
+//! `.tools/venv`) reads each running service's `/openapi.json` and sends it
+//! what the document allows and what it forbids (`--mode all`), in every
+//! phase including the stateful one (following the links it infers, e.g.
+//! `Location` to `GET /orders/{id}`). Every check runs but
+//! `positive_data_acceptance`: a request the schema allows may still be
+//! refused by a rule no schema states (an unassigned country code), and that
+//! refusal is a documented 422. So the run fails on any 5xx, any answer that
+//! breaks the document's schema or content type, any status the document
+//! does not list, and any forbidden request the service accepts. Its size is
+//! bounded (`--max-examples`), so it takes seconds per service.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+
+use anyhow::{Context as _, bail};
+use e2e::events::placed;
+use e2e::services::{EventProducer, ServiceUnderTest, consumer_config, fresh_group, wait_until};
+use e2e::{ServiceRole, TestInfra};
+use invoicing_service::Invoicing;
+use shipping_service::Shipping;
+
+use crate::order_api_client::OrdersApi;
+
+/// Examples per operation and phase: enough to find what the checks look
+/// for, few enough for CI's time budget.
+const MAX_EXAMPLES: &str = "25";
+
+/// The Schemathesis that `.ci/install-contract-tools` installed.
+fn schemathesis() -> anyhow::Result<PathBuf> {
+    let installed = devinfra::workspace_root().join(".tools/venv/bin/schemathesis");
+    if installed.is_file() {
+        return Ok(installed);
+    }
+    bail!(
+        "Schemathesis is not installed at {}: run `.ci/install-contract-tools` \
+         (it installs the pinned version from PyPI into .tools/venv)",
+        installed.display()
+    )
+}
+
+#[tokio::test]
+async fn schemathesis_finds_nothing_in_any_service() -> anyhow::Result<()> {
+    let schemathesis = schemathesis()?;
+    let infra = TestInfra::acquire().await?;
+    let orders = OrdersApi::start().await;
+    let topic = infra.fresh_topic(1).await?;
+    let mut consumers = Vec::new();
+    for role in [ServiceRole::Invoicing, ServiceRole::Shipping] {
+        let (url, _pool) = infra.fresh_database(role).await?;
+        let service = match role {
+            ServiceRole::Invoicing => {
+                let config =
+                    consumer_config::<Invoicing>(&infra, &url, &topic, &fresh_group("invoicing"));
+                ServiceUnderTest::start::<Invoicing>(config).await?
+            }
+            _ => {
+                let config =
+                    consumer_config::<Shipping>(&infra, &url, &topic, &fresh_group("shipping"));
+                ServiceUnderTest::start::<Shipping>(config).await?
+            }
+        };
+        consumers.push((role.facts().name, service));
+    }
+    // One order for the consumers to hold, so that the stateful phase can
+    // follow `items[].id` to `GET /invoices/{id}` and `GET /shipments/{id}`.
+    let order_id = uuid::Uuid::now_v7();
+    EventProducer::new(&infra, &topic)?
+        .send(&placed(order_id))
+        .await?;
+    for (name, service) in &consumers {
+        let path = if *name == "invoicing-service" {
+            "invoices"
+        } else {
+            "shipments"
+        };
+        wait_until(&format!("{name} to hold the order"), || async {
+            let page = service
+                .get_ok(&format!("/{path}?order_id={order_id}"))
+                .await?;
+            Ok(page["items"]
+                .as_array()
+                .is_some_and(|items| !items.is_empty()))
+        })
+        .await?;
+    }
+    let mut targets = vec![("order-service", orders.base.clone())];
+    targets.extend(
+        consumers
+            .iter()
+            .map(|(name, service)| (*name, service.base_url().to_owned())),
+    );
+    let mut failed = Vec::new();
+    for (name, base) in &targets {
+        let output = tokio::process::Command::new(&schemathesis)
+            .arg("run")
+            .arg(format!("{base}/openapi.json"))
+            .args([
+                "--checks",
+                "all",
+                "--exclude-checks",
+                "positive_data_acceptance",
+            ])
+            .args(["--mode", "all", "--max-examples", MAX_EXAMPLES])
+            .args(["--phases", "examples,coverage,fuzzing,stateful"])
+            .args(["--workers", "1", "--no-color", "--seed", "1"])
+            .current_dir(devinfra::workspace_root().join("target"))
+            .stdin(Stdio::null())
+            .output()
+            .await
+            .with_context(|| format!("running {}", schemathesis.display()))?;
+        let text = String::from_utf8_lossy(&output.stdout);
+        println!("=== schemathesis against {name}\n{text}");
+        if !output.status.success() {
+            failed.push(format!(
+                "{name}: schemathesis exited with {}\n{text}\n{}",
+                output.status,
+                String::from_utf8_lossy(&output.stderr)
+            ));
+        }
+    }
+    for (_, service) in consumers {
+        service.stop().await?;
+    }
+    orders.stop().await;
+    if !failed.is_empty() {
+        bail!("{}", failed.join("\n\n"));
+    }
+    Ok(())
+}
