@@ -3,9 +3,10 @@
 use axum::extract::{Path, Query, State};
 use axum::routing::get;
 use axum::{Json, Router};
+use messaging::dead_letter::Recorded;
 use platform::Problem;
 use platform::openapi::{BadRequest, NotFound, ServerErrors};
-use platform::pagination::{OrderListQuery, Page};
+use platform::pagination::{NewestQuery, OrderListQuery, Page};
 use platform::services::INVOICING_SERVICE;
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -16,17 +17,16 @@ use crate::store;
 /// The invoice API's OpenAPI document, generated from the handlers' annotations.
 #[derive(utoipa::OpenApi)]
 #[openapi(
-    paths(list, show),
-    tags((name = "invoices", description = "The invoices this service made from the order events"))
+    paths(list, show, dead_letters),
+    tags((name = "invoices", description = "The invoices this service made from the order events"),
+        (name = "dead letters", description = "The records this service refused, and why"))
 )]
 pub struct ApiDoc;
 
-/// The whole document: the invoice routes and what every service serves.
+/// The whole document: the invoice routes, the dead letters and what every service serves.
 pub fn openapi() -> utoipa::openapi::OpenApi {
     use utoipa::OpenApi as _;
-    let mut doc = ApiDoc::openapi();
-    doc.merge(messaging::dead_letter_api::ApiDoc::openapi());
-    platform::openapi::document(doc, INVOICING_SERVICE.name, crate::ABOUT)
+    platform::openapi::document(ApiDoc::openapi(), INVOICING_SERVICE.name, crate::ABOUT)
 }
 
 /// `GET /invoices/{id}` and `GET /invoices?order_id=&limit=&cursor=`, with
@@ -37,8 +37,8 @@ pub fn routes(pool: PgPool) -> Router {
         .merge(platform::openapi::routes(&openapi()))
         .route("/invoices", get(list))
         .route("/invoices/{id}", get(show))
-        .with_state(pool.clone())
-        .merge(messaging::dead_letter_api::routes(pool))
+        .route("/dead-letters", get(dead_letters))
+        .with_state(pool)
 }
 
 /// `GET /invoices/{id}`.
@@ -78,4 +78,29 @@ async fn list(
 ) -> Result<Json<Page<Invoice>>, Problem> {
     let (order_id, page) = query.parse()?;
     Ok(Json(store::list(&pool, order_id, page).await?))
+}
+
+/// `GET /dead-letters?order_id=&limit=`: the newest records this service
+/// refused (one page; `next_cursor` is always null).
+#[utoipa::path(
+    get,
+    path = "/dead-letters",
+    tag = "dead letters",
+    params(NewestQuery),
+    responses(
+        (status = 200, description = "The newest dead letters, newest first", body = Page<Recorded>),
+        BadRequest, ServerErrors
+    )
+)]
+#[tracing::instrument(skip_all, fields(order_id = ?query.order_id))]
+async fn dead_letters(
+    State(pool): State<PgPool>,
+    Query(query): Query<NewestQuery>,
+) -> Result<Json<Page<Recorded>>, Problem> {
+    let (order_id, limit) = query.parse()?;
+    let items = messaging::dead_letter::recorded(&pool, order_id, limit).await?;
+    Ok(Json(Page {
+        items,
+        next_cursor: None,
+    }))
 }

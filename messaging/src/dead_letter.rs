@@ -148,9 +148,7 @@ impl DeadLetter {
 }
 
 /// A dead letter as the consumers' read API shows it (`GET /dead-letters`).
-#[derive(
-    Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema,
-)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Recorded {
     /// The consumer group that refused the record.
     pub consumer: String,
@@ -204,11 +202,11 @@ pub async fn remember(
     .map(|_| ())
 }
 
-/// The newest dead letters noted in `pool`, at most `limit`, only those
-/// keyed `record_key` if given.
+/// The newest dead letters noted in `pool`, at most `limit`, only those of
+/// order `order_id` (their record key) if given.
 pub async fn recorded(
     pool: &PgPool,
-    record_key: Option<&str>,
+    order_id: Option<uuid::Uuid>,
     limit: i64,
 ) -> Result<Vec<Recorded>, sqlx::Error> {
     sqlx::query_as(
@@ -219,7 +217,7 @@ pub async fn recorded(
          ORDER BY dead_lettered_at DESC
          LIMIT $2",
     )
-    .bind(record_key)
+    .bind(order_id.map(|id| id.to_string()))
     .bind(limit)
     .fetch_all(pool)
     .await

@@ -18,7 +18,6 @@ pub mod backoff;
 pub mod cancellation;
 pub mod consumer;
 pub mod dead_letter;
-pub mod dead_letter_api;
 pub mod inbox;
 pub mod kafka;
 pub mod outbox;

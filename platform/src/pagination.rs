@@ -89,15 +89,40 @@ pub struct OrderListQuery {
 impl OrderListQuery {
     /// Validates the order id and the page; a bad value is a 400 naming it.
     pub fn parse(&self) -> Result<(Option<Uuid>, PageRequest), Problem> {
-        let order_id = match self.order_id.as_deref() {
-            None | Some("") => None,
-            Some(raw) => Some(
-                raw.parse::<Uuid>()
-                    .map_err(|_| Problem::bad_request("order_id: must be a UUID"))?,
-            ),
-        };
+        let order_id = parse_order_id(self.order_id.as_deref())?;
         let page = PageRequest::parse(self.limit.as_deref(), self.cursor.as_deref())?;
         Ok((order_id, page))
+    }
+}
+
+/// `?order_id=&limit=`, both optional: the newest items, one page only.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct NewestQuery {
+    /// Only items of this order (a UUID; empty: every order).
+    pub order_id: Option<String>,
+    /// How many, 1 to 500 (default 50).
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 500)]
+    pub limit: Option<String>,
+}
+
+impl NewestQuery {
+    /// Validates the order id and the limit; a bad value is a 400 naming it.
+    pub fn parse(&self) -> Result<(Option<Uuid>, i64), Problem> {
+        let order_id = parse_order_id(self.order_id.as_deref())?;
+        let page = PageRequest::parse(self.limit.as_deref(), None)?;
+        Ok((order_id, page.limit))
+    }
+}
+
+/// An optional `order_id` query value: empty is none, anything but a UUID a 400.
+fn parse_order_id(raw: Option<&str>) -> Result<Option<Uuid>, Problem> {
+    match raw {
+        None | Some("") => Ok(None),
+        Some(raw) => raw
+            .parse::<Uuid>()
+            .map(Some)
+            .map_err(|_| Problem::bad_request("order_id: must be a UUID")),
     }
 }
 
