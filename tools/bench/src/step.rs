@@ -14,7 +14,11 @@
 //!   per second);
 //!
 //! and, on the client's side, at least 99.9 % of the scheduled requests were
-//! answered `201 Created`. A rate that passes all of these is *sustained*.
+//! answered `201 Created`, and the requests waiting for their answer stayed a
+//! bounded queue too: `POST /orders` p99, from each request's scheduled
+//! time, at most [`MAX_QUEUED_SECONDS`] (at R orders/s a request that waited
+//! 2 s had about `R × 2 s` others waiting with it). A rate that passes all of
+//! these is *sustained*.
 
 use std::path::Path;
 use std::process::Stdio;
@@ -364,6 +368,7 @@ fn judge(
     if window.len() < 2 {
         reasons.push("too few queue samples during the load".into());
     }
+    reasons.extend(waited_too_long(http));
     let created_share = summary.created as f64 / summary.scheduled.max(1) as f64;
     if created_share < MIN_CREATED {
         reasons.push(format!(
@@ -408,9 +413,35 @@ fn judge(
     }
 }
 
+/// Why the requests waiting for their answer were not a bounded queue: the
+/// `POST /orders` p99 (microseconds, from the scheduled times) above
+/// [`MAX_QUEUED_SECONDS`]; `None` when they were.
+fn waited_too_long(http: &Histogram<u64>) -> Option<String> {
+    let p99_s = http.value_at_quantile(0.99) as f64 / 1e6;
+    (p99_s > MAX_QUEUED_SECONDS).then(|| {
+        format!(
+            "POST /orders p99 {p99_s:.1} s: requests queued for more than {MAX_QUEUED_SECONDS:.0} s"
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn requests_that_wait_longer_than_the_queue_bound_are_not_sustained() {
+        let mut quick = latency::histogram().unwrap();
+        let mut queued = latency::histogram().unwrap();
+        for i in 0..1000u64 {
+            latency::record(&mut quick, 2_000 + i * 100);
+            // the answers fall ever further behind their schedule: a growing queue
+            latency::record(&mut queued, 5_000 + i * 2_400);
+        }
+        assert_eq!(waited_too_long(&quick), None);
+        let why = waited_too_long(&queued).expect("a queue of 2.4 s is not bounded");
+        assert!(why.contains("POST /orders p99 2.4 s"), "{why}");
+    }
 
     #[test]
     fn the_trend_of_a_line_is_its_gradient() {
