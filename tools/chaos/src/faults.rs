@@ -224,7 +224,7 @@ impl Injector<'_> {
                 let aborted = tail.contains("injected fault: aborting after commit");
                 confirmed += usize::from(aborted);
                 self.fault(format!(
-                    "invoicing-service aborted after its {per}th batch commit, before storing the offsets{}",
+                    "invoicing-service aborted after batch commit {per} of its run, before storing the offsets{}",
                     if aborted { "" } else { " (no abort line in its log!)" }
                 ));
             }
