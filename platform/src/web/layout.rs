@@ -1,6 +1,7 @@
 //! The frame of every page: head (the stylesheet and the one script, both
 //! served by the service itself), the navigation between the three
-//! services' pages and the overview, and the content.
+//! services' pages and the overview, the content, and a footer linking each
+//! service's API reference (`/api-docs`).
 
 use maud::{DOCTYPE, Markup, html};
 
@@ -63,6 +64,14 @@ pub fn page(title: &str, links: &PageLinks, current: Section, content: Markup) -
                 }
             }
             main { (content) }
+            footer.apis {
+                "API reference (OpenAPI): "
+                a href={ (links.order) "/api-docs" } { "order-service" }
+                " · "
+                a href={ (links.invoicing) "/api-docs" } { "invoicing-service" }
+                " · "
+                a href={ (links.shipping) "/api-docs" } { "shipping-service" }
+            }
         },
     )
 }
@@ -127,5 +136,12 @@ mod tests {
         assert!(page.contains("&lt;b&gt;x&lt;/b&gt; · Order flow"), "{page}");
         assert!(page.contains(r#"<a class="current" href="http://127.0.0.1:8082/" aria-current="page">Invoices</a>"#), "{page}");
         assert!(!page.contains("<script>"), "no inline script: {page}");
+        for service in ["8081", "8082", "8083"] {
+            let reference = format!(r#"href="http://127.0.0.1:{service}/api-docs""#);
+            assert!(
+                page.contains(&reference),
+                "links each API reference: {page}"
+            );
+        }
     }
 }
