@@ -5,8 +5,9 @@
 //! that has not served anything yet; tests build the same `App` on port 0
 //! against a fresh database, or drive its router with
 //! `tower::ServiceExt::oneshot` without a socket. Running it serves HTTP
-//! (the JSON API and the pages) beside two background tasks, the outbox relay and the idempotency-key
-//! purge, and drains in the platform's order: HTTP first, so the rows of the
+//! (the JSON API and the pages) beside two background tasks, the outbox
+//! relay and the retention purge (idempotency keys, records of published
+//! events), and drains in the platform's order: HTTP first, so the rows of the
 //! last requests are still published by the relay, which then flushes.
 
 use std::sync::Arc;

@@ -102,7 +102,7 @@ fn request_span(request: &Request) -> tracing::Span {
     // Continue the caller's trace (exported spans only; see telemetry).
     if let Some(traceparent) = request
         .headers()
-        .get("traceparent")
+        .get(crate::telemetry::TRACEPARENT)
         .and_then(|v| v.to_str().ok())
     {
         crate::telemetry::continue_trace(&span, traceparent);

@@ -47,8 +47,8 @@ pub const OTLP_TRACES_ENDPOINT_VAR: &str = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT";
 /// The standard variable that names the service in its spans.
 pub const SERVICE_NAME_VAR: &str = "OTEL_SERVICE_NAME";
 
-/// The W3C header a trace context travels in.
-const TRACEPARENT: &str = "traceparent";
+/// The W3C header a trace context travels in (HTTP requests, like record headers).
+pub const TRACEPARENT: &str = "traceparent";
 
 /// What [`init_service`] installed; [`Telemetry::shutdown`] sends the spans
 /// still buffered before the process exits.

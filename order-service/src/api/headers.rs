@@ -16,8 +16,6 @@ use super::ApiError;
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 /// The response header that marks an answer replayed from an earlier request.
 pub const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
-/// The W3C trace context request header.
-pub const TRACEPARENT: &str = "traceparent";
 
 /// The `Idempotency-Key` request header, as the OpenAPI document shows it.
 #[derive(utoipa::IntoParams)]
@@ -117,7 +115,7 @@ pub fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
 /// continued from a new span when it sent a valid `traceparent`, else a new trace.
 pub fn trace_context(headers: &HeaderMap) -> TraceParent {
     headers
-        .get(TRACEPARENT)
+        .get(platform::telemetry::TRACEPARENT)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<TraceParent>().ok())
         .map_or_else(TraceParent::new_root, |parent| parent.child())
