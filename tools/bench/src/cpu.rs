@@ -83,11 +83,15 @@ impl CpuMeter {
     /// The parts' CPU seconds now (empty where there is no procfs).
     pub(crate) fn read(&self) -> Reading {
         let table = process_table();
+        let children = children(&table);
         let mut reading: Reading = self
             .roots
             .iter()
             .map(|(part, roots)| {
-                let seconds = roots.iter().map(|root| tree_seconds(&table, *root)).sum();
+                let seconds = roots
+                    .iter()
+                    .map(|root| tree_seconds(&table, &children, *root))
+                    .sum();
                 (*part, seconds)
             })
             .collect();
@@ -201,16 +205,25 @@ fn process_table() -> HashMap<u32, Accounted> {
     }
 }
 
-/// The CPU seconds of `root` and every live descendant, plus the children
-/// `root` has reaped.
-fn tree_seconds(table: &HashMap<u32, Accounted>, root: u32) -> f64 {
-    let Some(top) = table.get(&root) else {
-        return 0.0;
-    };
+/// Each pid's children in `table`.
+fn children(table: &HashMap<u32, Accounted>) -> HashMap<u32, Vec<u32>> {
     let mut children: HashMap<u32, Vec<u32>> = HashMap::new();
     for (pid, p) in table {
         children.entry(p.parent).or_default().push(*pid);
     }
+    children
+}
+
+/// The CPU seconds of `root` and every live descendant (`children`: each
+/// pid's children in `table`), plus the children `root` has reaped.
+fn tree_seconds(
+    table: &HashMap<u32, Accounted>,
+    children: &HashMap<u32, Vec<u32>>,
+    root: u32,
+) -> f64 {
+    let Some(top) = table.get(&root) else {
+        return 0.0;
+    };
     let mut seconds = top.reaped_children;
     let mut stack = vec![root];
     while let Some(pid) = stack.pop() {
@@ -266,8 +279,11 @@ mod tests {
         ]
         .into_iter()
         .collect();
-        assert_eq!(tree_seconds(&table, 1), 1.0 + 2.0 + 3.0 + 5.0);
-        assert_eq!(tree_seconds(&table, 42), 0.0);
+        assert_eq!(
+            tree_seconds(&table, &children(&table), 1),
+            1.0 + 2.0 + 3.0 + 5.0
+        );
+        assert_eq!(tree_seconds(&table, &children(&table), 42), 0.0);
     }
 
     #[test]

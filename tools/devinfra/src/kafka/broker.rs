@@ -1,7 +1,7 @@
 //! One KRaft node: its directory, configuration, process and readiness.
 
 use std::fmt::Write as _;
-use std::fs::{self, File, OpenOptions};
+use std::fs;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
@@ -258,10 +258,7 @@ impl KafkaBroker {
         }
 
         let stdout_path = self.logs_dir().join("stdout.log");
-        let stdout = open_append(&stdout_path)?;
-        let stderr = stdout
-            .try_clone()
-            .map_err(|e| InfraError::io("open", &stdout_path, e))?;
+        let (stdout, stderr) = process::append_log(&stdout_path)?;
         let error_file = format!(
             "-XX:ErrorFile={}",
             self.logs_dir().join("hs_err_pid%p.log").display()
@@ -446,14 +443,6 @@ pub(crate) fn exited(watched: &[Watched]) -> Option<InfraError> {
             log,
         })
     })
-}
-
-fn open_append(path: &Path) -> Result<File, InfraError> {
-    OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .map_err(|e| InfraError::io("open", path, e))
 }
 
 #[cfg(test)]

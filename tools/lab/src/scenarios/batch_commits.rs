@@ -55,8 +55,8 @@ pub(crate) async fn run(lab: &mut Lab) -> Result<Outcome, LabError> {
             batch: (records / 2 / every).max(1),
             after: every - 1,
         };
-        let first = consumer::incarnation(&setup, 1, Some(crash)).await?;
-        let second = consumer::incarnation(&setup, 1, None).await?;
+        let first = consumer::incarnation(&setup, Some(crash)).await?;
+        let second = consumer::incarnation(&setup, None).await?;
         let (effects, distinct) = consumer::effects(&pool, &label).await?;
         let reprocessed = u64::try_from(effects - distinct).unwrap_or(0);
         let handled = first.handled + second.handled;

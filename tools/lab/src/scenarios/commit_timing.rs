@@ -65,9 +65,9 @@ pub(crate) async fn run(lab: &mut Lab) -> Result<Outcome, LabError> {
         };
         let mut skipped = 0;
         for _ in 0..crashes {
-            skipped += consumer::incarnation(&setup, 1, Some(CRASH)).await?.skipped;
+            skipped += consumer::incarnation(&setup, Some(CRASH)).await?.skipped;
         }
-        skipped += consumer::incarnation(&setup, 1, None).await?.skipped;
+        skipped += consumer::incarnation(&setup, None).await?.skipped;
         let (effects, distinct) = consumer::effects(&pool, label).await?;
         let lost = records as i64 - distinct;
         let duplicated = effects - distinct;

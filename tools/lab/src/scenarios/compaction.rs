@@ -203,11 +203,7 @@ async fn wait_for(
             } else {
                 Seen::NotYet(format!(
                     "{} records of customers on the topic",
-                    counts
-                        .iter()
-                        .filter(|(k, _)| k.starts_with("customer-"))
-                        .map(|(_, (n, _))| n)
-                        .sum::<usize>()
+                    records_keyed(&counts, "customer-")
                 ))
             })
         },
