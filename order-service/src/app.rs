@@ -43,6 +43,9 @@ pub enum StartupError {
     /// The HTTP address could not be bound.
     #[error("the HTTP API could not listen")]
     Bind(#[from] BindError),
+    /// The client the pages read the consumers' APIs with could not be built.
+    #[error("the pages' HTTP client for the consumers' APIs could not be built")]
+    PagesClient(#[source] reqwest::Error),
 }
 
 /// Connects to the database, applies the migrations, assembles the routes,
@@ -79,7 +82,8 @@ pub async fn build(config: Config) -> Result<App, StartupError> {
         orders_topic: Arc::from(config.kafka.topic.as_str()),
     };
     let registry = Arc::new(registry);
-    let upstream = Upstream::new(config.invoicing_api(), config.shipping_api());
+    let upstream = Upstream::new(config.invoicing_api(), config.shipping_api())
+        .map_err(StartupError::PagesClient)?;
     let overview = Overview::new(registry.clone(), upstream.clone());
     let pages = Pages::new(state.clone(), config.links.clone(), upstream, overview);
     let router = router(state, pages, pool, registry, config.http.limits());
@@ -180,7 +184,7 @@ mod tests {
             orders_topic: Arc::from("orders"),
         };
         let registry = Arc::new(registry);
-        let upstream = Upstream::new("http://127.0.0.1:1", "http://127.0.0.1:1");
+        let upstream = Upstream::new("http://127.0.0.1:1", "http://127.0.0.1:1").unwrap();
         let pages = Pages::new(
             state.clone(),
             platform::web::PageLinks::local(),
@@ -309,6 +313,29 @@ mod tests {
     /// The OpenAPI document covers every route of the API, every status each
     /// can answer, the problem shape and the Idempotency-Key header; and
     /// each documented operation is routed (not the 404 fallback or a 405).
+    #[tokio::test]
+    async fn the_api_reference_is_sent_with_its_own_stricter_policy() {
+        let response = app()
+            .oneshot(Request::get("/api-docs").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(
+            response.headers()[header::CONTENT_SECURITY_POLICY],
+            platform::openapi::CSP,
+            "the common layers keep the page's own policy"
+        );
+        let response = app()
+            .oneshot(Request::get("/orders").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(
+            response.headers()[header::CONTENT_SECURITY_POLICY],
+            platform::web::security::CONTENT_SECURITY_POLICY,
+            "every other answer gets the services' policy"
+        );
+    }
+
     #[tokio::test]
     async fn the_openapi_document_covers_every_route_and_is_served() {
         let response = app()

@@ -95,16 +95,14 @@ pub struct Upstream {
 }
 
 impl Upstream {
-    /// Reads invoicing's API at `invoicing` and shipping's at `shipping` (base URLs).
-    pub fn new(invoicing: &str, shipping: &str) -> Self {
-        Upstream {
-            client: reqwest::Client::builder()
-                .timeout(TIMEOUT)
-                .build()
-                .unwrap_or_default(),
+    /// Reads invoicing's API at `invoicing` and shipping's at `shipping` (base
+    /// URLs); fails only when the HTTP client cannot be built.
+    pub fn new(invoicing: &str, shipping: &str) -> Result<Self, reqwest::Error> {
+        Ok(Upstream {
+            client: reqwest::Client::builder().timeout(TIMEOUT).build()?,
             invoicing: Arc::from(invoicing),
             shipping: Arc::from(shipping),
-        }
+        })
     }
 
     fn base(&self, consumer: Consumer) -> &str {
