@@ -55,6 +55,9 @@ struct Point {
 #[derive(Debug, Default)]
 struct History {
     last: Option<(Instant, Reading)>,
+    /// When the sample being taken now was started: concurrent viewers do
+    /// not take a second one (two points a moment apart make a rate spike).
+    sampling_since: Option<Instant>,
     points: VecDeque<Point>,
 }
 
@@ -85,14 +88,15 @@ impl Overview {
     /// Takes a sample unless one was taken within the last second.
     async fn sample(&self) {
         let now = Instant::now();
-        let recent = {
-            let history = self.history.lock().unwrap_or_else(PoisonError::into_inner);
-            history
-                .last
-                .is_some_and(|(at, _)| now.duration_since(at) < MIN_INTERVAL)
-        };
-        if recent {
-            return;
+        {
+            let mut history = self.history.lock().unwrap_or_else(PoisonError::into_inner);
+            let recent = |at: Instant| now.duration_since(at) < MIN_INTERVAL;
+            if history.last.is_some_and(|(at, _)| recent(at))
+                || history.sampling_since.is_some_and(recent)
+            {
+                return;
+            }
+            history.sampling_since = Some(now);
         }
         let mut own = String::new();
         if let Err(e) = prometheus_client::encoding::text::encode(&mut own, &self.registry) {
@@ -116,6 +120,7 @@ impl Overview {
             }
         }
         let mut history = self.history.lock().unwrap_or_else(PoisonError::into_inner);
+        history.sampling_since = None;
         let previous = history.last.replace((now, reading));
         let (orders_per_second, latency_ms) = match previous {
             Some((then, before)) => {
@@ -310,6 +315,16 @@ pub async fn charts(State(pages): State<Pages>) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Two viewers at once (the page and its charts fragment) take one
+    /// sample, not two a moment apart.
+    #[tokio::test]
+    async fn concurrent_viewers_take_one_sample() {
+        let upstream = Upstream::new("http://127.0.0.1:1", "http://127.0.0.1:1").unwrap();
+        let overview = Overview::new(Arc::new(Registry::default()), upstream);
+        tokio::join!(overview.sample(), overview.sample());
+        assert_eq!(overview.points().len(), 1);
+    }
 
     #[test]
     fn values_are_read_by_exact_name() {
