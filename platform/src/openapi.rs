@@ -10,9 +10,9 @@
 //! nothing else.
 
 use std::fmt::Write as _;
-use std::sync::Arc;
 
 use axum::Router;
+use axum::body::Bytes;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -119,12 +119,8 @@ pub enum BodyErrors {
     tag = "documentation",
     responses((status = 200, description = "The OpenAPI 3.1 document of this service", content_type = "application/json", body = Object), ServerErrors)
 )]
-async fn openapi_json(document: Arc<String>) -> Response {
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        document.as_str().to_owned(),
-    )
-        .into_response()
+async fn openapi_json(document: Bytes) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], document).into_response()
 }
 
 /// `GET /api-docs`: the API reference, rendered from this document.
@@ -134,12 +130,8 @@ async fn openapi_json(document: Arc<String>) -> Response {
     tag = "documentation",
     responses((status = 200, description = "The API reference as an HTML page (no script)", content_type = "text/html", body = String), ServerErrors)
 )]
-async fn reference_page(page: Arc<String>) -> Response {
-    let mut response = (
-        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-        page.as_str().to_owned(),
-    )
-        .into_response();
+async fn reference_page(page: Bytes) -> Response {
+    let mut response = ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], page).into_response();
     response
         .headers_mut()
         .insert("content-security-policy", HeaderValue::from_static(CSP));
@@ -197,12 +189,13 @@ pub fn document(mut service: OpenApi, title: &str, description: &str) -> OpenApi
 
 /// `GET /openapi.json`, `GET /api-docs` and its stylesheet, serving `document`.
 pub fn routes<S: Clone + Send + Sync + 'static>(document: &OpenApi) -> Router<S> {
-    let json = Arc::new(
+    // Rendered once; each answer shares the bytes.
+    let json = Bytes::from(
         document
             .to_pretty_json()
             .unwrap_or_else(|_| "{}".to_owned()),
     );
-    let page = Arc::new(render(document));
+    let page = Bytes::from(render(document));
     Router::new()
         .route("/openapi.json", get(move || openapi_json(json.clone())))
         .route("/api-docs", get(move || reference_page(page.clone())))

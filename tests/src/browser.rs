@@ -35,12 +35,6 @@ pub struct Browser {
     profile: PathBuf,
 }
 
-/// A free port on 127.0.0.1 (bound, read, released).
-pub fn free_port() -> anyhow::Result<u16> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-    Ok(listener.local_addr()?.port())
-}
-
 fn binary(variable: &str, default: &str) -> anyhow::Result<PathBuf> {
     let path = std::env::var_os(variable).map_or_else(|| PathBuf::from(default), PathBuf::from);
     if !path.is_file() {
@@ -58,7 +52,7 @@ impl Browser {
     pub async fn start() -> anyhow::Result<Self> {
         let chromium = binary("CHROMIUM", CHROMIUM)?;
         let chromedriver = binary("CHROMEDRIVER", CHROMEDRIVER)?;
-        let port = free_port()?;
+        let port = devinfra::process::free_port()?;
         let profile = std::env::temp_dir().join(format!("e2e-chromium-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&profile).context("creating the browser's profile directory")?;
         let driver = Command::new(&chromedriver)

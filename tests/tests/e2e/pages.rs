@@ -10,7 +10,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, ensure};
-use e2e::browser::{Browser, free_port};
+use e2e::browser::Browser;
 use e2e::services::{EventProducer, ServiceUnderTest, consumer_config, fresh_group, wait_until};
 use e2e::{ServiceRole, TestInfra};
 use invoicing_service::Invoicing;
@@ -51,7 +51,7 @@ impl Flow {
         e2e::services::init_logs();
         let infra = TestInfra::acquire().await?;
         let topic = infra.fresh_topic(3).await?;
-        let ports = [free_port()?, free_port()?, free_port()?];
+        let ports = devinfra::process::free_ports(3)?;
         let links = PageLinks {
             order: format!("http://127.0.0.1:{}", ports[0]),
             invoicing: format!("http://127.0.0.1:{}", ports[1]),
