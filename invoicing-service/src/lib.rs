@@ -73,6 +73,10 @@ impl Handler for Invoicing {
         reader::read(envelope)
     }
 
+    fn effect_table(&self) -> &'static str {
+        "invoices"
+    }
+
     async fn apply(
         &self,
         conn: &mut PgConnection,

@@ -9,6 +9,12 @@
 //! without its value ([`DeadLetter::send_without_value`]), so the reason and
 //! the source coordinates are kept even when the copy cannot be.
 //!
+//! Every dead letter names its origin (`dlq.origin`): the record first
+//! refused. A record an operator replayed carries its origin along, so the
+//! dead letter of a replay that is refused again names the same origin as
+//! the first, and a replay takes each origin once however often it was
+//! refused before.
+//!
 //! Each dead letter written is also noted in the consumer's own database
 //! ([`remember`], the `dead_letters` table), so that the service's read API
 //! can say which of an order's records it refused and why ([`recorded`]),
@@ -52,7 +58,8 @@ impl DeadLetter {
     pub async fn send(&self, record: &OwnedMessage, reason: &str) -> Result<(), KafkaError> {
         let mut original = OwnedHeaders::new();
         if let Some(headers) = record.headers() {
-            for h in headers.iter() {
+            // A replayed record's `dlq.*` headers are this dead letter's to set.
+            for h in headers.iter().filter(|h| !h.key.starts_with("dlq.")) {
                 original = original.insert(Header {
                     key: h.key,
                     value: h.value,
@@ -103,6 +110,15 @@ impl DeadLetter {
     ) -> OwnedHeaders {
         let partition = record.partition().to_string();
         let offset = record.offset().to_string();
+        let origin = record
+            .headers()
+            .and_then(|h| h.iter().find(|h| h.key == headers::DLQ_ORIGIN))
+            .and_then(|h| h.value)
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .map_or_else(
+                || headers::origin(record.topic(), record.partition(), record.offset()),
+                str::to_owned,
+            );
         headers
             .insert(Header {
                 key: headers::DLQ_ERROR,
@@ -123,6 +139,10 @@ impl DeadLetter {
             .insert(Header {
                 key: headers::DLQ_CONSUMER,
                 value: Some(self.consumer.as_str()),
+            })
+            .insert(Header {
+                key: headers::DLQ_ORIGIN,
+                value: Some(origin.as_str()),
             })
     }
 

@@ -59,6 +59,15 @@ pub struct KafkaSettings {
         value_parser = clap::value_parser!(i32).range(1..)
     )]
     pub min_insync_replicas: Option<i32>,
+    /// `retention.ms` of the orders topic when this service creates it, in hours: how long a stalled consumer may stay behind before its records are deleted (it then stops, never skips); keep it longer than any outage you plan to recover from
+    #[arg(
+        id = "orders_topic_retention",
+        long = "orders-topic-retention-hours",
+        env = "ORDERS_TOPIC_RETENTION_HOURS",
+        default_value = "168",
+        value_parser = retention_hours
+    )]
+    pub retention: Duration,
     /// The `client.id` of this service's Kafka clients, so that brokers and
     /// `kafka-consumer-groups --describe` name the service (each service's
     /// command line defaults it to the service's name; no variable sets it)
@@ -79,6 +88,7 @@ impl KafkaSettings {
             partitions: shared_events::topics::ORDERS_PARTITIONS,
             replication_factor: 1,
             min_insync_replicas: None,
+            retention: Duration::from_secs(168 * 3600),
             client_id: "orderflow".to_owned(),
         }
     }
@@ -102,13 +112,16 @@ impl KafkaSettings {
         config
     }
 
-    /// The topic specification used when this service has to create `name`.
+    /// The topic specification used when this service has to create `name`:
+    /// the orders topic's partitions, replication and retention (a topic of
+    /// another retention sets it with [`TopicSpec::retained_for`]).
     pub fn topic_spec(&self, name: &str) -> TopicSpec {
         TopicSpec {
             name: name.to_owned(),
             partitions: self.partitions,
             replication_factor: self.replication_factor,
             min_insync_replicas: self.min_insync_replicas(),
+            retention: self.retention,
         }
     }
 }
@@ -185,6 +198,33 @@ pub struct TopicSpec {
     pub replication_factor: i32,
     /// `min.insync.replicas` (only set when the replication factor is above 1).
     pub min_insync_replicas: i32,
+    /// `retention.ms`: records older than this are deleted.
+    pub retention: Duration,
+}
+
+impl TopicSpec {
+    /// The same topic with `partitions` partitions.
+    pub fn with_partitions(self, partitions: i32) -> Self {
+        TopicSpec { partitions, ..self }
+    }
+
+    /// The same topic, its records kept for `retention`.
+    pub fn retained_for(self, retention: Duration) -> Self {
+        TopicSpec { retention, ..self }
+    }
+}
+
+/// Parses a topic retention given in hours (`_RETENTION_HOURS` variables):
+/// a whole number of hours, at least 1 (a topic that keeps nothing would
+/// delete records before anyone reads them).
+pub fn retention_hours(value: &str) -> Result<Duration, String> {
+    match platform::config::hours(value)? {
+        zero if zero.is_zero() => Err(
+            "a retention of 0 hours would delete records before they are read; give 1 or more"
+                .to_owned(),
+        ),
+        hours => Ok(hours),
+    }
 }
 
 /// Why topics could not be provisioned.
@@ -213,6 +253,28 @@ pub enum TopicError {
     Client(#[from] KafkaError),
 }
 
+/// The partition count of `topic` as the cluster's metadata shows it.
+pub async fn partition_count(kafka: &KafkaSettings, topic: &str) -> Result<i32, TopicError> {
+    let config = kafka.client_config();
+    let name = topic.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let consumer: BaseConsumer = config.create()?;
+        let metadata = consumer.fetch_metadata(Some(&name), Duration::from_secs(10))?;
+        metadata
+            .topics()
+            .iter()
+            .find(|t| t.name() == name && t.error().is_none() && !t.partitions().is_empty())
+            .map(|t| i32::try_from(t.partitions().len()).unwrap_or(i32::MAX))
+            .ok_or(TopicError::NotReady {
+                topic: name.clone(),
+                partitions: 1,
+                waited: Duration::from_secs(10),
+            })
+    })
+    .await
+    .map_err(|_| TopicError::Client(KafkaError::Canceled))?
+}
+
 /// Creates each topic unless it exists, then waits until the cluster's
 /// metadata shows it with all its partitions. An existing topic is left as it
 /// is (a smaller partition count is logged, never changed silently).
@@ -222,15 +284,20 @@ pub async fn ensure_topics(kafka: &KafkaSettings, topics: &[TopicSpec]) -> Resul
         .iter()
         .map(|t| t.min_insync_replicas.to_string())
         .collect();
+    let retention: Vec<String> = topics
+        .iter()
+        .map(|t| t.retention.as_millis().to_string())
+        .collect();
     let new_topics: Vec<NewTopic<'_>> = topics
         .iter()
-        .zip(&isr)
-        .map(|(t, isr)| {
+        .zip(isr.iter().zip(&retention))
+        .map(|(t, (isr, retention))| {
             let topic = NewTopic::new(
                 &t.name,
                 t.partitions,
                 TopicReplication::Fixed(t.replication_factor),
-            );
+            )
+            .set("retention.ms", retention);
             if t.replication_factor > 1 {
                 topic.set("min.insync.replicas", isr)
             } else {

@@ -54,6 +54,16 @@ pub const DLQ_CONSUMER: &str = "dlq.consumer";
 /// refused the whole record): why, and the value's size in bytes. The value
 /// stays at `dlq.source.*` while the source topic's retention holds it.
 pub const DLQ_VALUE_OMITTED: &str = "dlq.value.omitted";
+/// Dead letter: the record first refused, as `<topic>/<partition>/<offset>`.
+/// A replayed record carries it, and its dead letter keeps it, so every
+/// later dead letter of the same refusal names the same origin and a replay
+/// takes each origin once.
+pub const DLQ_ORIGIN: &str = "dlq.origin";
+
+/// The [`DLQ_ORIGIN`] of a record first refused at `topic`, `partition`, `offset`.
+pub fn origin(topic: &str, partition: i32, offset: i64) -> String {
+    format!("{topic}/{partition}/{offset}")
+}
 /// Set on a record an operator republished from a dead-letter topic: the
 /// dead letter it came from, as `<dlq topic>/<partition>/<offset>`.
 pub const DLQ_REPLAYED_FROM: &str = "dlq.replayed.from";

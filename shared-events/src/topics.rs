@@ -60,6 +60,14 @@ pub fn dead_letter(source: &str, consumer: &str) -> String {
     format!("{source}.dlq.{consumer}")
 }
 
+/// The retry topic of one consumer of `source`, e.g. `orders.retry.invoicing`:
+/// where an operator replays that consumer's dead letters. Only that
+/// consumer's group reads it, so a replay never reaches a consumer that did
+/// not refuse the record.
+pub fn retry(source: &str, consumer: &str) -> String {
+    format!("{source}.retry.{consumer}")
+}
+
 #[cfg(test)]
 mod tests {
     /// Values of Kafka's own `UtilsTest.testMurmur2` and of the Java client's
@@ -95,6 +103,10 @@ mod tests {
         assert_eq!(
             super::dead_letter(super::ORDERS, "shipping"),
             "orders.dlq.shipping"
+        );
+        assert_eq!(
+            super::retry(super::ORDERS, "invoicing"),
+            "orders.retry.invoicing"
         );
     }
 }

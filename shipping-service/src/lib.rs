@@ -75,6 +75,10 @@ impl Handler for Shipping {
         reader::read(envelope)
     }
 
+    fn effect_table(&self) -> &'static str {
+        "shipments"
+    }
+
     async fn apply(
         &self,
         conn: &mut PgConnection,

@@ -289,6 +289,47 @@ impl TestInfra {
         }
     }
 
+    /// Deletes the records of `topic`'s `partition` before `offset`, as
+    /// retention would; the partition's log then starts at `offset`.
+    pub async fn delete_records_before(
+        &self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+    ) -> anyhow::Result<()> {
+        let admin: AdminClient<DefaultClientContext> = self
+            .kafka_config()
+            .create()
+            .context("creating the Kafka admin client")?;
+        let mut offsets = rdkafka::TopicPartitionList::new();
+        offsets.add_partition_offset(topic, partition, rdkafka::Offset::Offset(offset))?;
+        let deleted = admin
+            .delete_records(&offsets, &AdminOptions::new())
+            .await
+            .with_context(|| {
+                format!("deleting the records of {topic}[{partition}] before {offset}")
+            })?;
+        for element in deleted.elements() {
+            element
+                .error()
+                .with_context(|| format!("deleting the records of {topic}[{partition}]"))?;
+        }
+        Ok(())
+    }
+
+    /// Deletes `topic`, as an operator's mistake would.
+    pub async fn delete_topic(&self, topic: &str) -> anyhow::Result<()> {
+        let admin: AdminClient<DefaultClientContext> = self
+            .kafka_config()
+            .create()
+            .context("creating the Kafka admin client")?;
+        let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+        for result in admin.delete_topics(&[topic], &options).await? {
+            result.map_err(|(topic, code)| anyhow!("deleting topic {topic}: {code}"))?;
+        }
+        Ok(())
+    }
+
     /// Sets topic setting `key` of `topic` to `value`, or back to the broker's
     /// default with `None` (the topic's other overrides are dropped).
     pub async fn set_topic_config(

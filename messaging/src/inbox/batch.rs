@@ -10,7 +10,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 use uuid::Uuid;
 
-use super::{ApplyError, EventMeta, Handler, Inbox, NewEvent, READINESS_PART};
+use super::stall::Cause;
+use super::{ApplyError, EventMeta, Handler, Inbox, NewEvent};
 use crate::backoff::Backoff;
 use crate::cancellation;
 
@@ -110,7 +111,6 @@ impl<H: Handler> Inbox<H> {
                     // The service's failure, not the records': hold the batch
                     // (and with it the offsets) until the database takes the work.
                     self.metrics.retries.inc();
-                    self.metrics.stalled.set(1);
                     stalled = true;
                     let delay = backoff.next_delay();
                     let (first, ..) = pending[0];
@@ -122,8 +122,8 @@ impl<H: Handler> Inbox<H> {
                     );
                     if platform::db::is_transient(&e) {
                         tracing::warn!(error = %e, retry_in = ?delay, "database unavailable; retrying the same batch");
-                        self.readiness.not_ready(
-                            READINESS_PART,
+                        self.stall.stop(
+                            Cause::Batch,
                             format!("the database is unavailable; retrying the batch from {at}"),
                         );
                     } else {
@@ -133,8 +133,8 @@ impl<H: Handler> Inbox<H> {
                         let code = sqlstate(&e)
                             .map(|c| format!(" (SQLSTATE {c})"))
                             .unwrap_or_default();
-                        self.readiness.not_ready(
-                            READINESS_PART,
+                        self.stall.stop(
+                            Cause::Batch,
                             format!("the database refuses the effects{code}; retrying the batch from {at}"),
                         );
                     }
@@ -147,8 +147,7 @@ impl<H: Handler> Inbox<H> {
         };
         if stalled && processed == Processed::Done {
             tracing::info!("the database takes the effects again; resuming");
-            self.metrics.stalled.set(0);
-            self.readiness.ready(READINESS_PART);
+            self.stall.resume(Cause::Batch);
         }
         processed
     }
@@ -278,12 +277,20 @@ impl<H: Handler> Inbox<H> {
         );
         let mut backoff = Backoff::new(Duration::from_millis(100), self.settings.max_backoff);
         let mut without_value = false;
+        let mut stalled = false;
         loop {
             let sent = if without_value {
                 self.dead_letter.send_without_value(record, reason).await
             } else {
                 self.dead_letter.send(record, reason).await
             };
+            if stalled && !matches!(&sent, Err(e) if !crate::dead_letter::refused_for_good(e)) {
+                tracing::info!(
+                    dlq = self.dead_letter.topic(),
+                    "the dead-letter topic answers again; resuming"
+                );
+                self.stall.resume(Cause::Batch);
+            }
             match sent {
                 Ok(()) => {
                     self.metrics.dead_lettered.inc();
@@ -319,9 +326,25 @@ impl<H: Handler> Inbox<H> {
                     return Processed::Done;
                 }
                 Err(e) => {
+                    // The dead-letter topic's failure (deleted, unwritable,
+                    // its brokers away), not the record's: the consumer holds
+                    // here, so it says so like any other stall.
                     self.metrics.retries.inc();
+                    stalled = true;
                     let delay = backoff.next_delay();
-                    tracing::warn!(error = %e, retry_in = ?delay, "dead-letter publish failed; retrying");
+                    tracing::error!(error = %e, retry_in = ?delay, dlq = self.dead_letter.topic(),
+                        "the dead-letter topic does not take the dead letter; the consumer holds \
+                         here and retries (is the topic deleted or unwritable?)");
+                    self.stall.stop(
+                        Cause::Batch,
+                        format!(
+                            "the dead-letter topic {} does not take the dead letter of {}[{}]@{} ({e}); retrying",
+                            self.dead_letter.topic(),
+                            record.topic(),
+                            record.partition(),
+                            record.offset()
+                        ),
+                    );
                     tokio::select! {
                         () = shutdown.cancelled() => return Processed::Interrupted,
                         () = tokio::time::sleep(delay) => {},

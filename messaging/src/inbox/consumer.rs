@@ -1,6 +1,22 @@
 //! The inbox's Kafka consumer: how it is configured, what its callbacks
-//! report (rebalances, commit failures, lag), and how it is closed.
+//! report (rebalances, commit failures, lag), where it starts on a partition
+//! ([`place`]), and how it is closed.
+//!
+//! # Never a silent reset
+//!
+//! librdkafka's `auto.offset.reset=earliest` serves two cases alike: a group
+//! that never committed on a partition (a new group: start at the first
+//! record), and a committed offset that is no longer in the log (retention
+//! deleted records the group never read: start at the first record left,
+//! skipping the rest without a word). Only the first is harmless. So the
+//! consumer runs with `auto.offset.reset=error`: librdkafka stops the
+//! partition and reports `ERR__AUTO_OFFSET_RESET`, and [`place`] tells the
+//! cases apart. No committed offset: seek to where a new group starts
+//! (`KAFKA_AUTO_OFFSET_RESET`). An offset still in the log: seek to it. An
+//! offset outside it: leave the partition stopped and report it; the inbox
+//! is then not ready, and logs the partition and how many records are gone.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::consumer::{
@@ -8,22 +24,24 @@ use rdkafka::consumer::{
 };
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::statistics::Statistics;
-use rdkafka::{ClientContext, TopicPartitionList};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use super::InboxMetrics;
 use super::settings::InboxSettings;
 use crate::kafka::KafkaSettings;
 
-/// The inbox's consumer.
-pub(super) type InboxConsumer = StreamConsumer<InboxContext>;
+/// The inbox's consumer, shared with the task that places its partitions.
+pub(super) type InboxConsumer = Arc<StreamConsumer<InboxContext>>;
 
 /// The consumer of `settings.group_id` on `kafka`'s brokers, subscribed to
-/// `kafka.topic`. Offsets are committed automatically, but only those the
-/// inbox stored after its batch committed (`enable.auto.offset.store=false`).
+/// `topics` (the source topic and the group's retry topic). Offsets are
+/// committed automatically, but only those the inbox stored after its batch
+/// committed (`enable.auto.offset.store=false`).
 pub(super) fn subscribe(
     kafka: &KafkaSettings,
     settings: &InboxSettings,
     metrics: InboxMetrics,
+    topics: &[&str],
 ) -> Result<InboxConsumer, KafkaError> {
     let mut config = kafka.client_config();
     config
@@ -31,7 +49,8 @@ pub(super) fn subscribe(
         .set("group.protocol", &settings.group_protocol)
         .set("enable.auto.commit", "true")
         .set("enable.auto.offset.store", "false")
-        .set("auto.offset.reset", &settings.auto_offset_reset)
+        // Never reset by itself: see the module documentation and [`place`].
+        .set("auto.offset.reset", "error")
         .set(
             "auto.commit.interval.ms",
             settings.auto_commit_interval.as_millis().to_string(),
@@ -59,9 +78,96 @@ pub(super) fn subscribe(
                     .to_string(),
             );
     }
-    let consumer: InboxConsumer = config.create_with_context(InboxContext { metrics })?;
-    consumer.subscribe(&[&kafka.topic])?;
-    Ok(consumer)
+    let consumer: StreamConsumer<InboxContext> =
+        config.create_with_context(InboxContext { metrics })?;
+    consumer.subscribe(topics)?;
+    Ok(Arc::new(consumer))
+}
+
+/// A partition whose next record is no longer in the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct OutOfRange {
+    /// The topic.
+    pub topic: String,
+    /// The partition.
+    pub partition: i32,
+    /// Where the group would read next (its position, else its committed offset).
+    pub next: i64,
+    /// The first offset still in the log.
+    pub log_start: i64,
+    /// The offset after the last record in the log.
+    pub log_end: i64,
+}
+
+impl OutOfRange {
+    /// How many records the group never read are gone (0 when the offset is
+    /// beyond the log's end, after the log was truncated).
+    pub fn skipped(&self) -> i64 {
+        (self.log_start - self.next).max(0)
+    }
+}
+
+impl std::fmt::Display for OutOfRange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}[{}] would read next at offset {}, but the log holds offsets {} to {}",
+            self.topic, self.partition, self.next, self.log_start, self.log_end
+        )
+    }
+}
+
+/// How long one offset, watermark or seek request may take.
+const PLACE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Places every assigned partition after librdkafka met
+/// `auto.offset.reset=error` on some of them (it does not say which, so all
+/// are looked at): a partition without a position or committed offset
+/// starts at `new_group_start`; one whose next offset is in the log is
+/// sought there (a no-op for a partition reading normally); one whose next
+/// offset is outside the log stays stopped and is returned. Blocking: run it
+/// off the async workers.
+pub(super) fn place(
+    consumer: &StreamConsumer<InboxContext>,
+    new_group_start: Offset,
+) -> Result<Vec<OutOfRange>, KafkaError> {
+    let assignment = consumer.assignment()?;
+    let committed = consumer.committed_offsets(assignment.clone(), PLACE_TIMEOUT)?;
+    let positions = consumer.position()?;
+    let mut out_of_range = Vec::new();
+    for assigned in assignment.elements() {
+        let (topic, partition) = (assigned.topic(), assigned.partition());
+        let offset_in = |list: &TopicPartitionList| match list
+            .find_partition(topic, partition)
+            .map(|e| e.offset())
+        {
+            Some(Offset::Offset(o)) => Some(o),
+            _ => None,
+        };
+        let Some(next) = offset_in(&positions).or_else(|| offset_in(&committed)) else {
+            tracing::info!(
+                topic,
+                partition,
+                start = ?new_group_start,
+                "no committed offset on this partition (a new group): starting where a new group starts"
+            );
+            consumer.seek(topic, partition, new_group_start, PLACE_TIMEOUT)?;
+            continue;
+        };
+        let (log_start, log_end) = consumer.fetch_watermarks(topic, partition, PLACE_TIMEOUT)?;
+        if (log_start..=log_end).contains(&next) {
+            consumer.seek(topic, partition, Offset::Offset(next), PLACE_TIMEOUT)?;
+        } else {
+            out_of_range.push(OutOfRange {
+                topic: topic.to_owned(),
+                partition,
+                next,
+                log_start,
+                log_end,
+            });
+        }
+    }
+    Ok(out_of_range)
 }
 
 /// Rebalance and statistics callbacks of the inbox's consumer.
@@ -142,7 +248,7 @@ pub(super) const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
 /// service asked to stop must stop: after `timeout` the thread is left behind
 /// and ends with the process. Offsets not committed then are delivered again
 /// to the partitions' next owner, and the dedup table absorbs them.
-pub(super) async fn close_within(consumer: StreamConsumer<InboxContext>, timeout: Duration) {
+pub(super) async fn close_within(consumer: InboxConsumer, timeout: Duration) {
     let (closed, on_closed) = tokio::sync::oneshot::channel();
     let spawned = std::thread::Builder::new()
         .name("inbox-close".into())
@@ -150,6 +256,7 @@ pub(super) async fn close_within(consumer: StreamConsumer<InboxContext>, timeout
             if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
                 tracing::debug!(error = %e, "final offset commit");
             }
+            // The last handle: dropping it closes the consumer.
             drop(consumer);
             // The receiver is gone only if we stopped waiting.
             let _ = closed.send(());
@@ -173,4 +280,76 @@ fn describe(partitions: &TopicPartitionList) -> String {
         .map(|e| format!("{}[{}]", e.topic(), e.partition()))
         .collect::<Vec<_>>()
         .join(",")
+}
+
+/// Keeps the partitions placed: each time `reset` is notified (the consumer
+/// met `auto.offset.reset=error`), runs [`place`]; while a partition is out
+/// of range, says so through `stall` (logged at `error` once per partition,
+/// with the records skipped if the group went on) and looks again every
+/// `recheck` (a revoked partition, or an offset an operator reset while the
+/// service was stopped, ends the stall). Ends when `shutdown` fires.
+pub(super) async fn keep_placed(
+    consumer: InboxConsumer,
+    new_group_start: Offset,
+    reset: Arc<tokio::sync::Notify>,
+    stall: super::stall::Stall,
+    recheck: Duration,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    let mut reported: Vec<OutOfRange> = Vec::new();
+    let mut failed = false;
+    loop {
+        let look_again = failed || !reported.is_empty();
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = reset.notified() => {},
+            () = tokio::time::sleep(recheck), if look_again => {},
+        }
+        let placing = Arc::clone(&consumer);
+        let placed = tokio::task::spawn_blocking(move || place(&placing, new_group_start)).await;
+        let out_of_range = match placed {
+            Ok(Ok(out_of_range)) => out_of_range,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, retry_in = ?recheck, "placing the partitions failed; retrying");
+                failed = true;
+                continue;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "the task placing the partitions failed; retrying");
+                failed = true;
+                continue;
+            }
+        };
+        failed = false;
+        for gone in out_of_range.iter().filter(|o| !reported.contains(o)) {
+            tracing::error!(
+                topic = %gone.topic,
+                partition = gone.partition,
+                next_offset = gone.next,
+                log_start = gone.log_start,
+                log_end = gone.log_end,
+                records_skipped = gone.skipped(),
+                "the partition's next record is no longer in the log (retention deleted what this \
+                 group never read); the partition is stopped, nothing is skipped: restore the missing \
+                 events or reset the group's offset on purpose (README, delivery guarantees)"
+            );
+        }
+        if out_of_range.is_empty() {
+            if !reported.is_empty() {
+                tracing::info!("no partition is out of range any more; resuming");
+                stall.resume(super::stall::Cause::Offsets);
+            }
+        } else {
+            let reason = out_of_range
+                .iter()
+                .map(|o| format!("{o}: {} record(s) would be skipped", o.skipped()))
+                .collect::<Vec<_>>()
+                .join("; ");
+            stall.stop(
+                super::stall::Cause::Offsets,
+                format!("stopped on an offset out of range, never reset: {reason}"),
+            );
+        }
+        reported = out_of_range;
+    }
 }

@@ -58,11 +58,32 @@
 //! offset) and counted in `inbox_dead_letters_without_value`; if even that
 //! is refused it is logged at `error` with the same coordinates and counted
 //! in `inbox_dead_letters_unwritten`. The consumer moves on either way: one
-//! bad record must not stall every partition.
+//! bad record must not stall every partition. A dead-letter topic that takes
+//! nothing at all (deleted, unwritable) is the service's fault, not the
+//! record's: the consumer holds the record and retries, reporting the stall
+//! as above, until the topic takes the dead letter.
 //!
-//! Processed-event records, and the cancellations remembered for orders not
-//! seen yet, are purged after a retention window that must be longer than any
-//! redelivery can take.
+//! A committed offset that is no longer in the log (retention deleted
+//! records the group never read) stops its partition and is reported the
+//! same way, never reset (the `consumer` module's "Never a silent reset"). The
+//! gauge `inbox_oldest_unprocessed_age_seconds` shows a stall growing long
+//! before a retention window ends.
+//!
+//! # Replays
+//!
+//! Besides the source topic, the group reads its own retry topic
+//! (`<topic>.retry.<group>`), where an operator replays the group's dead
+//! letters (`orderflow-admin dlq replay`): a replay reaches only the group
+//! that refused the record. The retry topic has the source topic's partition
+//! count and the same keys, so an order's replays keep their order; against
+//! the order's events on the source topic they have none, and need none: the
+//! dedup skips a replay of an applied event, and an `OrderPlaced` that comes
+//! after its `OrderCancelled` is created cancelled.
+//!
+//! Processed-event records are purged after a retention window that must be
+//! longer than any redelivery can take; a cancellation remembered for an
+//! order is kept while the order has no effect in this service
+//! ([`Handler::effect_table`]), and purged with the window once it has.
 //!
 //! # Rebuilding a service's view from the topic
 //!
@@ -121,6 +142,7 @@ mod consumer;
 mod metrics;
 mod purge;
 mod settings;
+mod stall;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -131,7 +153,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use platform::health::Readiness;
 use rdkafka::consumer::Consumer;
-use rdkafka::error::KafkaError;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::OwnedMessage;
 use rdkafka::producer::FutureProducer;
 use rdkafka::{Message, Offset, TopicPartitionList};
@@ -143,7 +165,7 @@ use uuid::Uuid;
 
 use crate::backoff::Backoff;
 use crate::dead_letter::DeadLetter;
-use crate::kafka::{KafkaSettings, TopicSpec, ensure_topics_patiently};
+use crate::kafka::{KafkaSettings, TopicSpec, ensure_topics_patiently, partition_count};
 
 pub use metrics::InboxMetrics;
 #[cfg(feature = "fault-injection")]
@@ -216,6 +238,12 @@ pub trait Handler: Send + Sync + 'static {
     /// can never process (dead-lettered).
     fn decode(&self, envelope: &RawEnvelope) -> Result<Option<Self::Event>, Rejection>;
 
+    /// The table of this service's effects, one row per order in its
+    /// `order_id` column (`invoices`, `shipments`): a remembered
+    /// cancellation is kept while its order has no row there, so that a
+    /// placement replayed however late is still created cancelled.
+    fn effect_table(&self) -> &'static str;
+
     /// Applies the effects of `events` (each new, in record order) on `conn`,
     /// inside the transaction that records them as processed and that holds
     /// the lock of each of their orders. Must not commit. Set-based
@@ -239,9 +267,6 @@ pub enum InboxError {
     InjectedStop,
 }
 
-/// The name under which the inbox reports on [`Readiness`].
-const READINESS_PART: &str = "inbox";
-
 /// The consumer runtime; see the module documentation.
 pub struct Inbox<H: Handler> {
     pool: PgPool,
@@ -249,8 +274,9 @@ pub struct Inbox<H: Handler> {
     kafka: KafkaSettings,
     settings: InboxSettings,
     metrics: InboxMetrics,
-    readiness: Readiness,
+    stall: stall::Stall,
     dead_letter: DeadLetter,
+    retry_topic: String,
     #[cfg(feature = "fault-injection")]
     commits: AtomicU64,
 }
@@ -272,14 +298,17 @@ impl<H: Handler> Inbox<H> {
             shared_events::topics::dead_letter(&kafka.topic, &settings.group_id),
             settings.group_id.clone(),
         );
+        let retry_topic = shared_events::topics::retry(&kafka.topic, &settings.group_id);
+        let stall = stall::Stall::new(readiness, metrics.stalled.clone());
         Inbox {
             pool,
             handler: Arc::new(handler),
             kafka,
             settings,
             metrics,
-            readiness,
+            stall,
             dead_letter,
+            retry_topic,
             #[cfg(feature = "fault-injection")]
             commits: AtomicU64::new(0),
         }
@@ -312,38 +341,94 @@ impl<H: Handler> Inbox<H> {
         platform::app::BackgroundTask::fallible("inbox", move |stop| self.run(stop))
     }
 
-    /// The topics this inbox needs: the source topic and its dead-letter topic.
+    /// The topics this inbox needs besides its retry topic: the source topic
+    /// and its dead-letter topic, each with its retention.
     pub fn topics(&self) -> Vec<TopicSpec> {
         vec![
             self.kafka.topic_spec(&self.kafka.topic),
-            self.kafka.topic_spec(self.dead_letter.topic()),
+            self.kafka
+                .topic_spec(self.dead_letter.topic())
+                .retained_for(self.settings.dead_letter_retention),
         ]
+    }
+
+    /// The group's retry topic, `<topic>.retry.<group>`: where an operator
+    /// replays this group's dead letters, read by this group only. It has
+    /// `partitions` partitions, the source topic's count, so that it spreads
+    /// orders as the source topic does.
+    pub fn retry_topic(&self, partitions: i32) -> TopicSpec {
+        self.kafka
+            .topic_spec(&self.retry_topic)
+            .with_partitions(partitions)
+            .retained_for(self.settings.retry_retention)
+    }
+
+    /// Creates the topics this inbox needs unless they exist, retrying until
+    /// the brokers take it; `false` if `shutdown` came first.
+    async fn provision(&self, shutdown: &CancellationToken) -> bool {
+        let patience = self.settings.max_backoff;
+        if !ensure_topics_patiently(&self.kafka, &self.topics(), patience, shutdown).await {
+            return false;
+        }
+        // The source topic may have been created by someone else, with
+        // another count than configured: the retry topic copies what it has.
+        let partitions = match partition_count(&self.kafka, &self.kafka.topic).await {
+            Ok(partitions) => partitions,
+            Err(e) => {
+                tracing::warn!(error = %platform::error::chain(&e),
+                    "the source topic's partition count is unknown; the retry topic gets the configured count");
+                self.kafka.partitions
+            }
+        };
+        ensure_topics_patiently(
+            &self.kafka,
+            &[self.retry_topic(partitions)],
+            patience,
+            shutdown,
+        )
+        .await
     }
 
     /// Consumes until `shutdown` fires (then commits stored offsets and
     /// returns `Ok`), or until an injected fault stops it.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), InboxError> {
-        if !ensure_topics_patiently(
-            &self.kafka,
-            &self.topics(),
-            self.settings.max_backoff,
-            &shutdown,
-        )
-        .await
-        {
+        if !self.provision(&shutdown).await {
             return Ok(());
         }
-        let consumer = consumer::subscribe(&self.kafka, &self.settings, self.metrics.clone())?;
-        tracing::info!(topic = %self.kafka.topic, group = %self.settings.group_id, "inbox consuming");
+        let consumer = consumer::subscribe(
+            &self.kafka,
+            &self.settings,
+            self.metrics.clone(),
+            &[&self.kafka.topic, &self.retry_topic],
+        )?;
+        tracing::info!(topic = %self.kafka.topic, retry_topic = %self.retry_topic,
+            group = %self.settings.group_id, "inbox consuming");
 
         let purge = tokio::spawn(purge::purge_processed(
             self.pool.clone(),
             self.settings.clone(),
+            self.handler.effect_table(),
             self.metrics.clone(),
             shutdown.clone(),
         ));
-        let result = self.consume(&consumer, &shutdown).await;
+        let reset = Arc::new(tokio::sync::Notify::new());
+        let new_group_start = match self.settings.auto_offset_reset.as_str() {
+            "latest" => Offset::End,
+            _ => Offset::Beginning,
+        };
+        let placing = tokio::spawn(consumer::keep_placed(
+            Arc::clone(&consumer),
+            new_group_start,
+            Arc::clone(&reset),
+            self.stall.clone(),
+            self.settings.max_backoff,
+            shutdown.clone(),
+        ));
+        let result = self.consume(&consumer, &reset, &shutdown).await;
         purge.abort();
+        placing.abort();
+        // The placing task's handle must be gone before the consumer closes.
+        let _ = placing.await;
         if result.is_ok() {
             consumer::close_within(consumer, consumer::CLOSE_TIMEOUT).await;
             tracing::info!("inbox stopped");
@@ -355,6 +440,7 @@ impl<H: Handler> Inbox<H> {
     async fn consume(
         &self,
         consumer: &consumer::InboxConsumer,
+        reset: &tokio::sync::Notify,
         shutdown: &CancellationToken,
     ) -> Result<(), InboxError> {
         let mut errors = Backoff::new(
@@ -371,6 +457,13 @@ impl<H: Handler> Inbox<H> {
                     errors.reset();
                     records
                 }
+                Err(KafkaError::MessageConsumption(RDKafkaErrorCode::AutoOffsetReset)) => {
+                    // A partition without a usable offset: placed (or
+                    // reported) by the placing task; the rest go on.
+                    tracing::debug!("a partition needs placing (auto.offset.reset=error)");
+                    reset.notify_one();
+                    continue;
+                }
                 Err(e) => {
                     let delay = errors.next_delay();
                     tracing::warn!(error = %e, retry_in = ?delay, "consumer error");
@@ -380,6 +473,7 @@ impl<H: Handler> Inbox<H> {
                     }
                 }
             };
+            self.metrics.oldest_unprocessed.hold(&records);
             let span = tracing::info_span!("batch", records = records.len());
             let processed = self.process(&records, shutdown).instrument(span).await;
             if processed == batch::Processed::Interrupted {
@@ -395,6 +489,7 @@ impl<H: Handler> Inbox<H> {
                 None => {}
             }
             store_offsets(consumer, &records);
+            self.metrics.oldest_unprocessed.release();
         }
     }
 

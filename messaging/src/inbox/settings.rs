@@ -26,7 +26,7 @@ pub struct InboxSettings {
         default_value = "inbox"
     )]
     pub group_id: String,
-    /// Where a new consumer group starts reading.
+    /// Where a consumer group starts reading a partition it has no committed offset on (a new group); a committed offset that is out of range (below the log start: retention deleted records the group never read) is never reset, the inbox stops on it and says so
     #[arg(
         id = "kafka_auto_offset_reset",
         long = "kafka-auto-offset-reset",
@@ -89,6 +89,24 @@ pub struct InboxSettings {
         value_parser = platform::config::hours
     )]
     pub processed_retention: Duration,
+    /// `retention.ms` of this consumer's retry topic (`<topic>.retry.<group>`, where `orderflow-admin dlq replay` writes) when the service creates it, in hours
+    #[arg(
+        id = "retry_topic_retention",
+        long = "retry-topic-retention-hours",
+        env = "RETRY_TOPIC_RETENTION_HOURS",
+        default_value = "168",
+        value_parser = crate::kafka::retention_hours
+    )]
+    pub retry_retention: Duration,
+    /// `retention.ms` of this consumer's dead-letter topic (`<topic>.dlq.<group>`) when the service creates it, in hours: how long an operator has to look at a refused record and replay it
+    #[arg(
+        id = "dead_letter_topic_retention",
+        long = "dead-letter-topic-retention-hours",
+        env = "DEAD_LETTER_TOPIC_RETENTION_HOURS",
+        default_value = "720",
+        value_parser = crate::kafka::retention_hours
+    )]
+    pub dead_letter_retention: Duration,
     /// How often the purge runs.
     #[arg(
         id = "processed_purge_interval",
@@ -143,6 +161,8 @@ impl InboxSettings {
             group_protocol: "classic".to_owned(),
             session_timeout: Duration::from_millis(10_000),
             processed_retention: Duration::from_secs(7 * 24 * 3600),
+            retry_retention: Duration::from_secs(7 * 24 * 3600),
+            dead_letter_retention: Duration::from_secs(30 * 24 * 3600),
             purge_interval: Duration::from_secs(3600),
             batch_max: 500,
             max_backoff: Duration::from_secs(5),

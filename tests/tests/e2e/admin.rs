@@ -1,13 +1,14 @@
 //! `orderflow-admin` against real Kafka and PostgreSQL, driven through its
 //! command line exactly as an operator types it: dead letters listed and
-//! replayed until the consumer takes them, parked outbox events listed,
-//! retried after the cause is fixed, or discarded with a reason.
+//! replayed (to the refusing group's retry topic, each refusal once) until
+//! the consumer takes them, parked outbox events listed, retried after the
+//! cause is fixed, or discarded with a reason.
 
 use std::sync::Arc;
 
 use anyhow::{Context as _, ensure};
 
-use e2e::events::placed;
+use e2e::events::{cancelled, placed};
 use e2e::services::{
     ConsumerUnderTest, EventProducer, ServiceUnderTest, consumer_config, fresh_group, init_logs,
     read_records, wait_until,
@@ -142,7 +143,10 @@ async fn a_dead_letter_is_listed_replayed_and_applied_by_its_consumer_only() -> 
     ])
     .await?;
     ensure!(
-        replayed.contains("republished 1 dead letter(s)"),
+        replayed.contains(&format!(
+            "republished 1 dead letter(s) to {}",
+            shared_events::topics::retry(&topic, &invoicing_group)
+        )),
         "{replayed}"
     );
     ensure!(
@@ -158,16 +162,20 @@ async fn a_dead_letter_is_listed_replayed_and_applied_by_its_consumer_only() -> 
             == 1,
         "the replayed order is invoiced"
     );
-    // Shipping read the copy too, and its dedup absorbed it.
-    wait_until("shipping to skip the replayed copy", || async {
-        Ok(shipping.metric("inbox_duplicates_skipped").await? == 1)
+    // Shipping never read the replay: once it has taken a later event of
+    // the order (the same partition of the source topic, where the replay
+    // used to go), it has skipped no copy.
+    producer.send(&cancelled(order)).await?;
+    wait_until("shipping to cancel the order", || async {
+        Ok(items(&shipping, &format!("/shipments?order_id={order}"))
+            .await?
+            .iter()
+            .any(|s| s["status"] == "cancelled"))
     })
     .await?;
     ensure!(
-        items(&shipping, &format!("/shipments?order_id={order}"))
-            .await?
-            .len()
-            == 1
+        shipping.metric("inbox_duplicates_skipped").await? == 0,
+        "shipping read a replay meant for invoicing"
     );
     invoicing.stop().await?;
     shipping.stop().await
@@ -225,10 +233,11 @@ async fn a_replayed_poison_record_is_reported_dead_lettered_again() -> anyhow::R
     };
     let by_id = replay(vec!["--event-id".into(), invalid.event_id.to_string()]).await?;
     ensure!(by_id.contains(&took(1)), "{by_id}");
-    // Every dead letter, the one without an event id included: each is
+    // Every refusal once, the one without an event id included: the first
+    // poison by its latest dead letter (the replay's), not by both; each is
     // recognised again by where its replay landed.
     let all = replay(vec!["--all".into()]).await?;
-    ensure!(all.contains(&took(3)), "{all}");
+    ensure!(all.contains(&took(2)), "{all}");
     let unknown = replay(vec!["--event-id".into(), Uuid::now_v7().to_string()]).await;
     ensure!(
         unknown
@@ -237,6 +246,106 @@ async fn a_replayed_poison_record_is_reported_dead_lettered_again() -> anyhow::R
         "{unknown:?}"
     );
     invoicing.stop().await
+}
+
+/// `orderflow-admin dlq list <group>`'s count of dead letters.
+async fn dead_letters_listed(group: &str, topic: &str, bootstrap: &str) -> anyhow::Result<usize> {
+    let listed = admin(&[
+        "dlq",
+        "list",
+        group,
+        "--topic",
+        topic,
+        "--bootstrap-servers",
+        bootstrap,
+    ])
+    .await?;
+    listed
+        .split_once(" dead letter(s)")
+        .and_then(|(count, _)| count.parse().ok())
+        .with_context(|| format!("no count in: {listed}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poison_refused_by_both_consumers_and_replayed_three_times_for_one_multiplies_nowhere()
+-> anyhow::Result<()> {
+    init_logs();
+    let infra = TestInfra::acquire().await?;
+    let bootstrap = infra.kafka_bootstrap_servers().to_owned();
+    // One partition: an order sent after the replays is read after them.
+    let topic = infra.fresh_topic(1).await?;
+    let producer = EventProducer::new(&infra, &topic)?;
+    let (invoicing_url, _) = infra.fresh_database(ServiceRole::Invoicing).await?;
+    let invoicing_group = fresh_group(Invoicing::SERVICE.short);
+    let invoicing = ServiceUnderTest::start::<Invoicing>(consumer_config::<Invoicing>(
+        &infra,
+        &invoicing_url,
+        &topic,
+        &invoicing_group,
+    ))
+    .await?;
+    let (shipping_url, _) = infra.fresh_database(ServiceRole::Shipping).await?;
+    let shipping_group = fresh_group(Shipping::SERVICE.short);
+    let shipping = ServiceUnderTest::start::<Shipping>(consumer_config::<Shipping>(
+        &infra,
+        &shipping_url,
+        &topic,
+        &shipping_group,
+    ))
+    .await?;
+    // An order without lines: both consumers refuse it.
+    let mut poison = placed(Uuid::now_v7());
+    poison.data.lines.clear();
+    producer.send(&poison).await?;
+    wait_until("both consumers to dead-letter the poison", || async {
+        Ok(invoicing.metric("inbox_dead_lettered").await? == 1
+            && shipping.metric("inbox_dead_lettered").await? == 1)
+    })
+    .await?;
+
+    for run in 1..=3 {
+        let report = admin(&[
+            "dlq",
+            "replay",
+            &invoicing_group,
+            "--all",
+            "--topic",
+            &topic,
+            "--bootstrap-servers",
+            &bootstrap,
+        ])
+        .await?;
+        ensure!(
+            report.contains("republished 1 dead letter(s)")
+                && report.contains(&format!(
+                    "group {invoicing_group} took 1 of 1 replayed record(s): 0 applied \
+                     (or already applied), 1 dead-lettered again"
+                )),
+            "replay {run} took the refusal once: {report}"
+        );
+    }
+    // Shipping has read every record before this order's.
+    let later = Uuid::now_v7();
+    producer.send(&placed(later)).await?;
+    wait_until("shipping to ship the later order", || async {
+        Ok(items(&shipping, &format!("/shipments?order_id={later}"))
+            .await?
+            .len()
+            == 1)
+    })
+    .await?;
+    ensure!(
+        dead_letters_listed(&shipping_group, &topic, &bootstrap).await? == 1,
+        "shipping's dead letters are unchanged by invoicing's replays"
+    );
+    ensure!(shipping.metric("inbox_dead_lettered").await? == 1);
+    ensure!(
+        dead_letters_listed(&invoicing_group, &topic, &bootstrap).await? == 4,
+        "invoicing gained one dead letter per replay"
+    );
+    ensure!(invoicing.metric("inbox_dead_lettered").await? == 4);
+    invoicing.stop().await?;
+    shipping.stop().await
 }
 
 /// An order service with its relay, on a fresh database and a topic that

@@ -543,18 +543,37 @@ async fn a_dead_letter_its_topic_refuses_is_kept_without_its_value_and_the_consu
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dedup_records_and_cancellations_older_than_the_retention_are_purged() -> anyhow::Result<()>
-{
+async fn old_dedup_records_are_purged_and_a_cancellation_is_kept_until_its_order_has_its_effect()
+-> anyhow::Result<()> {
     init_logs();
     let infra = TestInfra::acquire().await?;
     let topic = infra.fresh_topic(1).await?;
+    let producer = EventProducer::new(&infra, &topic)?;
     let group = fresh_group(Shipping::SERVICE.short);
     let (database_url, pool) = infra.fresh_database(ServiceRole::Shipping).await?;
     let mut config = consumer_config::<Shipping>(&infra, &database_url, &topic, &group);
     config.inbox.processed_retention = std::time::Duration::from_secs(3600);
     config.inbox.purge_interval = std::time::Duration::from_millis(100);
     let service = ServiceUnderTest::start::<Shipping>(config).await?;
-    let (old_event, new_event, old_order, new_order) = (
+    let shipment_status = |order: Uuid| {
+        let service = &service;
+        async move {
+            let page = service
+                .get_ok(&format!("/shipments?order_id={order}"))
+                .await?;
+            Ok::<_, anyhow::Error>(page["items"][0]["status"].as_str().map(str::to_owned))
+        }
+    };
+    // An order shipped: a cancellation note of it has done its work.
+    let shipped = Uuid::now_v7();
+    producer.send(&placed(shipped)).await?;
+    wait_until("the shipment", || async {
+        Ok(shipment_status(shipped).await?.is_some())
+    })
+    .await?;
+    // An order cancelled long ago whose placement never came (dead-lettered,
+    // say, and not replayed yet): its note must outlive the window.
+    let (old_event, new_event, waiting, new_order) = (
         Uuid::now_v7(),
         Uuid::now_v7(),
         Uuid::now_v7(),
@@ -571,33 +590,52 @@ async fn dedup_records_and_cancellations_older_than_the_retention_are_purged() -
     .await?;
     sqlx::query(
         "INSERT INTO cancellations (order_id, recorded_at)
-         VALUES ($1, now() - interval '2 hours'), ($2, now())",
+         VALUES ($1, now() - interval '2 hours'), ($2, now() - interval '2 hours'), ($3, now())",
     )
-    .bind(old_order)
+    .bind(shipped)
+    .bind(waiting)
     .bind(new_order)
     .execute(&pool)
     .await?;
-    wait_until("the old records to be purged", || async {
-        let left: i64 = sqlx::query_scalar(
-            "SELECT (SELECT count(*) FROM processed_events WHERE event_id = $1)
+    wait_until(
+        "the old records with nothing left to do to be purged",
+        || async {
+            let left: i64 = sqlx::query_scalar(
+                "SELECT (SELECT count(*) FROM processed_events WHERE event_id = $1)
                   + (SELECT count(*) FROM cancellations WHERE order_id = $2)",
-        )
-        .bind(old_event)
-        .bind(old_order)
-        .fetch_one(&pool)
-        .await?;
-        Ok(left == 0)
-    })
+            )
+            .bind(old_event)
+            .bind(shipped)
+            .fetch_one(&pool)
+            .await?;
+            Ok(left == 0)
+        },
+    )
     .await?;
     let kept: i64 = sqlx::query_scalar(
         "SELECT (SELECT count(*) FROM processed_events WHERE event_id = $1)
-              + (SELECT count(*) FROM cancellations WHERE order_id = $2)",
+              + (SELECT count(*) FROM cancellations WHERE order_id IN ($2, $3))",
     )
     .bind(new_event)
     .bind(new_order)
+    .bind(waiting)
     .fetch_one(&pool)
     .await?;
-    assert_eq!(kept, 2, "records within the retention stay");
+    assert_eq!(
+        kept, 3,
+        "records within the retention stay, and so does the old note of an order without its shipment"
+    );
+    // The placement comes however late (a replayed dead letter): it is
+    // shipped already cancelled, never pending.
+    producer.send(&placed(waiting)).await?;
+    wait_until("the late order's shipment", || async {
+        Ok(shipment_status(waiting).await?.is_some())
+    })
+    .await?;
+    assert_eq!(
+        shipment_status(waiting).await?.as_deref(),
+        Some("cancelled")
+    );
     service.stop().await
 }
 

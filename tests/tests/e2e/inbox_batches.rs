@@ -322,6 +322,10 @@ impl Handler for Ledger {
         Ok(Some(priced.currency))
     }
 
+    fn effect_table(&self) -> &'static str {
+        "ledger"
+    }
+
     async fn apply(
         &self,
         conn: &mut PgConnection,

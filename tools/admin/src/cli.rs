@@ -10,7 +10,7 @@ use sqlx::postgres::PgPoolOptions;
 use uuid::Uuid;
 
 use crate::AdminError;
-use crate::dlq::{Cluster, DeadLetter};
+use crate::dlq::{Cluster, DeadLetter, latest_per_origin};
 use crate::outbox::{self, Selection};
 
 /// Dead letters and parked outbox events of the order flow, for operators.
@@ -52,7 +52,7 @@ pub enum DlqCommand {
         /// The consumer group (`invoicing`, `shipping`).
         consumer: String,
     },
-    /// Republishes dead letters to the source topic and waits for the group to take them.
+    /// Republishes dead letters to the group's own retry topic (`<topic>.retry.<group>`, read by that group only), each refusal once with its latest dead letter, and waits for the group to take them.
     Replay {
         /// The consumer group (`invoicing`, `shipping`).
         consumer: String,
@@ -161,7 +161,8 @@ async fn dlq(
             wait_secs,
         } => {
             let dlq_topic = shared_events::topics::dead_letter(topic, &consumer);
-            let letters = cluster.dead_letters(&dlq_topic).await?;
+            let retry_topic = shared_events::topics::retry(topic, &consumer);
+            let letters = latest_per_origin(cluster.dead_letters(&dlq_topic).await?);
             let chosen: Vec<DeadLetter> = if all {
                 letters
             } else {
@@ -179,16 +180,16 @@ async fn dlq(
                     .collect()
             };
             let dead_letters_end = cluster.end_offsets(&dlq_topic).await?;
-            let replayed = cluster.replay(topic, &dlq_topic, &chosen).await?;
+            let replayed = cluster.replay(&retry_topic, &dlq_topic, &chosen).await?;
             writeln!(
                 out,
-                "republished {} dead letter(s) to {topic}:",
+                "republished {} dead letter(s) to {retry_topic}:",
                 replayed.len()
             )?;
             for (letter, r) in chosen.iter().zip(&replayed) {
                 writeln!(
                     out,
-                    "  {} {} -> {topic}[{}]@{}",
+                    "  {} {} -> {retry_topic}[{}]@{}",
                     letter.event_type.as_deref().unwrap_or("(no type)"),
                     letter
                         .event_id
@@ -203,7 +204,7 @@ async fn dlq(
             let progress = cluster
                 .wait_until_taken(
                     &consumer,
-                    topic,
+                    &retry_topic,
                     &replayed,
                     &dlq_topic,
                     &dead_letters_end,

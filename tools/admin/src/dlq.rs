@@ -1,11 +1,18 @@
 //! Dead letters: read a consumer's dead-letter topic, replay records to the
-//! source topic, and watch the consumer group take them.
+//! consumer's retry topic, and watch the consumer group take them.
 //!
 //! A dead letter carries the refused record (key, value, headers) and the
-//! `dlq.*` headers the inbox adds: why, and where the record was read from.
-//! One the dead-letter topic refused whole has no value
-//! (`dlq.value.omitted`); replaying it reads the original from the source
-//! topic at the offset the headers name, while retention still holds it.
+//! `dlq.*` headers the inbox adds: why, where the record was read from, and
+//! its origin (the record first refused). One the dead-letter topic refused
+//! whole has no value (`dlq.value.omitted`); replaying it reads the original
+//! from the source topic at the offset the headers name, while retention
+//! still holds it.
+//!
+//! A replay goes to `<topic>.retry.<group>`, which only the refusing group
+//! reads: the other consumers never see it. It carries its origin, so a
+//! replay refused again is dead-lettered under the same origin, and
+//! [`latest_per_origin`] replays each origin once, with its latest copy,
+//! however many earlier replays were refused: dead letters never multiply.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -50,6 +57,9 @@ pub struct DeadLetter {
     pub source_partition: Option<i32>,
     /// The offset it was read from.
     pub source_offset: Option<i64>,
+    /// The record first refused, `<topic>/<partition>/<offset>`: the same
+    /// for every dead letter of one refusal and its replays.
+    pub origin: Option<String>,
     /// The original headers, without the `dlq.*` ones.
     pub original_headers: Vec<(String, Option<Vec<u8>>)>,
 }
@@ -112,8 +122,25 @@ impl DeadLetter {
             source_offset: dlq
                 .get(headers::DLQ_SOURCE_OFFSET)
                 .and_then(|o| o.parse().ok()),
+            origin: dlq.get(headers::DLQ_ORIGIN).cloned(),
             original_headers,
         }
+        .with_origin()
+    }
+
+    /// Dead letters written before origins were recorded count their
+    /// source as their origin.
+    fn with_origin(mut self) -> Self {
+        if self.origin.is_none()
+            && let (Some(topic), Some(partition), Some(offset)) = (
+                &self.source_topic,
+                self.source_partition,
+                self.source_offset,
+            )
+        {
+            self.origin = Some(headers::origin(topic, partition, offset));
+        }
+        self
     }
 
     /// `topic[partition]@offset` of the record it came from, as far as known.
@@ -129,7 +156,28 @@ impl DeadLetter {
     }
 }
 
-/// A record republished to the source topic.
+/// The latest dead letter of each origin among `letters` (in topic order),
+/// in the order of those latest ones: what a replay takes, so that each
+/// refusal is replayed once however often earlier replays of it were
+/// refused. A dead letter without an origin is its own.
+pub fn latest_per_origin(letters: Vec<DeadLetter>) -> Vec<DeadLetter> {
+    let mut latest: Vec<DeadLetter> = Vec::with_capacity(letters.len());
+    for letter in letters {
+        match latest
+            .iter()
+            .position(|l| l.origin.is_some() && l.origin == letter.origin)
+        {
+            Some(earlier) => {
+                latest.remove(earlier);
+                latest.push(letter);
+            }
+            None => latest.push(letter),
+        }
+    }
+    latest
+}
+
+/// A record republished to a retry topic.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Replayed {
     /// The event id, if the dead letter had one.
@@ -283,16 +331,32 @@ impl Cluster {
         Ok(records.iter().map(DeadLetter::from_record).collect())
     }
 
-    /// Republishes each dead letter's record to `topic` with its key, value
-    /// and original headers, plus `dlq.replayed.from`; waits for Kafka to
+    /// Republishes each dead letter's record to `topic` (the group's retry
+    /// topic) with its key, value and original headers, plus
+    /// `dlq.replayed.from` and its `dlq.origin`; waits for Kafka to
     /// acknowledge each. A dead letter without its value is replayed from the
-    /// source topic's copy.
+    /// source topic's copy. Refused if `topic` does not exist.
     pub async fn replay(
         &self,
         topic: &str,
         dead_letter_topic: &str,
         letters: &[DeadLetter],
     ) -> Result<Vec<Replayed>, AdminError> {
+        {
+            let (config, topic) = (self.config(), topic.to_owned());
+            blocking(move || {
+                let consumer: BaseConsumer = config
+                    .create()
+                    .map_err(AdminError::kafka("creating a Kafka client"))?;
+                partitions(&consumer, &topic).map(|_| ()).map_err(|_| {
+                    AdminError::Refused(format!(
+                        "the retry topic {topic} does not exist; the consumer creates it when it \
+                         starts: start (or upgrade) the consumer, then replay"
+                    ))
+                })
+            })
+            .await?;
+        }
         let producer: FutureProducer = self
             .config()
             .set("enable.idempotence", "true")
@@ -315,10 +379,16 @@ impl Cluster {
                     value: value.as_deref(),
                 });
             }
-            let headers = headers.insert(Header {
+            let mut headers = headers.insert(Header {
                 key: headers::DLQ_REPLAYED_FROM,
                 value: Some(from.as_str()),
             });
+            if let Some(origin) = &letter.origin {
+                headers = headers.insert(Header {
+                    key: headers::DLQ_ORIGIN,
+                    value: Some(origin.as_str()),
+                });
+            }
             let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic).headers(headers);
             if let Some(key) = &letter.key {
                 record = record.key(key);

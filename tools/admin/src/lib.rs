@@ -9,10 +9,11 @@
 //! and the order service's database URL:
 //!
 //! - [`dlq`]: list a consumer's dead letters (reason, source partition and
-//!   offset, event id and type, age) and replay them to the source topic,
-//!   then watch the consumer group move past them. Replaying is safe for the
-//!   other consumer group: it has processed the event id already, and its
-//!   dedup table absorbs the copy.
+//!   offset, event id and type, age) and replay them to the group's own
+//!   retry topic (`<topic>.retry.<group>`), then watch the consumer group
+//!   move past them. Only the group that refused a record reads its retry
+//!   topic, and each refusal is replayed once per run (its latest dead
+//!   letter), so a replay neither reaches other consumers nor multiplies.
 //! - [`outbox`]: list parked events, retry them (after raising the limit that
 //!   refused them), or discard one with a reason kept in `outbox_discarded`.
 //!

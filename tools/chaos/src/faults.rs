@@ -65,6 +65,73 @@ const LONG_OUTAGE: Duration = Duration::from_secs(12);
 /// How long the oversized event may take to be reported parked.
 const PARK_DEADLINE: Duration = Duration::from_secs(60);
 
+/// How long a record both consumers refuse may take to be dead-lettered by
+/// both, and a stalled consumer to say so on `/health/ready` (a dead letter
+/// fails only after the producer's `message.timeout.ms`, 30 s).
+const STALL_DEADLINE: Duration = Duration::from_secs(120);
+
+/// How often a condition is probed.
+const PROBE_EVERY: Duration = Duration::from_millis(250);
+
+/// Copies of applied records written per partition in stall-past-retention:
+/// the records the stopped consumer never reads before retention deletes them.
+const COPIES_PER_PARTITION: usize = 2;
+
+/// The envelope in `payload` (an `OrderPlaced`) with event id `event_id` and
+/// without its lines: a record every consumer refuses.
+fn without_lines(payload: &[u8], event_id: uuid::Uuid) -> Vec<u8> {
+    let mut envelope: Value = serde_json::from_slice(payload).unwrap_or(Value::Null);
+    if let Some(fields) = envelope.as_object_mut() {
+        fields.insert("event_id".into(), Value::String(event_id.to_string()));
+        if let Some(data) = fields.get_mut("data").and_then(Value::as_object_mut) {
+            data.remove("lines");
+        }
+    }
+    envelope.to_string().into_bytes()
+}
+
+/// Probes `check` every [`PROBE_EVERY`] until it holds or `deadline` passes;
+/// whether it held.
+async fn eventually<F, Fut>(deadline: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = Instant::now();
+    loop {
+        if check().await {
+            return true;
+        }
+        if started.elapsed() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(PROBE_EVERY).await;
+    }
+}
+
+/// Probes `url` (a `/health/ready`) until it answers 503 with `needle` in
+/// its body, or `deadline` passes; that body, if it came.
+async fn not_ready_saying(
+    client: &ApiClient,
+    url: &str,
+    needle: &str,
+    deadline: Duration,
+) -> Option<String> {
+    let started = Instant::now();
+    loop {
+        if let Ok(reply) = client.get(url).await
+            && reply.status == 503
+            && reply.body.contains(needle)
+        {
+            return Some(reply.body);
+        }
+        if started.elapsed() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(PROBE_EVERY).await;
+    }
+}
+
 /// One injected fault: when, and what.
 #[derive(Debug, Clone)]
 pub(crate) struct FaultEvent {
@@ -78,8 +145,9 @@ pub(crate) struct Injected {
     pub(crate) faults: Vec<FaultEvent>,
     pub(crate) checks: Vec<Check>,
     pub(crate) notes: Vec<String>,
-    /// Records each consumer should have dead-lettered because of this scenario.
-    pub(crate) expected_dead_letters: i64,
+    /// Records each consumer (invoicing, shipping) should have added to its
+    /// dead-letter topic because of this scenario.
+    pub(crate) expected_dead_letters: [i64; 2],
     /// Orders the injector placed itself, audited like the load's.
     pub(crate) accepted: Vec<Accepted>,
 }
@@ -110,6 +178,9 @@ impl Injector<'_> {
             Scenario::OversizedEvent => self.oversized_event().await?,
             Scenario::KafkaOutage => self.kafka_outage().await?,
             Scenario::BrokerLoss => self.broker_loss().await?,
+            Scenario::ReplayStorm => self.replay_storm().await?,
+            Scenario::DeadLetterTopicGone => self.dead_letter_topic_gone().await?,
+            Scenario::StallPastRetention => self.stall_past_retention().await?,
         }
         Ok(self.out)
     }
@@ -401,17 +472,7 @@ impl Injector<'_> {
         topic::reproduce(&producer, &duplicates).await?;
 
         let payload = sample.payload().unwrap_or_default().to_vec();
-        let mut without_lines: Value = serde_json::from_slice(&payload).unwrap_or(Value::Null);
-        if let Some(envelope) = without_lines.as_object_mut() {
-            envelope.insert(
-                "event_id".into(),
-                Value::String(uuid::Uuid::now_v7().to_string()),
-            );
-            if let Some(data) = envelope.get_mut("data").and_then(Value::as_object_mut) {
-                data.remove("lines");
-            }
-        }
-        let without_lines = without_lines.to_string().into_bytes();
+        let without_lines = without_lines(&payload, uuid::Uuid::now_v7());
         let truncated = payload[..payload.len() / 2].to_vec();
         let kinds: [Option<&[u8]>; 5] = [
             Some(b"\x00\xff\xfe not JSON at all"),
@@ -438,7 +499,7 @@ impl Injector<'_> {
             "re-sent {} records as they were and sent {poison} poison records (5 kinds) among them",
             duplicates.len()
         ));
-        self.out.expected_dead_letters = poison;
+        self.out.expected_dead_letters = [poison, poison];
         Ok(())
     }
 
@@ -624,6 +685,232 @@ impl Injector<'_> {
                 Ok(out) => out.trim().to_owned(),
                 Err(e) => e.to_string(),
             },
+        );
+        Ok(())
+    }
+
+    // 12. A record both consumers refuse, replayed three times for invoicing.
+    // A replay goes to invoicing's retry topic, which only invoicing reads,
+    // and takes each refusal once: shipping's dead letters stay as they
+    // are, invoicing gains one per replay.
+    async fn replay_storm(&mut self) -> Result<(), ChaosError> {
+        self.reach(0.3).await;
+        let bootstrap = self.infra.settings.kafka_bootstrap_servers.clone();
+        let now = topic::end_offsets(&bootstrap, ORDERS_TOPIC).await?;
+        let records = topic::read_range(&bootstrap, ORDERS_TOPIC, &self.from, &now).await?;
+        let Some(sample) = records.first() else {
+            return Err(ChaosError::Scenario(
+                "no record on the topic to make the poison from".into(),
+            ));
+        };
+        let event_id = uuid::Uuid::now_v7();
+        let poison = without_lines(sample.payload().unwrap_or_default(), event_id);
+        let before = super::dead_letters(&bootstrap).await?;
+        let producer = topic::producer(&bootstrap)?;
+        let key = uuid::Uuid::now_v7().to_string();
+        topic::send_poison(&producer, ORDERS_TOPIC, &key, Some(&poison)).await?;
+        self.fault(format!(
+            "sent OrderPlaced {event_id} without lines, which both consumers refuse"
+        ));
+        let both = eventually(STALL_DEADLINE, || async {
+            super::dead_letters(&bootstrap).await.is_ok_and(|now| {
+                now.iter()
+                    .zip(&before)
+                    .all(|(now, before)| now - before == 1)
+            })
+        })
+        .await;
+        self.check(
+            "both consumers dead-lettered the poison",
+            both,
+            format!("within {}s", STALL_DEADLINE.as_secs()),
+        );
+        let group = Service::Invoicing
+            .consumer_group()
+            .unwrap_or(shared_events::topics::ORDERS);
+        let id = event_id.to_string();
+        let once = format!(
+            "took 1 of 1 replayed record(s): 0 applied (or already applied), 1 dead-lettered again"
+        );
+        let mut took_once = 0;
+        let mut last = String::new();
+        for run in 1..=3 {
+            let replayed = self
+                .admin(&["dlq", "replay", group, "--event-id", &id])
+                .await;
+            self.fault(format!(
+                "orderflow-admin dlq replay {group} --event-id {id} ({run} of 3)"
+            ));
+            took_once += usize::from(replayed.as_ref().is_ok_and(|out| out.contains(&once)));
+            last = match replayed {
+                Ok(out) => out.trim().to_owned(),
+                Err(e) => e.to_string(),
+            };
+        }
+        self.check(
+            "each replay took the refusal once, and invoicing refused it again",
+            took_once == 3,
+            format!("{took_once} of 3 replays; the last said: {last}"),
+        );
+        // One dead letter of each consumer, then one per replay of invoicing's.
+        self.out.expected_dead_letters = [4, 1];
+        Ok(())
+    }
+
+    // 13. Invoicing's dead-letter topic is deleted, then a record comes that
+    // both consumers refuse. Invoicing cannot write the dead letter: it must
+    // hold there and say so (503 naming the topic, inbox_stalled 1), never
+    // skip the record, and resume by itself once an operator has created the
+    // topic again.
+    async fn dead_letter_topic_gone(&mut self) -> Result<(), ChaosError> {
+        let bootstrap = self.infra.settings.kafka_bootstrap_servers.clone();
+        let group = Service::Invoicing
+            .consumer_group()
+            .unwrap_or(shared_events::topics::ORDERS);
+        let dlq = shared_events::topics::dead_letter(ORDERS_TOPIC, group);
+        let partitions = i32::try_from(topic::end_offsets(&bootstrap, &dlq).await?.len())
+            .unwrap_or(1)
+            .max(1);
+        let pid = self.running(Service::Invoicing, 1)?.pid();
+        let base = self.infra.url(Service::Invoicing);
+        let ready_url = format!("{base}/health/ready");
+        let client = ApiClient::with_timeouts(Duration::from_secs(5), Duration::from_secs(5))?;
+
+        self.reach(0.3).await;
+        let before = super::dead_letters(&bootstrap).await?;
+        topic::delete_topic(&bootstrap, &dlq).await?;
+        let producer = topic::producer(&bootstrap)?;
+        let key = uuid::Uuid::now_v7().to_string();
+        topic::send_poison(&producer, ORDERS_TOPIC, &key, Some(b"not an envelope")).await?;
+        self.fault(format!(
+            "deleted {dlq}, then sent a record that is not an envelope"
+        ));
+        let reason = not_ready_saying(&client, &ready_url, &dlq, STALL_DEADLINE).await;
+        let stalled = client.metric(&base, "inbox_stalled").await.unwrap_or(0.0);
+        self.check(
+            "invoicing reported the stall, naming the dead-letter topic",
+            reason.is_some() && stalled >= 1.0,
+            format!(
+                "inbox_stalled {stalled}; /health/ready: {}",
+                reason.as_deref().unwrap_or("never 503 naming the topic")
+            ),
+        );
+
+        topic::create_topic(&bootstrap, &dlq, partitions).await?;
+        self.fault(format!("created {dlq} again ({partitions} partitions)"));
+        let resumed = eventually(STALL_DEADLINE, || async {
+            client.status(&ready_url).await.is_ok_and(|s| s == 200)
+        })
+        .await;
+        let now = self.running(Service::Invoicing, 1)?.pid();
+        self.check(
+            "invoicing resumed by itself once the topic was back",
+            resumed && now == pid,
+            format!("ready again: {resumed}; pid before {pid}, after {now}"),
+        );
+        // The recreated topic holds only the poison's dead letter: the
+        // earlier scenarios' went with the deleted one.
+        let invoicing_before = before.first().copied().unwrap_or_default();
+        self.out.expected_dead_letters = [1 - invoicing_before, 1];
+        self.out.notes.push(format!(
+            "the {invoicing_before} dead letter(s) of earlier scenarios went with the deleted topic"
+        ));
+        Ok(())
+    }
+
+    // 14. After the load, shipping is frozen while copies
+    // of applied records come and retention deletes every record up to the
+    // end: shipping's committed offsets fall below the log start. Back, it
+    // must stop on them and say so (503, an error naming each partition and
+    // the records gone), never commit past them; an operator, having checked
+    // what the gap held (copies here), resets its offsets to the log start.
+    async fn stall_past_retention(&mut self) -> Result<(), ChaosError> {
+        let bootstrap = self.infra.settings.kafka_bootstrap_servers.clone();
+        let groups = [Service::Invoicing, Service::Shipping]
+            .map(|s| s.consumer_group().unwrap_or(shared_events::topics::ORDERS));
+        let lag = topic::LagReader::new(&bootstrap, &groups, ORDERS_TOPIC)?;
+        let orders = self.infra.pools.orders.clone();
+        let caught_up = |lag: &topic::LagReader, wanted: usize| {
+            let (lag, orders) = (lag.clone(), orders.clone());
+            async move {
+                let outbox: Result<i64, _> = sqlx::query_scalar("SELECT count(*) FROM outbox")
+                    .fetch_one(&orders)
+                    .await;
+                let lags = lag.lags().await.unwrap_or_default();
+                outbox.is_ok_and(|n| n == 0)
+                    && lags.len() == 2
+                    && lags.iter().take(wanted).all(|&l| l == 0)
+            }
+        };
+        self.reach(1.0).await;
+        let settled = eventually(STALL_DEADLINE, || caught_up(&lag, 2)).await;
+        if !settled {
+            return Err(ChaosError::Scenario(
+                "the flow did not catch up after the load; the stall cannot be staged".into(),
+            ));
+        }
+        let shipping = self.running(Service::Shipping, 1)?;
+        process::send_signal(shipping.pid(), Signal::Stop)?;
+        self.fault("shipping frozen (SIGSTOP)".into());
+
+        // Records shipping will not read: copies of applied ones, on every
+        // partition, which invoicing absorbs.
+        let end = topic::end_offsets(&bootstrap, ORDERS_TOPIC).await?;
+        let mut tail = EndOffsets::new();
+        for (&partition, &high) in &end {
+            tail.insert(partition, (high - COPIES_PER_PARTITION as i64).max(0));
+        }
+        let records = topic::read_range(&bootstrap, ORDERS_TOPIC, &tail, &end).await?;
+        let producer = topic::producer(&bootstrap)?;
+        topic::reproduce(&producer, &records).await?;
+        let invoicing_done = eventually(STALL_DEADLINE, || caught_up(&lag, 1)).await;
+        let log_start = topic::end_offsets(&bootstrap, ORDERS_TOPIC).await?;
+        topic::delete_records_before(&bootstrap, ORDERS_TOPIC, &log_start).await?;
+        self.fault(format!(
+            "{} copies of applied records written, then every record before the end deleted \
+             (retention): shipping never read the copies (invoicing had: {invoicing_done})",
+            records.len()
+        ));
+
+        process::send_signal(shipping.pid(), Signal::Cont)?;
+        let base = self.infra.url(Service::Shipping);
+        let client = ApiClient::with_timeouts(Duration::from_secs(5), Duration::from_secs(5))?;
+        let ready_url = format!("{base}/health/ready");
+        let reason =
+            not_ready_saying(&client, &ready_url, "would be skipped", STALL_DEADLINE).await;
+        let logged = log_tail(shipping.log_file(), 400).contains("is no longer in the log");
+        self.check(
+            "shipping stopped on its offsets below the log start and said so",
+            reason.is_some() && logged,
+            format!(
+                "error logged: {logged}; /health/ready: {}",
+                reason
+                    .as_deref()
+                    .unwrap_or("never 503 naming the records skipped")
+            ),
+        );
+        let shipping_lag = lag.lags().await?.get(1).copied().unwrap_or_default();
+        self.check(
+            "shipping committed nothing past the records it never read",
+            shipping_lag == records.len() as i64,
+            format!(
+                "its lag is {shipping_lag} records, the {} copies retention deleted",
+                records.len()
+            ),
+        );
+
+        // The operator's decision: the gap held copies only, so shipping
+        // may go on from the log start.
+        self.running(Service::Shipping, 1)?.stop().await?;
+        topic::commit_offsets(&bootstrap, groups[1], ORDERS_TOPIC, &log_start).await?;
+        self.infra.launch(Service::Shipping, Vec::new()).await?;
+        self.fault(
+            "the operator stopped shipping, reset its offsets to the log start, and started it"
+                .into(),
+        );
+        self.out.notes.push(
+            "the scenario's records were deleted, so the reorder check had none of them to read"
+                .into(),
         );
         Ok(())
     }

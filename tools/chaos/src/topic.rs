@@ -129,7 +129,8 @@ impl LagReader {
     }
 }
 
-/// The records of `topic` between `from` and `to` (per partition, `to` exclusive).
+/// The records of `topic` between `from` and `to` (per partition, `to`
+/// exclusive) that are still in the log.
 pub(crate) async fn read_range(
     bootstrap: &str,
     topic: &str,
@@ -145,7 +146,9 @@ pub(crate) async fn read_range(
         let mut assignment = TopicPartitionList::new();
         let mut remaining = 0;
         for (&partition, &end) in &to {
-            let start = from.get(&partition).copied().unwrap_or(0);
+            // Records retention (or a scenario) deleted are not read back.
+            let (low, _) = consumer.fetch_watermarks(&topic, partition, REQUEST_TIMEOUT)?;
+            let start = from.get(&partition).copied().unwrap_or(0).max(low);
             if end > start {
                 assignment.add_partition_offset(&topic, partition, Offset::Offset(start))?;
                 remaining += end - start;
@@ -400,4 +403,83 @@ pub(crate) async fn records_of(
     records.retain(|r| r.key() == Some(key.as_bytes()));
     records.sort_by_key(|r| (r.partition(), r.offset()));
     Ok(records)
+}
+
+/// Deletes `topic` (an operator's mistake the run reproduces).
+pub(crate) async fn delete_topic(bootstrap: &str, topic: &str) -> Result<(), ChaosError> {
+    let admin: AdminClient<DefaultClientContext> = client_config(bootstrap).create()?;
+    let options = AdminOptions::new().operation_timeout(Some(REQUEST_TIMEOUT));
+    for result in admin.delete_topics(&[topic], &options).await? {
+        result.map_err(|(topic, code)| {
+            ChaosError::Scenario(format!("deleting topic {topic}: {code}"))
+        })?;
+    }
+    Ok(())
+}
+
+/// Creates `topic` with `partitions` partitions (replication as the broker's
+/// default), as an operator would to put a deleted topic back.
+pub(crate) async fn create_topic(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+) -> Result<(), ChaosError> {
+    let admin: AdminClient<DefaultClientContext> = client_config(bootstrap).create()?;
+    let options = AdminOptions::new().operation_timeout(Some(REQUEST_TIMEOUT));
+    let new = rdkafka::admin::NewTopic::new(
+        topic,
+        partitions,
+        rdkafka::admin::TopicReplication::Fixed(-1),
+    );
+    for result in admin.create_topics(&[new], &options).await? {
+        result.map_err(|(topic, code)| {
+            ChaosError::Scenario(format!("creating topic {topic}: {code}"))
+        })?;
+    }
+    Ok(())
+}
+
+/// Deletes the records of `topic` before `before` (per partition), as
+/// retention would.
+pub(crate) async fn delete_records_before(
+    bootstrap: &str,
+    topic: &str,
+    before: &EndOffsets,
+) -> Result<(), ChaosError> {
+    let admin: AdminClient<DefaultClientContext> = client_config(bootstrap).create()?;
+    let mut offsets = TopicPartitionList::new();
+    for (&partition, &offset) in before {
+        offsets.add_partition_offset(topic, partition, Offset::Offset(offset))?;
+    }
+    let deleted = admin.delete_records(&offsets, &AdminOptions::new()).await?;
+    for element in deleted.elements() {
+        element.error()?;
+    }
+    Ok(())
+}
+
+/// Commits `offsets` on `topic` for consumer group `group`, which must have
+/// no member: what `kafka-consumer-groups --reset-offsets --execute` does.
+pub(crate) async fn commit_offsets(
+    bootstrap: &str,
+    group: &str,
+    topic: &str,
+    offsets: &EndOffsets,
+) -> Result<(), ChaosError> {
+    let (bootstrap, group, topic, offsets) = (
+        bootstrap.to_owned(),
+        group.to_owned(),
+        topic.to_owned(),
+        offsets.clone(),
+    );
+    blocking(move || {
+        let consumer: BaseConsumer = client_config(&bootstrap).set("group.id", &group).create()?;
+        let mut list = TopicPartitionList::new();
+        for (&partition, &offset) in &offsets {
+            list.add_partition_offset(&topic, partition, Offset::Offset(offset))?;
+        }
+        consumer.commit(&list, rdkafka::consumer::CommitMode::Sync)?;
+        Ok(())
+    })
+    .await
 }
