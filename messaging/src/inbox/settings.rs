@@ -80,7 +80,7 @@ pub struct InboxSettings {
         value_parser = platform::config::millis
     )]
     pub session_timeout: Duration,
-    /// Dedup records and early cancellations older than this are purged (keep it longer than any redelivery)
+    /// Dedup records, and cancellation notes whose order has its effect, older than this are purged (keep it longer than any redelivery)
     #[arg(
         id = "processed_retention",
         long = "processed-retention-hours",

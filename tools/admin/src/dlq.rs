@@ -585,6 +585,46 @@ mod tests {
     }
 
     #[test]
+    fn a_replay_takes_each_origin_once_by_its_latest_dead_letter() {
+        let letter = |offset: i64, origin: Option<&str>| {
+            let mut headers = vec![("dlq.error", "bad")];
+            if let Some(origin) = origin {
+                headers.push(("dlq.origin", origin));
+            }
+            let mut letter = DeadLetter::from_record(&record(&headers, Some(b"{}")));
+            letter.offset = offset;
+            letter
+        };
+        // One refusal and two refused replays of it, another refusal, and a
+        // dead letter from before origins (no origin, no source): its own.
+        let letters = vec![
+            letter(0, Some("orders/1/5")),
+            letter(1, Some("orders/2/9")),
+            letter(2, Some("orders/1/5")),
+            letter(3, None),
+            letter(4, Some("orders/1/5")),
+        ];
+        let offsets: Vec<i64> = latest_per_origin(letters)
+            .iter()
+            .map(|l| l.offset)
+            .collect();
+        assert_eq!(offsets, [1, 3, 4]);
+    }
+
+    #[test]
+    fn a_dead_letter_without_an_origin_counts_its_source_as_its_origin() {
+        let letter = DeadLetter::from_record(&record(
+            &[
+                ("dlq.source.topic", "orders"),
+                ("dlq.source.partition", "2"),
+                ("dlq.source.offset", "17"),
+            ],
+            None,
+        ));
+        assert_eq!(letter.origin.as_deref(), Some("orders/2/17"));
+    }
+
+    #[test]
     fn without_headers_the_event_is_read_from_the_value() {
         let value =
             br#"{"event_id":"01933b5e-8f3a-7c4e-9d2b-5a6f7e8d9c0b","event_type":"OrderCancelled"}"#;
