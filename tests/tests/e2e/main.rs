@@ -20,4 +20,5 @@ mod order_api_client;
 mod orders_api;
 mod pages;
 mod relay;
+mod running_figures;
 mod traces;
