@@ -11,14 +11,16 @@ use platform::services::INVOICING_SERVICE;
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use crate::balance::{self, Balance, BalanceQuery};
 use crate::invoice::Invoice;
 use crate::store;
 
 /// The invoice API's OpenAPI document, generated from the handlers' annotations.
 #[derive(utoipa::OpenApi)]
 #[openapi(
-    paths(list, show, dead_letters),
+    paths(list, show, balances, dead_letters),
     tags((name = "invoices", description = "The invoices this service made from the order events"),
+        (name = "balances", description = "Each customer's open balance per currency, moved by the order events"),
         (name = "dead letters", description = "The records this service refused, and why"))
 )]
 pub struct ApiDoc;
@@ -29,14 +31,16 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     platform::openapi::document(ApiDoc::openapi(), INVOICING_SERVICE.name, crate::ABOUT)
 }
 
-/// `GET /invoices/{id}` and `GET /invoices?order_id=&limit=&cursor=`, with
-/// `/openapi.json`, the reference page `/api-docs` and
-/// `GET /dead-letters?order_id=&limit=` (the records this service refused).
+/// `GET /invoices/{id}`, `GET /invoices?order_id=&limit=&cursor=` and
+/// `GET /balances?customer=&currency=&limit=&cursor=`, with `/openapi.json`,
+/// the reference page `/api-docs` and `GET /dead-letters?order_id=&limit=`
+/// (the records this service refused).
 pub fn routes(pool: PgPool) -> Router {
     Router::new()
         .merge(platform::openapi::routes(&openapi()))
         .route("/invoices", get(list))
         .route("/invoices/{id}", get(show))
+        .route("/balances", get(balances))
         .route("/dead-letters", get(dead_letters))
         .with_state(pool)
 }
@@ -78,6 +82,26 @@ async fn list(
 ) -> Result<Json<Page<Invoice>>, Problem> {
     let (order_id, page) = query.parse()?;
     Ok(Json(store::list(&pool, order_id, page).await?))
+}
+
+/// `GET /balances?customer=&currency=&limit=&cursor=`: by customer, then currency.
+#[utoipa::path(
+    get,
+    path = "/balances",
+    tag = "balances",
+    params(BalanceQuery),
+    responses(
+        (status = 200, description = "A page of open balances, by customer e-mail, then currency", body = Page<Balance>),
+        BadRequest, ServerErrors
+    )
+)]
+#[tracing::instrument(skip_all)]
+async fn balances(
+    State(pool): State<PgPool>,
+    Query(query): Query<BalanceQuery>,
+) -> Result<Json<Page<Balance>>, Problem> {
+    let filter = query.parse()?;
+    Ok(Json(balance::list(&pool, &filter).await?))
 }
 
 /// `GET /dead-letters?order_id=&limit=`: the newest records this service

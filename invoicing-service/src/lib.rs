@@ -4,7 +4,9 @@
 //! group (`invoicing`) and keeps its own database. Each `OrderPlaced` issues
 //! one invoice (customer, billing address, currency, priced lines and a total
 //! computed here, not trusted from the event); each `OrderCancelled` cancels
-//! it, even when the cancellation arrives first. The consumer runtime
+//! it, even when the cancellation arrives first. Both move the customer's
+//! open [`balance`], a running figure that only the inbox's dedup keeps
+//! exactly-once (what the chaos audit checks from outside). The consumer runtime
 //! (dedup, offset after effect, dead-lettering, retries) is
 //! [`messaging::inbox`]; this crate supplies only its [`reader`] (the tolerant
 //! reader), its effects and queries ([`store`]), its read [`api`] and its
@@ -13,6 +15,7 @@
 //! rebuild the invoices from the topic's history.
 
 pub mod api;
+pub mod balance;
 pub mod invoice;
 pub mod pages;
 pub mod reader;
@@ -84,6 +87,7 @@ impl Handler for Invoicing {
     ) -> Result<(), ApplyError> {
         let (placed, cancelled) = OrderEvent::split(events);
         store::issue(conn, &placed).await?;
+        balance::apply(conn, &placed, &cancelled).await?;
         cancellation::cancel(conn, &cancelled, "invoices").await?;
         Ok(())
     }

@@ -5,6 +5,7 @@
 //! locked the batch's orders; an invoice honours a cancellation that came
 //! before it, as [`messaging::cancellation`] explains.
 
+use messaging::inbox::EventMeta;
 use messaging::view::View;
 use platform::pagination::{Page, PageRequest};
 use sqlx::types::Json;
@@ -15,13 +16,14 @@ use crate::invoice::{
     BillingAddress, Customer, Invoice, InvoiceLine, InvoiceStatus, NewInvoice, UnknownStatus,
 };
 
-/// Issues the invoices of `placed` (order id, invoice), in one statement for
-/// the invoices and one for all their lines: open, or already cancelled when
-/// the order's cancellation came first. An order invoiced already (another
+/// Issues the invoices of `placed` (the `OrderPlaced` event, invoice), in
+/// one statement for the invoices and one for all their lines: open, or
+/// already cancelled when the order's cancellation came first; each records
+/// the event that issued it. An order invoiced already (another
 /// `OrderPlaced` of it) keeps its invoice.
 pub async fn issue(
     conn: &mut PgConnection,
-    placed: &[(Uuid, &NewInvoice)],
+    placed: &[(&EventMeta, &NewInvoice)],
 ) -> Result<(), sqlx::Error> {
     if placed.is_empty() {
         return Ok(());
@@ -30,17 +32,18 @@ pub async fn issue(
     let column =
         |f: fn(&NewInvoice) -> &str| placed.iter().map(|(_, i)| f(i)).collect::<Vec<&str>>();
     let inserted: Vec<Uuid> = sqlx::query_scalar(
-        "INSERT INTO invoices (id, order_id, status, customer_name, customer_email,
-             billing_street, billing_zip, billing_city, billing_country, currency, total_cents)
-         SELECT n.id, n.order_id,
+        "INSERT INTO invoices (id, order_id, issued_by_event, status, customer_name,
+             customer_email, billing_street, billing_zip, billing_city, billing_country,
+             currency, total_cents)
+         SELECT n.id, n.order_id, n.event_id,
              CASE WHEN EXISTS (SELECT 1 FROM cancellations c WHERE c.order_id = n.order_id)
                   THEN 'cancelled' ELSE 'open' END,
              n.customer_name, n.customer_email, n.billing_street, n.billing_zip,
              n.billing_city, n.billing_country, n.currency, n.total_cents
          FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[],
-                     $7::text[], $8::text[], $9::text[], $10::int8[])
+                     $7::text[], $8::text[], $9::text[], $10::int8[], $11::uuid[])
              AS n (id, order_id, customer_name, customer_email, billing_street, billing_zip,
-                   billing_city, billing_country, currency, total_cents)
+                   billing_city, billing_country, currency, total_cents, event_id)
          ON CONFLICT (order_id) DO NOTHING
          RETURNING id",
     )
@@ -48,7 +51,7 @@ pub async fn issue(
     .bind(
         placed
             .iter()
-            .map(|(order, _)| *order)
+            .map(|(event, _)| event.order_id)
             .collect::<Vec<Uuid>>(),
     )
     .bind(column(|i| &i.customer.name))
@@ -63,6 +66,12 @@ pub async fn issue(
             .iter()
             .map(|(_, i)| i.total_cents)
             .collect::<Vec<i64>>(),
+    )
+    .bind(
+        placed
+            .iter()
+            .map(|(event, _)| event.event_id)
+            .collect::<Vec<Uuid>>(),
     )
     .fetch_all(&mut *conn)
     .await?;

@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 use shared_events::{EventType, RawEnvelope};
 use uuid::Uuid;
 
-use crate::inbox::{NewEvent, Rejection};
+use crate::inbox::{EventMeta, NewEvent, Rejection};
 
 /// What an order event means to a consumer whose effect of a placement is `P`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,13 +26,16 @@ pub enum OrderEvent<P> {
 
 impl<P> OrderEvent<P> {
     /// A batch's new events split by kind, in record order: the placements
-    /// with their order ids, and the orders cancelled.
-    pub fn split<'a>(events: &'a [NewEvent<'a, OrderEvent<P>>]) -> (Vec<(Uuid, &'a P)>, Vec<Uuid>) {
+    /// with their events' metadata (order and event ids), and the orders
+    /// cancelled.
+    pub fn split<'a>(
+        events: &'a [NewEvent<'a, OrderEvent<P>>],
+    ) -> (Vec<(&'a EventMeta, &'a P)>, Vec<Uuid>) {
         let mut placed = Vec::new();
         let mut cancelled = Vec::new();
         for new in events {
             match new.event {
-                OrderEvent::Placed(effect) => placed.push((new.meta.order_id, effect)),
+                OrderEvent::Placed(effect) => placed.push((new.meta, effect)),
                 OrderEvent::Cancelled => cancelled.push(new.meta.order_id),
             }
         }

@@ -126,6 +126,55 @@ fn parse_order_id(raw: Option<&str>) -> Result<Option<Uuid>, Problem> {
     }
 }
 
+/// The keys of the last row of a page of a list ordered by text (a customer
+/// and a currency, a SKU), as the opaque `next_cursor` of that page: the
+/// keys joined by NUL (which no PostgreSQL text holds) and hex-encoded, so
+/// that any text survives a query string unchanged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TextCursor(pub Vec<String>);
+
+impl TextCursor {
+    /// The cursor as it goes into `next_cursor`.
+    pub fn encode(&self) -> String {
+        hex::encode(self.0.join("\0"))
+    }
+
+    /// Reads a `cursor` query value of `parts` keys; empty is the first page,
+    /// anything a previous page did not hand out is a 400.
+    pub fn parse(raw: Option<&str>, parts: usize) -> Result<Option<Self>, Problem> {
+        let raw = match raw {
+            None | Some("") => return Ok(None),
+            Some(raw) => raw,
+        };
+        hex::decode(raw)
+            .ok()
+            .and_then(|bytes| String::from_utf8(bytes).ok())
+            .map(|text| text.split('\0').map(str::to_owned).collect::<Vec<_>>())
+            .filter(|keys| keys.len() == parts)
+            .map(|keys| Some(TextCursor(keys)))
+            .ok_or_else(|| {
+                Problem::bad_request("cursor: must be a `next_cursor` value from a previous page")
+            })
+    }
+}
+
+/// An optional text query value that must equal a stored key: empty is none;
+/// longer than `max` characters, or holding a control character (which
+/// no key holds, and a NUL no query may carry to PostgreSQL), is a 400
+/// naming `field`.
+pub fn text_key(field: &str, raw: Option<&str>, max: usize) -> Result<Option<String>, Problem> {
+    match raw {
+        None | Some("") => Ok(None),
+        Some(raw) if raw.chars().count() > max => Err(Problem::bad_request(format!(
+            "{field}: must be at most {max} characters"
+        ))),
+        Some(raw) if raw.chars().any(char::is_control) => Err(Problem::bad_request(format!(
+            "{field}: must not contain control characters"
+        ))),
+        Some(raw) => Ok(Some(raw.to_owned())),
+    }
+}
+
 /// One page of a list.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Page<T> {
@@ -136,6 +185,22 @@ pub struct Page<T> {
 }
 
 impl<T> Page<T> {
+    /// Builds a page from up to `limit + 1` rows fetched in key order; the
+    /// cursor holds the last row's keys (`keys`).
+    pub fn from_keyed_rows(mut rows: Vec<T>, limit: i64, keys: impl Fn(&T) -> TextCursor) -> Self {
+        let more = rows.len() as i64 > limit;
+        rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        let next_cursor = if more {
+            rows.last().map(|last| keys(last).encode())
+        } else {
+            None
+        };
+        Page {
+            items: rows,
+            next_cursor,
+        }
+    }
+
     /// Builds a page from up to `request.fetch_limit()` rows fetched newest first.
     pub fn from_rows(mut rows: Vec<T>, request: PageRequest, id: impl Fn(&T) -> Uuid) -> Self {
         let more = rows.len() as i64 > request.limit;
@@ -179,6 +244,27 @@ mod tests {
         assert_eq!(query("", "5").parse().unwrap().0, None);
         assert!(query("42", "5").parse().is_err());
         assert!(query(&id.to_string(), "0").parse().is_err());
+    }
+
+    #[test]
+    fn text_cursors_round_trip_any_text_and_refuse_what_no_page_handed_out() {
+        let keys = TextCursor(vec!["a&b=c d@example.com".into(), "EUR".into()]);
+        let raw = keys.encode();
+        assert!(raw.bytes().all(|b| b.is_ascii_hexdigit()), "{raw}");
+        assert_eq!(TextCursor::parse(Some(&raw), 2).unwrap(), Some(keys));
+        assert_eq!(TextCursor::parse(Some(""), 2).unwrap(), None);
+        assert_eq!(TextCursor::parse(None, 1).unwrap(), None);
+        for bad in ["zz", "abc", &hex::encode("one key")] {
+            assert!(TextCursor::parse(Some(bad), 2).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn text_keys_are_bounded_and_free_of_control_characters() {
+        assert_eq!(text_key("sku", Some(""), 5).unwrap(), None);
+        assert_eq!(text_key("sku", Some("BK-1"), 5).unwrap(), Some("BK-1".into()));
+        assert!(text_key("sku", Some("BK-0001"), 5).is_err());
+        assert!(text_key("sku", Some("B\0K"), 5).is_err());
     }
 
     #[test]

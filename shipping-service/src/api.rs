@@ -11,14 +11,16 @@ use platform::services::SHIPPING_SERVICE;
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use crate::pick_list::{self, PickListQuery, ToPick};
 use crate::shipment::Shipment;
 use crate::store;
 
 /// The shipment API's OpenAPI document, generated from the handlers' annotations.
 #[derive(utoipa::OpenApi)]
 #[openapi(
-    paths(list, show, dead_letters),
+    paths(list, show, pick_list, dead_letters),
     tags((name = "shipments", description = "The shipments this service made from the order events"),
+        (name = "pick list", description = "The units to pick per SKU, moved by the order events"),
         (name = "dead letters", description = "The records this service refused, and why"))
 )]
 pub struct ApiDoc;
@@ -29,14 +31,16 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     platform::openapi::document(ApiDoc::openapi(), SHIPPING_SERVICE.name, crate::ABOUT)
 }
 
-/// `GET /shipments/{id}` and `GET /shipments?order_id=&limit=&cursor=`, with
-/// `/openapi.json`, the reference page `/api-docs` and
-/// `GET /dead-letters?order_id=&limit=` (the records this service refused).
+/// `GET /shipments/{id}`, `GET /shipments?order_id=&limit=&cursor=` and
+/// `GET /pick-list?sku=&limit=&cursor=`, with `/openapi.json`, the reference
+/// page `/api-docs` and `GET /dead-letters?order_id=&limit=` (the records
+/// this service refused).
 pub fn routes(pool: PgPool) -> Router {
     Router::new()
         .merge(platform::openapi::routes(&openapi()))
         .route("/shipments", get(list))
         .route("/shipments/{id}", get(show))
+        .route("/pick-list", get(pick_list))
         .route("/dead-letters", get(dead_letters))
         .with_state(pool)
 }
@@ -78,6 +82,26 @@ async fn list(
 ) -> Result<Json<Page<Shipment>>, Problem> {
     let (order_id, page) = query.parse()?;
     Ok(Json(store::list(&pool, order_id, page).await?))
+}
+
+/// `GET /pick-list?sku=&limit=&cursor=`: by SKU.
+#[utoipa::path(
+    get,
+    path = "/pick-list",
+    tag = "pick list",
+    params(PickListQuery),
+    responses(
+        (status = 200, description = "A page of the units to pick, by SKU", body = Page<ToPick>),
+        BadRequest, ServerErrors
+    )
+)]
+#[tracing::instrument(skip_all)]
+async fn pick_list(
+    State(pool): State<PgPool>,
+    Query(query): Query<PickListQuery>,
+) -> Result<Json<Page<ToPick>>, Problem> {
+    let filter = query.parse()?;
+    Ok(Json(pick_list::list(&pool, &filter).await?))
 }
 
 /// `GET /dead-letters?order_id=&limit=`: the newest records this service

@@ -4,6 +4,9 @@
 //! group (`shipping`) and keeps its own database. Each `OrderPlaced` creates
 //! one pending shipment (recipient, shipping address, what to pack); each
 //! `OrderCancelled` cancels it, even when the cancellation arrives first.
+//! Both move the [`pick_list`], a running figure of the units to pick per
+//! SKU that only the inbox's dedup keeps exactly-once (what the chaos audit
+//! checks from outside).
 //! Shipping holds no price, e-mail address or billing address: its reader
 //! does not declare them, so they never reach its tables or its API. Several
 //! instances in the one group split the topic's partitions between them. The
@@ -16,6 +19,7 @@
 
 pub mod api;
 pub mod pages;
+pub mod pick_list;
 pub mod reader;
 pub mod shipment;
 pub mod store;
@@ -86,6 +90,7 @@ impl Handler for Shipping {
     ) -> Result<(), ApplyError> {
         let (placed, cancelled) = OrderEvent::split(events);
         store::create(conn, &placed).await?;
+        pick_list::apply(conn, &placed, &cancelled).await?;
         cancellation::cancel(conn, &cancelled, "shipments").await?;
         Ok(())
     }

@@ -1,26 +1,30 @@
-//! The shipping pages: the shipments, newest first, a page at a time, and
-//! one shipment with its recipient, shipping address and what to pack.
-//! Shipping knows no price, e-mail or billing address, so its pages cannot
-//! show one. They read the same queries as the JSON API ([`crate::store`]);
-//! `maud` escapes every value a customer typed.
+//! The shipping pages: the shipments, newest first, a page at a time, one
+//! shipment with its recipient, shipping address and what to pack, and the
+//! units to pick per SKU. Shipping knows no price, e-mail or billing
+//! address, so its pages cannot show one. They read the same queries as the
+//! JSON API ([`crate::store`], [`crate::pick_list`]); `maud` escapes every
+//! value a customer typed.
 
 use axum::Router;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
+use axum::routing::get;
 use maud::html;
 use platform::pagination::OrderListQuery;
 use platform::web::format::time;
-use platform::web::layout::{Section, page, pager, status};
-use platform::web::{PageError, PageLinks, ReadModel, list_query, ok, path_id};
+use platform::web::layout::{Section, key_order_pager, page, pager, status};
+use platform::web::{PageError, PageLinks, ReadModel, list_query, ok, path_id, query as query_of};
 use sqlx::PgPool;
 
+use crate::pick_list::{self, PickListQuery};
 use crate::shipment::{Shipment, ShipmentStatus};
 use crate::store;
 
-/// `GET /` (the list) and `GET /shipment/{id}`, with the shared assets.
+/// `GET /` (the list), `GET /shipment/{id}` and `GET /to-pick`, with the shared assets.
 pub fn routes(pool: PgPool, links: PageLinks) -> Router {
-    ReadModel::routes(pool, links, "/shipment/{id}", list, show)
+    let more = Router::new().route("/to-pick", get(to_pick));
+    ReadModel::routes(pool, links, "/shipment/{id}", list, show, more)
 }
 
 fn label(status: ShipmentStatus) -> &'static str {
@@ -41,7 +45,8 @@ async fn list(
     let content = html! {
         h1 { "Shipments" }
         p.muted { "One shipment per placed order, created by shipping-service from the "
-                  code { "orders" } " topic: who receives it, where it goes, what to pack. No prices." }
+                  code { "orders" } " topic: who receives it, where it goes, what to pack. No prices. "
+                  a href="/to-pick" { "Units to pick per SKU »" } }
         @if shipments.items.is_empty() {
             p.card { "No shipments yet. Place an order on "
                      a href={ (pages.links.order) "/new" } { "the order page" } "." }
@@ -69,6 +74,45 @@ async fn list(
     };
     Ok(ok(page(
         "Shipments",
+        &pages.links,
+        Section::Shipments,
+        content,
+    )))
+}
+
+async fn to_pick(
+    State(pages): State<ReadModel>,
+    query: Result<Query<PickListQuery>, QueryRejection>,
+) -> Result<Response, PageError> {
+    let filter = query_of(query)?
+        .parse()
+        .map_err(|problem| PageError::bad_request(problem.detail().to_owned()))?;
+    let to_pick = pick_list::list(&pages.pool, &filter)
+        .await
+        .map_err(|e| PageError::database(&e))?;
+    let content = html! {
+        h1 { "Units to pick" }
+        p.muted { "What the warehouse picks for the pending shipments, per SKU: each placed order \
+                   adds its quantities, each cancellation takes them off again. A running figure \
+                   that only the inbox's deduplication keeps right: the chaos audit compares it \
+                   with the pending shipments." }
+        @if to_pick.items.is_empty() {
+            p.card { "Nothing to pick yet." }
+        } @else {
+            table {
+                thead { tr { th { "SKU" } th.num { "Units" } } }
+                tbody {
+                    @for item in &to_pick.items {
+                        tr { td.mono { (item.sku) } td.num { (item.units) } }
+                    }
+                }
+            }
+        }
+        (key_order_pager(to_pick.next_cursor.as_deref(), filter.first_page()))
+        p { a href="/" { "« All shipments" } }
+    };
+    Ok(ok(page(
+        "Units to pick",
         &pages.links,
         Section::Shipments,
         content,

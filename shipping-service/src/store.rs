@@ -5,6 +5,7 @@
 //! locked the batch's orders; a shipment honours a cancellation that came
 //! before it, as [`messaging::cancellation`] explains.
 
+use messaging::inbox::EventMeta;
 use messaging::view::View;
 use platform::pagination::{Page, PageRequest};
 use sqlx::types::Json;
@@ -15,13 +16,14 @@ use crate::shipment::{
     NewShipment, Recipient, Shipment, ShipmentLine, ShipmentStatus, ShippingAddress, UnknownStatus,
 };
 
-/// Creates the shipments of `placed` (order id, shipment), in one statement
-/// for the shipments and one for all their lines: pending, or already
-/// cancelled when the order's cancellation came first. An order that has a
-/// shipment already (another `OrderPlaced` of it) keeps it.
+/// Creates the shipments of `placed` (the `OrderPlaced` event, shipment), in
+/// one statement for the shipments and one for all their lines: pending, or
+/// already cancelled when the order's cancellation came first; each records
+/// the event that created it. An order that has a shipment already (another
+/// `OrderPlaced` of it) keeps it.
 pub async fn create(
     conn: &mut PgConnection,
-    placed: &[(Uuid, &NewShipment)],
+    placed: &[(&EventMeta, &NewShipment)],
 ) -> Result<(), sqlx::Error> {
     if placed.is_empty() {
         return Ok(());
@@ -30,17 +32,17 @@ pub async fn create(
     let column =
         |f: fn(&NewShipment) -> &str| placed.iter().map(|(_, s)| f(s)).collect::<Vec<&str>>();
     let inserted: Vec<Uuid> = sqlx::query_scalar(
-        "INSERT INTO shipments (id, order_id, status, recipient_name,
+        "INSERT INTO shipments (id, order_id, created_by_event, status, recipient_name,
              shipping_street, shipping_zip, shipping_city, shipping_country)
-         SELECT n.id, n.order_id,
+         SELECT n.id, n.order_id, n.event_id,
              CASE WHEN EXISTS (SELECT 1 FROM cancellations c WHERE c.order_id = n.order_id)
                   THEN 'cancelled' ELSE 'pending' END,
              n.recipient_name, n.shipping_street, n.shipping_zip, n.shipping_city,
              n.shipping_country
          FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[],
-                     $7::text[])
+                     $7::text[], $8::uuid[])
              AS n (id, order_id, recipient_name, shipping_street, shipping_zip, shipping_city,
-                   shipping_country)
+                   shipping_country, event_id)
          ON CONFLICT (order_id) DO NOTHING
          RETURNING id",
     )
@@ -48,7 +50,7 @@ pub async fn create(
     .bind(
         placed
             .iter()
-            .map(|(order, _)| *order)
+            .map(|(event, _)| event.order_id)
             .collect::<Vec<Uuid>>(),
     )
     .bind(column(|s| &s.recipient.name))
@@ -56,6 +58,12 @@ pub async fn create(
     .bind(column(|s| &s.shipping_address.zip))
     .bind(column(|s| &s.shipping_address.city))
     .bind(column(|s| &s.shipping_address.country))
+    .bind(
+        placed
+            .iter()
+            .map(|(event, _)| event.event_id)
+            .collect::<Vec<Uuid>>(),
+    )
     .fetch_all(&mut *conn)
     .await?;
 

@@ -234,10 +234,13 @@ impl<H: Handler> Inbox<H> {
         // The first copy of each new id is applied; any later copy in the
         // same batch is a duplicate like a redelivery.
         let mut first = HashSet::with_capacity(new.len());
+        let dedup = self.settings.deduplicates();
         let (positions, fresh): (Vec<usize>, Vec<NewEvent<'_, H::Event>>) = events
             .iter()
             .enumerate()
-            .filter(|(_, (_, meta, _))| new.contains(&meta.event_id) && first.insert(meta.event_id))
+            .filter(|(_, (_, meta, _))| {
+                !dedup || (new.contains(&meta.event_id) && first.insert(meta.event_id))
+            })
             .map(|(position, &(_, meta, event))| (position, NewEvent { meta, event }))
             .unzip();
         if !fresh.is_empty() {

@@ -147,6 +147,13 @@ pub struct InboxSettings {
     #[cfg(feature = "fault-injection")]
     #[arg(skip)]
     pub fault: Option<Fault>,
+    /// Apply every record, redeliveries included, as if the dedup table were
+    /// empty: what the inbox guards against, for a test to show that the
+    /// audit sees it. Only a test in this process can set it (no flag, no
+    /// environment variable), and only in a `fault-injection` build.
+    #[cfg(feature = "fault-injection")]
+    #[arg(skip)]
+    pub dedup_off: bool,
 }
 
 impl InboxSettings {
@@ -170,7 +177,19 @@ impl InboxSettings {
             abort_after_commit: None,
             #[cfg(feature = "fault-injection")]
             fault: None,
+            #[cfg(feature = "fault-injection")]
+            dedup_off: false,
         }
+    }
+
+    /// Whether a redelivered event is skipped: always, unless a test of a
+    /// `fault-injection` build switched the dedup off.
+    pub(super) fn deduplicates(&self) -> bool {
+        #[cfg(feature = "fault-injection")]
+        let off = self.dedup_off;
+        #[cfg(not(feature = "fault-injection"))]
+        let off = false;
+        !off
     }
 
     /// The crash point, if one is set.

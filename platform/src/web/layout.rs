@@ -103,18 +103,37 @@ pub fn status(name: &str) -> Markup {
     html! { span class={ "status " (name) } { (name) } }
 }
 
-/// The links under a list: to the first page (unless this is it) and to the
-/// next one (when there is one), keyed by the list's `next_cursor`.
+/// The links under a list, newest first: to the first page (unless this is
+/// it) and to the next one (when there is one), keyed by the list's `next_cursor`.
 pub fn pager(next_cursor: Option<&str>, first_page: bool) -> Markup {
+    labelled_pager(
+        next_cursor,
+        first_page,
+        ["« Newest", "Older »", "No older entries"],
+    )
+}
+
+/// The same links under a list in the order of its keys (A to Z).
+pub fn key_order_pager(next_cursor: Option<&str>, first_page: bool) -> Markup {
+    labelled_pager(
+        next_cursor,
+        first_page,
+        ["« First", "Next »", "No more entries"],
+    )
+}
+
+/// The pager, with its labels: first page, next page, no next page.
+fn labelled_pager(next_cursor: Option<&str>, first_page: bool, labels: [&str; 3]) -> Markup {
+    let [first, next, last] = labels;
     html! {
         nav.pager {
             @if !first_page {
-                a href="?" { "« Newest" }
+                a href="?" { (first) }
             }
             @if let Some(cursor) = next_cursor {
-                a href={ "?cursor=" (cursor) } rel="next" { "Older »" }
+                a href={ "?cursor=" (cursor) } rel="next" { (next) }
             } @else {
-                span.muted { "No older entries" }
+                span.muted { (last) }
             }
         }
     }

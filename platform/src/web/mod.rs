@@ -210,14 +210,16 @@ pub struct ReadModel {
 }
 
 impl ReadModel {
-    /// A consuming service's pages: `GET /` (`list`) and `show` at
-    /// `show_path` (e.g. `/invoice/{id}`), over `pool`, with the shared assets.
+    /// A consuming service's pages: `GET /` (`list`), `show` at `show_path`
+    /// (e.g. `/invoice/{id}`) and the service's `more` pages, over `pool`,
+    /// with the shared assets.
     pub fn routes<L, LT, S, ST>(
         pool: sqlx::PgPool,
         links: PageLinks,
         show_path: &str,
         list: L,
         show: S,
+        more: axum::Router<ReadModel>,
     ) -> axum::Router
     where
         L: axum::handler::Handler<LT, ReadModel>,
@@ -228,6 +230,7 @@ impl ReadModel {
         axum::Router::new()
             .route("/", axum::routing::get(list))
             .route(show_path, axum::routing::get(show))
+            .merge(more)
             .merge(assets::routes())
             .with_state(ReadModel {
                 pool,

@@ -20,5 +20,6 @@ mod order_api_client;
 mod orders_api;
 mod pages;
 mod relay;
+mod running_figures;
 mod stalls;
 mod traces;

@@ -5,6 +5,16 @@
 //! outbox is empty, and both consumer groups have committed up to the end of
 //! the topic. A scenario that does not get there within its deadline has lost
 //! orders or a stuck consumer, and the audit says which.
+//!
+//! Two kinds of duplicate effect are looked for, and they measure different
+//! things. A second invoice or shipment for an order ([`audit`]) cannot
+//! happen whatever the inbox does: `UNIQUE(order_id)` forbids it, so that
+//! check guards the schema and the content, not the dedup. The running
+//! figures ([`running_figures`]: each customer's open balance per currency,
+//! the units to pick per SKU) are moved by every event a consumer applies,
+//! with no key to stop a second application, so they equal what their rows
+//! add up to only if the inbox applied each event once. That check is the
+//! one that sees the inbox's dedup from outside.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime};
@@ -323,6 +333,78 @@ pub(crate) async fn audit(
         ));
     }
     Ok(findings)
+}
+
+/// How far the consumers' running figures are from the rows they must equal.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct RunningFigures {
+    /// Customers' balances (per currency) that differ from the total of
+    /// their open invoices.
+    pub balances_off: usize,
+    /// SKUs whose units to pick differ from the pending shipments' lines.
+    pub skus_off: usize,
+    /// Examples, a few of each.
+    pub examples: Vec<String>,
+}
+
+impl RunningFigures {
+    /// Duplicate (or lost) effects by the non-idempotent checks: the figures
+    /// that differ from their rows.
+    pub fn off(&self) -> usize {
+        self.balances_off + self.skus_off
+    }
+}
+
+/// Compares invoicing's balances with its open invoices, customer by customer
+/// and currency by currency, and shipping's pick list with its pending
+/// shipments, SKU by SKU, over the whole of each database. A figure and its
+/// rows are written in one transaction, so each comparison (one statement,
+/// one snapshot) holds at any moment, settled or not.
+pub async fn running_figures(
+    invoicing: &sqlx::PgPool,
+    shipping: &sqlx::PgPool,
+) -> Result<RunningFigures, sqlx::Error> {
+    let balances: Vec<(String, String, i64, i64)> = sqlx::query_as(
+        "SELECT customer_email, currency,
+                COALESCE(b.open_cents, 0), COALESCE(r.open_cents, 0)::bigint
+         FROM customer_balances b
+         FULL JOIN (SELECT customer_email, currency, sum(total_cents) AS open_cents
+                    FROM invoices WHERE status = 'open'
+                    GROUP BY customer_email, currency) r USING (customer_email, currency)
+         WHERE COALESCE(b.open_cents, 0) <> COALESCE(r.open_cents, 0)
+         ORDER BY customer_email, currency",
+    )
+    .fetch_all(invoicing)
+    .await?;
+    let skus: Vec<(String, i64, i64)> = sqlx::query_as(
+        "SELECT sku, COALESCE(p.units, 0), COALESCE(r.units, 0)::bigint
+         FROM pick_list p
+         FULL JOIN (SELECT l.sku, sum(l.quantity) AS units
+                    FROM shipments s JOIN shipment_lines l ON l.shipment_id = s.id
+                    WHERE s.status = 'pending'
+                    GROUP BY l.sku) r USING (sku)
+         WHERE COALESCE(p.units, 0) <> COALESCE(r.units, 0)
+         ORDER BY sku",
+    )
+    .fetch_all(shipping)
+    .await?;
+    let examples = balances
+        .iter()
+        .take(SHOWN)
+        .map(|(customer, currency, running, rows)| {
+            format!(
+                "balance of {customer} in {currency}: {running} cents, but their open invoices total {rows}"
+            )
+        })
+        .chain(skus.iter().take(SHOWN).map(|(sku, running, rows)| {
+            format!("{sku}: {running} units to pick, but the pending shipments hold {rows}")
+        }))
+        .collect();
+    Ok(RunningFigures {
+        balances_off: balances.len(),
+        skus_off: skus.len(),
+        examples,
+    })
 }
 
 /// Orders whose events reached the topic out of order, checked for every

@@ -3,9 +3,10 @@
 //! Each scenario places orders over HTTP at a steady rate while it injects
 //! one kind of fault, then waits for the flow to settle and audits it:
 //! every order that got a 201 must have exactly one invoice and exactly one
-//! shipment with the right content, nothing may be applied twice, both
-//! consumer groups must have committed to the end of the topic, and the
-//! outbox must be empty. Recovery is measured from each fault to the moment
+//! shipment with the right content, nothing may be applied twice (the
+//! consumers' running figures, balances per customer and units to pick per
+//! SKU, must equal their rows: see [`audit`]), both consumer groups must
+//! have committed to the end of the topic, and the outbox must be empty. Recovery is measured from each fault to the moment
 //! every order accepted before it had both effects (the consumers' own
 //! commit timestamps, on the database's clock).
 //!
@@ -38,7 +39,7 @@
 //! two events, and the audit checks on the topic that each order's
 //! `OrderPlaced` comes before its `OrderCancelled` (reordered events).
 
-mod audit;
+pub mod audit;
 mod faults;
 mod load;
 mod topic;
@@ -249,8 +250,13 @@ pub struct ScenarioResult {
     pub faults: Vec<String>,
     /// Accepted orders missing an invoice or a shipment.
     pub lost: usize,
-    /// Effects applied more than once.
+    /// Effects applied more than once, as the schema-guarded checks see them
+    /// (second invoices or shipments, extra lines, orders placed twice).
     pub duplicate_effects: usize,
+    /// Duplicate effects by the non-idempotent checks: balances and SKUs
+    /// whose running figure differs from their rows (only the inbox's dedup
+    /// keeps these at 0).
+    pub figures_off: usize,
     /// Invoices or shipments that differ from their order.
     pub wrong_content: usize,
     /// Orders whose events reached the topic out of order.
@@ -288,6 +294,7 @@ impl ScenarioResult {
     pub fn passed(&self) -> bool {
         self.lost == 0
             && self.duplicate_effects == 0
+            && self.figures_off == 0
             && self.wrong_content == 0
             && self.reordered == 0
             && self.checks.iter().all(|c| c.passed)
@@ -309,20 +316,24 @@ impl ChaosReport {
         self.results.iter().all(ScenarioResult::passed)
     }
 
-    /// The table: scenario | orders | faults injected | lost | duplicate effects | reordered | max recovery (s).
+    /// The table: scenario | orders | faults injected | lost | duplicate
+    /// effects (schema-guarded checks) | duplicate effects (non-idempotent
+    /// checks) | reordered | max recovery (s).
     pub fn table(&self) -> String {
         let mut out = String::from(
-            "| scenario | orders | faults injected | lost | duplicate effects | reordered | max recovery (s) |\n\
-             |---|---:|---:|---:|---:|---:|---:|\n",
+            "| scenario | orders | faults injected | lost | duplicate effects (schema-guarded checks) \
+             | duplicate effects (non-idempotent checks) | reordered | max recovery (s) |\n\
+             |---|---:|---:|---:|---:|---:|---:|---:|\n",
         );
         for r in &self.results {
             out.push_str(&format!(
-                "| {} | {} | {} | {} | {} | {} | {:.1} |\n",
+                "| {} | {} | {} | {} | {} | {} | {} | {:.1} |\n",
                 r.scenario,
                 r.orders,
                 r.faults.len(),
                 r.lost,
                 r.duplicate_effects,
+                r.figures_off,
                 r.reordered,
                 r.max_recovery.as_secs_f64()
             ));
@@ -509,6 +520,10 @@ async fn run_scenario(
     )
     .await?;
     let mut findings = audit::audit(&infra.pools, &load.accepted, (started, placed)).await?;
+    let figures = audit::running_figures(&infra.pools.invoicing, &infra.pools.shipping)
+        .await
+        .map_err(ChaosError::Database)?;
+    findings.examples.extend(figures.examples.iter().cloned());
     let mut max_recovery = 0.0_f64;
     for fault in &injected.faults {
         max_recovery =
@@ -569,6 +584,7 @@ async fn run_scenario(
         faults: injected.faults.iter().map(|f| f.what.clone()).collect(),
         lost: findings.lost,
         duplicate_effects: findings.duplicate_effects,
+        figures_off: figures.off(),
         wrong_content: findings.wrong_content,
         reordered,
         max_recovery: Duration::from_secs_f64(max_recovery),
@@ -584,10 +600,11 @@ async fn run_scenario(
         elapsed: started.elapsed().unwrap_or_default(),
     };
     eprintln!(
-        "chaos: {scenario}: {} — lost {}, duplicate effects {}, reordered {}, max recovery {:.1}s",
+        "chaos: {scenario}: {} — lost {}, duplicate effects {} (schema-guarded checks) / {} (non-idempotent checks), reordered {}, max recovery {:.1}s",
         if result.passed() { "passed" } else { "FAILED" },
         result.lost,
         result.duplicate_effects,
+        result.figures_off,
         result.reordered,
         result.max_recovery.as_secs_f64()
     );

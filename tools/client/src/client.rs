@@ -6,7 +6,10 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
-use crate::{CancelOrder, ClientError, Invoice, Order, Page, PlaceOrder, Shipment, metric_value};
+use crate::{
+    Balance, CancelOrder, ClientError, Invoice, Order, Page, PlaceOrder, Shipment, ToPick,
+    metric_value,
+};
 
 /// How long one request may take before it counts as failed.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -120,6 +123,17 @@ impl ApiClient {
             .get_json(&format!("{base_url}/shipments?order_id={order_id}"))
             .await?;
         Ok(page.items.into_iter().next())
+    }
+
+    /// Every open balance invoicing-service holds (`GET /balances`, all pages),
+    /// by customer e-mail, then currency.
+    pub async fn balances(&self, base_url: &str) -> Result<Vec<Balance>, ClientError> {
+        self.list_all(&format!("{base_url}/balances")).await
+    }
+
+    /// Shipping-service's units to pick per SKU (`GET /pick-list`, all pages), by SKU.
+    pub async fn pick_list(&self, base_url: &str) -> Result<Vec<ToPick>, ClientError> {
+        self.list_all(&format!("{base_url}/pick-list")).await
     }
 
     /// Sends `POST /orders` with `order` and returns the answer whatever its status.

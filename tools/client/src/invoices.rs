@@ -28,3 +28,15 @@ pub struct Invoice {
     /// When invoicing recorded it.
     pub issued_at: DateTime<Utc>,
 }
+
+/// What one customer owes in one currency (`GET /balances`): the running
+/// total of their open invoices.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Balance {
+    /// The customer, by e-mail address.
+    pub customer_email: String,
+    /// ISO 4217 currency code.
+    pub currency: String,
+    /// The open amount, in cents.
+    pub open_cents: i64,
+}

@@ -5,7 +5,7 @@
 //! rebuild, the chaos and benchmark runs, the load generator and the
 //! end-to-end tests. It holds the requests a client sends ([`PlaceOrder`],
 //! [`CancelOrder`]) and the answers it reads ([`Order`], [`Invoice`],
-//! [`Shipment`], each list a [`Page`]) as the README documents them, and an
+//! [`Shipment`], [`Balance`], [`ToPick`], each list a [`Page`]) as the README documents them, and an
 //! [`ApiClient`] that sends the one and reads the other. The services keep
 //! their own server-side types and never link this crate; the end-to-end
 //! tests prove that this crate reads what they answer.
@@ -25,8 +25,8 @@ mod shipments;
 
 pub use client::{ApiClient, Reply};
 pub use error::ClientError;
-pub use invoices::Invoice;
+pub use invoices::{Balance, Invoice};
 pub use metrics::metric_value;
 pub use orders::{Address, CancelOrder, Customer, Order, OrderLine, PlaceOrder, PricedLine};
 pub use page::Page;
-pub use shipments::{Recipient, Shipment, ShipmentLine};
+pub use shipments::{Recipient, Shipment, ShipmentLine, ToPick};

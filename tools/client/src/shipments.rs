@@ -42,3 +42,12 @@ pub struct Shipment {
     /// When shipping recorded it.
     pub created_at: DateTime<Utc>,
 }
+
+/// How many units of one SKU the pending shipments hold (`GET /pick-list`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ToPick {
+    /// Stock keeping unit.
+    pub sku: String,
+    /// Units to pick.
+    pub units: i64,
+}
