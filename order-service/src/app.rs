@@ -16,10 +16,8 @@ use axum::Router;
 use platform::app::{App, BackgroundTask, BindError};
 use platform::db::StartupError as DbError;
 use platform::health::Readiness;
-use platform::http::HttpLimits;
 use platform::services::ORDER_SERVICE;
 use prometheus_client::registry::Registry;
-use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
 use messaging::outbox::Wakeup;
@@ -86,8 +84,15 @@ pub async fn build(config: Config) -> Result<App, StartupError> {
         .map_err(StartupError::PagesClient)?;
     let overview = Overview::new(registry.clone(), upstream.clone());
     let pages = Pages::new(state.clone(), config.links.clone(), upstream, overview);
-    let router = router(state, pages, pool, registry, config.http.limits());
-    Ok(App::bind(ORDER_SERVICE.name, config.http.addr, router)
+    let app = App::serve(
+        ORDER_SERVICE.name,
+        &config.http,
+        routes(state, pages),
+        pool,
+        Readiness::new(),
+        registry,
+    );
+    Ok(app
         .await?
         .with_task(BackgroundTask::new("outbox relay", move |stop| {
             relay.run(stop)
@@ -141,18 +146,12 @@ impl Purge {
     }
 }
 
-/// The complete HTTP application: the order routes and the pages inside
-/// the platform's common layers (health, metrics, problem+json, timeout,
-/// tracing, security headers).
-pub fn router(
-    state: AppState,
-    pages: Pages,
-    pool: PgPool,
-    metrics: Arc<Registry>,
-    limits: HttpLimits,
-) -> Router {
-    let routes = api::routes(state).merge(pages::routes(pages));
-    platform::http::with_common_layers(routes, pool, Readiness::new(), metrics, limits)
+/// The service's own routes: the order API and the pages, which
+/// [`App::serve`] puts inside the platform's common layers (health,
+/// metrics, problem+json, the `Host` and same-origin checks, limits,
+/// timeout, tracing, security headers).
+pub fn routes(state: AppState, pages: Pages) -> Router {
+    api::routes(state).merge(pages::routes(pages))
 }
 
 #[cfg(test)]
@@ -163,7 +162,10 @@ mod tests {
     use axum::body::Body;
     use axum::http::{Method, Request, StatusCode, header};
     use http_body_util::BodyExt;
+    use platform::http::HttpLimits;
+    use platform::web::security::AllowedHosts;
     use serde_json::{Value, json};
+    use sqlx::PgPool;
     use sqlx::postgres::PgPoolOptions;
     use tower::ServiceExt;
 
@@ -191,7 +193,24 @@ mod tests {
             upstream.clone(),
             Overview::new(registry.clone(), upstream),
         );
-        router(state, pages, pool, registry, HttpLimits::default())
+        let hosts = AllowedHosts::local("127.0.0.1:8081".parse().unwrap());
+        platform::http::with_common_layers(
+            routes(state, pages),
+            pool,
+            Readiness::new(),
+            registry,
+            HttpLimits::default(),
+            hosts,
+        )
+        // Every request here comes from a client of this address.
+        .layer(axum::middleware::map_request(
+            |mut request: Request<Body>| async move {
+                request
+                    .headers_mut()
+                    .insert(header::HOST, "127.0.0.1:8081".parse().unwrap());
+                request
+            },
+        ))
     }
 
     async fn send(request: Request<Body>) -> (StatusCode, Value) {
@@ -351,27 +370,43 @@ mod tests {
                 "post",
                 "/orders",
                 &[
-                    "201", "400", "408", "409", "413", "415", "422", "500", "503",
+                    "201", "400", "403", "408", "409", "413", "415", "421", "422", "500", "503",
                 ][..],
             ),
-            ("get", "/orders", &["200", "400", "408", "500", "503"][..]),
+            (
+                "get",
+                "/orders",
+                &["200", "400", "408", "421", "500", "503"][..],
+            ),
             (
                 "get",
                 "/orders/{id}",
-                &["200", "400", "404", "408", "500", "503"][..],
+                &["200", "400", "404", "408", "421", "500", "503"][..],
             ),
             (
                 "post",
                 "/orders/{id}/cancel",
                 &[
-                    "200", "400", "404", "408", "413", "415", "422", "500", "503",
+                    "200", "400", "403", "404", "408", "413", "415", "421", "422", "500", "503",
                 ][..],
             ),
-            ("get", "/health/live", &["200", "408", "500", "503"][..]),
-            ("get", "/health/ready", &["200", "408", "500", "503"][..]),
-            ("get", "/metrics", &["200", "408", "500", "503"][..]),
-            ("get", "/openapi.json", &["200", "408", "500", "503"][..]),
-            ("get", "/api-docs", &["200", "408", "500", "503"][..]),
+            (
+                "get",
+                "/health/live",
+                &["200", "408", "421", "500", "503"][..],
+            ),
+            (
+                "get",
+                "/health/ready",
+                &["200", "408", "421", "500", "503"][..],
+            ),
+            ("get", "/metrics", &["200", "408", "421", "500", "503"][..]),
+            (
+                "get",
+                "/openapi.json",
+                &["200", "408", "421", "500", "503"][..],
+            ),
+            ("get", "/api-docs", &["200", "408", "421", "500", "503"][..]),
         ];
         for (method, path, statuses) in operations {
             let operation = &document["paths"][path][method];

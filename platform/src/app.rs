@@ -160,24 +160,28 @@ impl App {
 
     /// Binds the service called `name` as `http` says, serving `routes`
     /// inside the common layers (health from `pool` and `readiness`,
-    /// `metrics`, timeouts, limits, tracing): what every service's `build`
-    /// ends with.
+    /// `metrics`, the `Host` and same-origin checks, timeouts, limits,
+    /// tracing): what every service's `build` ends with. The hosts it
+    /// answers to are known only once it listens (port 0 in tests), so the
+    /// router is assembled after the bind.
     pub async fn serve(
         name: &'static str,
         http: &crate::config::HttpSettings,
         routes: Router,
         pool: sqlx::PgPool,
         readiness: crate::health::Readiness,
-        metrics: prometheus_client::registry::Registry,
+        metrics: impl Into<std::sync::Arc<prometheus_client::registry::Registry>>,
     ) -> Result<Self, BindError> {
-        let router = crate::http::with_common_layers(
+        let mut app = App::bind(name, http.addr, Router::new()).await?;
+        app.router = crate::http::with_common_layers(
             routes,
             pool,
             readiness,
-            std::sync::Arc::new(metrics),
+            metrics.into(),
             http.limits(),
+            http.allowed_hosts(app.local_addr),
         );
-        App::bind(name, http.addr, router).await
+        Ok(app)
     }
 
     /// Adds a task to run beside the HTTP server (see [`BackgroundTask`]).

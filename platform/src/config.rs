@@ -23,6 +23,7 @@ use clap::{Arg, Args, Command, CommandFactory, FromArgMatches};
 use crate::db::DatabaseUrl;
 use crate::http::HttpLimits;
 use crate::services::ServiceFacts;
+use crate::web::security::{AllowedHosts, parse_hosts};
 
 /// Parses a duration given in milliseconds (`_MS` variables).
 pub fn millis(value: &str) -> Result<Duration, String> {
@@ -41,6 +42,14 @@ pub fn hours(value: &str) -> Result<Duration, String> {
             .map(Duration::from_secs)
             .ok_or_else(|| format!("{h} hours is too long"))
     })
+}
+
+/// Parses a count that must be at least 1 (a limit of 0 would refuse everything).
+pub fn at_least_one(value: &str) -> Result<usize, String> {
+    match whole(value)? {
+        0 => Err("must be at least 1".to_owned()),
+        n => usize::try_from(n).map_err(|_| format!("{n} is too large")),
+    }
 }
 
 fn whole(value: &str) -> Result<u64, String> {
@@ -70,14 +79,32 @@ pub struct HttpSettings {
         value_parser = millis
     )]
     pub request_timeout: Duration,
-    /// Requests handled at once; the rest wait for a slot.
+    /// Requests handled at once; the rest wait for a slot (GET /health/live needs none).
     #[arg(
         id = "http_max_concurrent_requests",
         long = "http-max-concurrent-requests",
         env = "HTTP_MAX_CONCURRENT_REQUESTS",
-        default_value_t = 512
+        default_value_t = 512,
+        value_parser = at_least_one
     )]
     pub max_concurrent_requests: usize,
+    /// How long a request waits for a slot; then it is answered 503 with Retry-After, nothing done.
+    #[arg(
+        id = "http_queue_timeout",
+        long = "http-queue-timeout-ms",
+        env = "HTTP_QUEUE_TIMEOUT_MS",
+        default_value = "1000",
+        value_parser = millis
+    )]
+    pub queue_timeout: Duration,
+    /// The Host values (host[:port], comma-separated) the service answers to; any other gets 421, and only pages of these hosts may send it unsafe requests (unset: localhost, 127.0.0.1 and [::1] at the port it listens on, and its own address if specific)
+    #[arg(
+        id = "allowed_hosts",
+        long = "allowed-hosts",
+        env = "ALLOWED_HOSTS",
+        value_parser = parse_hosts
+    )]
+    pub allowed_hosts: Option<AllowedHosts>,
 }
 
 impl HttpSettings {
@@ -86,7 +113,16 @@ impl HttpSettings {
         HttpLimits {
             request_timeout: self.request_timeout,
             max_concurrent_requests: self.max_concurrent_requests,
+            queue_timeout: self.queue_timeout,
         }
+    }
+
+    /// The hosts the service answers to once it listens on `bound` (the
+    /// real address, port 0 resolved): the setting, else [`AllowedHosts::local`].
+    pub fn allowed_hosts(&self, bound: SocketAddr) -> AllowedHosts {
+        self.allowed_hosts
+            .clone()
+            .unwrap_or_else(|| AllowedHosts::local(bound))
     }
 }
 
@@ -269,6 +305,8 @@ mod tests {
                 "HTTP_ADDR",
                 "HTTP_REQUEST_TIMEOUT_MS",
                 "HTTP_MAX_CONCURRENT_REQUESTS",
+                "HTTP_QUEUE_TIMEOUT_MS",
+                "ALLOWED_HOSTS",
                 "DATABASE_URL",
                 "DB_MAX_CONNECTIONS",
                 "DB_ACQUIRE_TIMEOUT_MS",
@@ -276,7 +314,7 @@ mod tests {
             ]
         );
         assert_eq!(variables[0].default.as_deref(), Some("127.0.0.1:8082"));
-        assert_eq!(variables[6].help, "A knob of the example");
+        assert_eq!(variables[8].help, "A knob of the example");
     }
 
     #[test]
@@ -285,5 +323,7 @@ mod tests {
         assert_eq!(hours("2"), Ok(Duration::from_secs(7200)));
         assert!(secs("1.5").is_err());
         assert!(hours(&u64::MAX.to_string()).is_err());
+        assert_eq!(at_least_one("512"), Ok(512));
+        assert!(at_least_one("0").is_err());
     }
 }

@@ -1,4 +1,14 @@
 //! The HTTP side every service shares: common layers, health, metrics, serving.
+//!
+//! Every request meets, from the outside in: a tracing span; the security
+//! headers (on every answer, refusals included); the `Host` and
+//! same-origin checks ([`crate::web::security::guard`]); problem+json for
+//! bare errors; then a slot among
+//! [`HttpLimits::max_concurrent_requests`], waited for at most
+//! [`HttpLimits::queue_timeout`] (then 503 with `Retry-After`: excess load
+//! is shed, not queued without end); and only then the request timeout
+//! around the route itself. `GET /health/live` needs no slot, so a probe
+//! learns that the process lives even while every slot is taken.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -6,6 +16,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -13,14 +24,15 @@ use hyper_util::service::TowerToHyperService;
 use prometheus_client::registry::Registry;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tower::limit::GlobalConcurrencyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::health::Readiness;
 use crate::problem::{Problem, ensure_problem_body};
+use crate::web::security::AllowedHosts;
 
 /// How long a connection may go without a complete request head (request
 /// line and headers) before [`serve`] closes it: a client that connects and
@@ -38,6 +50,8 @@ pub struct HttpLimits {
     pub request_timeout: Duration,
     /// At most this many requests are handled at once; the rest wait.
     pub max_concurrent_requests: usize,
+    /// How long a request waits for a slot before it is answered 503.
+    pub queue_timeout: Duration,
 }
 
 impl Default for HttpLimits {
@@ -45,28 +59,36 @@ impl Default for HttpLimits {
         HttpLimits {
             request_timeout: Duration::from_secs(10),
             max_concurrent_requests: 512,
+            queue_timeout: Duration::from_secs(1),
         }
     }
 }
 
 /// Wraps a service's routes in what every service has: health and metrics
 /// routes, a problem+json 404 fallback, problem+json for every other bare
-/// error, a timeout, a concurrency limit, a tracing span per request and
-/// the security headers of [`crate::web::security`] on every answer.
+/// error, the `Host` and same-origin checks against `hosts`, the security
+/// headers of [`crate::web::security`] on every answer, a concurrency limit
+/// that sheds what waits too long, a timeout and a tracing span per request
+/// (in the order of the module documentation).
 pub fn with_common_layers(
     routes: Router,
     pool: PgPool,
     readiness: Readiness,
     metrics: Arc<Registry>,
     limits: HttpLimits,
+    hosts: AllowedHosts,
 ) -> Router {
     let health = Router::new()
-        .route("/health/live", get(live))
+        .route(LIVE, get(live))
         .route("/health/ready", get(ready))
         .with_state((pool, readiness));
     let metrics = Router::new()
         .route("/metrics", get(render_metrics))
         .with_state(metrics);
+    let slots = Slots {
+        free: Arc::new(Semaphore::new(limits.max_concurrent_requests)),
+        wait: limits.queue_timeout,
+    };
     routes
         .merge(health)
         .merge(metrics)
@@ -75,14 +97,55 @@ pub fn with_common_layers(
             StatusCode::REQUEST_TIMEOUT,
             limits.request_timeout,
         ))
+        .layer(axum::middleware::from_fn_with_state(slots, take_a_slot))
         .layer(axum::middleware::from_fn(ensure_problem_body))
+        .layer(axum::middleware::from_fn_with_state(
+            hosts,
+            crate::web::security::guard,
+        ))
         .layer(axum::middleware::from_fn(
             crate::web::security::security_headers,
         ))
-        .layer(GlobalConcurrencyLimitLayer::new(
-            limits.max_concurrent_requests,
-        ))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
+}
+
+/// The liveness probe's path: served without waiting for a slot.
+const LIVE: &str = "/health/live";
+
+/// The request slots: at most `max_concurrent_requests` at once, each
+/// waited for at most `wait`.
+#[derive(Debug, Clone)]
+struct Slots {
+    free: Arc<Semaphore>,
+    wait: Duration,
+}
+
+/// Middleware: runs the request in a slot, or answers 503 with
+/// `Retry-After` when none frees up in time. The liveness probe needs none.
+async fn take_a_slot(State(slots): State<Slots>, request: Request, next: Next) -> Response {
+    if request.uri().path() == LIVE {
+        return next.run(request).await;
+    }
+    match tokio::time::timeout(slots.wait, slots.free.clone().acquire_owned()).await {
+        Ok(Ok(_slot)) => next.run(request).await,
+        // The semaphore is never closed; a closed one would be overload too.
+        Ok(Err(_)) | Err(_) => {
+            tracing::warn!(
+                waited_ms = slots.wait.as_millis(),
+                "every request slot is taken; request shed"
+            );
+            let mut response = Problem::unavailable(format!(
+                "the service is handling as many requests as it may and none finished within {} ms; \
+                 nothing was done, try again shortly",
+                slots.wait.as_millis()
+            ))
+            .into_response();
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            response
+        }
+    }
 }
 
 fn request_span(request: &Request) -> tracing::Span {

@@ -7,7 +7,8 @@
 //! - [`app`]: one way to run a service: HTTP server and background tasks
 //!   until shutdown, drained in a fixed order.
 //! - [`http`]: the server: common layers (tracing span per request, timeout,
-//!   concurrency limit), health and metrics routes, graceful shutdown.
+//!   a concurrency limit that sheds excess load with 503), health and
+//!   metrics routes, graceful shutdown.
 //! - [`db`]: connection pool settings and the classification of database
 //!   errors into "unavailable, retry" and "bug".
 //! - [`error`]: an error and its causes on one line, each cause once.
@@ -21,7 +22,8 @@
 //! - [`telemetry`]: the tracing subscriber.
 //! - [`shutdown`]: SIGTERM / Ctrl-C as a cancellation token.
 //! - [`web`]: what the services' pages share: the page frame, the assets,
-//!   the security headers and the cross-site check of form posts.
+//!   the security headers, and the `Host` allowlist and cross-site check
+//!   every request passes.
 
 pub mod app;
 pub mod config;

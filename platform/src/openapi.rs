@@ -74,10 +74,15 @@ pub enum ServerErrors {
     /// The request took longer than `HTTP_REQUEST_TIMEOUT_MS` and was abandoned.
     #[response(status = 408, content_type = "application/problem+json")]
     Timeout(#[to_schema] ProblemDocument),
+    /// The `Host` is not one this service is served under (`ALLOWED_HOSTS`): a
+    /// DNS-rebinding attempt, or a name missing from the setting.
+    #[response(status = 421, content_type = "application/problem+json")]
+    Misdirected(#[to_schema] ProblemDocument),
     /// The server failed; the cause is in its log, not here.
     #[response(status = 500, content_type = "application/problem+json")]
     Internal(#[to_schema] ProblemDocument),
-    /// The database is unavailable; retry later.
+    /// The database is unavailable, or every request slot stayed taken for
+    /// `HTTP_QUEUE_TIMEOUT_MS` (then with `Retry-After`); retry later.
     #[response(status = 503, content_type = "application/problem+json")]
     Unavailable(#[to_schema] ProblemDocument),
 }
@@ -101,6 +106,9 @@ pub enum NotFound {
 /// What a request with a JSON body can be refused for besides [`BadRequest`].
 #[derive(IntoResponses)]
 pub enum BodyErrors {
+    /// A browser sent it from another site's page (`Sec-Fetch-Site` or `Origin`).
+    #[response(status = 403, content_type = "application/problem+json")]
+    CrossSite(#[to_schema] ProblemDocument),
     /// The body is larger than the limit.
     #[response(status = 413, content_type = "application/problem+json")]
     TooLarge(#[to_schema] ProblemDocument),

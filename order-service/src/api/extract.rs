@@ -45,8 +45,10 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for StrictJson<T> {
     }
 }
 
-/// [`StrictJson`] for a body that may be left out: an empty body is `None`
-/// whatever its media type; anything else must be `application/json`.
+/// [`StrictJson`] for a body that may be left out: an empty body is `None`.
+/// Empty or not, it must be declared `application/json`: an HTML form can
+/// send an empty `text/plain` body from any site without a CORS preflight,
+/// and a JSON route that took it would act on another site's behalf.
 #[derive(Debug, Clone)]
 pub struct OptionalJson<T>(pub Option<T>);
 
@@ -60,15 +62,16 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for OptionalJson<T> {
     }
 }
 
-/// The body of a request whose body is optional: `None` when it is empty.
+/// The body of a request whose body is optional: `None` when it is empty;
+/// declared `application/json` either way.
 pub fn read_optional_json<T: DeserializeOwned>(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Option<T>, ApiError> {
+    require_json(headers)?;
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
-    require_json(headers)?;
     read_json(body).map(Some)
 }
 
@@ -182,9 +185,9 @@ mod tests {
     #[test]
     fn cancel_reasons() {
         let none = HeaderMap::new();
-        assert_eq!(cancel(&none, b"").unwrap(), None);
         let mut json_headers = HeaderMap::new();
         json_headers.insert("content-type", "application/json".parse().unwrap());
+        assert_eq!(cancel(&json_headers, b"").unwrap(), None);
         assert_eq!(cancel(&json_headers, b"{}").unwrap(), None);
         assert_eq!(cancel(&json_headers, br#"{"reason":"  "}"#).unwrap(), None);
         let reason = cancel(&json_headers, br#"{"reason":" changed my mind "}"#).unwrap();
@@ -200,6 +203,23 @@ mod tests {
         ));
         assert!(matches!(
             cancel(&none, br#"{"reason":"x"}"#),
+            Err(ApiError::UnsupportedMediaType(_))
+        ));
+        // An empty body is what an HTML form can send from any site.
+        for content_type in [
+            "text/plain",
+            "application/x-www-form-urlencoded",
+            "multipart/form-data",
+        ] {
+            let mut form = HeaderMap::new();
+            form.insert("content-type", content_type.parse().unwrap());
+            assert!(
+                matches!(cancel(&form, b""), Err(ApiError::UnsupportedMediaType(_))),
+                "{content_type}"
+            );
+        }
+        assert!(matches!(
+            cancel(&none, b""),
             Err(ApiError::UnsupportedMediaType(_))
         ));
     }

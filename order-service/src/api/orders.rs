@@ -221,7 +221,7 @@ pub async fn list_orders(
     path = "/orders/{id}/cancel",
     tag = "orders",
     params(("id" = Uuid, Path, description = "The order's id")),
-    request_body(content = Option<CancelRequest>, content_type = "application/json", description = "Optional: why the order is cancelled"),
+    request_body(content = Option<CancelRequest>, content_type = "application/json", description = "Optional: why the order is cancelled. The body may be empty, but is always declared `Content-Type: application/json` (anything else is 415), so that no HTML form of another site can send it"),
     responses(
         (status = 200, description = "The order, cancelled (cancelling again changes nothing)", body = OrderResponse),
         BadRequest, NotFound, BodyErrors, ServerErrors

@@ -12,7 +12,8 @@
 //! the API's request type and validated by its rules, an order is placed
 //! and cancelled by the same store calls, and hostile input gets a 4xx page
 //! that says what is wrong, with nothing written. Form posts from another
-//! site's page are refused ([`platform::web::security::same_origin_forms`]).
+//! site's page are refused, as is every unsafe request to the service from
+//! one, by the platform's [`platform::web::security::guard`].
 
 pub mod form;
 pub mod journey;
@@ -58,7 +59,8 @@ impl Pages {
     }
 }
 
-/// The page routes, with the shared assets and the cross-site check.
+/// The page routes, with the shared assets (the cross-site check is the
+/// platform's, on every unsafe request of the service).
 pub fn routes(pages: Pages) -> Router {
     Router::new()
         .route("/", get(list::list))
@@ -70,9 +72,6 @@ pub fn routes(pages: Pages) -> Router {
         .route("/overview/charts", get(overview::charts))
         .merge(platform::web::assets::routes())
         .layer(DefaultBodyLimit::max(MAX_FORM_BYTES))
-        .layer(axum::middleware::from_fn(
-            platform::web::security::same_origin_forms,
-        ))
         .with_state(pages)
 }
 

@@ -1,6 +1,7 @@
 //! What the services' web pages share: the page frame and its navigation
-//! ([`layout`]), the assets every page loads ([`assets`]), the headers and
-//! the cross-site check that keep a page safe to open ([`security`]), strict
+//! ([`layout`]), the assets every page loads ([`assets`]), the headers, the
+//! `Host` allowlist and the cross-site check that keep a service safe to
+//! reach from a browser ([`security`]), strict
 //! form reading ([`form`]), how amounts and times read ([`format`]), and
 //! where a browser reaches each service's pages ([`PageLinks`]).
 //!

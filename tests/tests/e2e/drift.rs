@@ -257,6 +257,63 @@ fn services_publish_the_ports_cargo_xtask_uses_and_have_healthchecks() {
     }
 }
 
+/// The authority (`host[:port]`) of a URL, without user and password.
+fn authority(url: &str) -> Option<&str> {
+    let rest = url.split_once("://")?.1;
+    rest.split(['/', '?']).next()?.rsplit('@').next()
+}
+
+#[test]
+fn each_service_allows_every_name_it_is_reached_under_in_compose() {
+    // A service answers only the Host values of its ALLOWED_HOSTS: in
+    // compose it must list the names the host, its healthcheck and the
+    // other containers use, or they are refused with 421.
+    let compose = compose();
+    for (name, _) in service_variables() {
+        let svc = service(&compose, name);
+        let env = environment(svc);
+        let allowed = platform::web::security::parse_hosts(
+            env.get("ALLOWED_HOSTS").map_or("", String::as_str),
+        )
+        .unwrap_or_else(|e| panic!("{name}'s ALLOWED_HOSTS: {e}"));
+        let mut reached = Vec::new();
+        for entry in strings(svc, "ports") {
+            let range = published(entry).host;
+            let (first, last) = range.split_once('-').unwrap_or((range, range));
+            let (first, last): (u16, u16) = (first.parse().unwrap(), last.parse().unwrap());
+            for port in first..=last {
+                reached.push(format!("127.0.0.1:{port}"));
+                reached.push(format!("localhost:{port}"));
+            }
+        }
+        let check = svc["healthcheck"]["test"]
+            .as_sequence()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str);
+        reached.extend(check.filter_map(authority).map(str::to_owned));
+        for (_, other) in services(&compose) {
+            for (variable, url) in environment(other) {
+                let Some(host) = authority(&url) else {
+                    continue;
+                };
+                let names_it = host.split(':').next() == Some(name);
+                if variable.ends_with("_URL") && names_it {
+                    reached.push(host.to_owned());
+                }
+            }
+        }
+        assert!(reached.len() > 2, "{name}: {reached:?}");
+        for host in reached {
+            assert!(
+                allowed.allows(&host),
+                "{name} is reached as {host} in compose, which its ALLOWED_HOSTS ({:?}) refuses",
+                allowed.hosts()
+            );
+        }
+    }
+}
+
 #[test]
 fn every_port_is_published_on_loopback_only() {
     // Docker publishes around the host firewall; on 0.0.0.0 the local

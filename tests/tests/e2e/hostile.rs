@@ -46,8 +46,9 @@ fn cancel(what: &'static str, unknown: Uuid, body: impl Into<Vec<u8>>, status: S
     }
 }
 
-/// The corpus: every request here must be refused with the status given.
-fn corpus() -> Vec<Bad> {
+/// The corpus: every request here must be refused with the status given;
+/// `port` is the service's, for the requests that name a foreign host at it.
+fn corpus(port: u16) -> Vec<Bad> {
     use StatusCode as S;
     let valid = order();
     // Compact JSON: `"quantity":2`, no spaces, so raw edits below can find their place.
@@ -543,13 +544,108 @@ fn corpus() -> Vec<Bad> {
             Method::POST,
             format!("/orders/{unknown}/cancel"),
             S::NOT_FOUND,
-        ),
+        )
+        .with_content_type("application/json"),
         Bad::request(
             "cancel id not a UUID",
             Method::POST,
             "/orders/nope/cancel".into(),
             S::BAD_REQUEST,
+        )
+        .with_content_type("application/json"),
+        // ---- what another site's page can send: no JSON, or a foreign origin --
+        Bad::request(
+            "empty cancel without a content type",
+            Method::POST,
+            format!("/orders/{unknown}/cancel"),
+            S::UNSUPPORTED_MEDIA_TYPE,
         ),
+        Bad::request(
+            "empty cancel as text/plain (an HTML form's enctype)",
+            Method::POST,
+            format!("/orders/{unknown}/cancel"),
+            S::UNSUPPORTED_MEDIA_TYPE,
+        )
+        .with_content_type("text/plain"),
+        Bad::request(
+            "empty cancel form-encoded",
+            Method::POST,
+            format!("/orders/{unknown}/cancel"),
+            S::UNSUPPORTED_MEDIA_TYPE,
+        )
+        .with_content_type("application/x-www-form-urlencoded"),
+        Bad::request(
+            "empty cancel as multipart/form-data",
+            Method::POST,
+            format!("/orders/{unknown}/cancel"),
+            S::UNSUPPORTED_MEDIA_TYPE,
+        )
+        .with_content_type("multipart/form-data; boundary=x"),
+        cancel(
+            "a cancel reason form-encoded",
+            unknown,
+            "reason=x",
+            S::UNSUPPORTED_MEDIA_TYPE,
+        )
+        .with_content_type("application/x-www-form-urlencoded"),
+        Bad {
+            headers: vec![("sec-fetch-site", b"cross-site".to_vec())],
+            ..cancel(
+                "a JSON cancel from another site",
+                unknown,
+                "{}",
+                S::FORBIDDEN,
+            )
+        },
+        Bad {
+            headers: vec![("sec-fetch-site", b"same-site".to_vec())],
+            ..Bad::post("an order from a sibling site", valid.clone(), S::FORBIDDEN)
+        },
+        Bad {
+            headers: vec![("origin", b"http://evil.example".to_vec())],
+            ..cancel(
+                "a JSON cancel with a foreign Origin",
+                unknown,
+                "{}",
+                S::FORBIDDEN,
+            )
+        },
+        Bad {
+            headers: vec![("origin", b"null".to_vec())],
+            ..Bad::post("an order with Origin null", valid.clone(), S::FORBIDDEN)
+        },
+        // ---- DNS rebinding: a foreign name for this very address ---------------
+        Bad {
+            headers: vec![("host", format!("evil.example:{port}").into_bytes())],
+            ..get(
+                "the order list under a foreign Host",
+                "/orders",
+                S::MISDIRECTED_REQUEST,
+            )
+        },
+        Bad {
+            headers: vec![
+                ("host", format!("evil.example:{port}").into_bytes()),
+                ("origin", format!("http://evil.example:{port}").into_bytes()),
+            ],
+            ..cancel(
+                "a cancel whose Origin matches its foreign Host",
+                unknown,
+                "{}",
+                S::MISDIRECTED_REQUEST,
+            )
+        },
+        Bad {
+            headers: vec![(
+                "host",
+                format!("127.0.0.1:{port}.evil.example").into_bytes(),
+            )],
+            ..Bad::post(
+                "an order under a host that only starts like ours",
+                valid.clone(),
+                S::MISDIRECTED_REQUEST,
+            )
+        },
         get("no such route", "/invoices", S::NOT_FOUND),
         get(
             "no such sub-resource",
@@ -625,7 +721,7 @@ impl Bad {
 #[tokio::test]
 async fn hostile_requests_get_problem_details_and_write_nothing() {
     let api = OrdersApi::start().await;
-    let cases = corpus();
+    let cases = corpus(api.addr.port());
     assert!(cases.len() >= 60, "only {} cases", cases.len());
     assert_all_refused(&api, cases).await;
     assert_eq!(
@@ -906,14 +1002,21 @@ async fn idle_and_half_sent_connections_are_closed_and_block_no_one() {
     api.stop().await;
 }
 
+/// How long a request waits for a slot in the load-shedding test.
+const QUEUE_TIMEOUT: Duration = Duration::from_secs(1);
+
 #[tokio::test]
-async fn more_slow_requests_than_the_concurrency_limit_time_out_and_the_server_recovers() {
+async fn a_full_server_sheds_excess_requests_with_503_and_stays_live() {
     const LIMIT: usize = 2;
-    const SLOW: usize = 3 * LIMIT;
-    let api = OrdersApi::start_with(short_limits(LIMIT)).await;
-    let started = Instant::now();
-    let mut slow = Vec::with_capacity(SLOW);
-    for _ in 0..SLOW {
+    // The slow requests hold their slots for the whole test (the request
+    // timeout is a minute); excess requests wait QUEUE_TIMEOUT for one.
+    let api = OrdersApi::start_with(|config| {
+        config.http.max_concurrent_requests = LIMIT;
+        config.http.queue_timeout = QUEUE_TIMEOUT;
+    })
+    .await;
+    let mut slow = Vec::with_capacity(LIMIT);
+    for _ in 0..LIMIT {
         let mut stream = connect(&api).await;
         stream
             .write_all(post_head(&api, 1000, "").as_bytes())
@@ -922,42 +1025,86 @@ async fn more_slow_requests_than_the_concurrency_limit_time_out_and_the_server_r
         stream.write_all(b"{\"customer\"").await.unwrap();
         slow.push(stream);
     }
-    // At most LIMIT requests are handled at once, so the slow ones time out
-    // in rounds of LIMIT, and a request that comes after them waits its turn.
-    let rounds = u32::try_from(SLOW / LIMIT).unwrap();
-    let bound = REQUEST_TIMEOUT * (rounds + 1) + GRACE;
-    answered(
-        &api,
-        "/health/live",
-        bound,
-        "a request queued behind slow ones",
-    )
-    .await;
-    let waited = started.elapsed();
+
+    // Once the slow requests hold every slot, an excess request is shed:
+    // answered 503 with Retry-After once it waited QUEUE_TIMEOUT, not queued
+    // until a slot frees up (which would be a minute from now).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let shed = loop {
+        let sent_at = Instant::now();
+        let response = timeout(
+            QUEUE_TIMEOUT + GRACE,
+            api.client.get(api.url("/orders?limit=1")).send(),
+        )
+        .await
+        .expect("an excess request is answered within the queue timeout, not held")
+        .expect("an answer");
+        if response.status() == StatusCode::SERVICE_UNAVAILABLE {
+            break (sent_at.elapsed(), response);
+        }
+        assert_eq!(
+            response.status(),
+            StatusCode::OK,
+            "before the slots are full"
+        );
+        assert!(
+            Instant::now() < deadline,
+            "the slow requests never filled the {LIMIT} slots"
+        );
+    };
+    let (waited, response) = shed;
     assert!(
-        waited >= REQUEST_TIMEOUT,
-        "answered after {waited:?}: the slow requests did not fill the limit"
+        waited >= QUEUE_TIMEOUT,
+        "shed after {waited:?}: before it waited for a slot"
+    );
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    assert!(
+        retry_after.is_some_and(|s| s >= 1),
+        "Retry-After: {retry_after:?}"
+    );
+    assert!(
+        response
+            .headers()
+            .get("content-type")
+            .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"))
+    );
+    let problem: Value = response.json().await.expect("a problem body");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("try again")),
+        "{problem}"
     );
 
-    let mut answers = JoinSet::new();
-    for (i, mut stream) in slow.into_iter().enumerate() {
-        answers.spawn(async move {
-            let answer = timeout_at(started + bound, read_answer(&mut stream))
-                .await
-                .unwrap_or_else(|_| panic!("slow request {i} held past {bound:?}"));
-            (i, answer)
-        });
-    }
-    for (i, answer) in answers.join_all().await {
-        answer.assert_timed_out(&format!("slow request {i}"));
-    }
+    // The liveness probe needs no slot: it answers while all are taken.
     answered(
         &api,
         "/health/live",
         PROMPTLY,
-        "a request after the slow ones",
+        "liveness while every slot is taken",
     )
     .await;
+
+    // The slow clients give up: their slots free up and requests are served again.
+    drop(slow);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let response = api
+            .client
+            .get(api.url("/orders?limit=1"))
+            .send()
+            .await
+            .unwrap();
+        if response.status() == StatusCode::OK {
+            break;
+        }
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(Instant::now() < deadline, "the slots were never given back");
+    }
     assert_eq!(api.counts().await, [0, 0, 0, 0]);
     api.stop().await;
 }
@@ -1080,8 +1227,8 @@ impl BadPage {
 }
 
 /// The corpus of the pages: every request must get its status as an HTML
-/// page that says what is wrong.
-fn page_corpus() -> Vec<BadPage> {
+/// page that says what is wrong; `port` is the service's.
+fn page_corpus(port: u16) -> Vec<BadPage> {
     use StatusCode as S;
     let unknown = Uuid::now_v7();
     let cancel = format!("/order/{unknown}/cancel");
@@ -1182,6 +1329,21 @@ fn page_corpus() -> Vec<BadPage> {
         BadPage::form("a valid form with a foreign Origin", FORM, S::FORBIDDEN)
             .header("origin", "http://evil.example"),
         BadPage::form("a valid form with Origin null", FORM, S::FORBIDDEN).header("origin", "null"),
+        // DNS rebinding: Origin equals Host, and both name the attacker's site.
+        BadPage::form(
+            "a valid form from a rebound name",
+            FORM,
+            S::MISDIRECTED_REQUEST,
+        )
+        .header("host", &format!("evil.example:{port}"))
+        .header("origin", &format!("http://evil.example:{port}")),
+        BadPage::get(
+            "the order list under a rebound name",
+            "/".into(),
+            S::MISDIRECTED_REQUEST,
+        )
+        .header("host", &format!("evil.example:{port}"))
+        .header("accept", "text/html"),
         // ---- the cancel button ------------------------------------------------
         BadPage::form("cancel an unknown order", "reason=why", S::NOT_FOUND).at(cancel.clone()),
         BadPage::form("cancel a bad id", "reason=why", S::BAD_REQUEST)
@@ -1245,7 +1407,7 @@ fn page_corpus() -> Vec<BadPage> {
 #[tokio::test]
 async fn hostile_page_requests_get_4xx_pages_and_write_nothing() {
     let api = OrdersApi::start().await;
-    let cases = page_corpus();
+    let cases = page_corpus(api.addr.port());
     let total = cases.len();
     let mut failures = Vec::new();
     for case in cases {

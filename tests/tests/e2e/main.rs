@@ -8,6 +8,7 @@
 
 mod acquisition;
 mod admin;
+mod boundary;
 mod consumers;
 mod drift;
 mod error_messages;

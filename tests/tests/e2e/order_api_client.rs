@@ -123,13 +123,15 @@ impl OrdersApi {
         response.json().await.expect("order JSON")
     }
 
-    /// `POST /orders/{id}/cancel`, with a JSON body if given.
+    /// `POST /orders/{id}/cancel`, with a JSON body if given, else an
+    /// empty one; declared JSON either way.
     pub async fn cancel(&self, id: &str, body: Option<Value>) -> Response {
-        let mut request = self.client.post(self.url(&format!("/orders/{id}/cancel")));
+        let mut request = self
+            .client
+            .post(self.url(&format!("/orders/{id}/cancel")))
+            .header(header::CONTENT_TYPE, "application/json");
         if let Some(body) = body {
-            request = request
-                .header(header::CONTENT_TYPE, "application/json")
-                .body(body.to_string());
+            request = request.body(body.to_string());
         }
         request
             .send()

@@ -601,12 +601,15 @@ async fn cancelling_twice_changes_nothing_the_second_time() {
     assert_eq!(event["data"]["reason"], "changed my mind");
     assert_eq!(event["data"]["cancelled_at"], cancelled["cancelled_at"]);
 
-    // Without a body, and concurrently: still exactly one event per order.
+    // With an empty body, and concurrently: still exactly one event per order.
     for _ in 0..3 {
         let other = api.place(&order()).await["id"].as_str().unwrap().to_owned();
         let mut cancels = JoinSet::new();
         for _ in 0..8 {
-            let request = api.client.post(api.url(&format!("/orders/{other}/cancel")));
+            let request = api
+                .client
+                .post(api.url(&format!("/orders/{other}/cancel")))
+                .header("content-type", "application/json");
             cancels.spawn(async move { request.send().await.unwrap().status() });
         }
         for status in cancels.join_all().await {
