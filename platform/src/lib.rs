@@ -11,6 +11,8 @@
 //! - [`db`]: connection pool settings and the classification of database
 //!   errors into "unavailable, retry" and "bug".
 //! - [`error`]: an error and its causes on one line, each cause once.
+//! - [`money`]: ISO 4217 currencies and their decimal places; amounts in
+//!   minor units written and read in the currency's own units.
 //! - [`openapi`]: each service's OpenAPI 3.1 document and reference page.
 //! - [`health`]: readiness beyond the database: parts of a service that say
 //!   they cannot work, and why.
@@ -29,6 +31,7 @@ pub mod db;
 pub mod error;
 pub mod health;
 pub mod http;
+pub mod money;
 pub mod openapi;
 pub mod pagination;
 pub mod problem;

@@ -133,18 +133,20 @@ impl Country {
     }
 }
 
-/// An ISO 4217-shaped currency code: three upper-case letters (`EUR`).
+/// An ISO 4217 currency code with a minor unit, upper case (`EUR`): one
+/// whose amounts can be shown ([`platform::money`]).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Currency(String);
 
 impl Currency {
-    /// Accepts three ASCII upper-case letters.
+    /// Accepts exactly an active ISO 4217 code that has a minor unit.
     pub fn parse(raw: &str) -> Result<Self, Invalid> {
-        if raw.len() == 3 && raw.bytes().all(|b| b.is_ascii_uppercase()) {
+        if platform::money::exponent(raw).is_some() {
             Ok(Currency(raw.to_owned()))
         } else {
             Err(Invalid::new(
-                "must be a currency code of three upper-case letters, such as EUR",
+                "must be an ISO 4217 currency code in upper case, such as EUR \
+                 (one in use, with a minor unit)",
             ))
         }
     }
