@@ -16,6 +16,8 @@
 //! - [`openapi`]: each service's OpenAPI 3.1 document and reference page.
 //! - [`health`]: readiness beyond the database: parts of a service that say
 //!   they cannot work, and why.
+//! - [`schema`]: JSON Schemas that say exactly what validation accepts
+//!   (trimmed text, e-mail, codes, ids), for the OpenAPI documents.
 //! - [`pagination`]: the `limit` / `cursor` query and the `{ items, next_cursor }` page.
 //! - [`services`]: the facts about each service (name, port, database,
 //!   consumer group) that the services and every tool read.
@@ -35,6 +37,7 @@ pub mod money;
 pub mod openapi;
 pub mod pagination;
 pub mod problem;
+pub mod schema;
 pub mod services;
 pub mod shutdown;
 pub mod telemetry;
