@@ -219,12 +219,11 @@ mod tests {
 
     #[test]
     fn anything_but_digits_and_one_point_is_refused_with_an_example() {
-        for bad in ["19,99", "1,999", "-1", "+1", "1e3", ".5", "5.", "1.2.3", "€5", "five"] {
+        for bad in [
+            "19,99", "1,999", "-1", "+1", "1e3", ".5", "5.", "1.2.3", "€5", "five",
+        ] {
             assert!(
-                matches!(
-                    parse(bad, "EUR", 2),
-                    Err(AmountError::NotAnAmount { .. })
-                ),
+                matches!(parse(bad, "EUR", 2), Err(AmountError::NotAnAmount { .. })),
                 "{bad}"
             );
         }

@@ -84,7 +84,9 @@ pub fn cursor_schema() -> Object {
 
 /// The schema of `order_id` in a list's query: what the lists read.
 pub fn order_id_schema() -> Object {
-    crate::schema::uuid_or_empty("Only items of this order (a UUID, hyphenated); empty: every order.")
+    crate::schema::uuid_or_empty(
+        "Only items of this order (a UUID, hyphenated); empty: every order.",
+    )
 }
 
 /// The query of a list that can be narrowed to one order:

@@ -117,18 +117,25 @@ mod tests {
     /// Whether `value` is valid against `schema`, as a JSON Schema validator says.
     fn valid(schema: impl serde::Serialize, value: Value) -> bool {
         let schema = serde_json::to_value(schema).unwrap();
-        jsonschema::validator_for(&schema)
-            .unwrap()
-            .is_valid(&value)
+        jsonschema::validator_for(&schema).unwrap().is_valid(&value)
     }
 
     #[test]
     fn trimmed_text_is_what_trimming_and_the_length_and_control_rules_accept() {
         let text = trimmed_text(5, "a text");
-        for ok in ["a", "abcde", " abcde\t\n", "a b", "\u{3000}héllo\u{a0}", "日本語"] {
+        for ok in [
+            "a",
+            "abcde",
+            " abcde\t\n",
+            "a b",
+            "\u{3000}héllo\u{a0}",
+            "日本語",
+        ] {
             assert!(valid(&text, json!(ok)), "{ok:?}");
         }
-        for bad in ["", "   ", "\t\n", "abcdef", "a\u{0}b", "a\tb", "\u{85}", "a\u{9f}"] {
+        for bad in [
+            "", "   ", "\t\n", "abcdef", "a\u{0}b", "a\tb", "\u{85}", "a\u{9f}",
+        ] {
             assert!(!valid(&text, json!(bad)), "{bad:?}");
         }
         let one = trimmed_text(1, "one character");
@@ -139,7 +146,13 @@ mod tests {
     #[test]
     fn optional_text_also_takes_blank_and_null() {
         let reason = optional_trimmed_text(3, "a reason");
-        for ok in [json!(null), json!(""), json!("  "), json!("abc"), json!(" ab ")] {
+        for ok in [
+            json!(null),
+            json!(""),
+            json!("  "),
+            json!("abc"),
+            json!(" ab "),
+        ] {
             assert!(valid(&reason, ok.clone()), "{ok}");
         }
         for bad in [json!("abcd"), json!("a\u{1}"), json!(5)] {
@@ -153,7 +166,16 @@ mod tests {
         for ok in ["a@b", " ada@ex.io ", "é@ü"] {
             assert!(valid(&email, json!(ok)), "{ok:?}");
         }
-        for bad in ["", "ab", "@b", "a@", "a@b@c", "a b@c", "a@b\u{0}", "abcdef@ghij"] {
+        for bad in [
+            "",
+            "ab",
+            "@b",
+            "a@",
+            "a@b@c",
+            "a b@c",
+            "a@b\u{0}",
+            "abcdef@ghij",
+        ] {
             assert!(!valid(&email, json!(bad)), "{bad:?}");
         }
     }
@@ -161,10 +183,19 @@ mod tests {
     #[test]
     fn ids_in_queries_are_hyphenated_uuids_or_empty() {
         let id = uuid_or_empty("an id");
-        for ok in ["", "01933b5e-8f30-7a1b-8c2d-3e4f5a6b7c8d", "01933B5E-8F30-7A1B-8C2D-3E4F5A6B7C8D"] {
+        for ok in [
+            "",
+            "01933b5e-8f30-7a1b-8c2d-3e4f5a6b7c8d",
+            "01933B5E-8F30-7A1B-8C2D-3E4F5A6B7C8D",
+        ] {
             assert!(valid(&id, json!(ok)), "{ok:?}");
         }
-        for bad in ["Ï", "__main__", "01933b5e8f307a1b8c2d3e4f5a6b7c8d", "01933b5e-8f30-7a1b-8c2d-3e4f5a6b7c8"] {
+        for bad in [
+            "Ï",
+            "__main__",
+            "01933b5e8f307a1b8c2d3e4f5a6b7c8d",
+            "01933b5e-8f30-7a1b-8c2d-3e4f5a6b7c8",
+        ] {
             assert!(!valid(&id, json!(bad)), "{bad:?}");
         }
     }

@@ -19,9 +19,9 @@ pub mod json;
 pub mod orders;
 pub mod request;
 pub mod response;
-pub mod schema;
 #[cfg(test)]
 mod sample;
+pub mod schema;
 pub mod validate;
 
 use std::sync::Arc;

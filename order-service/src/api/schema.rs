@@ -11,7 +11,9 @@
 use platform::schema;
 use utoipa::openapi::schema::{Object, Schema};
 
-use crate::domain::{CancelReason, City, Email, PersonName, ProductName, Sku, Street, Zip, country};
+use crate::domain::{
+    CancelReason, City, Email, PersonName, ProductName, Sku, Street, Zip, country,
+};
 
 /// `customer.name`.
 pub fn person_name() -> Object {

@@ -457,12 +457,7 @@ mod tests {
         let (form, _) = posted(&body).unwrap();
         form.validate()
             .map(|order| order.lines()[0].unit_price().get())
-            .map_err(|errors| {
-                errors
-                    .into_iter()
-                    .map(|e| (e.field, e.message))
-                    .collect()
-            })
+            .map_err(|errors| errors.into_iter().map(|e| (e.field, e.message)).collect())
     }
 
     #[test]

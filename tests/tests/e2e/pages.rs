@@ -397,7 +397,10 @@ async fn the_form_takes_prices_in_the_currencys_units_and_every_page_shows_them_
     );
     let page = browser.text("main").await?;
     for amount in ["JPY 1,999", "JPY 500", "JPY 3,998", "JPY 4,498"] {
-        ensure!(page.contains(amount), "{amount} not on the order page: {page}");
+        ensure!(
+            page.contains(amount),
+            "{amount} not on the order page: {page}"
+        );
     }
     browser.open(&flow.order("/")).await?;
     ensure!(browser.text("#orders").await?.contains("JPY 4,498"));
@@ -415,7 +418,10 @@ async fn the_form_takes_prices_in_the_currencys_units_and_every_page_shows_them_
     browser.click("li[data-step=invoiced] a").await?;
     let invoice = browser.text("main").await?;
     for amount in ["JPY 1,999", "JPY 3,998", "JPY 4,498"] {
-        ensure!(invoice.contains(amount), "{amount} not on the invoice: {invoice}");
+        ensure!(
+            invoice.contains(amount),
+            "{amount} not on the invoice: {invoice}"
+        );
     }
     browser.open(&flow.links.invoicing).await?;
     ensure!(browser.text("main").await?.contains("JPY 4,498"));

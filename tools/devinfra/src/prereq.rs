@@ -174,6 +174,10 @@ pub fn chromedriver() -> Result<PathBuf, Missing> {
 
 fn browser_binary(variable: &str, default: &str, what: &str) -> Result<PathBuf, Missing> {
     let path = env::var_os(variable).map_or_else(|| PathBuf::from(default), PathBuf::from);
+    browser_binary_at(path, variable, what)
+}
+
+fn browser_binary_at(path: PathBuf, variable: &str, what: &str) -> Result<PathBuf, Missing> {
     if path.is_file() {
         Ok(path)
     } else {
@@ -365,6 +369,22 @@ mod tests {
         ] {
             assert!(line.contains(part), "{part:?} not in {line}");
         }
+    }
+
+    #[test]
+    fn a_missing_browser_names_the_apt_line_in_one_line() {
+        let missing = browser_binary_at(
+            PathBuf::from("/nonexistent/chromium"),
+            "CHROMIUM",
+            "Chromium",
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            missing,
+            "missing Chromium at /nonexistent/chromium (the browser tests; or set CHROMIUM to \
+             the binary): install it with `apt-get install -y chromium chromium-driver`"
+        );
     }
 
     #[test]
