@@ -20,11 +20,8 @@ COPY . .
 RUN cargo chef prepare --recipe-path recipe.json
 
 FROM chef AS builder
-# librdkafka is built from source by rdkafka-sys (cmake-build feature); its
-# sources include curl.h even without curl support (confluentinc/librdkafka#5135).
-RUN apt-get update \
- && apt-get install -y --no-install-recommends cmake libcurl4-openssl-dev \
- && rm -rf /var/lib/apt/lists/*
+# librdkafka is built from source by rdkafka-sys with its own configure and
+# make: the rust image's C toolchain is all it needs.
 COPY --from=planner /app/recipe.json recipe.json
 RUN cargo chef cook --release --locked --recipe-path recipe.json \
     -p order-service -p invoicing-service -p shipping-service

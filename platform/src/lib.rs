@@ -12,9 +12,13 @@
 //! - [`db`]: connection pool settings and the classification of database
 //!   errors into "unavailable, retry" and "bug".
 //! - [`error`]: an error and its causes on one line, each cause once.
+//! - [`money`]: ISO 4217 currencies and their decimal places; amounts in
+//!   minor units written and read in the currency's own units.
 //! - [`openapi`]: each service's OpenAPI 3.1 document and reference page.
 //! - [`health`]: readiness beyond the database: parts of a service that say
 //!   they cannot work, and why.
+//! - [`schema`]: JSON Schemas that say exactly what validation accepts
+//!   (trimmed text, e-mail, codes, ids), for the OpenAPI documents.
 //! - [`pagination`]: the `limit` / `cursor` query and the `{ items, next_cursor }` page.
 //! - [`services`]: the facts about each service (name, port, database,
 //!   consumer group) that the services and every tool read.
@@ -31,9 +35,11 @@ pub mod db;
 pub mod error;
 pub mod health;
 pub mod http;
+pub mod money;
 pub mod openapi;
 pub mod pagination;
 pub mod problem;
+pub mod schema;
 pub mod services;
 pub mod shutdown;
 pub mod telemetry;

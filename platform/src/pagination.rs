@@ -2,9 +2,12 @@
 //!
 //! Ids are UUIDv7, so "newest first" is "id descending" and the cursor is the
 //! last id of the previous page. Keyset pages stay correct while rows are
-//! being inserted, unlike offsets.
+//! being inserted, unlike offsets. The query values' schemas
+//! ([`cursor_schema`], [`order_id_schema`]) say exactly what is read: a
+//! hyphenated UUID, or empty for "not given".
 
 use serde::{Deserialize, Serialize};
+use utoipa::openapi::schema::Object;
 use uuid::Uuid;
 
 use crate::problem::{FieldError, Problem};
@@ -42,9 +45,9 @@ impl PageRequest {
         };
         let before = match cursor {
             None | Some("") => None,
-            Some(raw) => match raw.parse::<Uuid>() {
-                Ok(id) => Some(id),
-                Err(_) => {
+            Some(raw) => match hyphenated_uuid(raw) {
+                Some(id) => Some(id),
+                None => {
                     errors.push(FieldError::new(
                         "cursor",
                         "must be a `next_cursor` value from a previous page",
@@ -72,17 +75,33 @@ impl PageRequest {
     }
 }
 
+/// The schema of `cursor`: what [`PageRequest::parse`] reads.
+pub fn cursor_schema() -> Object {
+    crate::schema::uuid_or_empty(
+        "`next_cursor` of the previous page (a UUID, hyphenated); empty: the first page.",
+    )
+}
+
+/// The schema of `order_id` in a list's query: what the lists read.
+pub fn order_id_schema() -> Object {
+    crate::schema::uuid_or_empty(
+        "Only items of this order (a UUID, hyphenated); empty: every order.",
+    )
+}
+
 /// The query of a list that can be narrowed to one order:
 /// `?order_id=&limit=&cursor=`, every part optional.
 #[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct OrderListQuery {
     /// Only items of this order (a UUID; empty: every order).
+    #[param(required = false, schema_with = order_id_schema)]
     pub order_id: Option<String>,
     /// Page size, 1 to 500 (default 50).
     #[param(value_type = Option<i64>, minimum = 1, maximum = 500)]
     pub limit: Option<String>,
     /// `next_cursor` of the previous page (empty: the first page).
+    #[param(required = false, schema_with = cursor_schema)]
     pub cursor: Option<String>,
 }
 
@@ -100,6 +119,7 @@ impl OrderListQuery {
 #[into_params(parameter_in = Query)]
 pub struct NewestQuery {
     /// Only items of this order (a UUID; empty: every order).
+    #[param(required = false, schema_with = order_id_schema)]
     pub order_id: Option<String>,
     /// How many, 1 to 500 (default 50).
     #[param(value_type = Option<i64>, minimum = 1, maximum = 500)]
@@ -119,10 +139,11 @@ impl NewestQuery {
 fn parse_order_id(raw: Option<&str>) -> Result<Option<Uuid>, Problem> {
     match raw {
         None | Some("") => Ok(None),
-        Some(raw) => raw
-            .parse::<Uuid>()
-            .map(Some)
-            .map_err(|_| Problem::bad_request("order_id: must be a UUID")),
+        Some(raw) => hyphenated_uuid(raw).map(Some).ok_or_else(|| {
+            Problem::bad_request(
+                "order_id: must be a UUID such as 01933b5e-8f30-7a1b-8c2d-3e4f5a6b7c8d",
+            )
+        }),
     }
 }
 
@@ -173,6 +194,12 @@ pub fn text_key(field: &str, raw: Option<&str>, max: usize) -> Result<Option<Str
         ))),
         Some(raw) => Ok(Some(raw.to_owned())),
     }
+}
+
+/// A UUID in the hyphenated form the answers use (and the document
+/// states), not the braced, URN or bare-hex forms `Uuid::parse_str` also takes.
+fn hyphenated_uuid(raw: &str) -> Option<Uuid> {
+    (raw.len() == 36).then(|| raw.parse().ok()).flatten()
 }
 
 /// One page of a list.
@@ -243,6 +270,8 @@ mod tests {
         assert_eq!((order_id, page.limit), (Some(id), 5));
         assert_eq!(query("", "5").parse().unwrap().0, None);
         assert!(query("42", "5").parse().is_err());
+        assert!(query(&id.simple().to_string(), "5").parse().is_err());
+        assert!(query(&id.urn().to_string(), "5").parse().is_err());
         assert!(query(&id.to_string(), "0").parse().is_err());
     }
 

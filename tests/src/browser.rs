@@ -12,18 +12,13 @@
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use fantoccini::elements::Element;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 use tokio::process::{Child, Command};
 
 use crate::services::wait_until;
-
-/// Where the browser binary is looked for (`CHROMIUM` overrides).
-const CHROMIUM: &str = "/usr/bin/chromium";
-/// Where the driver is looked for (`CHROMEDRIVER` overrides).
-const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 
 /// The window every page is seen (and photographed) in.
 pub const WINDOW: (u32, u32) = (1280, 1000);
@@ -35,23 +30,11 @@ pub struct Browser {
     profile: PathBuf,
 }
 
-fn binary(variable: &str, default: &str) -> anyhow::Result<PathBuf> {
-    let path = std::env::var_os(variable).map_or_else(|| PathBuf::from(default), PathBuf::from);
-    if !path.is_file() {
-        bail!(
-            "{} not found: the browser tests need Debian's chromium and chromium-driver \
-             (apt-get install -y chromium chromium-driver), or {variable} set to the binary",
-            path.display()
-        );
-    }
-    Ok(path)
-}
-
 impl Browser {
     /// Starts `chromedriver` and a headless Chromium session in a window of [`WINDOW`].
     pub async fn start() -> anyhow::Result<Self> {
-        let chromium = binary("CHROMIUM", CHROMIUM)?;
-        let chromedriver = binary("CHROMEDRIVER", CHROMEDRIVER)?;
+        let chromium = devinfra::prereq::chromium().map_err(|m| anyhow::anyhow!("{m}"))?;
+        let chromedriver = devinfra::prereq::chromedriver().map_err(|m| anyhow::anyhow!("{m}"))?;
         let port = devinfra::process::free_port()?;
         let profile = std::env::temp_dir().join(format!("e2e-chromium-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&profile).context("creating the browser's profile directory")?;

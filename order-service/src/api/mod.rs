@@ -21,6 +21,7 @@ pub mod request;
 pub mod response;
 #[cfg(test)]
 mod sample;
+pub mod schema;
 pub mod validate;
 
 use std::sync::Arc;
@@ -61,12 +62,31 @@ pub struct ApiDoc;
 /// The whole document: the order routes and what every service serves.
 pub fn openapi() -> utoipa::openapi::OpenApi {
     use utoipa::OpenApi as _;
+    let mut document = ApiDoc::openapi();
+    object_when_sent(&mut document, "/orders/{id}/cancel", "CancelRequest");
     platform::openapi::document(
-        ApiDoc::openapi(),
+        document,
         "order-service",
         "Takes orders and writes each with its event in one transaction (transactional outbox). \
          Every error is application/problem+json.",
     )
+}
+
+/// Says that the optional body of `POST {path}` is, when sent, the object
+/// `schema`: utoipa writes an optional body (`Option<T>`) as "`T` or
+/// `null`", but a `null` body is refused like any other body that is not
+/// the object (only an empty body means "none").
+fn object_when_sent(document: &mut utoipa::openapi::OpenApi, path: &str, schema: &str) {
+    use utoipa::openapi::{Ref, RefOr};
+    let body = document
+        .paths
+        .paths
+        .get_mut(path)
+        .and_then(|item| item.post.as_mut())
+        .and_then(|post| post.request_body.as_mut());
+    for content in body.into_iter().flat_map(|body| body.content.values_mut()) {
+        content.schema = Some(RefOr::Ref(Ref::from_schema_name(schema)));
+    }
 }
 
 /// The order routes alone (without health, metrics and the common layers),

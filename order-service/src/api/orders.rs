@@ -179,6 +179,7 @@ pub struct ListQuery {
     #[param(value_type = Option<i64>, minimum = 1, maximum = 500)]
     pub limit: Option<String>,
     /// `next_cursor` of the previous page (empty: the first page).
+    #[param(required = false, schema_with = platform::pagination::cursor_schema)]
     pub cursor: Option<String>,
 }
 
@@ -221,7 +222,7 @@ pub async fn list_orders(
     path = "/orders/{id}/cancel",
     tag = "orders",
     params(("id" = Uuid, Path, description = "The order's id")),
-    request_body(content = Option<CancelRequest>, content_type = "application/json", description = "Optional: why the order is cancelled. The body may be empty, but is always declared `Content-Type: application/json` (anything else is 415), so that no HTML form of another site can send it"),
+    request_body(content = Option<CancelRequest>, content_type = "application/json", description = "Optional (an empty body is none): an object saying why the order is cancelled. Always declared `Content-Type: application/json` (anything else is 415), so that no HTML form of another site can send it"),
     responses(
         (status = 200, description = "The order, cancelled (cancelling again changes nothing)", body = OrderResponse),
         BadRequest, NotFound, BodyErrors, ServerErrors

@@ -33,9 +33,10 @@ pub struct PlaceOrderRequest {
     pub shipping_address: Option<AddressRequest>,
     /// ISO 4217 code.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(required = true, nullable = false)]
+    #[schema(required = true, schema_with = super::schema::currency)]
     pub currency: Option<String>,
-    /// The lines to order.
+    /// The lines to order, 1 to 100; each SKU on one line only (a rule JSON
+    /// Schema cannot state: put the quantities of one SKU on one line).
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(required = true, nullable = false)]
     #[schema(min_items = 1, max_items = 100)]
@@ -48,11 +49,11 @@ pub struct PlaceOrderRequest {
 pub struct CustomerRequest {
     /// Full name.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(required = true, nullable = false)]
+    #[schema(required = true, schema_with = super::schema::person_name)]
     pub name: Option<String>,
     /// E-mail address.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(required = true, nullable = false)]
+    #[schema(required = true, schema_with = super::schema::email)]
     pub email: Option<String>,
 }
 
@@ -62,19 +63,19 @@ pub struct CustomerRequest {
 pub struct AddressRequest {
     /// Street and number.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(required = true, nullable = false)]
+    #[schema(required = true, schema_with = super::schema::street)]
     pub street: Option<String>,
     /// Postal code.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(required = true, nullable = false)]
+    #[schema(required = true, schema_with = super::schema::zip)]
     pub zip: Option<String>,
     /// City.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(required = true, nullable = false)]
+    #[schema(required = true, schema_with = super::schema::city)]
     pub city: Option<String>,
     /// ISO 3166-1 alpha-2 code.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(required = true, nullable = false)]
+    #[schema(required = true, schema_with = super::schema::country)]
     pub country: Option<String>,
 }
 
@@ -85,27 +86,28 @@ pub struct AddressRequest {
 pub struct LineRequest {
     /// Stock keeping unit.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(required = true, nullable = false)]
+    #[schema(required = true, schema_with = super::schema::sku)]
     pub sku: Option<String>,
     /// Product name.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(required = true, nullable = false)]
+    #[schema(required = true, schema_with = super::schema::product_name)]
     pub name: Option<String>,
     /// Units.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = i64, required = true, minimum = 1, maximum = 10000)]
     pub quantity: Option<Number>,
-    /// Price of one unit in cents.
+    /// Price of one unit in the currency's minor unit (cents for EUR, yen for JPY).
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = i64, required = true, minimum = 0, maximum = 100000000)]
     pub unit_price_cents: Option<Number>,
 }
 
-/// The optional body of `POST /orders/{id}/cancel`.
+/// The optional body of `POST /orders/{id}/cancel`: an object (not `null`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CancelRequest {
-    /// Why the order is cancelled (at most 500 characters).
+    /// Why the order is cancelled (at most 500 characters; blank or null: none).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = super::schema::cancel_reason)]
     pub reason: Option<String>,
 }

@@ -33,6 +33,9 @@ impl Invalid {
 pub struct Text<const MAX: usize>(String);
 
 impl<const MAX: usize> Text<MAX> {
+    /// The most characters the text may have after trimming.
+    pub const MAX_CHARS: usize = MAX;
+
     /// Trims `raw` and checks its length and characters.
     pub fn parse(raw: &str) -> Result<Self, Invalid> {
         let text = raw.trim();
@@ -79,18 +82,21 @@ pub type City = Text<100>;
 pub type CancelReason = Text<500>;
 
 /// A plausible e-mail address: one `@` between non-empty parts, at most 254
-/// characters, no whitespace. Whether it receives mail is not our question.
+/// characters, no white space or control characters. Whether it receives
+/// mail is not our question.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Email(String);
 
 impl Email {
-    /// Longest address SMTP can carry (RFC 5321 path limit minus the brackets).
+    /// Longest address, in characters (RFC 5321's path limit minus the
+    /// brackets, which SMTP counts in octets; characters are what a person
+    /// and the document's `pattern` can count).
     pub const MAX_LEN: usize = 254;
 
     /// Trims `raw` and checks that it looks like an address.
     pub fn parse(raw: &str) -> Result<Self, Invalid> {
         let email = raw.trim();
-        let plausible = email.len() <= Self::MAX_LEN
+        let plausible = email.chars().count() <= Self::MAX_LEN
             && !email.chars().any(|c| c.is_whitespace() || c.is_control())
             && matches!(email.split_once('@'), Some((local, domain))
                 if !local.is_empty() && !domain.is_empty() && !domain.contains('@'));
@@ -133,18 +139,20 @@ impl Country {
     }
 }
 
-/// An ISO 4217-shaped currency code: three upper-case letters (`EUR`).
+/// An ISO 4217 currency code with a minor unit, upper case (`EUR`): one
+/// whose amounts can be shown ([`platform::money`]).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Currency(String);
 
 impl Currency {
-    /// Accepts three ASCII upper-case letters.
+    /// Accepts exactly an active ISO 4217 code that has a minor unit.
     pub fn parse(raw: &str) -> Result<Self, Invalid> {
-        if raw.len() == 3 && raw.bytes().all(|b| b.is_ascii_uppercase()) {
+        if platform::money::exponent(raw).is_some() {
             Ok(Currency(raw.to_owned()))
         } else {
             Err(Invalid::new(
-                "must be a currency code of three upper-case letters, such as EUR",
+                "must be an ISO 4217 currency code in upper case, such as EUR \
+                 (one in use, with a minor unit)",
             ))
         }
     }

@@ -4,20 +4,27 @@
 //!
 //! Every input is named after the field's path in the JSON request
 //! (`customer.name`, `billing_address.zip`, `lines[2].quantity`), so an
-//! error names its input. Lines are added and removed by submit buttons
-//! that re-render the form with one line more or less: no JavaScript.
+//! error names its input; all but one: a person types a price in the
+//! currency's own units (`19.99` euros, `1999` yen), so its input is
+//! `lines[2].unit_price`, read into the API's `unit_price_cents` (minor
+//! units) by [`platform::money::parse`], and the API's errors on
+//! `unit_price_cents` are shown beside it in the same units. Lines are
+//! added and removed by submit buttons that re-render the form with one
+//! line more or less: no JavaScript.
 //! The form carries its Idempotency-Key in a hidden field, chosen when the
 //! form is first opened (and kept in its address, `/new?key=`), so sending
 //! it twice, by a double click, a reload or the back button, places one
 //! order.
 
 use platform::FieldError;
+use platform::money::{self, AmountError};
 use platform::web::PageError;
 use platform::web::form::Form;
 use serde_json::Number;
 
 use crate::api::headers::IdempotencyKey;
 use crate::api::request::{AddressRequest, CustomerRequest, LineRequest, PlaceOrderRequest};
+use crate::domain::money::MAX_UNIT_PRICE_CENTS;
 use crate::domain::{MAX_LINES, NewOrder};
 
 /// The hidden field carrying the form's Idempotency-Key.
@@ -28,7 +35,12 @@ pub const SAME_AS_BILLING: &str = "shipping_same_as_billing";
 pub const ACTION: &str = "action";
 
 const ADDRESS_FIELDS: [&str; 4] = ["street", "zip", "city", "country"];
-const LINE_FIELDS: [&str; 4] = ["sku", "name", "quantity", "unit_price_cents"];
+const LINE_FIELDS: [&str; 4] = ["sku", "name", "quantity", UNIT_PRICE];
+/// A line's unit price as typed, in the currency's units (the API's field
+/// is `unit_price_cents`, in minor units).
+pub const UNIT_PRICE: &str = "unit_price";
+/// The API's field that [`UNIT_PRICE`] becomes.
+const UNIT_PRICE_CENTS: &str = "unit_price_cents";
 
 /// An address as typed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -86,8 +98,8 @@ pub struct LineInput {
     pub name: String,
     /// Units, as typed.
     pub quantity: String,
-    /// Unit price in cents, as typed.
-    pub unit_price_cents: String,
+    /// Unit price in the currency's units (`19.99`), as typed.
+    pub unit_price: String,
 }
 
 impl LineInput {
@@ -96,17 +108,29 @@ impl LineInput {
             "sku" => &self.sku,
             "name" => &self.name,
             "quantity" => &self.quantity,
-            _ => &self.unit_price_cents,
+            _ => &self.unit_price,
         }
     }
 
-    fn request(&self) -> LineRequest {
-        LineRequest {
+    /// The line as the API would have received it, with the unit price in
+    /// minor units of `currency`, or why the price cannot be read.
+    fn request(&self, currency: &str) -> (LineRequest, Option<AmountError>) {
+        let (unit_price_cents, error) = match money::exponent(currency) {
+            Some(places) => match money::parse(&self.unit_price, currency, places) {
+                Ok(minor) => (minor.map(Number::from), None),
+                Err(error) => (Some(Number::from(0)), Some(error)),
+            },
+            // Without a currency the amount cannot be read; the currency's
+            // own error says what to fix, and the order is not placed.
+            None => (Some(Number::from(0)), None),
+        };
+        let request = LineRequest {
             sku: Some(self.sku.clone()),
             name: Some(self.name.clone()),
             quantity: number(&self.quantity),
-            unit_price_cents: number(&self.unit_price_cents),
-        }
+            unit_price_cents,
+        };
+        (request, error)
     }
 }
 
@@ -217,7 +241,7 @@ impl OrderForm {
                     sku: get("sku"),
                     name: get("name"),
                     quantity: get("quantity"),
-                    unit_price_cents: get("unit_price_cents"),
+                    unit_price: get(UNIT_PRICE),
                 }
             })
             .collect();
@@ -237,10 +261,27 @@ impl OrderForm {
         ))
     }
 
-    /// The request `POST /orders` would have received for this form.
-    pub fn request(&self) -> PlaceOrderRequest {
+    /// The request `POST /orders` would have received for this form, and
+    /// the unit prices that cannot be read (by field).
+    pub fn request(&self) -> (PlaceOrderRequest, Vec<FieldError>) {
         let billing = self.billing.request();
-        PlaceOrderRequest {
+        let mut unreadable = Vec::new();
+        let lines = self
+            .lines
+            .iter()
+            .enumerate()
+            .map(|(i, line)| {
+                let (request, error) = line.request(&self.currency);
+                if let Some(error) = error {
+                    unreadable.push(FieldError::new(
+                        format!("lines[{i}].{UNIT_PRICE}"),
+                        error.to_string(),
+                    ));
+                }
+                request
+            })
+            .collect();
+        let request = PlaceOrderRequest {
             customer: Some(CustomerRequest {
                 name: Some(self.customer_name.clone()),
                 email: Some(self.customer_email.clone()),
@@ -252,20 +293,52 @@ impl OrderForm {
             }),
             billing_address: Some(billing),
             currency: Some(self.currency.clone()),
-            lines: Some(self.lines.iter().map(LineInput::request).collect()),
-        }
+            lines: Some(lines),
+        };
+        (request, unreadable)
     }
 
     /// Validates the form with the API's rules: the order, or the field
     /// errors (with "same as billing", the shipping address's errors are
-    /// the billing address's, shown once).
+    /// the billing address's, shown once; a unit price's are beside its
+    /// input, in the currency's units).
     pub fn validate(&self) -> Result<NewOrder, Vec<FieldError>> {
-        self.request().validate().map_err(|errors| {
-            errors
-                .into_iter()
-                .filter(|e| !(self.same_as_billing && e.field.starts_with("shipping_address")))
-                .collect()
-        })
+        let (request, unreadable) = self.request();
+        let errors = match (request.validate(), unreadable.is_empty()) {
+            (Ok(order), true) => return Ok(order),
+            (Ok(_), false) => Vec::new(),
+            (Err(errors), _) => errors,
+        };
+        let mut errors: Vec<FieldError> = errors
+            .into_iter()
+            .filter(|e| !(self.same_as_billing && e.field.starts_with("shipping_address")))
+            .map(|e| self.in_currency_units(e))
+            .collect();
+        errors.extend(unreadable);
+        Err(errors)
+    }
+
+    /// An API error on a line's `unit_price_cents`, as the page says it:
+    /// beside the `unit_price` input, its range in the currency's units.
+    fn in_currency_units(&self, error: FieldError) -> FieldError {
+        let Some(line) = error
+            .field
+            .strip_suffix(UNIT_PRICE_CENTS)
+            .and_then(|prefix| prefix.strip_suffix('.'))
+        else {
+            return error;
+        };
+        let field = format!("{line}.{UNIT_PRICE}");
+        let message = if error.message == "is required" {
+            error.message
+        } else {
+            format!(
+                "must be from {} to {}",
+                money::format(0, &self.currency),
+                money::format(MAX_UNIT_PRICE_CENTS, &self.currency)
+            )
+        };
+        FieldError::new(field, message)
     }
 
     /// Applies a line button; `false` when there is nothing to do (the
@@ -341,7 +414,7 @@ mod tests {
         &billing_address.street=1+Analytical+Way&billing_address.zip=10115&billing_address.city=Berlin\
         &billing_address.country=DE&shipping_same_as_billing=on&currency=EUR\
         &lines%5B0%5D.sku=IPOD-NANO&lines%5B0%5D.name=iPod+nano&lines%5B0%5D.quantity=2\
-        &lines%5B0%5D.unit_price_cents=14900&action=place";
+        &lines%5B0%5D.unit_price=149&action=place";
 
     #[test]
     fn a_filled_form_is_the_api_request_and_same_as_billing_ships_there() {
@@ -376,6 +449,75 @@ mod tests {
         assert_eq!(errors[0].message, "is required");
     }
 
+    /// The unit price (or the errors) when line 0's price is `typed` in `currency`.
+    fn priced(currency: &str, typed: &str) -> Result<i64, Vec<(String, String)>> {
+        let body = VALID
+            .replace("currency=EUR", &format!("currency={currency}"))
+            .replace("unit_price=149", &format!("unit_price={typed}"));
+        let (form, _) = posted(&body).unwrap();
+        form.validate()
+            .map(|order| order.lines()[0].unit_price().get())
+            .map_err(|errors| errors.into_iter().map(|e| (e.field, e.message)).collect())
+    }
+
+    #[test]
+    fn prices_are_typed_in_the_currencys_units_and_sent_in_minor_units() {
+        assert_eq!(priced("EUR", "19.99"), Ok(1_999));
+        assert_eq!(priced("EUR", "19.9"), Ok(1_990));
+        assert_eq!(priced("EUR", "149"), Ok(14_900));
+        assert_eq!(priced("JPY", "1999"), Ok(1_999));
+        assert_eq!(priced("KWD", "1.005"), Ok(1_005));
+    }
+
+    #[test]
+    fn a_price_with_more_decimals_than_its_currency_is_refused_beside_its_input() {
+        let price = "lines[0].unit_price".to_owned();
+        assert_eq!(
+            priced("EUR", "19.999"),
+            Err(vec![(
+                price.clone(),
+                "EUR has 2 decimal places; 19.999 has 3".to_owned()
+            )])
+        );
+        assert_eq!(
+            priced("JPY", "19.5"),
+            Err(vec![(
+                price.clone(),
+                "JPY has no minor unit: type a whole amount; 19.5 has 1".to_owned()
+            )])
+        );
+        assert_eq!(
+            priced("EUR", "19%2C99"),
+            Err(vec![(
+                price.clone(),
+                "must be an amount in EUR such as 19.99: digits and a decimal point".to_owned()
+            )])
+        );
+        // The API's range and "required", said in the currency's units beside the input.
+        assert_eq!(
+            priced("EUR", "1000000.01"),
+            Err(vec![(
+                price.clone(),
+                "must be from EUR 0.00 to EUR 1,000,000.00".to_owned()
+            )])
+        );
+        assert_eq!(
+            priced("JPY", "100000001"),
+            Err(vec![(
+                price.clone(),
+                "must be from JPY 0 to JPY 100,000,000".to_owned()
+            )])
+        );
+        assert_eq!(
+            priced("EUR", ""),
+            Err(vec![(price, "is required".to_owned())])
+        );
+        // Without a currency the price cannot be read: only the currency is wrong.
+        let errors = priced("XAU", "19.999").unwrap_err();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].0, "currency");
+    }
+
     #[test]
     fn line_buttons_add_and_remove_lines() {
         let (mut form, action) = posted(&VALID.replace("action=place", "action=add-line")).unwrap();
@@ -394,6 +536,7 @@ mod tests {
             format!("{VALID}&lines%5B100%5D.sku=X"),
             format!("{VALID}&lines%5B01%5D.sku=X"),
             format!("{VALID}&lines%5B0%5D.price=1"),
+            format!("{VALID}&lines%5B0%5D.unit_price_cents=1"),
             VALID.replace("idempotency_key=k-1", "idempotency_key=has+space"),
             VALID.replace("idempotency_key=k-1&", ""),
             VALID.replace("action=place", "action=explode"),

@@ -18,7 +18,7 @@ use serde::Deserialize;
 use shared_events::TraceParent;
 use uuid::Uuid;
 
-use super::form::{ACTION, Action, KEY_FIELD, OrderForm, SAME_AS_BILLING};
+use super::form::{ACTION, Action, KEY_FIELD, OrderForm, SAME_AS_BILLING, UNIT_PRICE};
 use super::{Pages, store_error};
 use crate::api::headers::IdempotencyKey;
 use crate::domain::MAX_LINES;
@@ -186,7 +186,7 @@ fn render(
                                 td { (input(&format!("lines[{i}].sku"), "SKU", "text")) }
                                 td { (input(&format!("lines[{i}].name"), "Product", "text")) }
                                 td { (input(&format!("lines[{i}].quantity"), "Quantity", "text")) }
-                                td { (input(&format!("lines[{i}].unit_price_cents"), "Unit price (cents)", "text")) }
+                                td { (input(&format!("lines[{i}].{UNIT_PRICE}"), "Unit price (e.g. 19.99)", "text")) }
                                 td {
                                     @if form.lines.len() > 1 {
                                         button.small type="submit" name=(ACTION) value={ "remove-line-" (i) }

@@ -4,24 +4,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-/// An amount in cents as `EUR 318.00` (two decimal places for every currency).
-pub fn money(cents: i64, currency: &str) -> String {
-    let sign = if cents < 0 { "-" } else { "" };
-    let cents = cents.unsigned_abs();
-    format!("{currency} {sign}{}.{:02}", group(cents / 100), cents % 100)
-}
-
-/// `1234567` as `1,234,567`.
-fn group(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
+/// An amount in minor units as `EUR 318.00` or `JPY 1,999`: the
+/// currency's own decimal places ([`crate::money::format`]).
+pub fn money(minor: i64, currency: &str) -> String {
+    crate::money::format(minor, currency)
 }
 
 /// A point in time as `2026-12-01 15:33:44.123 UTC`.
@@ -57,9 +43,7 @@ mod tests {
     #[test]
     fn amounts_times_and_durations() {
         assert_eq!(money(31_799, "EUR"), "EUR 317.99");
-        assert_eq!(money(5, "USD"), "USD 0.05");
-        assert_eq!(money(123_456_789, "EUR"), "EUR 1,234,567.89");
-        assert_eq!(money(-150, "EUR"), "EUR -1.50");
+        assert_eq!(money(1_999, "JPY"), "JPY 1,999");
         let at = Utc.with_ymd_and_hms(2026, 12, 1, 15, 33, 44).unwrap();
         assert_eq!(time(at), "2026-12-01 15:33:44.000 UTC");
         assert_eq!(

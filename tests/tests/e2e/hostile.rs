@@ -1177,7 +1177,7 @@ const FORM: &str = "idempotency_key=k-hostile&customer.name=Ada+Lovelace\
     &customer.email=ada%40example.com&billing_address.street=1+Analytical+Way\
     &billing_address.zip=10115&billing_address.city=Berlin&billing_address.country=DE\
     &shipping_same_as_billing=on&currency=EUR&lines%5B0%5D.sku=IPOD-NANO\
-    &lines%5B0%5D.name=iPod+nano&lines%5B0%5D.quantity=2&lines%5B0%5D.unit_price_cents=14900";
+    &lines%5B0%5D.name=iPod+nano&lines%5B0%5D.quantity=2&lines%5B0%5D.unit_price=149";
 
 /// One bad request to a page and the status it must get.
 struct BadPage {
@@ -1317,9 +1317,30 @@ fn page_corpus(port: u16) -> Vec<BadPage> {
             S::UNPROCESSABLE_ENTITY,
         ),
         BadPage::form(
-            "a price with decimals",
-            FORM.replace("14900", "149.00"),
+            "a price with more decimals than its currency",
+            FORM.replace("unit_price=149", "unit_price=149.001"),
             S::UNPROCESSABLE_ENTITY,
+        ),
+        BadPage::form(
+            "a price in yen with decimals",
+            FORM.replace("currency=EUR", "currency=JPY")
+                .replace("unit_price=149", "unit_price=149.5"),
+            S::UNPROCESSABLE_ENTITY,
+        ),
+        BadPage::form(
+            "a price beyond i64",
+            FORM.replace("unit_price=149", "unit_price=99999999999999999999"),
+            S::UNPROCESSABLE_ENTITY,
+        ),
+        BadPage::form(
+            "a price with a decimal comma",
+            FORM.replace("unit_price=149", "unit_price=149%2C00"),
+            S::UNPROCESSABLE_ENTITY,
+        ),
+        BadPage::form(
+            "the API's price field instead of the form's",
+            format!("{FORM}&lines%5B0%5D.unit_price_cents=14900"),
+            S::BAD_REQUEST,
         ),
         BadPage::form("an empty form", "", S::BAD_REQUEST),
         BadPage::form("a valid form from another site", FORM, S::FORBIDDEN)

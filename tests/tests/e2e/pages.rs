@@ -164,13 +164,13 @@ async fn fill_order_form(browser: &Browser, name: &str) -> anyhow::Result<()> {
     browser.fill("lines[0].sku", "IPOD-NANO").await?;
     browser.fill("lines[0].name", "iPod nano").await?;
     browser.fill("lines[0].quantity", "2").await?;
-    browser.fill("lines[0].unit_price_cents", "14900").await?;
+    browser.fill("lines[0].unit_price", "149").await?;
     // A second line, added on the page (a submit button: no JavaScript needed).
     browser.click("button[value=add-line]").await?;
     browser.fill("lines[1].sku", "CASE-BLK").await?;
     browser.fill("lines[1].name", "Leather case").await?;
     browser.fill("lines[1].quantity", "1").await?;
-    browser.fill("lines[1].unit_price_cents", "1999").await?;
+    browser.fill("lines[1].unit_price", "19.99").await?;
     Ok(())
 }
 
@@ -341,6 +341,90 @@ async fn a_bad_form_shows_the_apis_field_errors_beside_the_fields_and_writes_not
         .await?;
     ensure!(typed == json!("not-an-email"));
     ensure!(flow.written().await? == (0, 0, 0), "nothing written");
+    browser.close().await
+}
+
+/// The message beside `field`'s input, once the form came back with errors.
+async fn error_beside(browser: &Browser, field: &str) -> anyhow::Result<String> {
+    browser.wait_for("the field errors", "#form-errors").await?;
+    ensure!(
+        browser
+            .count(&format!("input[name=\"{field}\"].invalid"))
+            .await?
+            == 1,
+        "{field} is not marked"
+    );
+    browser.text(&format!("[data-error-for=\"{field}\"]")).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_form_takes_prices_in_the_currencys_units_and_every_page_shows_them_so()
+-> anyhow::Result<()> {
+    let mut flow = Flow::order_service_only().await?;
+    let browser = Browser::start().await?;
+    browser.open(&flow.order("/new")).await?;
+    fill_order_form(&browser, "Kenji Sato").await?;
+
+    // A tenth of a cent is no price in euros...
+    browser.fill("lines[0].unit_price", "19.999").await?;
+    browser.click("#place").await?;
+    let shown = error_beside(&browser, "lines[0].unit_price").await?;
+    ensure!(shown == "EUR has 2 decimal places; 19.999 has 3", "{shown}");
+    // ...and half a yen none in yen.
+    browser.fill("currency", "JPY").await?;
+    browser.fill("lines[0].unit_price", "19.5").await?;
+    browser.click("#place").await?;
+    let shown = error_beside(&browser, "lines[0].unit_price").await?;
+    ensure!(
+        shown == "JPY has no minor unit: type a whole amount; 19.5 has 1",
+        "{shown}"
+    );
+    ensure!(flow.written().await? == (0, 0, 0), "nothing written");
+
+    // Whole yen are placed as they are: the API's minor unit is the yen.
+    browser.fill("lines[0].unit_price", "1999").await?;
+    browser.fill("lines[1].unit_price", "500").await?;
+    browser.click("#place").await?;
+    browser.wait_for("the order page", "#journey").await?;
+    let id = order_id_of_page(&browser).await?;
+    let order: Value = reqwest::get(flow.order(&format!("/orders/{id}")))
+        .await?
+        .json()
+        .await?;
+    ensure!(
+        order["lines"][0]["unit_price_cents"] == json!(1999) && order["total_cents"] == json!(4498),
+        "{order}"
+    );
+    let page = browser.text("main").await?;
+    for amount in ["JPY 1,999", "JPY 500", "JPY 3,998", "JPY 4,498"] {
+        ensure!(
+            page.contains(amount),
+            "{amount} not on the order page: {page}"
+        );
+    }
+    browser.open(&flow.order("/")).await?;
+    ensure!(browser.text("#orders").await?.contains("JPY 4,498"));
+
+    flow.start_consumers().await?;
+    browser
+        .open(&format!("{}/order/{id}", flow.links.order))
+        .await?;
+    browser
+        .wait_for(
+            "the journey to reach invoiced",
+            "li.done[data-step=invoiced]",
+        )
+        .await?;
+    browser.click("li[data-step=invoiced] a").await?;
+    let invoice = browser.text("main").await?;
+    for amount in ["JPY 1,999", "JPY 3,998", "JPY 4,498"] {
+        ensure!(
+            invoice.contains(amount),
+            "{amount} not on the invoice: {invoice}"
+        );
+    }
+    browser.open(&flow.links.invoicing).await?;
+    ensure!(browser.text("main").await?.contains("JPY 4,498"));
     browser.close().await
 }
 
@@ -622,7 +706,7 @@ async fn a_form_posted_from_another_site_is_refused_and_writes_nothing() -> anyh
         ("lines[0].sku", "BAIT"),
         ("lines[0].name", "Bait"),
         ("lines[0].quantity", "1"),
-        ("lines[0].unit_price_cents", "100"),
+        ("lines[0].unit_price", "1.00"),
     ];
     let target = flow.order("/new");
     let evil = maud::html! {

@@ -216,14 +216,14 @@ mod tests {
                 install: "apt-get install -y maven".into(),
             },
             Missing {
-                what: "CMake".into(),
-                install: "apt-get install -y cmake".into(),
+                what: "the PostgreSQL server (initdb, pg_ctl)".into(),
+                install: "apt-get install -y postgresql".into(),
             },
         ]);
         assert_eq!(
             err.to_string(),
             "missing Maven (mvn): install it with `apt-get install -y maven`\n\
-             missing CMake: install it with `apt-get install -y cmake`"
+             missing the PostgreSQL server (initdb, pg_ctl): install it with `apt-get install -y postgresql`"
         );
     }
 

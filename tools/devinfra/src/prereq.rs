@@ -1,9 +1,10 @@
 //! The tools the infrastructure runs on, found before anything starts.
 //!
 //! Without Docker, Kafka needs a JDK (17 or newer) and Maven to fetch the broker
-//! jars, PostgreSQL needs its server binaries, and building the Kafka client
-//! (librdkafka) needs CMake. Each check that fails becomes one line naming the
-//! tool and the command that installs it on this platform.
+//! jars, and PostgreSQL needs its server binaries. (Building the Kafka client,
+//! librdkafka, needs only the C toolchain cargo already uses.) Each check that
+//! fails becomes one line naming the tool and the command that installs it on
+//! this platform.
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -34,9 +35,6 @@ pub async fn check() -> Result<Prerequisites, InfraError> {
     let java = java().await.map_err(|m| missing.push(m)).ok();
     let maven = maven().map_err(|m| missing.push(m)).ok();
     let postgres_bin = postgres_bin_dir().map_err(|m| missing.push(m)).ok();
-    if let Err(m) = cmake() {
-        missing.push(m);
-    }
     if let Err(m) = root_can_run_postgres().await {
         missing.push(m);
     }
@@ -159,12 +157,66 @@ pub fn maven() -> Result<PathBuf, Missing> {
     })
 }
 
-/// The `cmake` program (librdkafka, the Kafka client library, is built with it).
-pub fn cmake() -> Result<PathBuf, Missing> {
-    find_program("cmake").ok_or_else(|| Missing {
-        what: "CMake (cmake), which builds librdkafka".into(),
-        install: install_hint("cmake", "cmake"),
-    })
+/// Where the browser tests look for Chromium (`CHROMIUM` overrides).
+pub const CHROMIUM: &str = "/usr/bin/chromium";
+/// Where the browser tests look for its WebDriver (`CHROMEDRIVER` overrides).
+pub const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+
+/// The Chromium binary the browser tests drive: `CHROMIUM`, else [`CHROMIUM`].
+pub fn chromium() -> Result<PathBuf, Missing> {
+    browser_binary("CHROMIUM", CHROMIUM, "Chromium")
+}
+
+/// The WebDriver the browser tests talk to: `CHROMEDRIVER`, else [`CHROMEDRIVER`].
+pub fn chromedriver() -> Result<PathBuf, Missing> {
+    browser_binary("CHROMEDRIVER", CHROMEDRIVER, "Chromium's WebDriver")
+}
+
+fn browser_binary(variable: &str, default: &str, what: &str) -> Result<PathBuf, Missing> {
+    let path = env::var_os(variable).map_or_else(|| PathBuf::from(default), PathBuf::from);
+    browser_binary_at(path, variable, what)
+}
+
+fn browser_binary_at(path: PathBuf, variable: &str, what: &str) -> Result<PathBuf, Missing> {
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(Missing {
+            what: format!(
+                "{what} at {} (the browser tests; or set {variable} to the binary)",
+                path.display()
+            ),
+            // Both or neither: chromium-driver is built for its chromium.
+            install: "apt-get install -y chromium chromium-driver".into(),
+        })
+    }
+}
+
+/// What `cargo xtask test` needs beyond the infrastructure's prerequisites:
+/// Chromium and its driver for the browser tests, Python 3 and npm to
+/// install the contract tools (Schemathesis, the AsyncAPI CLI) with. Checked
+/// before anything slow starts, and reported all at once.
+pub fn test_tools() -> Vec<Missing> {
+    let mut missing = Vec::new();
+    for found in [chromium(), chromedriver()] {
+        if let Err(m) = found {
+            missing.push(m);
+        }
+    }
+    if find_program("python3").is_none() {
+        missing.push(Missing {
+            what: "Python 3 (python3), which installs Schemathesis into a virtual environment"
+                .into(),
+            install: install_hint("python3-venv", "python"),
+        });
+    }
+    if find_program("npm").is_none() {
+        missing.push(Missing {
+            what: "npm, which installs the AsyncAPI CLI".into(),
+            install: install_hint("npm", "node"),
+        });
+    }
+    missing
 }
 
 /// The PostgreSQL server binaries: `PG_BIN_DIR`, else the newest
@@ -317,6 +369,22 @@ mod tests {
         ] {
             assert!(line.contains(part), "{part:?} not in {line}");
         }
+    }
+
+    #[test]
+    fn a_missing_browser_names_the_apt_line_in_one_line() {
+        let missing = browser_binary_at(
+            PathBuf::from("/nonexistent/chromium"),
+            "CHROMIUM",
+            "Chromium",
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            missing,
+            "missing Chromium at /nonexistent/chromium (the browser tests; or set CHROMIUM to \
+             the binary): install it with `apt-get install -y chromium chromium-driver`"
+        );
     }
 
     #[test]

@@ -1,5 +1,12 @@
 //! `cargo xtask test`: the whole test suite against real infrastructure.
 //!
+//! First it sets up what the tests need beyond the infrastructure, before
+//! anything slow starts: whatever this machine lacks (Chromium and its
+//! driver, Python 3 and npm, and the infrastructure's own prerequisites) is
+//! reported at once, one line each with the command that installs it; then
+//! the contract tools are installed when missing or stale
+//! ([`devinfra::contract_tools`]) and the AsyncAPI document is validated.
+//!
 //! When `KAFKA_BOOTSTRAP_SERVERS` and `POSTGRES_ADMIN_URL` are already set
 //! (CI services, a shared environment), the tests use them. Otherwise this
 //! starts the local infrastructure, runs `cargo test --workspace --all-targets`
@@ -19,7 +26,7 @@ use std::process::ExitCode;
 use chaos::{ChaosError, ChaosOptions};
 use devinfra::infra::{DevInfra, Running, Settings};
 use devinfra::interrupts::{Interrupts, interrupted_by, uninterrupted, wait_passing_on};
-use devinfra::{InfraError, workspace_root};
+use devinfra::{InfraError, contract_tools, prereq, workspace_root};
 use lab::{LabError, LabOptions};
 
 use super::exit_code;
@@ -46,6 +53,7 @@ impl From<InfraError> for TestError {
 /// and the quick lab (if `lab`), each on infrastructure of its own.
 pub async fn test(test_args: &[String], chaos: bool, lab: bool) -> Result<ExitCode, TestError> {
     let mut interrupts = Interrupts::install()?;
+    set_up().await?;
     let code = cargo_test(test_args, &mut interrupts).await?;
     if code != ExitCode::SUCCESS {
         return Ok(code);
@@ -63,6 +71,24 @@ pub async fn test(test_args: &[String], chaos: bool, lab: bool) -> Result<ExitCo
         return Ok(super::lab::run_and_report(&LabOptions::quick(), &mut interrupts).await?);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Checks the machine for everything the run needs (all missing tools in one
+/// report), then installs the contract tools and validates the AsyncAPI document.
+async fn set_up() -> Result<(), InfraError> {
+    let mut missing = prereq::test_tools();
+    if Settings::from_env().is_none()
+        && let Err(InfraError::MissingPrerequisites(infra)) = prereq::check().await
+    {
+        missing.extend(infra);
+    }
+    if !missing.is_empty() {
+        return Err(InfraError::MissingPrerequisites(missing));
+    }
+    eprintln!("xtask: contract tools (installed into .tools/ when missing or stale)");
+    contract_tools::install().await?;
+    eprintln!("xtask: validating shared-events/asyncapi.yaml");
+    contract_tools::validate_asyncapi().await
 }
 
 async fn cargo_test(
