@@ -21,9 +21,10 @@ RUN cargo chef prepare --recipe-path recipe.json
 
 FROM chef AS builder
 # librdkafka is built from source by rdkafka-sys (cmake-build feature); its
-# sources include curl.h even without curl support (confluentinc/librdkafka#5135).
+# sources include curl.h even without curl support (confluentinc/librdkafka#5135),
+# and its SASL/SCRAM needs OpenSSL (rdkafka's `ssl` feature, through pkg-config).
 RUN apt-get update \
- && apt-get install -y --no-install-recommends cmake libcurl4-openssl-dev \
+ && apt-get install -y --no-install-recommends cmake libcurl4-openssl-dev libssl-dev pkg-config \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=planner /app/recipe.json recipe.json
 RUN cargo chef cook --release --locked --recipe-path recipe.json \
@@ -33,8 +34,9 @@ RUN cargo build --release --locked \
     -p order-service -p invoicing-service -p shipping-service
 
 FROM debian:bookworm-slim AS runtime
+# libssl3: the services link Debian's OpenSSL (librdkafka's SASL/SCRAM).
 RUN apt-get update \
- && apt-get install -y --no-install-recommends ca-certificates curl \
+ && apt-get install -y --no-install-recommends ca-certificates curl libssl3 \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --no-create-home app
 COPY --from=builder /app/target/release/order-service \

@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 use uuid::Uuid;
 
-use super::{ApplyError, EventMeta, Handler, Inbox, NewEvent, READINESS_PART};
+use super::{ApplyError, EventMeta, Handler, Inbox, KAFKA_ACCESS_PART, NewEvent, READINESS_PART};
 use crate::backoff::Backoff;
 use crate::cancellation;
 
@@ -190,6 +190,9 @@ impl<H: Handler> Inbox<H> {
         span.record("event_id", tracing::field::display(envelope.event_id));
         span.record("event_type", envelope.event_type.as_str());
         span.record("order_id", tracing::field::display(envelope.order_id));
+        if let Err(rejection) = crate::reader::check_key(record.key(), envelope.order_id) {
+            return Read::Refuse(rejection.0);
+        }
         match self.handler.decode(&envelope) {
             Ok(Some(event)) => Read::Event(
                 EventMeta {
@@ -278,6 +281,7 @@ impl<H: Handler> Inbox<H> {
         );
         let mut backoff = Backoff::new(Duration::from_millis(100), self.settings.max_backoff);
         let mut without_value = false;
+        let mut denied = false;
         loop {
             let sent = if without_value {
                 self.dead_letter.send_without_value(record, reason).await
@@ -286,6 +290,13 @@ impl<H: Handler> Inbox<H> {
             };
             match sent {
                 Ok(()) => {
+                    if denied {
+                        tracing::info!(
+                            "the dead-letter topic takes this service's writes again; resuming"
+                        );
+                        self.metrics.stalled.set(0);
+                        self.readiness.ready(KAFKA_ACCESS_PART);
+                    }
                     self.metrics.dead_lettered.inc();
                     if without_value {
                         self.metrics.dead_letters_without_value.inc();
@@ -321,7 +332,27 @@ impl<H: Handler> Inbox<H> {
                 Err(e) => {
                     self.metrics.retries.inc();
                     let delay = backoff.next_delay();
-                    tracing::warn!(error = %e, retry_in = ?delay, "dead-letter publish failed; retrying");
+                    if let Some(code) = crate::kafka::denied(&e) {
+                        // A missing ACL is the service's fault: stall on this
+                        // record, say so, and never skip it.
+                        denied = true;
+                        self.metrics.stalled.set(1);
+                        tracing::error!(error = %e, retry_in = ?delay, dlq = self.dead_letter.topic(),
+                            "Kafka refuses this service's writes to its dead-letter topic (an ACL?); \
+                             retrying the same record until it is fixed, nothing is skipped");
+                        self.readiness.not_ready(
+                            KAFKA_ACCESS_PART,
+                            format!(
+                                "Kafka refuses this service's writes to {} ({code}); retrying the record at {}[{}]@{}",
+                                self.dead_letter.topic(),
+                                record.topic(),
+                                record.partition(),
+                                record.offset()
+                            ),
+                        );
+                    } else {
+                        tracing::warn!(error = %e, retry_in = ?delay, "dead-letter publish failed; retrying");
+                    }
                     tokio::select! {
                         () = shutdown.cancelled() => return Processed::Interrupted,
                         () = tokio::time::sleep(delay) => {},
