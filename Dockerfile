@@ -21,7 +21,11 @@ RUN cargo chef prepare --recipe-path recipe.json
 
 FROM chef AS builder
 # librdkafka is built from source by rdkafka-sys with its own configure and
-# make: the rust image's C toolchain is all it needs.
+# make; its SASL/SCRAM needs OpenSSL (rdkafka's `ssl` feature, found through
+# pkg-config).
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends libssl-dev pkg-config \
+ && rm -rf /var/lib/apt/lists/*
 COPY --from=planner /app/recipe.json recipe.json
 RUN cargo chef cook --release --locked --recipe-path recipe.json \
     -p order-service -p invoicing-service -p shipping-service
@@ -30,8 +34,9 @@ RUN cargo build --release --locked \
     -p order-service -p invoicing-service -p shipping-service
 
 FROM debian:bookworm-slim AS runtime
+# libssl3: the services link Debian's OpenSSL (librdkafka's SASL/SCRAM).
 RUN apt-get update \
- && apt-get install -y --no-install-recommends ca-certificates curl \
+ && apt-get install -y --no-install-recommends ca-certificates curl libssl3 \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --no-create-home app
 COPY --from=builder /app/target/release/order-service \

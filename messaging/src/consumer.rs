@@ -58,6 +58,8 @@ pub fn cli(service: &ServiceFacts, about: &'static str) -> Command {
         &[
             ("kafka_group_id", group),
             ("kafka_client_id", service.name),
+            ("kafka_sasl_username", service.name),
+            ("kafka_sasl_password", service.name),
             ("db_max_connections", "8"),
             ("db_acquire_timeout", "5000"),
         ],
@@ -159,10 +161,13 @@ mod tests {
             assert_eq!(Some(config.inbox.group_id.as_str()), service.consumer_group);
             assert_eq!(config.database.max_connections, 8);
             assert_eq!(config.kafka.client_id, service.name);
+            assert_eq!(config.kafka.auth.sasl_username, service.name);
+            assert_eq!(config.kafka.auth.sasl_password.expose(), service.name);
+            let auth = platform::config::KafkaAuth::sasl("PLAIN", "admin", "admin");
             let test = ConsumerConfig::for_test(
                 &service,
                 "postgres://x",
-                KafkaSettings::local("k:1", "t"),
+                KafkaSettings::local("k:1", auth, "t"),
             );
             assert_eq!(test.kafka.client_id, service.name);
             assert_eq!(

@@ -3,10 +3,14 @@
 //! Nothing in the flow relies on broker auto-creation: a topic auto-created by
 //! the first producer or consumer gets the broker's default partition count,
 //! which silently breaks the ordering and scaling the design depends on. Every
-//! service calls [`ensure_topics`] at start-up, before producing or subscribing.
+//! service calls [`ensure_topics`] at start-up, before producing or
+//! subscribing: it checks that its topics are there, and creates only those
+//! that are not (which only a principal allowed to create topics can: the
+//! stack's provisioning creates them all first).
 
 use std::time::{Duration, Instant};
 
+use platform::config::KafkaAuth;
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -25,6 +29,9 @@ pub struct KafkaSettings {
         default_value = "127.0.0.1:19092"
     )]
     pub bootstrap_servers: String,
+    /// Who this service is to the brokers.
+    #[command(flatten)]
+    pub auth: platform::config::KafkaAuth,
     /// The topic order events are published to.
     #[arg(
         id = "orders_topic",
@@ -80,15 +87,17 @@ pub struct KafkaSettings {
 }
 
 impl KafkaSettings {
-    /// Settings for a local broker and the given topic (for tests and tools).
-    pub fn local(bootstrap_servers: &str, topic: &str) -> Self {
+    /// Settings for a local broker, authenticating with `auth`, and the
+    /// given topic (for tests and tools).
+    pub fn local(bootstrap_servers: &str, auth: KafkaAuth, topic: &str) -> Self {
         KafkaSettings {
             bootstrap_servers: bootstrap_servers.to_owned(),
+            auth,
             topic: topic.to_owned(),
             partitions: shared_events::topics::ORDERS_PARTITIONS,
             replication_factor: 1,
             min_insync_replicas: None,
-            retention: Duration::from_secs(168 * 3600),
+            retention: Duration::from_secs(shared_events::topics::ORDERS_RETENTION_HOURS * 3600),
             client_id: "orderflow".to_owned(),
         }
     }
@@ -100,9 +109,12 @@ impl KafkaSettings {
             .unwrap_or(if self.replication_factor >= 3 { 2 } else { 1 })
     }
 
-    /// A client configuration pointing at the brokers.
+    /// A client configuration pointing at the brokers, authenticated as this service.
     pub fn client_config(&self) -> ClientConfig {
         let mut config = ClientConfig::new();
+        for (key, value) in self.auth.client_properties() {
+            config.set(key, value);
+        }
         config
             .set("bootstrap.servers", &self.bootstrap_servers)
             .set("client.id", &self.client_id)
@@ -185,6 +197,22 @@ pub fn producer(
             settings.message_timeout_ms.to_string(),
         )
         .create()
+}
+
+/// The broker's refusal in `error` when it refuses this principal's request
+/// (a missing ACL, a credential that no longer logs in): the service's own
+/// fault, never a record's, so it stalls and reports it instead of moving on.
+pub fn denied(error: &KafkaError) -> Option<RDKafkaErrorCode> {
+    error.rdkafka_error_code().filter(|code| {
+        matches!(
+            code,
+            RDKafkaErrorCode::TopicAuthorizationFailed
+                | RDKafkaErrorCode::GroupAuthorizationFailed
+                | RDKafkaErrorCode::ClusterAuthorizationFailed
+                | RDKafkaErrorCode::SaslAuthenticationFailed
+                | RDKafkaErrorCode::Authentication
+        )
+    })
 }
 
 /// A topic to create if missing.
@@ -275,10 +303,55 @@ pub async fn partition_count(kafka: &KafkaSettings, topic: &str) -> Result<i32, 
     .map_err(|_| TopicError::Client(KafkaError::Canceled))?
 }
 
-/// Creates each topic unless it exists, then waits until the cluster's
-/// metadata shows it with all its partitions. An existing topic is left as it
-/// is (a smaller partition count is logged, never changed silently).
+/// Creates each topic that the cluster's metadata does not show yet, then
+/// waits until it shows every one with all its partitions. An existing topic
+/// is left as it is (a smaller partition count is logged, never changed
+/// silently).
+///
+/// Where the brokers authorise requests, only the administrative principal
+/// may create topics: the stack's provisioning creates every topic of the
+/// flow before a service starts, so a service only finds its topics here
+/// and never asks to create one. Were one missing, its creation is refused
+/// (`TopicError::Create`, "authorization failed") and the caller retries
+/// until provisioning has made it.
 pub async fn ensure_topics(kafka: &KafkaSettings, topics: &[TopicSpec]) -> Result<(), TopicError> {
+    let config = kafka.client_config();
+    let wanted = topics.to_vec();
+    let missing = tokio::task::spawn_blocking(move || missing_topics(config, &wanted))
+        .await
+        .map_err(|_| TopicError::Client(KafkaError::Canceled))??;
+    if !missing.is_empty() {
+        create_topics(kafka, &missing).await?;
+    }
+    let config = kafka.client_config();
+    let topics = topics.to_vec();
+    tokio::task::spawn_blocking(move || wait_for_topics(config, &topics, Duration::from_secs(30)))
+        .await
+        .map_err(|_| TopicError::Client(KafkaError::Canceled))?
+}
+
+/// The topics of `topics` that the cluster's metadata does not show.
+fn missing_topics(
+    config: ClientConfig,
+    topics: &[TopicSpec],
+) -> Result<Vec<TopicSpec>, TopicError> {
+    let consumer: BaseConsumer = config.create()?;
+    let mut missing = Vec::new();
+    for topic in topics {
+        let metadata = consumer.fetch_metadata(Some(&topic.name), Duration::from_secs(10))?;
+        let exists = metadata
+            .topics()
+            .iter()
+            .any(|t| t.name() == topic.name && t.error().is_none() && !t.partitions().is_empty());
+        if !exists {
+            missing.push(topic.clone());
+        }
+    }
+    Ok(missing)
+}
+
+/// Asks the cluster to create `topics`; one that exists by now is fine.
+async fn create_topics(kafka: &KafkaSettings, topics: &[TopicSpec]) -> Result<(), TopicError> {
     let admin: AdminClient<DefaultClientContext> = kafka.client_config().create()?;
     let isr: Vec<String> = topics
         .iter()
@@ -321,11 +394,7 @@ pub async fn ensure_topics(kafka: &KafkaSettings, topics: &[TopicSpec]) -> Resul
             }
         }
     }
-    let config = kafka.client_config();
-    let topics = topics.to_vec();
-    tokio::task::spawn_blocking(move || wait_for_topics(config, &topics, Duration::from_secs(30)))
-        .await
-        .map_err(|_| TopicError::Client(KafkaError::Canceled))?
+    Ok(())
 }
 
 /// [`ensure_topics`], retried with capped backoff until it succeeds or

@@ -1,7 +1,7 @@
-//! What every consumer's tolerant reader shares: reading an order event's
-//! payload into the consumer's own narrow type, telling placements from
-//! cancellations, and the checks every order line must pass before an
-//! effect may be built from it.
+//! What every consumer's tolerant reader shares: the record's key checked
+//! against its envelope, reading an order event's payload into the
+//! consumer's own narrow type, telling placements from cancellations, and the
+//! checks every order line must pass before an effect may be built from it.
 //!
 //! A consumer declares only the fields it needs (serde ignores the others),
 //! and refuses, with a [`Rejection`] naming the field, whatever it could not
@@ -69,6 +69,37 @@ where
             Ok(Some(OrderEvent::Cancelled))
         }
         None => Ok(None),
+    }
+}
+
+/// How much of a refused key a [`Rejection`] quotes.
+const KEY_QUOTED: usize = 64;
+
+/// Checks that a record's key is its envelope's `order_id`, written as the
+/// relay writes it (hyphenated, lower case), byte for byte.
+///
+/// The key picks the partition, and an order's events are read in order
+/// only because they share one. A record whose key names another order (or
+/// the same order spelt differently, which hashes elsewhere) can overtake or
+/// trail its order's other events, and one whose key is forged by a writer
+/// other than the relay claims to be something it is not: either way it is
+/// the record's fault, and it is refused with the key it came with.
+pub fn check_key(key: Option<&[u8]>, order_id: Uuid) -> Result<(), Rejection> {
+    let mut expected = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    let expected = order_id.hyphenated().encode_lower(&mut expected);
+    match key {
+        Some(key) if key == expected.as_bytes() => Ok(()),
+        Some(key) => {
+            let text = String::from_utf8_lossy(key);
+            let quoted: String = text.chars().take(KEY_QUOTED).collect();
+            let cut = if quoted.len() < text.len() { "..." } else { "" };
+            Err(Rejection(format!(
+                "record key {quoted:?}{cut} is not the envelope's order_id {order_id}"
+            )))
+        }
+        None => Err(Rejection(format!(
+            "record has no key; an event of order {order_id} must be keyed by its order_id"
+        ))),
     }
 }
 
@@ -181,7 +212,9 @@ mod tests {
     use serde::Deserialize;
     use shared_events::RawEnvelope;
 
-    use super::{has_nul_escape, lines, quantity, read_order_event, sku};
+    use uuid::Uuid;
+
+    use super::{check_key, has_nul_escape, lines, quantity, read_order_event, sku};
 
     #[derive(Debug, Deserialize)]
     struct Narrow {
@@ -199,6 +232,30 @@ mod tests {
     }
 
     const SAME: &str = "01933b5e-8f30-7a1b-8c2d-3e4f5a6b7c8d";
+
+    #[test]
+    fn only_the_order_id_as_the_relay_writes_it_is_a_valid_key() {
+        let order: Uuid = SAME.parse().unwrap();
+        assert!(check_key(Some(SAME.as_bytes()), order).is_ok());
+        let other = check_key(Some(b"01933b5e-0000-7000-8000-000000000000"), order).unwrap_err();
+        assert!(
+            other.0.contains("\"01933b5e-0000-7000-8000-000000000000\"") && other.0.contains(SAME),
+            "names both: {other}"
+        );
+        // The same order spelt otherwise hashes to another partition.
+        let upper = SAME.to_uppercase();
+        assert!(check_key(Some(upper.as_bytes()), order).is_err());
+        let simple = order.simple().to_string();
+        assert!(check_key(Some(simple.as_bytes()), order).is_err());
+        assert!(check_key(None, order).unwrap_err().0.contains("no key"));
+        let long = "k".repeat(1000);
+        let refused = check_key(Some(long.as_bytes()), order).unwrap_err();
+        assert!(
+            refused.0.len() < 200 && refused.0.contains("..."),
+            "{refused}"
+        );
+        assert!(check_key(Some(b"\xff\x00"), order).is_err());
+    }
 
     #[test]
     fn lines_are_named_by_index_and_an_order_needs_one() {

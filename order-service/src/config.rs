@@ -123,6 +123,8 @@ impl Config {
                 ("db_max_connections", "16"),
                 ("db_acquire_timeout", "3000"),
                 ("kafka_client_id", ORDER_SERVICE.name),
+                ("kafka_sasl_username", ORDER_SERVICE.name),
+                ("kafka_sasl_password", ORDER_SERVICE.name),
             ],
         )
     }
@@ -156,13 +158,13 @@ impl Config {
         config
     }
 
-    /// [`Config::for_database`] with the relay on, publishing to `topic` on
-    /// the brokers at `bootstrap_servers`: what end-to-end tests start.
-    pub fn for_flow(database_url: impl Into<String>, bootstrap_servers: &str, topic: &str) -> Self {
+    /// [`Config::for_database`] with the relay on, publishing as `kafka`
+    /// says (its brokers, principal and topic): what end-to-end tests start.
+    pub fn for_flow(database_url: impl Into<String>, kafka: KafkaSettings) -> Self {
         let mut config = Config::for_database(database_url);
         config.kafka = KafkaSettings {
             client_id: ORDER_SERVICE.name.to_owned(),
-            ..KafkaSettings::local(bootstrap_servers, topic)
+            ..kafka
         };
         config.relay.enabled = true;
         config
@@ -171,6 +173,8 @@ impl Config {
 
 #[cfg(test)]
 mod tests {
+    use platform::config::KafkaAuth;
+
     use super::*;
 
     #[test]
@@ -186,8 +190,14 @@ mod tests {
         assert_eq!(c.database.acquire_timeout, Duration::from_secs(3));
         assert_eq!(c.kafka.topic, "orders");
         assert_eq!(c.kafka.client_id, "order-service");
+        assert_eq!(c.kafka.auth.sasl_username, "order-service");
+        assert_eq!(c.kafka.auth.sasl_password.expose(), "order-service");
+        assert_eq!(c.kafka.auth.sasl_mechanism, "SCRAM-SHA-512");
+        let auth = KafkaAuth::sasl("PLAIN", "admin", "admin");
         assert_eq!(
-            Config::for_flow("postgres://x", "k:1", "t").kafka.client_id,
+            Config::for_flow("postgres://x", KafkaSettings::local("k:1", auth, "t"))
+                .kafka
+                .client_id,
             "order-service"
         );
         assert_eq!(c.relay.batch_size, 2_000);

@@ -158,6 +158,104 @@ pub struct DbSettings {
     pub acquire_timeout: Duration,
 }
 
+/// How a service proves to Kafka who it is. Each service is its own
+/// principal, and the brokers' ACLs give each exactly its role (see the
+/// README's security model); the defaults are the local development
+/// credentials `cargo xtask` and docker-compose provision (the password is
+/// the principal's name, like the PostgreSQL roles').
+#[derive(Debug, Clone, Args)]
+pub struct KafkaAuth {
+    /// How clients talk to the brokers: `SASL_PLAINTEXT` (SCRAM over plain TCP, for loopback and the compose network), `SASL_SSL` (a deployment), or `PLAINTEXT` (a broker without authentication)
+    #[arg(
+        id = "kafka_security_protocol",
+        long = "kafka-security-protocol",
+        env = "KAFKA_SECURITY_PROTOCOL",
+        default_value = "SASL_PLAINTEXT",
+        value_parser = ["SASL_PLAINTEXT", "SASL_SSL", "PLAINTEXT"]
+    )]
+    pub security_protocol: String,
+    /// The SASL mechanism: `SCRAM-SHA-512` for the services' principals (`PLAIN` is the tools' administrative one)
+    #[arg(
+        id = "kafka_sasl_mechanism",
+        long = "kafka-sasl-mechanism",
+        env = "KAFKA_SASL_MECHANISM",
+        default_value = "SCRAM-SHA-512",
+        value_parser = ["SCRAM-SHA-512", "PLAIN"]
+    )]
+    pub sasl_mechanism: String,
+    /// The Kafka principal this service authenticates as (each service its own)
+    #[arg(
+        id = "kafka_sasl_username",
+        long = "kafka-sasl-username",
+        env = "KAFKA_SASL_USERNAME",
+        default_value = "orderflow"
+    )]
+    pub sasl_username: String,
+    /// Its password (a local development default; set it from a secret anywhere else)
+    #[arg(
+        id = "kafka_sasl_password",
+        long = "kafka-sasl-password",
+        env = "KAFKA_SASL_PASSWORD",
+        hide_env_values = true,
+        default_value = "orderflow"
+    )]
+    pub sasl_password: Password,
+}
+
+impl KafkaAuth {
+    /// `username` with `password` over `mechanism`, on `SASL_PLAINTEXT`.
+    pub fn sasl(mechanism: &str, username: &str, password: &str) -> Self {
+        KafkaAuth {
+            security_protocol: "SASL_PLAINTEXT".to_owned(),
+            sasl_mechanism: mechanism.to_owned(),
+            sasl_username: username.to_owned(),
+            sasl_password: Password::new(password),
+        }
+    }
+
+    /// The librdkafka client properties that authenticate this way.
+    pub fn client_properties(&self) -> Vec<(&'static str, String)> {
+        let mut properties = vec![("security.protocol", self.security_protocol.clone())];
+        if self.security_protocol.starts_with("SASL") {
+            properties.extend([
+                ("sasl.mechanism", self.sasl_mechanism.clone()),
+                ("sasl.username", self.sasl_username.clone()),
+                ("sasl.password", self.sasl_password.expose().to_owned()),
+            ]);
+        }
+        properties
+    }
+}
+
+/// A password that never prints.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Password(String);
+
+impl Password {
+    /// Wraps a password.
+    pub fn new(password: impl Into<String>) -> Self {
+        Password(password.into())
+    }
+
+    /// The password itself: only for authenticating.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl std::str::FromStr for Password {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Password::new(s))
+    }
+}
+
 /// What the log shows.
 #[derive(Debug, Clone, Args)]
 pub struct LogSettings {
@@ -270,6 +368,24 @@ mod tests {
 
     fn example() -> Command {
         command::<Example>(&INVOICING_SERVICE, &[("db_max_connections", "4")])
+    }
+
+    #[test]
+    fn a_kafka_password_never_prints_and_plaintext_sends_no_credentials() {
+        let auth = KafkaAuth::sasl("SCRAM-SHA-512", "invoicing-service", "s3cret");
+        assert!(!format!("{auth:?}").contains("s3cret"), "{auth:?}");
+        assert!(
+            auth.client_properties()
+                .contains(&("sasl.password", "s3cret".to_owned()))
+        );
+        let open = KafkaAuth {
+            security_protocol: "PLAINTEXT".into(),
+            ..auth
+        };
+        assert_eq!(
+            open.client_properties(),
+            [("security.protocol", "PLAINTEXT".to_owned())]
+        );
     }
 
     #[test]

@@ -6,6 +6,19 @@ pub const ORDERS: &str = "orders";
 /// Default partition count of [`ORDERS`]; the key (order id) spreads orders over them.
 pub const ORDERS_PARTITIONS: i32 = 6;
 
+/// Default retention of [`ORDERS`], in hours (7 days): how long a stalled
+/// consumer may stay behind before records it never read are deleted.
+pub const ORDERS_RETENTION_HOURS: u64 = 168;
+
+/// Default retention of each consumer's retry topic ([`retry`]), in hours
+/// (7 days): how long a replay waits for its consumer.
+pub const RETRY_RETENTION_HOURS: u64 = 168;
+
+/// Default retention of each consumer's dead-letter topic ([`dead_letter`]),
+/// in hours (30 days): how long an operator has to look at a refused record
+/// and replay it.
+pub const DEAD_LETTER_RETENTION_HOURS: u64 = 720;
+
 /// How a record's key picks its partition, in librdkafka's terms: the
 /// partitioner of Kafka's Java client (murmur2 of the key's bytes, made
 /// positive, modulo the partition count). librdkafka's own default

@@ -153,11 +153,19 @@ pub async fn shared() -> Result<TestInfra, String> {
         .clone()
 }
 
-/// The broker container: the compose image and the native broker settings.
+/// The client listeners of the testcontainers Kafka module: `BROKER`
+/// between brokers (the first), `PLAINTEXT` for the tests (a name only:
+/// [`kafka_request`] makes both authenticate).
+pub const MODULE_LISTENERS: [&str; 2] = ["BROKER", "PLAINTEXT"];
+
+/// The broker container: the compose image and the native broker settings,
+/// authentication and authorisation included.
 pub fn kafka_request() -> ContainerRequest<Kafka> {
     let module = Kafka::default().with_jvm_image();
     // The module sets its listeners and a few settings of its own; a variable
-    // it already sets to the same value is not set twice.
+    // it already sets to the same value is not set twice, and one it sets
+    // otherwise (the listeners' security protocols) is set again, after it:
+    // the engine keeps the last value of a variable.
     let already: Vec<(String, String)> = ContainerRequest::from(module.clone())
         .env_vars()
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
@@ -166,7 +174,7 @@ pub fn kafka_request() -> ContainerRequest<Kafka> {
         .with_tag(KAFKA_IMAGE.1)
         .with_label(LABEL, std::process::id().to_string())
         .with_startup_timeout(STARTUP_TIMEOUT);
-    for (name, value) in devinfra::kafka::single_node_image_env() {
+    for (name, value) in devinfra::kafka::single_node_image_env(&MODULE_LISTENERS) {
         if !already.contains(&(name.clone(), value.clone())) {
             request = request.with_env_var(name, value);
         }
@@ -410,19 +418,29 @@ mod tests {
     fn the_test_broker_runs_the_native_broker_settings() {
         let request = kafka_request();
         let env = env_of(&request);
-        for (name, value) in devinfra::kafka::single_node_image_env() {
+        let module = env_of(&ContainerRequest::from(Kafka::default()));
+        for (name, value) in devinfra::kafka::single_node_image_env(&MODULE_LISTENERS) {
             let set: Vec<&String> = env
                 .iter()
                 .filter(|(n, _)| *n == name)
                 .map(|(_, v)| v)
                 .collect();
-            assert_eq!(set, [&value], "{name} in the test broker's environment");
+            assert_eq!(
+                set.last(),
+                Some(&&value),
+                "{name} in the test broker's environment"
+            );
+            let by_module = module.iter().any(|(n, v)| *n == name && *v != value);
+            assert_eq!(
+                set.len(),
+                1 + usize::from(by_module),
+                "{name} is set once more only where the module sets it otherwise: {set:?}"
+            );
         }
-        let mut names: Vec<&str> = env.iter().map(|(n, _)| n.as_str()).collect();
-        names.sort_unstable();
-        let before = names.len();
-        names.dedup();
-        assert_eq!(names.len(), before, "a variable is set twice: {env:?}");
+        assert!(
+            env.iter()
+                .any(|(n, v)| n == "KAFKA_ALLOW_EVERYONE_IF_NO_ACL_FOUND" && v == "false")
+        );
         assert_eq!(
             request.descriptor(),
             format!("{}:{}", KAFKA_IMAGE.0, KAFKA_IMAGE.1)

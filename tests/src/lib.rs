@@ -21,6 +21,8 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, anyhow, bail};
+use devinfra::kafka::access::{self, admin_client_config};
+use messaging::kafka::KafkaSettings;
 use platform::services::{INVOICING_SERVICE, ORDER_SERVICE, SHIPPING_SERVICE, ServiceFacts};
 use rdkafka::ClientConfig;
 use rdkafka::admin::{
@@ -202,11 +204,17 @@ impl TestInfra {
         &self.service_urls[index]
     }
 
-    /// A Kafka client configuration with the bootstrap servers set.
+    /// A Kafka client configuration with the bootstrap servers set, as the
+    /// administrative principal.
     pub fn kafka_config(&self) -> ClientConfig {
-        let mut config = ClientConfig::new();
-        config.set("bootstrap.servers", &self.kafka_bootstrap_servers);
-        config
+        admin_client_config(&self.kafka_bootstrap_servers)
+    }
+
+    /// A service's Kafka settings for `topic`, as the administrative
+    /// principal: the end-to-end tests run the services on topics of their
+    /// own, which no service's ACLs name (`kafka_access.rs` tries the roles).
+    pub fn kafka_settings(&self, topic: &str) -> KafkaSettings {
+        admin_kafka(&self.kafka_bootstrap_servers, topic)
     }
 
     /// A new database named by a UUID, owned by `role`, that no other role may
@@ -353,14 +361,18 @@ impl TestInfra {
     }
 }
 
+/// A service's Kafka settings for `topic` on the brokers at `bootstrap`, as
+/// the administrative principal.
+pub fn admin_kafka(bootstrap: &str, topic: &str) -> KafkaSettings {
+    KafkaSettings::local(bootstrap, access::admin_auth(), topic)
+}
+
 /// How many partitions of `topic` the cluster reports with a leader and no error.
 async fn partitions_with_leader(bootstrap: &str, topic: &str) -> anyhow::Result<usize> {
     let bootstrap = bootstrap.to_owned();
     let topic = topic.to_owned();
     tokio::task::spawn_blocking(move || {
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &bootstrap)
-            .create()?;
+        let consumer: BaseConsumer = admin_client_config(&bootstrap).create()?;
         let metadata = consumer.fetch_metadata(Some(&topic), Duration::from_secs(5))?;
         let ready = metadata
             .topics()

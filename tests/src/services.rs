@@ -15,7 +15,6 @@ use std::time::Duration;
 
 use anyhow::{Context as _, anyhow, bail};
 use messaging::consumer::ConsumerConfig;
-use messaging::kafka::KafkaSettings;
 use platform::app::{App, RunError};
 use platform::services::ServiceFacts;
 use rdkafka::Message;
@@ -97,7 +96,7 @@ pub fn consumer_config<S: ConsumerUnderTest>(
     topic: &str,
     group: &str,
 ) -> ConsumerConfig {
-    let mut kafka = KafkaSettings::local(infra.kafka_bootstrap_servers(), topic);
+    let mut kafka = infra.kafka_settings(topic);
     // Only the dead-letter topic is created from these settings (the test
     // made `topic`); one partition is plenty and spares the broker.
     kafka.partitions = 1;

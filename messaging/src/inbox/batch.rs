@@ -189,6 +189,9 @@ impl<H: Handler> Inbox<H> {
         span.record("event_id", tracing::field::display(envelope.event_id));
         span.record("event_type", envelope.event_type.as_str());
         span.record("order_id", tracing::field::display(envelope.order_id));
+        if let Err(rejection) = crate::reader::check_key(record.key(), envelope.order_id) {
+            return Read::Refuse(rejection.0);
+        }
         match self.handler.decode(&envelope) {
             Ok(Some(event)) => Read::Event(
                 EventMeta {
@@ -280,19 +283,23 @@ impl<H: Handler> Inbox<H> {
         );
         let mut backoff = Backoff::new(Duration::from_millis(100), self.settings.max_backoff);
         let mut without_value = false;
-        let mut stalled = false;
+        // What holds the consumer here, while the dead letter is not written.
+        let mut stalled: Option<Cause> = None;
         loop {
             let sent = if without_value {
                 self.dead_letter.send_without_value(record, reason).await
             } else {
                 self.dead_letter.send(record, reason).await
             };
-            if stalled && !matches!(&sent, Err(e) if !crate::dead_letter::refused_for_good(e)) {
+            if let Some(cause) = stalled
+                && !matches!(&sent, Err(e) if !crate::dead_letter::refused_for_good(e))
+            {
                 tracing::info!(
                     dlq = self.dead_letter.topic(),
-                    "the dead-letter topic answers again; resuming"
+                    "the dead-letter topic takes this service's writes again; resuming"
                 );
-                self.stall.resume(Cause::Batch);
+                self.stall.resume(cause);
+                stalled = None;
             }
             match sent {
                 Ok(()) => {
@@ -333,21 +340,40 @@ impl<H: Handler> Inbox<H> {
                     // its brokers away), not the record's: the consumer holds
                     // here, so it says so like any other stall.
                     self.metrics.retries.inc();
-                    stalled = true;
                     let delay = backoff.next_delay();
-                    tracing::error!(error = %e, retry_in = ?delay, dlq = self.dead_letter.topic(),
-                        "the dead-letter topic does not take the dead letter; the consumer holds \
-                         here and retries (is the topic deleted or unwritable?)");
-                    self.stall.stop(
-                        Cause::Batch,
-                        format!(
-                            "the dead-letter topic {} does not take the dead letter of {}[{}]@{} ({e}); retrying",
-                            self.dead_letter.topic(),
-                            record.topic(),
-                            record.partition(),
-                            record.offset()
-                        ),
-                    );
+                    if let Some(code) = crate::kafka::denied(&e) {
+                        // A missing ACL is the service's fault: stall on this
+                        // record, say so, and never skip it.
+                        tracing::error!(error = %e, retry_in = ?delay, dlq = self.dead_letter.topic(),
+                            "Kafka refuses this service's writes to its dead-letter topic (an ACL?); \
+                             retrying the same record until it is fixed, nothing is skipped");
+                        stalled = Some(Cause::KafkaAccess);
+                        self.stall.stop(
+                            Cause::KafkaAccess,
+                            format!(
+                                "Kafka refuses this service's writes to {} ({code}); retrying the record at {}[{}]@{}",
+                                self.dead_letter.topic(),
+                                record.topic(),
+                                record.partition(),
+                                record.offset()
+                            ),
+                        );
+                    } else {
+                        tracing::error!(error = %e, retry_in = ?delay, dlq = self.dead_letter.topic(),
+                            "the dead-letter topic does not take the dead letter; the consumer holds \
+                             here and retries (is the topic deleted or unwritable?)");
+                        stalled = Some(Cause::Batch);
+                        self.stall.stop(
+                            Cause::Batch,
+                            format!(
+                                "the dead-letter topic {} does not take the dead letter of {}[{}]@{} ({e}); retrying",
+                                self.dead_letter.topic(),
+                                record.topic(),
+                                record.partition(),
+                                record.offset()
+                            ),
+                        );
+                    }
                     tokio::select! {
                         () = shutdown.cancelled() => return Processed::Interrupted,
                         () = tokio::time::sleep(delay) => {},

@@ -38,7 +38,8 @@
 //! # Whose fault
 //!
 //! Only the record's own faults send it to the dead-letter topic: a value
-//! that is not an envelope, a payload the service's reader refuses, an effect
+//! that is not an envelope, a key that is not its envelope's `order_id`
+//! ([`crate::reader::check_key`]), a payload the service's reader refuses, an effect
 //! that rejects the event as invalid ([`ApplyError::Invalid`]). The readers
 //! check everything the service's tables would refuse (lengths, ranges, NUL
 //! characters), so the database is never the judge of a record. Every
@@ -48,7 +49,12 @@
 //! ready on `/health/ready` with the reason, `inbox_stalled` is 1 and each
 //! attempt is logged (`warn` while the database is away, `error` when it
 //! refuses the work); it resumes by itself once the database takes the work
-//! again. A stall longer than `max.poll.interval.ms` (5 min) makes the
+//! again. Kafka refusing the service (a missing ACL on its topic, its group
+//! or its dead-letter topic) is the service's fault too: the inbox stalls on
+//! the record it could not dead-letter, or reads nothing while its reads are
+//! refused, reports not ready with the reason, and resumes by itself once
+//! the ACL is back (checking its access every few seconds when no record
+//! arrives to show it). A stall longer than `max.poll.interval.ms` (5 min) makes the
 //! consumer leave its group until it polls again; its partitions are then
 //! redelivered to whoever owns them, and the dedup table absorbs that.
 //!
@@ -267,6 +273,10 @@ pub enum InboxError {
     InjectedStop,
 }
 
+/// How often a consumer that Kafka refuses checks whether its access is back,
+/// when no record arrives to show it.
+const ACCESS_PROBE_INTERVAL: Duration = Duration::from_secs(2);
+
 /// The consumer runtime; see the module documentation.
 pub struct Inbox<H: Handler> {
     pool: PgPool,
@@ -447,30 +457,58 @@ impl<H: Handler> Inbox<H> {
             Duration::from_millis(50),
             consumer::CONSUMER_ERROR_MAX_BACKOFF,
         );
+        let mut denied = false;
         loop {
             let records = tokio::select! {
                 () = shutdown.cancelled() => return Ok(()),
-                batch = self.next_batch(consumer) => batch,
+                batch = self.next_batch(consumer) => Some(batch),
+                // Refused, librdkafka retries on its own, but an idle topic
+                // would bring no record to show that the access is back.
+                () = tokio::time::sleep(ACCESS_PROBE_INTERVAL), if denied => None,
             };
             let records = match records {
-                Ok(records) => {
+                Some(Ok(records)) => {
                     errors.reset();
+                    if denied {
+                        denied = false;
+                        self.access_restored();
+                    }
                     records
                 }
-                Err(KafkaError::MessageConsumption(RDKafkaErrorCode::AutoOffsetReset)) => {
+                Some(Err(KafkaError::MessageConsumption(RDKafkaErrorCode::AutoOffsetReset))) => {
                     // A partition without a usable offset: placed (or
                     // reported) by the placing task; the rest go on.
                     tracing::debug!("a partition needs placing (auto.offset.reset=error)");
                     reset.notify_one();
                     continue;
                 }
-                Err(e) => {
+                Some(Err(e)) => {
                     let delay = errors.next_delay();
-                    tracing::warn!(error = %e, retry_in = ?delay, "consumer error");
+                    if let Some(code) = crate::kafka::denied(&e) {
+                        denied = true;
+                        tracing::error!(error = %e, retry_in = ?delay,
+                            "Kafka refuses this service's reads (an ACL?); nothing is read or skipped until it is fixed");
+                        self.stall.stop(
+                            stall::Cause::KafkaAccess,
+                            format!(
+                                "Kafka refuses this service's reads of {} in group {} ({code})",
+                                self.kafka.topic, self.settings.group_id
+                            ),
+                        );
+                    } else {
+                        tracing::warn!(error = %e, retry_in = ?delay, "consumer error");
+                    }
                     tokio::select! {
                         () = shutdown.cancelled() => return Ok(()),
                         () = tokio::time::sleep(delay) => continue,
                     }
+                }
+                None => {
+                    if self.may_read().await {
+                        denied = false;
+                        self.access_restored();
+                    }
+                    continue;
                 }
             };
             self.metrics.oldest_unprocessed.hold(&records);
@@ -491,6 +529,34 @@ impl<H: Handler> Inbox<H> {
             store_offsets(consumer, &records);
             self.metrics.oldest_unprocessed.release();
         }
+    }
+
+    /// Reports ready again once Kafka takes this service's reads.
+    fn access_restored(&self) {
+        tracing::info!("Kafka takes this service's reads again; resuming");
+        self.stall.resume(stall::Cause::KafkaAccess);
+    }
+
+    /// Whether this service may read its topic and its group's offsets now:
+    /// a metadata request for the topic and an offset fetch in the group,
+    /// as the service's principal.
+    async fn may_read(&self) -> bool {
+        let mut config = self.kafka.client_config();
+        config.set("group.id", &self.settings.group_id);
+        let topic = self.kafka.topic.clone();
+        let probe = tokio::task::spawn_blocking(move || -> Result<(), KafkaError> {
+            let client: rdkafka::consumer::BaseConsumer = config.create()?;
+            let timeout = Duration::from_secs(5);
+            let metadata = client.fetch_metadata(Some(&topic), timeout)?;
+            if let Some(error) = metadata.topics().iter().find_map(|t| t.error()) {
+                return Err(KafkaError::MetadataFetch(error.into()));
+            }
+            let mut partitions = TopicPartitionList::new();
+            partitions.add_partition(&topic, 0);
+            client.committed_offsets(partitions, timeout)?;
+            Ok(())
+        });
+        matches!(probe.await, Ok(Ok(())))
     }
 
     /// Waits for a record, then takes what else has already arrived, up to

@@ -1,6 +1,7 @@
 //! How the inbox consumes: its settings, each declared once, and the crash
 //! points of fault-injection builds.
 
+use shared_events::topics;
 use std::time::Duration;
 
 /// A deliberate crash point for the chaos run and the tests (only in builds
@@ -168,8 +169,8 @@ impl InboxSettings {
             group_protocol: "classic".to_owned(),
             session_timeout: Duration::from_millis(10_000),
             processed_retention: Duration::from_secs(7 * 24 * 3600),
-            retry_retention: Duration::from_secs(7 * 24 * 3600),
-            dead_letter_retention: Duration::from_secs(30 * 24 * 3600),
+            retry_retention: Duration::from_secs(topics::RETRY_RETENTION_HOURS * 3600),
+            dead_letter_retention: Duration::from_secs(topics::DEAD_LETTER_RETENTION_HOURS * 3600),
             purge_interval: Duration::from_secs(3600),
             batch_max: 500,
             max_backoff: Duration::from_secs(5),
@@ -199,5 +200,38 @@ impl InboxSettings {
             .abort_after_commit
             .filter(|n| *n > 0)
             .map(Fault::AbortProcessAfterCommit))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser as _;
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        inbox: InboxSettings,
+        #[command(flatten)]
+        kafka: crate::kafka::KafkaSettings,
+    }
+
+    /// Provisioning (cargo xtask, compose's kafka-init, the chart) creates
+    /// the topics with shared-events' retentions; the services' own defaults
+    /// must be the same.
+    #[test]
+    fn retention_defaults_are_the_provisioned_ones() {
+        let cli = Cli::try_parse_from(["service", "--kafka-group-id", "g"])
+            .unwrap_or_else(|e| panic!("{e}"));
+        let hours = |h: u64| Duration::from_secs(h * 3600);
+        assert_eq!(cli.inbox.retry_retention, hours(topics::RETRY_RETENTION_HOURS));
+        assert_eq!(
+            cli.inbox.dead_letter_retention,
+            hours(topics::DEAD_LETTER_RETENTION_HOURS)
+        );
+        assert_eq!(cli.kafka.retention, hours(topics::ORDERS_RETENTION_HOURS));
+        let defaults = InboxSettings::new("g");
+        assert_eq!(defaults.retry_retention, cli.inbox.retry_retention);
+        assert_eq!(defaults.dead_letter_retention, cli.inbox.dead_letter_retention);
     }
 }

@@ -14,16 +14,20 @@ pub(super) enum Cause {
     Batch,
     /// A partition's next record is no longer in the log.
     Offsets,
+    /// Kafka refuses this service's reads or its dead-letter writes (a
+    /// missing ACL).
+    KafkaAccess,
 }
 
 impl Cause {
-    const ALL: [Cause; 2] = [Cause::Batch, Cause::Offsets];
+    const ALL: [Cause; 3] = [Cause::Batch, Cause::Offsets, Cause::KafkaAccess];
 
     /// The name under which the cause reports on [`Readiness`].
     fn part(self) -> &'static str {
         match self {
             Cause::Batch => "inbox",
             Cause::Offsets => "inbox-offsets",
+            Cause::KafkaAccess => "inbox: Kafka access",
         }
     }
 }

@@ -27,8 +27,21 @@ use uuid::Uuid;
 /// Runs `orderflow-admin <args>` in this process; its report.
 async fn admin(args: &[&str]) -> anyhow::Result<String> {
     let mut out = Vec::new();
+    // The tests' topics are their own, which the tool's principal has no
+    // ACLs on: the administrative principal runs it.
+    let admin = devinfra::kafka::access::ADMIN;
+    let credentials = [
+        "--kafka-sasl-mechanism",
+        devinfra::kafka::access::STATIC_MECHANISM,
+        "--kafka-sasl-username",
+        admin.name,
+        "--kafka-sasl-password",
+        admin.password,
+    ];
     orderflow_admin::cli::run(
-        std::iter::once("orderflow-admin").chain(args.iter().copied()),
+        std::iter::once("orderflow-admin")
+            .chain(credentials)
+            .chain(args.iter().copied()),
         &mut out,
     )
     .await
@@ -372,8 +385,7 @@ impl SmallTopicOrders {
         let (url, pool) = infra.fresh_database(ServiceRole::Orders).await?;
         let app = order_service::build(order_service::Config::for_flow(
             url.clone(),
-            infra.kafka_bootstrap_servers(),
-            &topic,
+            e2e::admin_kafka(infra.kafka_bootstrap_servers(), &topic),
         ))
         .await?;
         let base = format!("http://{}", app.local_addr());

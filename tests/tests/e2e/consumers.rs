@@ -368,9 +368,15 @@ async fn poison_records_are_dead_lettered_and_the_orders_after_them_processed() 
     let mut invalid = placed(bad_order);
     invalid.data.lines[0].quantity = 0;
     let invalid_value = serde_json::to_vec(&invalid)?;
+    // A valid event under another order's key: it would land on that order's
+    // partition, outside its own order's sequence.
+    let forged_order = Uuid::now_v7();
+    let other_order = Uuid::now_v7();
+    let forged_value = serde_json::to_vec(&placed(forged_order))?;
     let poison = [
         (garbage_key.to_owned(), garbage.clone()),
         (bad_order.to_string(), invalid_value.clone()),
+        (other_order.to_string(), forged_value.clone()),
     ];
     let mut positions = Vec::new();
     for (key, value) in &poison {
@@ -385,16 +391,14 @@ async fn poison_records_are_dead_lettered_and_the_orders_after_them_processed() 
             .await?
             .is_empty()
     );
-    assert!(
-        flow.shipping
-            .of_order("shipments", bad_order)
-            .await?
-            .is_empty()
-    );
+    for order in [bad_order, forged_order, other_order] {
+        assert!(flow.invoicing.of_order("invoices", order).await?.is_empty());
+        assert!(flow.shipping.of_order("shipments", order).await?.is_empty());
+    }
 
     for instance in [&flow.invoicing, &flow.shipping] {
         let dlq = shared_events::topics::dead_letter(&flow.topic, &instance.group);
-        let mut records = read_records(&flow.infra, &dlq, 2).await?;
+        let mut records = read_records(&flow.infra, &dlq, poison.len()).await?;
         records.sort_by_key(|r| {
             header(r, headers::DLQ_SOURCE_OFFSET).and_then(|o| o.parse::<i64>().ok())
         });
@@ -427,7 +431,12 @@ async fn poison_records_are_dead_lettered_and_the_orders_after_them_processed() 
             reason.contains("quantity"),
             "the reason names the field: {reason}"
         );
-        assert_eq!(instance.service.metric("inbox_dead_lettered").await?, 2);
+        let reason = header(&records[2], headers::DLQ_ERROR).unwrap_or_default();
+        assert!(
+            reason.contains("record key") && reason.contains(&forged_order.to_string()),
+            "the reason names the key and the order: {reason}"
+        );
+        assert_eq!(instance.service.metric("inbox_dead_lettered").await?, 3);
     }
     flow.stop().await
 }

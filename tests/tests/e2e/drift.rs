@@ -374,11 +374,72 @@ fn kafka_and_postgresql_are_published_where_the_native_ones_listen() {
 fn the_compose_broker_runs_the_broker_settings_of_cargo_xtask() {
     let compose = compose();
     let env = environment(service(&compose, "kafka"));
-    for (name, value) in devinfra::kafka::single_node_image_env() {
+    for (name, value) in devinfra::kafka::single_node_image_env(&["INTERNAL", "EXTERNAL"]) {
         assert_eq!(
             env.get(&name),
             Some(&value),
             "kafka's {name} differs from tools/devinfra/src/kafka/settings.rs"
+        );
+    }
+}
+
+/// Where kafka and kafka-init find the administrator's client properties.
+const ADMIN_PROPERTIES: &str = "/etc/orderflow/admin.properties";
+
+#[test]
+fn kafka_init_provisions_the_declared_topics_principals_and_acls() {
+    use devinfra::kafka::access;
+    let compose = compose();
+    let init = service(&compose, "kafka-init");
+    let script = init["command"][0].as_str().unwrap_or_default();
+    let commands: Vec<&str> = script
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && *l != "set -e" && !l.starts_with('#'))
+        .collect();
+    let partitions = shared_events::topics::ORDERS_PARTITIONS;
+    let declared = access::init_commands("kafka:9092", ADMIN_PROPERTIES, partitions, 1);
+    assert_eq!(
+        commands, declared,
+        "kafka-init's commands differ from tools/devinfra/src/kafka/access.rs (init_commands)"
+    );
+    let mounted = format!("./infra/kafka/admin.properties:{ADMIN_PROPERTIES}:ro");
+    for name in ["kafka", "kafka-init"] {
+        assert!(
+            strings(service(&compose, name), "volumes").contains(&mounted.as_str()),
+            "{name} mounts the administrator's properties"
+        );
+    }
+    assert_eq!(
+        read("infra/kafka/admin.properties"),
+        access::admin_client_properties(),
+        "infra/kafka/admin.properties is what access::admin_client_properties renders"
+    );
+}
+
+#[test]
+fn each_service_authenticates_as_its_own_principal_in_compose() {
+    let compose = compose();
+    for facts in platform::services::ALL {
+        let env = environment(service(&compose, facts.name));
+        assert_eq!(
+            env.get("KAFKA_SASL_USERNAME").map(String::as_str),
+            Some(facts.name)
+        );
+        assert_eq!(
+            env.get("KAFKA_SASL_MECHANISM").map(String::as_str),
+            Some(devinfra::kafka::access::SCRAM_MECHANISM)
+        );
+        let principal =
+            devinfra::kafka::access::principals(&devinfra::kafka::access::Scope::flow())
+                .into_iter()
+                .find(|p| p.name == facts.name)
+                .expect("every service is a declared principal");
+        assert_eq!(
+            env.get("KAFKA_SASL_PASSWORD"),
+            Some(&principal.password),
+            "{}'s password is the one kafka-init creates",
+            facts.name
         );
     }
 }
@@ -772,6 +833,10 @@ fn the_readme_runs_the_console_consumer_with_kafka_4_flags() {
         assert!(
             command.contains("--bootstrap-server kafka:9092"),
             "inside the compose network the broker is kafka:9092: {command}"
+        );
+        assert!(
+            command.contains(&format!("--command-config {ADMIN_PROPERTIES}")),
+            "the broker takes authenticated clients only: {command}"
         );
     }
 }

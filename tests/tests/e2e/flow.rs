@@ -53,8 +53,7 @@ async fn orders_placed_and_cancelled_over_http_reach_invoicing_and_shipping_once
 
     let orders = order_service::build(order_service::Config::for_flow(
         orders_url,
-        infra.kafka_bootstrap_servers(),
-        &topic,
+        e2e::admin_kafka(infra.kafka_bootstrap_servers(), &topic),
     ))
     .await?;
     let orders_base = format!("http://{}", orders.local_addr());

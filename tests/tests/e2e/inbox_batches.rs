@@ -17,7 +17,6 @@ use invoicing_service::Invoicing;
 use messaging::inbox::{
     ApplyError, Fault, Handler, Inbox, InboxError, InboxMetrics, NewEvent, Rejection,
 };
-use messaging::kafka::KafkaSettings;
 use platform::health::Readiness;
 use rdkafka::Message;
 use serde::Deserialize;
@@ -363,7 +362,7 @@ async fn an_effect_rejecting_one_event_mid_batch_dead_letters_it_alone() -> anyh
 
     let mut registry = prometheus_client::registry::Registry::default();
     let metrics = InboxMetrics::register(&mut registry);
-    let mut kafka = KafkaSettings::local(setup.infra.kafka_bootstrap_servers(), &setup.topic);
+    let mut kafka = setup.infra.kafka_settings(&setup.topic);
     kafka.partitions = 1;
     let producer = messaging::kafka::producer(&kafka, &Default::default())?;
     let inbox = Inbox::new(

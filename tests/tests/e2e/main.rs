@@ -16,6 +16,7 @@ mod flow;
 mod harness;
 mod hostile;
 mod inbox_batches;
+mod kafka_access;
 mod openapi;
 mod order_api_client;
 mod orders_api;

@@ -60,8 +60,10 @@ impl Flow {
         let (orders_url, orders) = infra.fresh_database(ServiceRole::Orders).await?;
         let (invoicing_url, _) = infra.fresh_database(ServiceRole::Invoicing).await?;
         let (shipping_url, _) = infra.fresh_database(ServiceRole::Shipping).await?;
-        let mut config =
-            order_service::Config::for_flow(orders_url, infra.kafka_bootstrap_servers(), &topic);
+        let mut config = order_service::Config::for_flow(
+            orders_url,
+            e2e::admin_kafka(infra.kafka_bootstrap_servers(), &topic),
+        );
         config.http.addr = addr(ports[0]);
         config.links = links.clone();
         let app = order_service::build(config).await?;

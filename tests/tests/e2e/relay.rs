@@ -141,9 +141,8 @@ async fn topic_len(bootstrap: &str, topic: &str) -> anyhow::Result<i64> {
     let bootstrap = bootstrap.to_owned();
     let topic = topic.to_owned();
     tokio::task::spawn_blocking(move || {
-        let consumer: BaseConsumer = rdkafka::ClientConfig::new()
-            .set("bootstrap.servers", &bootstrap)
-            .create()?;
+        let consumer: BaseConsumer =
+            devinfra::kafka::access::admin_client_config(&bootstrap).create()?;
         let metadata = consumer.fetch_metadata(Some(&topic), Duration::from_secs(10))?;
         let partitions = metadata
             .topics()
@@ -193,8 +192,7 @@ async fn every_placed_and_cancelled_order_becomes_exactly_one_record() -> anyhow
     let (url, pool) = infra.fresh_database(ServiceRole::Orders).await?;
     let service = OrderService::start(order_service::Config::for_flow(
         url,
-        infra.kafka_bootstrap_servers(),
-        &topic,
+        e2e::admin_kafka(infra.kafka_bootstrap_servers(), &topic),
     ))
     .await?;
 
@@ -322,7 +320,10 @@ async fn each_event_lands_on_the_partition_kafkas_java_client_picks_for_its_key(
     let infra = TestInfra::acquire().await?;
     let topic = infra.fresh_topic(6).await?;
     let (url, pool) = infra.fresh_database(ServiceRole::Orders).await?;
-    let config = order_service::Config::for_flow(url, infra.kafka_bootstrap_servers(), &topic);
+    let config = order_service::Config::for_flow(
+        url,
+        e2e::admin_kafka(infra.kafka_bootstrap_servers(), &topic),
+    );
     let service = OrderService::start(config).await?;
     for i in 0..ORDERS {
         service.place(i).await?;
@@ -361,7 +362,10 @@ async fn with_a_relay_linger_orders_placed_in_a_row_share_batches() -> anyhow::R
     let infra = TestInfra::acquire().await?;
     let topic = infra.fresh_topic(6).await?;
     let (url, pool) = infra.fresh_database(ServiceRole::Orders).await?;
-    let mut config = order_service::Config::for_flow(url, infra.kafka_bootstrap_servers(), &topic);
+    let mut config = order_service::Config::for_flow(
+        url,
+        e2e::admin_kafka(infra.kafka_bootstrap_servers(), &topic),
+    );
     config.relay.linger = LINGER;
     let service = OrderService::start(config).await?;
     let metric = |name: &'static str| metric(&service.client, &service.base, name);
@@ -405,7 +409,8 @@ async fn a_relay_killed_mid_backlog_loses_nothing_and_repeats_at_most_its_batch(
     let bootstrap = infra.kafka_bootstrap_servers().to_owned();
 
     // A backlog: orders accepted while the relay is held off.
-    let mut config = order_service::Config::for_flow(url.clone(), &bootstrap, &topic);
+    let mut config =
+        order_service::Config::for_flow(url.clone(), e2e::admin_kafka(&bootstrap, &topic));
     config.relay.batch_size = BATCH;
     let held = OrderService::start(order_service::Config {
         relay: messaging::relay::RelaySettings {
@@ -482,7 +487,7 @@ async fn two_instances_on_one_database_never_reorder_an_orders_events() -> anyho
     let topic = infra.fresh_topic(6).await?;
     let (url, pool) = infra.fresh_database(ServiceRole::Orders).await?;
     let bootstrap = infra.kafka_bootstrap_servers();
-    let mut config = order_service::Config::for_flow(url, bootstrap, &topic);
+    let mut config = order_service::Config::for_flow(url, e2e::admin_kafka(bootstrap, &topic));
     // Small batches and fast polling: the two relays contend as often as possible.
     config.relay.batch_size = 3;
     config.relay.poll_interval = Duration::from_millis(10);
@@ -548,7 +553,7 @@ async fn orders_keep_coming_while_kafka_is_down_and_all_arrive_in_order() -> any
 
     let (url, pool) = infra.fresh_database(ServiceRole::Orders).await?;
     let topic = format!("orders-{}", Uuid::new_v4().simple());
-    let mut config = order_service::Config::for_flow(url, &bootstrap, &topic);
+    let mut config = order_service::Config::for_flow(url, e2e::admin_kafka(&bootstrap, &topic));
     config.relay.max_backoff = Duration::from_millis(500);
     config.producer.message_timeout_ms = 3_000;
     let service = OrderService::start(config).await?;
@@ -627,8 +632,11 @@ async fn an_event_the_topic_refuses_is_parked_and_holds_back_only_its_own_order(
         .create_topic(&topic, 2, &[("max.message.bytes", "16384")])
         .await?;
     let (url, pool) = infra.fresh_database(ServiceRole::Orders).await?;
-    let service =
-        OrderService::start(order_service::Config::for_flow(url, &bootstrap, &topic)).await?;
+    let service = OrderService::start(order_service::Config::for_flow(
+        url,
+        e2e::admin_kafka(&bootstrap, &topic),
+    ))
+    .await?;
 
     // An order whose OrderPlaced the topic refuses, cancelled at once: its
     // OrderCancelled alone would be accepted, and must not overtake it.
@@ -678,7 +686,7 @@ async fn while_kafka_is_away_the_relay_holds_no_transaction_open() -> anyhow::Re
         .unwrap_or_default()
         .to_owned();
     let topic = format!("orders-{}", Uuid::new_v4().simple());
-    let mut config = order_service::Config::for_flow(url, &bootstrap, &topic);
+    let mut config = order_service::Config::for_flow(url, e2e::admin_kafka(&bootstrap, &topic));
     // Records wait this long for Kafka before they fail; much longer than
     // the window observed below.
     config.producer.message_timeout_ms = 30_000;

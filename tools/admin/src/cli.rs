@@ -5,13 +5,26 @@ use std::io::Write;
 use std::time::Duration;
 
 use chrono::Utc;
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use sqlx::postgres::PgPoolOptions;
 use uuid::Uuid;
 
 use crate::AdminError;
 use crate::dlq::{Cluster, DeadLetter, latest_per_origin};
 use crate::outbox::{self, Selection};
+
+/// The Kafka principal the tool authenticates as by default; its ACLs allow
+/// what the tool does (read the dead letters and the source topic, write the
+/// retry topics, describe the consumer groups) and nothing else.
+pub const PRINCIPAL: &str = "orderflow-admin";
+
+/// The command line, with the tool's own principal as the default credentials
+/// (the local development password is the principal's name).
+pub fn command() -> clap::Command {
+    Cli::command()
+        .mut_arg("kafka_sasl_username", |a| a.default_value(PRINCIPAL))
+        .mut_arg("kafka_sasl_password", |a| a.default_value(PRINCIPAL))
+}
 
 /// Dead letters and parked outbox events of the order flow, for operators.
 #[derive(Debug, Parser)]
@@ -28,6 +41,9 @@ pub struct Cli {
     /// The topic order events are published to (the source of the dead letters).
     #[arg(long, env = "ORDERS_TOPIC", default_value = shared_events::topics::ORDERS, global = true)]
     pub topic: String,
+    /// Who the tool is to the brokers: its own principal, [`PRINCIPAL`], by default.
+    #[command(flatten)]
+    pub kafka: platform::config::KafkaAuth,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -124,7 +140,10 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
-    let cli = match Cli::try_parse_from(args) {
+    let cli = match command()
+        .try_get_matches_from(args)
+        .and_then(|matches| Cli::from_arg_matches(&matches))
+    {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => {
             write!(out, "{e}")?;
@@ -133,18 +152,20 @@ where
         Err(e) => return Err(e.into()),
     };
     match cli.command {
-        Command::Dlq(command) => dlq(&cli.bootstrap_servers, &cli.topic, command, out).await,
+        Command::Dlq(command) => {
+            let cluster = Cluster::new(&cli.bootstrap_servers, &cli.kafka);
+            dlq(cluster, &cli.topic, command, out).await
+        }
         Command::Outbox(command) => outbox(command, out).await,
     }
 }
 
 async fn dlq(
-    bootstrap: &str,
+    cluster: Cluster,
     topic: &str,
     command: DlqCommand,
     out: &mut impl Write,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let cluster = Cluster::new(bootstrap);
     match command {
         DlqCommand::List { consumer } => {
             let dlq_topic = shared_events::topics::dead_letter(topic, &consumer);

@@ -18,6 +18,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use platform::config::KafkaAuth;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -202,18 +203,23 @@ pub struct Progress {
 #[derive(Debug, Clone)]
 pub struct Cluster {
     bootstrap_servers: String,
+    auth: KafkaAuth,
 }
 
 impl Cluster {
-    /// The brokers at `bootstrap_servers`.
-    pub fn new(bootstrap_servers: impl Into<String>) -> Self {
+    /// The brokers at `bootstrap_servers`, authenticated with `auth`.
+    pub fn new(bootstrap_servers: impl Into<String>, auth: &KafkaAuth) -> Self {
         Cluster {
             bootstrap_servers: bootstrap_servers.into(),
+            auth: auth.clone(),
         }
     }
 
     fn config(&self) -> ClientConfig {
         let mut config = ClientConfig::new();
+        for (key, value) in self.auth.client_properties() {
+            config.set(key, value);
+        }
         config
             .set("bootstrap.servers", &self.bootstrap_servers)
             .set("client.id", "orderflow-admin")

@@ -16,7 +16,6 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use sqlx::{AssertSqlSafe, Connection, PgConnection};
@@ -206,9 +205,8 @@ pub(crate) async fn create_ceiling_topic(
     bootstrap: &str,
     partitions: i32,
 ) -> Result<(), BenchError> {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .create()?;
+    let admin: AdminClient<DefaultClientContext> =
+        devinfra::kafka::access::admin_client_config(bootstrap).create()?;
     let topic = NewTopic::new(CEILING_TOPIC, partitions, TopicReplication::Fixed(1));
     let results = admin
         .create_topics(
@@ -254,6 +252,8 @@ pub(crate) async fn producer_performance(
         .arg("enable.idempotence=true")
         .arg(format!("linger.ms={linger_ms}"))
         .arg(format!("batch.size={batch_size}"))
+        // As the administrative principal, like every tool.
+        .args(devinfra::kafka::access::admin_client_properties().lines())
         .stdin(Stdio::null());
     let output = tokio::process::Command::from(command)
         .kill_on_drop(true)

@@ -13,7 +13,6 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use rdkafka::ClientConfig;
 use rdkafka::consumer::BaseConsumer;
 use sqlx::PgPool;
 use tokio::sync::watch;
@@ -60,8 +59,7 @@ impl Probe {
             .map(|group| {
                 // A consumer that never subscribes does not join the group; it
                 // only reads the group's committed offsets.
-                ClientConfig::new()
-                    .set("bootstrap.servers", bootstrap)
+                devinfra::kafka::access::admin_client_config(bootstrap)
                     .set("group.id", group)
                     .set("enable.auto.commit", "false")
                     .create::<BaseConsumer>()

@@ -597,6 +597,96 @@ impl Injector<'_> {
             now == pid,
             format!("pid before {pid}, after {now}"),
         );
+        self.revoked_acl(pid).await
+    }
+
+    // 8b. invoicing's principal loses its ACL to write its dead-letter topic
+    // while a poison record comes: Kafka refusing the service is the
+    // service's fault, not the record's. invoicing stalls on that record and
+    // says why; nothing reaches its dead-letter topic until the ACL is back,
+    // then the poison alone does (shipping dead-letters it meanwhile, as ever).
+    async fn revoked_acl(&mut self, pid: u32) -> Result<(), ChaosError> {
+        use devinfra::kafka::access::{self, Operation, Resource, Scope};
+        let bootstrap = self.infra.settings.kafka_bootstrap_servers.clone();
+        let scope = Scope::flow();
+        let principal = scope.principal(&platform::services::INVOICING_SERVICE);
+        let dead_letters = shared_events::topics::dead_letter(
+            ORDERS_TOPIC,
+            Service::Invoicing.consumer_group().unwrap_or("invoicing"),
+        );
+        let grant = access::principals(&scope)
+            .into_iter()
+            .find(|p| p.name == principal)
+            .and_then(|p| {
+                p.grants.into_iter().find(|g| {
+                    g.resource == Resource::Topic
+                        && g.name == dead_letters
+                        && g.operation == Operation::Write
+                })
+            })
+            .ok_or_else(|| {
+                ChaosError::Scenario(format!(
+                    "{principal} is not declared to write {dead_letters}"
+                ))
+            })?;
+        let ready_url = format!("{}/health/ready", self.infra.url(Service::Invoicing));
+        let client = ApiClient::with_timeouts(Duration::from_secs(5), Duration::from_secs(5))?;
+
+        self.reach(0.6).await;
+        devinfra::kafka::revoke(&bootstrap, &principal, &grant)
+            .await
+            .map_err(|e| ChaosError::Scenario(devinfra::error_chain(&e)))?;
+        let before = topic::end_offsets(&bootstrap, &dead_letters).await?;
+        let producer = topic::producer(&bootstrap)?;
+        let key = uuid::Uuid::now_v7().to_string();
+        topic::send_poison(
+            &producer,
+            ORDERS_TOPIC,
+            &key,
+            Some(b"\x00\xff not an event"),
+        )
+        .await?;
+        self.out.expected_dead_letters += 1;
+        self.fault(format!(
+            "ACL Write on {dead_letters} taken from User:{principal} for {}s, and a poison record sent",
+            PRIVILEGE_OUTAGE.as_secs()
+        ));
+        let revoked = Instant::now();
+        let (mut probes, mut not_ready, mut reason) = (0, 0, String::new());
+        while revoked.elapsed() < PRIVILEGE_OUTAGE {
+            probes += 1;
+            if let Ok(reply) = client.get(&ready_url).await {
+                if reply.status == 503 {
+                    not_ready += 1;
+                    reason = reply.body;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        let during = topic::end_offsets(&bootstrap, &dead_letters).await?;
+        devinfra::kafka::grant(&bootstrap, &principal, &grant)
+            .await
+            .map_err(|e| ChaosError::Scenario(devinfra::error_chain(&e)))?;
+        self.out.notes.push(format!(
+            "the ACL was given back after {:.1}s",
+            revoked.elapsed().as_secs_f64()
+        ));
+        self.check(
+            "invoicing reported not ready, naming Kafka's refusal, while it could not dead-letter",
+            not_ready > 0 && reason.contains(&dead_letters),
+            format!("{not_ready} of {probes} readiness probes answered 503; last: {reason}"),
+        );
+        self.check(
+            "nothing reached invoicing's dead-letter topic while its ACL was gone",
+            before == during,
+            format!("end offsets before {before:?}, at the end of the outage {during:?}"),
+        );
+        let now = self.running(Service::Invoicing, 1)?.pid();
+        self.check(
+            "invoicing kept running through the refused writes",
+            now == pid,
+            format!("pid before {pid}, after {now}"),
+        );
         Ok(())
     }
 

@@ -27,7 +27,7 @@
 //! | 5 | `postgres-restart` | PostgreSQL stopped, then killed, 3 s each; APIs must answer 503 problem+json, services must not restart |
 //! | 6 | `duplicates-and-poison` | records re-sent verbatim and 20 poison records of 5 kinds; each consumer dead-letters exactly the poison |
 //! | 7 | `rebalance` | a second shipping instance joins and leaves, twice |
-//! | 8 | `revoked-privilege` | invoicing's role loses INSERT on `invoices` for 10 s; nothing may be dead-lettered, readiness must say 503 meanwhile, and the flow must recover by itself |
+//! | 8 | `revoked-privilege` | invoicing's role loses INSERT on `invoices` for 10 s; nothing may be dead-lettered, readiness must say 503 meanwhile, and the flow must recover by itself. Then its Kafka principal loses the ACL to write its dead-letter topic for 10 s while a poison record comes: invoicing must stall on it with readiness 503 naming the refusal, write nothing to its dead-letter topic meanwhile, and dead-letter the poison once the ACL is back |
 //! | 9 | `oversized-event` | the topic's `max.message.bytes` is lowered and one order's event exceeds it; the rest must flow, its cancellation must wait behind it, and it is published once an operator raises the limit and retries it |
 //! | 10 | `kafka-outage` | the broker stopped, and later frozen, for longer than the relay's `message.timeout.ms` while orders and cancellations keep coming; nothing may be reordered or lost |
 //! | 11 | `broker-loss` | SIGKILL one node of three mid-stream, restart it, wait for it to rejoin every ISR; intake must not answer 503 meanwhile |

@@ -25,9 +25,9 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 pub(crate) type EndOffsets = BTreeMap<i32, i64>;
 
 fn client_config(bootstrap: &str) -> ClientConfig {
-    let mut config = ClientConfig::new();
+    // The chaos run's clients are tools: the administrative principal.
+    let mut config = devinfra::kafka::access::admin_client_config(bootstrap);
     config
-        .set("bootstrap.servers", bootstrap)
         .set("enable.auto.commit", "false")
         .set("log_level", "3");
     config

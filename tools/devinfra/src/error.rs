@@ -107,6 +107,10 @@ pub enum InfraError {
     #[error("Kafka client error")]
     Kafka(#[from] rdkafka::error::KafkaError),
 
+    /// The flow's topics, principals or ACLs could not be applied to Kafka.
+    #[error("provisioning Kafka's topics, principals and ACLs")]
+    Access(#[from] crate::kafka::AclError),
+
     /// A PostgreSQL call failed.
     #[error("PostgreSQL error")]
     Postgres(#[from] sqlx::Error),

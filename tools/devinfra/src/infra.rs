@@ -205,7 +205,8 @@ impl DevInfra {
     }
 
     /// Starts Kafka (`nodes` nodes) and PostgreSQL unless they run, creates the
-    /// service roles and databases, and returns once both answer requests.
+    /// flow's topics, Kafka principals and ACLs and the service roles and
+    /// databases, and returns once both answer requests.
     pub async fn up(&self, nodes: usize) -> Result<UpReport, InfraError> {
         prereq::check().await?;
         std::fs::create_dir_all(&self.dir)
@@ -221,7 +222,12 @@ impl DevInfra {
             self.dir.display()
         );
         let started = std::time::Instant::now();
-        let (kafka, postgres) = tokio::join!(cluster.start(), async {
+        let kafka = async {
+            let startup = cluster.start().await?;
+            cluster.provision().await?;
+            Ok::<_, InfraError>(startup)
+        };
+        let (kafka, postgres) = tokio::join!(kafka, async {
             let startup = postgres.start().await?;
             postgres.provision_services().await?;
             Ok::<_, InfraError>(startup)

@@ -97,6 +97,7 @@ impl PrivateInfra {
         let (kafka, pg) = tokio::join!(cluster.start(), start_postgres(&mut postgres));
         kafka?;
         pg?;
+        cluster.provision().await?;
         let settings = Settings {
             kafka_bootstrap_servers: cluster.bootstrap_servers(),
             postgres_admin_url: postgres.admin_url(),

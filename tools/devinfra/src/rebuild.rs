@@ -18,7 +18,6 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use serde_json::Value;
 
@@ -95,17 +94,23 @@ impl RebuildPlan {
         Ok(())
     }
 
-    /// The rebuild instance: the new database, the new group from the earliest offset, a free port.
+    /// The rebuild instance: the new database, the new group from the
+    /// earliest offset, a free port. It runs as the administrative
+    /// principal: the service's own ACLs name its group and dead-letter
+    /// topic, not the rebuild's (a deployment provisions a principal for a
+    /// rebuild instead).
     pub fn launch(&self) -> Launch {
+        let mut env = vec![
+            ("DATABASE_URL".to_owned(), self.database_url.clone()),
+            ("KAFKA_GROUP_ID".to_owned(), self.group.clone()),
+            ("KAFKA_AUTO_OFFSET_RESET".to_owned(), "earliest".to_owned()),
+        ];
+        env.extend(crate::kafka::access::admin_env());
         Launch {
             service: self.service,
             name: self.instance.clone(),
             port: None,
-            env: vec![
-                ("DATABASE_URL".to_owned(), self.database_url.clone()),
-                ("KAFKA_GROUP_ID".to_owned(), self.group.clone()),
-                ("KAFKA_AUTO_OFFSET_RESET".to_owned(), "earliest".to_owned()),
-            ],
+            env,
         }
     }
 }
@@ -116,9 +121,8 @@ pub async fn topic_records(bootstrap_servers: &str, topic: &str) -> Result<i64, 
     let topic = topic.to_owned();
     let count = tokio::task::spawn_blocking(move || -> Result<i64, InfraError> {
         let timeout = Duration::from_secs(10);
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &bootstrap)
-            .create()?;
+        let consumer: BaseConsumer =
+            crate::kafka::access::admin_client_config(&bootstrap).create()?;
         let metadata = consumer.fetch_metadata(Some(&topic), timeout)?;
         let partitions = metadata
             .topics()

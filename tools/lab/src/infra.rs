@@ -19,7 +19,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use devinfra::kafka::{KafkaCluster, KafkaRuntime, NodePorts};
+use devinfra::kafka::{
+    CLIENT_LISTENER, CONTROLLER_LISTENER, KafkaCluster, KafkaRuntime, NodePorts, security_settings,
+};
 use devinfra::postgres::{Postgres, quote_ident, quote_literal, with_database};
 use devinfra::process;
 use sqlx::postgres::PgPoolOptions;
@@ -230,26 +232,26 @@ async fn start_single(runtime: Arc<KafkaRuntime>, dir: &Path) -> Result<SingleNo
     let proxy = AckDroppingProxy::start(listener, broker)?;
     let mut cluster = KafkaCluster::new(runtime, dir, ports.clone())?.kill_on_drop(true);
     let node = ports[0];
-    let properties = vec![
+    let mut properties = vec![
         (
-            "listeners",
+            "listeners".to_owned(),
             format!(
-                "PLAINTEXT://127.0.0.1:{},CONTROLLER://127.0.0.1:{},{PROXIED_LISTENER}://127.0.0.1:{proxied}",
+                "{CLIENT_LISTENER}://127.0.0.1:{},{CONTROLLER_LISTENER}://127.0.0.1:{},{PROXIED_LISTENER}://127.0.0.1:{proxied}",
                 node.client, node.controller
             ),
         ),
         (
-            "advertised.listeners",
+            "advertised.listeners".to_owned(),
             format!(
-                "PLAINTEXT://127.0.0.1:{},{PROXIED_LISTENER}://127.0.0.1:{}",
+                "{CLIENT_LISTENER}://127.0.0.1:{},{PROXIED_LISTENER}://127.0.0.1:{}",
                 node.client,
                 proxy.port()
             ),
         ),
-        (
-            "listener.security.protocol.map",
-            format!("PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,{PROXIED_LISTENER}:PLAINTEXT"),
-        ),
+    ];
+    // The proxied listener authenticates like the client listener.
+    properties.extend(security_settings(&[CLIENT_LISTENER, PROXIED_LISTENER]));
+    let tuning = vec![
         // Scenario 9: retention is checked every second, from the start
         // (Kafka: every 5 minutes, the first time 30 s after start-up).
         ("log.retention.check.interval.ms", "1000".into()),
@@ -257,8 +259,9 @@ async fn start_single(runtime: Arc<KafkaRuntime>, dir: &Path) -> Result<SingleNo
         // Scenario 10: the cleaner looks for dirty logs every 500 ms (Kafka: 15 s).
         ("log.cleaner.backoff.ms", "500".into()),
     ];
+    properties.extend(owned(tuning));
     if let Some(broker) = cluster.broker_mut(devinfra::kafka::FIRST_NODE_ID) {
-        broker.set_properties(owned(properties));
+        broker.set_properties(properties);
     }
     cluster.start().await?;
     Ok(SingleNode { cluster, proxy })
@@ -279,7 +282,7 @@ async fn start_three(runtime: Arc<KafkaRuntime>, dir: &Path) -> Result<KafkaClus
             properties.push(("process.roles", "broker".into()));
             properties.push((
                 "listeners",
-                format!("PLAINTEXT://127.0.0.1:{}", node_ports.client),
+                format!("{CLIENT_LISTENER}://127.0.0.1:{}", node_ports.client),
             ));
         }
         if let Some(broker) = cluster.broker_mut(id) {

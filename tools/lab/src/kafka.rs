@@ -25,9 +25,9 @@ pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A client configuration for the brokers at `bootstrap`.
 pub(crate) fn client(bootstrap: &str) -> ClientConfig {
-    let mut config = ClientConfig::new();
+    // The lab's clients are tools: the administrative principal.
+    let mut config = devinfra::kafka::access::admin_client_config(bootstrap);
     config
-        .set("bootstrap.servers", bootstrap)
         // A killed or restarted broker of the lab is retried within a second.
         .set("reconnect.backoff.max.ms", "1000");
     config

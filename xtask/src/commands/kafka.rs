@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use devinfra::InfraError;
 use devinfra::infra::DevInfra;
 use devinfra::interrupts::{Interrupts, interrupted_by, wait_passing_on};
-use devinfra::kafka::{KafkaTool, watch_args};
+use devinfra::kafka::{KafkaTool, access, watch_args};
 
 use super::exit_code;
 
@@ -37,9 +37,27 @@ pub async fn kafka_tool(tool: KafkaTool, args: Vec<String>) -> Result<ExitCode, 
     run(&infra, tool, all).await
 }
 
-async fn run(infra: &DevInfra, tool: KafkaTool, args: Vec<String>) -> Result<ExitCode, InfraError> {
+async fn run(
+    infra: &DevInfra,
+    tool: KafkaTool,
+    mut args: Vec<String>,
+) -> Result<ExitCode, InfraError> {
     let mut interrupts = Interrupts::install()?;
     let runtime = infra.kafka_runtime().await?;
+    // The brokers take only authenticated clients: the tools log in as the
+    // administrative principal, unless the arguments name a client config.
+    let configured = args.iter().any(|a| {
+        ["--command-config", "--consumer.config", "--producer.config"]
+            .iter()
+            .any(|option| a.starts_with(option))
+    });
+    if !configured {
+        let properties = infra.kafka_dir().join("admin.properties");
+        std::fs::write(&properties, access::admin_client_properties())
+            .map_err(|e| InfraError::io("write", &properties, e))?;
+        args.push("--command-config".to_owned());
+        args.push(properties.display().to_string());
+    }
     let mut command = tokio::process::Command::from(runtime.tool_command(tool));
     command.args(&args);
     eprintln!("xtask: {} {}", tool.script(), args.join(" "));

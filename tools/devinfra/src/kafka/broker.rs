@@ -8,7 +8,9 @@ use std::process::{Child, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use super::{KafkaRuntime, Replication, broker_ids, broker_settings};
+use super::{
+    CONTROLLER_LISTENER, KafkaRuntime, Replication, broker_ids, broker_settings, security_settings,
+};
 use crate::InfraError;
 use crate::process::{self, PidFile, Signal};
 use crate::wait::{self, Probe};
@@ -25,10 +27,13 @@ pub(crate) const START_TIMEOUT: Duration = Duration::from_secs(120);
 /// How often readiness is probed.
 pub(crate) const PROBE_INTERVAL: Duration = Duration::from_millis(250);
 
+/// The name of a node's client listener (SASL: see [`security_settings`]).
+pub const CLIENT_LISTENER: &str = "CLIENT";
+
 /// The two loopback ports of one node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct NodePorts {
-    /// Where clients connect (the `PLAINTEXT` listener).
+    /// Where clients connect (the `CLIENT` listener).
     pub client: u16,
     /// Where the controllers talk to each other (the `CONTROLLER` listener).
     pub controller: u16,
@@ -334,19 +339,18 @@ impl KafkaBroker {
             (
                 "listeners".into(),
                 format!(
-                    "PLAINTEXT://127.0.0.1:{},CONTROLLER://127.0.0.1:{}",
+                    "{CLIENT_LISTENER}://127.0.0.1:{},{CONTROLLER_LISTENER}://127.0.0.1:{}",
                     self.ports.client, self.ports.controller
                 ),
             ),
             ("advertised.listeners".into(), self.advertised_listener()),
-            ("controller.listener.names".into(), "CONTROLLER".into()),
-            ("inter.broker.listener.name".into(), "PLAINTEXT".into()),
             (
-                "listener.security.protocol.map".into(),
-                "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT".into(),
+                "controller.listener.names".into(),
+                CONTROLLER_LISTENER.into(),
             ),
             ("log.dirs".into(), self.data_dir().display().to_string()),
         ];
+        properties.extend(security_settings(&[CLIENT_LISTENER]));
         properties.extend(
             broker_settings(self.replication)
                 .into_iter()
@@ -366,7 +370,7 @@ impl KafkaBroker {
     }
 
     fn advertised_listener(&self) -> String {
-        format!("PLAINTEXT://127.0.0.1:{}", self.ports.client)
+        format!("{CLIENT_LISTENER}://127.0.0.1:{}", self.ports.client)
     }
 
     fn what(&self) -> String {
@@ -497,8 +501,12 @@ mod tests {
             "process.roles=broker,controller",
             "node.id=2",
             "controller.quorum.voters=1@127.0.0.1:19093,2@127.0.0.1:19095,3@127.0.0.1:19097",
-            "listeners=PLAINTEXT://127.0.0.1:19094,CONTROLLER://127.0.0.1:19095",
-            "advertised.listeners=PLAINTEXT://127.0.0.1:19094",
+            "listeners=CLIENT://127.0.0.1:19094,CONTROLLER://127.0.0.1:19095",
+            "advertised.listeners=CLIENT://127.0.0.1:19094",
+            "listener.security.protocol.map=CLIENT:SASL_PLAINTEXT,CONTROLLER:SASL_PLAINTEXT",
+            "inter.broker.listener.name=CLIENT",
+            "allow.everyone.if.no.acl.found=false",
+            "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
             "log.dirs=/infra/kafka/node-2/data",
             "auto.create.topics.enable=false",
             "default.replication.factor=3",

@@ -122,6 +122,20 @@ impl KafkaCluster {
         }
     }
 
+    /// Creates the flow's topics, SCRAM principals and ACLs on this running
+    /// cluster ([`super::access`]); idempotent, so every start does it.
+    pub async fn provision(&self) -> Result<(), InfraError> {
+        let replication = Replication::for_nodes(self.brokers.len());
+        super::provision(
+            &self.bootstrap_servers(),
+            &super::access::Scope::flow(),
+            shared_events::topics::ORDERS_PARTITIONS,
+            i32::from(replication.factor),
+        )
+        .await?;
+        Ok(())
+    }
+
     /// Starts every node that is not running (formatting storage on first start)
     /// and waits until a metadata request lists all of them.
     pub async fn start(&mut self) -> Result<Startup, InfraError> {

@@ -10,6 +10,8 @@
 //! "Ready" always means a metadata request answered by the cluster lists the
 //! brokers we expect, never that a process exists or a port accepts connections.
 
+pub mod access;
+mod acl;
 mod broker;
 mod cluster;
 mod runtime;
@@ -19,13 +21,17 @@ mod tools;
 use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use rdkafka::{Offset, TopicPartitionList};
 
-pub use broker::{KafkaBroker, NodePorts};
+pub use acl::{AclError, grant, provision, revoke};
+pub use broker::{CLIENT_LISTENER, KafkaBroker, NodePorts};
 pub use cluster::KafkaCluster;
 pub(crate) use runtime::maven_classpath;
 pub use runtime::{KafkaRuntime, pinned_version};
-pub use settings::{FIRST_NODE_ID, broker_settings, image_env_var, single_node_image_env};
+pub use settings::{
+    CONTROLLER_LISTENER, FIRST_NODE_ID, broker_settings, image_env_var, security_settings,
+    single_node_image_env,
+};
 pub use tools::{KafkaTool, watch_args};
 
 use crate::InfraError;
@@ -67,8 +73,7 @@ pub async fn broker_ids(
 ) -> Result<Vec<i32>, InfraError> {
     let bootstrap = bootstrap_servers.to_owned();
     tokio::task::spawn_blocking(move || {
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &bootstrap)
+        let consumer: BaseConsumer = access::admin_client_config(&bootstrap)
             .set("socket.connection.setup.timeout.ms", "2000")
             .set("reconnect.backoff.max.ms", "500")
             .create()?;

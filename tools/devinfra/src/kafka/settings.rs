@@ -52,6 +52,101 @@ pub fn broker_settings(replication: Replication) -> Vec<(&'static str, String)> 
     ]
 }
 
+/// The listener the controllers talk on, in every cluster of this project.
+pub const CONTROLLER_LISTENER: &str = "CONTROLLER";
+
+/// The broker properties that make every listener authenticate and every
+/// request be authorised ([`super::access`] says who may do what), for a
+/// node whose client listeners are `client_listeners` (the first is the one
+/// brokers talk to each other on).
+///
+/// Clients authenticate with SCRAM-SHA-512 (the services, with credentials
+/// in the cluster's metadata) or PLAIN (the two static principals the
+/// brokers' own configuration declares: the brokers themselves and the
+/// administrator). The controller listener takes only the brokers' own
+/// principal. `StandardAuthorizer` then denies every request no ACL allows,
+/// super users excepted.
+pub fn security_settings(client_listeners: &[&str]) -> Vec<(String, String)> {
+    use super::access::{
+        ADMIN, BROKER, SCRAM_MECHANISM, SECURITY_PROTOCOL, STATIC_MECHANISM, plain_login,
+        super_users,
+    };
+    let protocol_map: Vec<String> = client_listeners
+        .iter()
+        .chain(std::iter::once(&CONTROLLER_LISTENER))
+        .map(|listener| format!("{listener}:{SECURITY_PROTOCOL}"))
+        .collect();
+    let mut settings = vec![
+        (
+            "listener.security.protocol.map".to_owned(),
+            protocol_map.join(","),
+        ),
+        (
+            "inter.broker.listener.name".to_owned(),
+            client_listeners
+                .first()
+                .copied()
+                .unwrap_or("CLIENT")
+                .to_owned(),
+        ),
+        (
+            "sasl.mechanism.inter.broker.protocol".to_owned(),
+            STATIC_MECHANISM.to_owned(),
+        ),
+        (
+            "sasl.mechanism.controller.protocol".to_owned(),
+            STATIC_MECHANISM.to_owned(),
+        ),
+        (
+            "authorizer.class.name".to_owned(),
+            "org.apache.kafka.metadata.authorizer.StandardAuthorizer".to_owned(),
+        ),
+        (
+            "allow.everyone.if.no.acl.found".to_owned(),
+            "false".to_owned(),
+        ),
+        ("super.users".to_owned(), super_users()),
+    ];
+    for listener in client_listeners {
+        let prefix = format!("listener.name.{}", listener.to_ascii_lowercase());
+        settings.extend([
+            (
+                format!("{prefix}.sasl.enabled.mechanisms"),
+                format!("{SCRAM_MECHANISM},{STATIC_MECHANISM}"),
+            ),
+            (
+                format!(
+                    "{prefix}.{}.sasl.jaas.config",
+                    SCRAM_MECHANISM.to_ascii_lowercase()
+                ),
+                "org.apache.kafka.common.security.scram.ScramLoginModule required;".to_owned(),
+            ),
+            (
+                format!(
+                    "{prefix}.{}.sasl.jaas.config",
+                    STATIC_MECHANISM.to_ascii_lowercase()
+                ),
+                plain_login(BROKER, &[BROKER, ADMIN]),
+            ),
+        ]);
+    }
+    let controller = format!("listener.name.{}", CONTROLLER_LISTENER.to_ascii_lowercase());
+    settings.extend([
+        (
+            format!("{controller}.sasl.enabled.mechanisms"),
+            STATIC_MECHANISM.to_owned(),
+        ),
+        (
+            format!(
+                "{controller}.{}.sasl.jaas.config",
+                STATIC_MECHANISM.to_ascii_lowercase()
+            ),
+            plain_login(BROKER, &[BROKER]),
+        ),
+    ]);
+    settings
+}
+
 /// The environment variable the `apache/kafka` image turns into `property`:
 /// `KAFKA_` and the name upper-cased, with `.` as `_`, `_` as `__` and `-` as
 /// `___` (the image's documented mapping, docker/examples/README.md).
@@ -68,15 +163,21 @@ pub fn image_env_var(property: &str) -> String {
     var
 }
 
-/// [`broker_settings`] of a single-node cluster as `apache/kafka` image
+/// [`broker_settings`] of a single-node cluster and the
+/// [`security_settings`] of its `client_listeners` as `apache/kafka` image
 /// variables, with the node id: what docker-compose.yml and the test
-/// container set (besides their listeners, which differ by design).
-pub fn single_node_image_env() -> Vec<(String, String)> {
+/// container set (besides their listeners' addresses, which differ by design).
+pub fn single_node_image_env(client_listeners: &[&str]) -> Vec<(String, String)> {
     let mut env = vec![(image_env_var("node.id"), FIRST_NODE_ID.to_string())];
     env.extend(
         broker_settings(Replication::for_nodes(1))
             .into_iter()
             .map(|(property, value)| (image_env_var(property), value)),
+    );
+    env.extend(
+        security_settings(client_listeners)
+            .into_iter()
+            .map(|(property, value)| (image_env_var(&property), value)),
     );
     env
 }
@@ -98,7 +199,7 @@ mod tests {
 
     #[test]
     fn a_single_node_has_an_explicit_id_no_auto_create_and_no_rebalance_delay() {
-        let env = single_node_image_env();
+        let env = single_node_image_env(&["INTERNAL", "EXTERNAL"]);
         for (name, value) in [
             ("KAFKA_NODE_ID", "1"),
             ("KAFKA_AUTO_CREATE_TOPICS_ENABLE", "false"),
@@ -106,6 +207,16 @@ mod tests {
             ("KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR", "1"),
             ("KAFKA_TRANSACTION_STATE_LOG_MIN_ISR", "1"),
             ("KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR", "1"),
+            ("KAFKA_ALLOW_EVERYONE_IF_NO_ACL_FOUND", "false"),
+            (
+                "KAFKA_LISTENER_SECURITY_PROTOCOL_MAP",
+                "INTERNAL:SASL_PLAINTEXT,EXTERNAL:SASL_PLAINTEXT,CONTROLLER:SASL_PLAINTEXT",
+            ),
+            ("KAFKA_INTER_BROKER_LISTENER_NAME", "INTERNAL"),
+            (
+                "KAFKA_LISTENER_NAME_EXTERNAL_SASL_ENABLED_MECHANISMS",
+                "SCRAM-SHA-512,PLAIN",
+            ),
         ] {
             assert!(
                 env.iter().any(|(n, v)| n == name && v == value),

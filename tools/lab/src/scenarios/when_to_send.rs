@@ -386,7 +386,7 @@ impl RelayRun {
     fn start(pool: &PgPool, bootstrap: &str, topic: &str) -> Result<Self, LabError> {
         let kafka = KafkaSettings {
             partitions: PARTITIONS,
-            ..KafkaSettings::local(bootstrap, topic)
+            ..KafkaSettings::local(bootstrap, devinfra::kafka::access::admin_auth(), topic)
         };
         let settings = RelaySettings {
             enabled: true,
