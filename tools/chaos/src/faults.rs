@@ -646,7 +646,7 @@ impl Injector<'_> {
             Some(b"\x00\xff not an event"),
         )
         .await?;
-        self.out.expected_dead_letters += 1;
+        self.out.expected_dead_letters = [1, 1];
         self.fault(format!(
             "ACL Write on {dead_letters} taken from User:{principal} for {}s, and a poison record sent",
             PRIVILEGE_OUTAGE.as_secs()
@@ -655,11 +655,11 @@ impl Injector<'_> {
         let (mut probes, mut not_ready, mut reason) = (0, 0, String::new());
         while revoked.elapsed() < PRIVILEGE_OUTAGE {
             probes += 1;
-            if let Ok(reply) = client.get(&ready_url).await {
-                if reply.status == 503 {
-                    not_ready += 1;
-                    reason = reply.body;
-                }
+            if let Ok(reply) = client.get(&ready_url).await
+                && reply.status == 503
+            {
+                not_ready += 1;
+                reason = reply.body;
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
@@ -819,9 +819,8 @@ impl Injector<'_> {
             .consumer_group()
             .unwrap_or(shared_events::topics::ORDERS);
         let id = event_id.to_string();
-        let once = format!(
-            "took 1 of 1 replayed record(s): 0 applied (or already applied), 1 dead-lettered again"
-        );
+        let once =
+            "took 1 of 1 replayed record(s): 0 applied (or already applied), 1 dead-lettered again";
         let mut took_once = 0;
         let mut last = String::new();
         for run in 1..=3 {
@@ -831,7 +830,7 @@ impl Injector<'_> {
             self.fault(format!(
                 "orderflow-admin dlq replay {group} --event-id {id} ({run} of 3)"
             ));
-            took_once += usize::from(replayed.as_ref().is_ok_and(|out| out.contains(&once)));
+            took_once += usize::from(replayed.as_ref().is_ok_and(|out| out.contains(once)));
             last = match replayed {
                 Ok(out) => out.trim().to_owned(),
                 Err(e) => e.to_string(),
