@@ -93,6 +93,9 @@ async fn a_page_of_another_site_cannot_cancel_an_order_through_the_json_api() ->
     Ok(())
 }
 
+/// Request headers, name and value.
+type Headers = &'static [(&'static str, &'static str)];
+
 #[tokio::test]
 async fn a_cancel_an_html_form_could_send_is_refused_and_the_order_stays_placed()
 -> anyhow::Result<()> {
@@ -102,7 +105,7 @@ async fn a_cancel_an_html_form_could_send_is_refused_and_the_order_stays_placed(
         .context("an order id")?
         .to_owned();
     let url = api.url(&format!("/orders/{id}/cancel"));
-    let attempts: [(&str, &[(&str, &str)], StatusCode); 5] = [
+    let attempts: [(&str, Headers, StatusCode); 5] = [
         (
             "text/plain from another site, as curl sends it",
             &[
