@@ -25,6 +25,12 @@ use uuid::Uuid;
 
 use crate::order_api_client::{OrdersApi, order};
 
+/// Places an order; its id.
+async fn placed(api: &OrdersApi) -> anyhow::Result<String> {
+    let order = api.place(&order()).await;
+    Ok(order["id"].as_str().context("an order id")?.to_owned())
+}
+
 /// The order's status and the event types in its outbox rows, oldest first.
 async fn state_of(api: &OrdersApi, id: &str) -> anyhow::Result<(String, Vec<String>)> {
     let order: Value = api
@@ -51,10 +57,7 @@ async fn state_of(api: &OrdersApi, id: &str) -> anyhow::Result<(String, Vec<Stri
 async fn a_page_of_another_site_cannot_cancel_an_order_through_the_json_api() -> anyhow::Result<()>
 {
     let api = OrdersApi::start().await;
-    let id = api.place(&order()).await["id"]
-        .as_str()
-        .context("an order id")?
-        .to_owned();
+    let id = placed(&api).await?;
     // The attack of issue 22: a form with no fields and `enctype=text/plain`
     // sends an empty body, which the JSON route used to take as "no reason".
     let target = api.url(&format!("/orders/{id}/cancel"));
@@ -93,16 +96,16 @@ async fn a_page_of_another_site_cannot_cancel_an_order_through_the_json_api() ->
     Ok(())
 }
 
+/// Request headers, name and value.
+type Headers = &'static [(&'static str, &'static str)];
+
 #[tokio::test]
 async fn a_cancel_an_html_form_could_send_is_refused_and_the_order_stays_placed()
 -> anyhow::Result<()> {
     let api = OrdersApi::start().await;
-    let id = api.place(&order()).await["id"]
-        .as_str()
-        .context("an order id")?
-        .to_owned();
+    let id = placed(&api).await?;
     let url = api.url(&format!("/orders/{id}/cancel"));
-    let attempts: [(&str, &[(&str, &str)], StatusCode); 5] = [
+    let attempts: [(&str, Headers, StatusCode); 5] = [
         (
             "text/plain from another site, as curl sends it",
             &[
