@@ -408,6 +408,17 @@ mod tests {
             ),
             ("get", "/api-docs", &["200", "408", "421", "500", "503"][..]),
         ];
+        for path in ["/orders", "/orders/{id}/cancel"] {
+            let body = &document["paths"][path]["post"]["requestBody"]["description"];
+            let limit = format!(
+                "At most {} bytes as sent",
+                crate::api::extract::MAX_BODY_BYTES
+            );
+            assert!(
+                body.as_str().is_some_and(|d| d.contains(&limit)),
+                "POST {path} states its size limit: {body}"
+            );
+        }
         for (method, path, statuses) in operations {
             let operation = &document["paths"][path][method];
             let mut documented: Vec<&str> = operation["responses"]

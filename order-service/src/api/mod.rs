@@ -64,6 +64,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     use utoipa::OpenApi as _;
     let mut document = ApiDoc::openapi();
     object_when_sent(&mut document, "/orders/{id}/cancel", "CancelRequest");
+    state_the_body_limit(&mut document);
     platform::openapi::document(
         document,
         "order-service",
@@ -86,6 +87,29 @@ fn object_when_sent(document: &mut utoipa::openapi::OpenApi, path: &str, schema:
         .and_then(|post| post.request_body.as_mut());
     for content in body.into_iter().flat_map(|body| body.content.values_mut()) {
         content.schema = Some(RefOr::Ref(Ref::from_schema_name(schema)));
+    }
+}
+
+/// Adds the size limit to every request body's description: JSON Schema
+/// cannot bound the bytes of a body (white space, `\u` escapes), so a
+/// schema-valid order of 100 lines with long non-Latin names can be larger
+/// than [`extract::MAX_BODY_BYTES`] and be refused with 413; the document
+/// says so in words.
+fn state_the_body_limit(document: &mut utoipa::openapi::OpenApi) {
+    let limit = format!(
+        "At most {} bytes as sent; a larger body is refused with 413.",
+        extract::MAX_BODY_BYTES
+    );
+    let bodies = document
+        .paths
+        .paths
+        .values_mut()
+        .filter_map(|item| item.post.as_mut()?.request_body.as_mut());
+    for body in bodies {
+        body.description = Some(match body.description.take() {
+            Some(description) => format!("{}. {limit}", description.trim_end_matches('.')),
+            None => limit.clone(),
+        });
     }
 }
 

@@ -29,6 +29,21 @@ impl CancelRequest {
     }
 }
 
+/// The whole number a JSON number denotes, in any notation: `2`, `2.0` and
+/// `2e0` are all 2, as JSON Schema's `integer` (which the OpenAPI document
+/// states) counts them, so a client that writes `2.0` is not refused for a
+/// rule the document does not have. `None` for a fraction or a number
+/// beyond `i64`.
+fn whole_number(number: &Number) -> Option<i64> {
+    number.as_i64().or_else(|| {
+        let value = number.as_f64()?;
+        // `i64::MIN as f64` is -2^63 exactly, and 2^63 is the first value beyond i64.
+        let in_range = (i64::MIN as f64..-(i64::MIN as f64)).contains(&value);
+        // The cast is exact: `value` is whole and within i64.
+        (value.fract() == 0.0 && in_range).then_some(value as i64)
+    })
+}
+
 /// Collects field errors while parsing fields into domain values.
 #[derive(Debug, Default)]
 struct Checker {
@@ -65,8 +80,8 @@ impl Checker {
         parse: impl FnOnce(i64) -> Result<T, OutOfRange>,
     ) -> Option<T> {
         let raw = self.present(path, raw.as_ref())?;
-        // A fraction, an exponent form or a number beyond i64 is outside every range.
-        let parsed = raw.as_i64().ok_or(range).and_then(parse);
+        // A fraction or a number beyond i64 is outside every range.
+        let parsed = whole_number(raw).ok_or(range).and_then(parse);
         parsed.map_err(|e| self.push(path, e.to_string())).ok()
     }
 
@@ -315,8 +330,13 @@ mod tests {
             (json!(10_000), true),
             (json!(10_001), false),
             (json!(2.5), false),
-            (json!(2.0), false),
-            (json!(1e3), false),
+            // JSON Schema's `integer`, so the document, counts these as whole.
+            (json!(2.0), true),
+            (json!(1e3), true),
+            (json!(1e4), true),
+            (json!(1.00001e4), false),
+            (json!(1e30), false),
+            (json!(-1.0), false),
             (json!(u64::MAX), false),
             (json!(-9_223_372_036_854_775_808_i64), false),
         ] {
@@ -329,6 +349,10 @@ mod tests {
             (json!(100_000_000), true),
             (json!(100_000_001), false),
             (json!(i64::MAX), false),
+            (json!(-0.0), true),
+            (json!(1647.0), true),
+            (json!(1647.5), false),
+            (json!(9.3e18), false),
         ] {
             v["lines"][0]["unit_price_cents"] = value.clone();
             assert_eq!(decode(&v).is_ok(), ok, "unit_price_cents {value}");

@@ -354,12 +354,13 @@ fn corpus(port: u16) -> Vec<Bad> {
             ),
             S::UNPROCESSABLE_ENTITY,
         ),
+        // `-0` is 0, a valid price (JSON Schema's `integer` says so too); `-1.0` is -1.
         Bad::raw(
-            "price -0",
+            "price -1.0",
             replacing(
                 &text,
                 r#""unit_price_cents":14900"#,
-                r#""unit_price_cents":-0"#,
+                r#""unit_price_cents":-1.0"#,
             ),
             S::UNPROCESSABLE_ENTITY,
         ),
@@ -368,9 +369,10 @@ fn corpus(port: u16) -> Vec<Bad> {
             with(valid.clone(), "/lines/0/quantity", json!(1.5)),
             "lines[0].quantity",
         ),
+        // `2e0` is 2 (JSON Schema's `integer` counts it so); `25e-1` is 2.5.
         Bad::raw(
-            "quantity in exponent form",
-            replacing(&text, r#""quantity":2"#, r#""quantity":2e0"#),
+            "fractional quantity in exponent form",
+            replacing(&text, r#""quantity":2"#, r#""quantity":25e-1"#),
             S::UNPROCESSABLE_ENTITY,
         ),
         Bad::invalid(

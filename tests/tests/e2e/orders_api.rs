@@ -561,6 +561,37 @@ async fn orders_are_listed_newest_first_page_by_page() {
     api.stop().await;
 }
 
+/// JSON Schema's `integer`, which the OpenAPI document states, counts `2.0`
+/// and `1.999e3` as whole numbers, so the API takes them as 2 and 1999
+/// (Schemathesis' `positive_data_acceptance` found the API refusing them).
+#[tokio::test]
+async fn whole_numbers_in_any_notation_are_taken_as_those_numbers() {
+    let api = OrdersApi::start().await;
+    let compact = order().to_string();
+    let body = compact
+        .replacen(r#""quantity":2"#, r#""quantity":2.0"#, 1)
+        .replacen(
+            r#""unit_price_cents":1999"#,
+            r#""unit_price_cents":1.999e3"#,
+            1,
+        );
+    assert!(body.contains("2.0") && body.contains("1.999e3"), "{body}");
+    let response = api
+        .client
+        .post(api.url("/orders"))
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let placed: Value = response.json().await.unwrap();
+    assert_eq!(placed["lines"][0]["quantity"], 2);
+    assert_eq!(placed["lines"][1]["unit_price_cents"], 1999);
+    assert_eq!(placed["total_cents"], 2 * 14_900 + 1999);
+    api.stop().await;
+}
+
 #[tokio::test]
 async fn cancelling_twice_changes_nothing_the_second_time() {
     let api = OrdersApi::start().await;

@@ -8,6 +8,7 @@
 
 use std::env;
 use std::path::{Path, PathBuf};
+use std::process::Stdio;
 
 use crate::InfraError;
 use crate::error::Missing;
@@ -193,22 +194,18 @@ fn browser_binary_at(path: PathBuf, variable: &str, what: &str) -> Result<PathBu
 }
 
 /// What `cargo xtask test` needs beyond the infrastructure's prerequisites:
-/// Chromium and its driver for the browser tests, Python 3 and npm to
-/// install the contract tools (Schemathesis, the AsyncAPI CLI) with. Checked
-/// before anything slow starts, and reported all at once.
-pub fn test_tools() -> Vec<Missing> {
+/// Chromium and its driver for the browser tests, Python 3 with `venv` and
+/// npm to install the contract tools (Schemathesis, the AsyncAPI CLI) with.
+/// Checked before anything slow starts, and reported all at once.
+pub async fn test_tools() -> Vec<Missing> {
     let mut missing = Vec::new();
     for found in [chromium(), chromedriver()] {
         if let Err(m) = found {
             missing.push(m);
         }
     }
-    if find_program("python3").is_none() {
-        missing.push(Missing {
-            what: "Python 3 (python3), which installs Schemathesis into a virtual environment"
-                .into(),
-            install: install_hint("python3-venv", "python"),
-        });
+    if let Err(m) = python_venv().await {
+        missing.push(m);
     }
     if find_program("npm").is_none() {
         missing.push(Missing {
@@ -217,6 +214,42 @@ pub fn test_tools() -> Vec<Missing> {
         });
     }
     missing
+}
+
+/// `python3`, if it can create a virtual environment. Debian ships the
+/// part `venv` needs for that (`ensurepip`, which puts pip into the new
+/// environment) apart from Python, in python3-venv, so a fresh machine
+/// usually has `python3` without it.
+pub async fn python_venv() -> Result<PathBuf, Missing> {
+    match find_program("python3") {
+        Some(python) => python_venv_at(python).await,
+        None => Err(missing_venv("Python 3 (python3)")),
+    }
+}
+
+async fn python_venv_at(python: PathBuf) -> Result<PathBuf, Missing> {
+    let status = tokio::process::Command::new(&python)
+        .args(["-c", "import venv, ensurepip"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .await;
+    if status.is_ok_and(|status| status.success()) {
+        Ok(python)
+    } else {
+        Err(missing_venv(&format!(
+            "Python 3's venv module with ensurepip ({} cannot import them)",
+            python.display()
+        )))
+    }
+}
+
+fn missing_venv(what: &str) -> Missing {
+    Missing {
+        what: format!("{what}, which installs Schemathesis into a virtual environment"),
+        install: install_hint("python3-venv", "python"),
+    }
 }
 
 /// The PostgreSQL server binaries: `PG_BIN_DIR`, else the newest
@@ -384,6 +417,21 @@ mod tests {
             missing,
             "missing Chromium at /nonexistent/chromium (the browser tests; or set CHROMIUM to \
              the binary): install it with `apt-get install -y chromium chromium-driver`"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_python_without_venv_names_the_apt_line_in_one_line() {
+        // `false` stands in for a python3 whose `import ensurepip` fails.
+        let missing = python_venv_at(PathBuf::from("/bin/false"))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            missing,
+            "missing Python 3's venv module with ensurepip (/bin/false cannot import them), \
+             which installs Schemathesis into a virtual environment: install it with \
+             `apt-get install -y python3-venv`"
         );
     }
 

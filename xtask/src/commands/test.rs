@@ -2,8 +2,9 @@
 //!
 //! First it sets up what the tests need beyond the infrastructure, before
 //! anything slow starts: whatever this machine lacks (Chromium and its
-//! driver, Python 3 and npm, and the infrastructure's own prerequisites) is
-//! reported at once, one line each with the command that installs it; then
+//! driver, Python 3 with `venv` and npm, and the infrastructure's own
+//! prerequisites) is reported at once, one line each with the command that
+//! installs it; then
 //! the contract tools are installed when missing or stale
 //! ([`devinfra::contract_tools`]) and the AsyncAPI document is validated.
 //!
@@ -76,7 +77,7 @@ pub async fn test(test_args: &[String], chaos: bool, lab: bool) -> Result<ExitCo
 /// Checks the machine for everything the run needs (all missing tools in one
 /// report), then installs the contract tools and validates the AsyncAPI document.
 async fn set_up() -> Result<(), InfraError> {
-    let mut missing = prereq::test_tools();
+    let mut missing = prereq::test_tools().await;
     if Settings::from_env().is_none()
         && let Err(InfraError::MissingPrerequisites(infra)) = prereq::check().await
     {
