@@ -1,5 +1,3 @@
-# syntax=docker/dockerfile:1
-#
 # One image holding the three service binaries; docker-compose.yml picks the
 # binary per service. Stages:
 #   planner  - computes the dependency recipe (cargo-chef) from the manifests
@@ -10,6 +8,8 @@
 # `COPY . .` sends the build context that .dockerignore leaves: never target/
 # (the host's build output would land over the cooked one) nor .infra/ (the
 # native PostgreSQL's data, unreadable to the build).
+# No `# syntax=` line: the engine's built-in Dockerfile frontend reads this
+# file, so building needs no frontend image from a registry.
 
 FROM rust:1.95-bookworm AS chef
 RUN cargo install cargo-chef --locked --version 0.1.78

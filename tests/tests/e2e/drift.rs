@@ -741,6 +741,24 @@ fn the_readme_names_the_compose_it_needs_and_the_ports_it_publishes() {
     }
 }
 
+#[test]
+fn the_dockerfile_builds_without_a_frontend_image() {
+    // A `# syntax=` line makes BuildKit pull that frontend image before it
+    // reads the rest: no build without a registry. The built-in frontend
+    // reads everything this Dockerfile uses.
+    let dockerfile = read("Dockerfile");
+    let directive = dockerfile
+        .lines()
+        .take_while(|l| l.starts_with('#'))
+        .find(|l| {
+            l.trim_start_matches('#')
+                .trim_start()
+                .to_ascii_lowercase()
+                .starts_with("syntax")
+        });
+    assert_eq!(directive, None, "the Dockerfile names a frontend image");
+}
+
 /// The README's configuration table, rendered from the services'
 /// declarations: one row per variable, the services that read it, its
 /// default (per service where they differ) and its help text.
