@@ -5,9 +5,9 @@
 #              Cargo.toml/Cargo.lock), then the workspace's service binaries
 #   runtime  - a small Debian image, non-root user, just the binaries
 # No sqlx offline data is needed: the services use runtime-checked queries.
-# `COPY . .` sends the build context that .dockerignore leaves: never target/
-# (the host's build output would land over the cooked one) nor .infra/ (the
-# native PostgreSQL's data, unreadable to the build).
+# `COPY . .` copies the build context .dockerignore lets through: the
+# manifests and the workspace's members, nothing else (no target/, no .infra/,
+# no .tools/, no settings files).
 # No `# syntax=` line: the engine's built-in Dockerfile frontend reads this
 # file, so building needs no frontend image from a registry.
 

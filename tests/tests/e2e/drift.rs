@@ -630,22 +630,63 @@ fn the_matcher_follows_dockers_rules() {
         "* stays within one segment"
     );
     assert!(!ignore.excludes("order-service/src/main.rs"));
+
+    let allowlist = DockerIgnore::parse("*\n!Cargo.toml\n!tools/client\n**/target\n");
+    assert!(ignore_all_but(&allowlist, "Cargo.toml", "Cargo.lock"));
+    assert!(ignore_all_but(
+        &allowlist,
+        "tools/client/src/lib.rs",
+        "tools/chaos/src/lib.rs"
+    ));
+    assert!(allowlist.excludes("tools/client/target/debug/x"));
+}
+
+/// Whether `ignore` lets `kept` into the context and keeps `dropped` out.
+fn ignore_all_but(ignore: &DockerIgnore, kept: &str, dropped: &str) -> bool {
+    !ignore.excludes(kept) && ignore.excludes(dropped)
 }
 
 #[test]
-fn the_build_context_keeps_the_sources_and_leaves_out_output_and_data() {
+fn the_build_context_keeps_the_sources_and_leaves_out_everything_large_or_private() {
     let ignore = DockerIgnore::parse(&read(".dockerignore"));
-    for left_out in [
+    // Large or private things a checkout gathers: build output, the native
+    // infrastructure's data and settings, the contract tools (`.tools/`,
+    // hundreds of MB), version control, environment files, scratch.
+    let mut left_out: Vec<String> = [
         "target/release/order-service",
         "order-service/target/debug/x",
+        "tools/chaos/target/debug/x",
         ".infra/postgres/data/PG_VERSION",
+        ".infra-settings.env",
+        ".tools/venv/bin/python",
+        ".tools/npm/lib/node_modules/x/package.json",
         ".git/HEAD",
-    ] {
-        assert!(
-            ignore.excludes(left_out),
-            ".dockerignore lets {left_out} into the build context"
-        );
-    }
+        ".env",
+        ".env.local",
+        ".idea/workspace.xml",
+        "order-service/src/main.rs.swp",
+        "tmp/notes.txt",
+        "scratch/core.1234",
+        "BENCHMARKS.md",
+        "docs/screenshots/orders.png",
+        "benchmarks/latency.svg",
+    ]
+    .iter()
+    .map(|p| (*p).to_owned())
+    .collect();
+    // ...and everything git is told to ignore.
+    left_out.extend(
+        read(".gitignore")
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with('!'))
+            .map(|l| format!("{}/x", l.trim_matches('/').replace('*', "x"))),
+    );
+    let let_in: Vec<&String> = left_out.iter().filter(|p| !ignore.excludes(p)).collect();
+    assert!(
+        let_in.is_empty(),
+        ".dockerignore lets these into the build context: {let_in:?}"
+    );
 
     // What the Dockerfile's context copies must hold: the manifests, every
     // member's sources (include_str! and sqlx::migrate! read beside them),
