@@ -42,8 +42,14 @@ fn read(path: &str) -> String {
         .unwrap_or_else(|e| panic!("{path} at the repo root: {e}"))
 }
 
+/// docker-compose.yml as Compose reads it: YAML merge keys (`<<: *anchor`) applied.
 fn compose() -> Value {
-    serde_norway::from_str(&read("docker-compose.yml")).expect("docker-compose.yml is valid YAML")
+    let mut compose: Value = serde_norway::from_str(&read("docker-compose.yml"))
+        .expect("docker-compose.yml is valid YAML");
+    compose
+        .apply_merge()
+        .expect("docker-compose.yml's merge keys name mappings");
+    compose
 }
 
 fn service<'a>(compose: &'a Value, name: &str) -> &'a Value {
@@ -232,10 +238,8 @@ fn services_publish_the_ports_cargo_xtask_uses_and_have_healthchecks() {
             .iter()
             .find(|p| p.container == port.to_string())
             .unwrap_or_else(|| panic!("{name} does not publish container port {port}: {ports:?}"));
-        // A range (scaled instances) starts at the port `cargo xtask` uses.
-        let first_host = own.host.split('-').next().unwrap_or("");
         assert_eq!(
-            first_host,
+            own.host,
             facts.port.to_string(),
             "{name} must be published where `cargo xtask up` serves it"
         );
@@ -271,6 +275,56 @@ fn every_port_is_published_on_loopback_only() {
             );
         }
     }
+}
+
+#[test]
+fn every_published_port_is_one_fixed_port() {
+    // A host port range lets the engine pick any port of it for an instance,
+    // round-robin: a recreated container lands elsewhere and the README's
+    // URLs and the pages' links miss it.
+    let compose = compose();
+    for (name, svc) in services(&compose) {
+        for entry in strings(svc, "ports") {
+            let host = published(entry).host;
+            assert!(
+                host.parse::<u16>().is_ok(),
+                "{name} publishes {entry:?}: the host side must be one port, not {host:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn extra_shipping_instances_are_the_shipping_service_without_a_host_port() {
+    let compose = compose();
+    let shipping = service(&compose, "shipping-service");
+    let extra = service(&compose, "shipping-service-extra");
+    assert_eq!(
+        strings(extra, "profiles"),
+        ["scale"],
+        "extra instances are optional"
+    );
+    assert!(
+        strings(extra, "ports").is_empty(),
+        "scaled instances cannot share a fixed host port"
+    );
+    let mapping = |svc: &Value| {
+        let mut map = svc.as_mapping().cloned().unwrap_or_default();
+        for key in ["profiles", "ports"] {
+            map.remove(key);
+        }
+        map
+    };
+    assert_eq!(
+        mapping(extra),
+        mapping(shipping),
+        "shipping-service-extra must be shipping-service (same image, settings, group) apart from its profile and ports"
+    );
+    assert_eq!(
+        environment(extra).get("KAFKA_GROUP_ID").map(String::as_str),
+        Some("shipping"),
+        "extra instances share shipping's consumer group, so they split its partitions"
+    );
 }
 
 #[test]
@@ -773,7 +827,7 @@ fn the_readme_names_the_compose_it_needs_and_the_ports_it_publishes() {
     for (name, svc) in services(&compose) {
         for entry in strings(svc, "ports") {
             let p = published(entry);
-            let address = format!("127.0.0.1:{}", p.host.split('-').next().unwrap_or(""));
+            let address = format!("127.0.0.1:{}", p.host);
             assert!(
                 section.contains(&address),
                 "the README's Docker section does not mention {address}, where {name} is published"
