@@ -836,6 +836,59 @@ fn the_readme_names_the_compose_it_needs_and_the_ports_it_publishes() {
     }
 }
 
+/// What Debian's Compose v1 (`docker-compose` 1.29.2, bookworm's package)
+/// refuses in docker-compose.yml: the top-level `name:` (its schema has no
+/// such key). It accepts `pull_policy`, `never` included, and the rest.
+const COMPOSE_V1_REFUSES: &[&str] = &["name:"];
+
+/// The keys a text says Compose v1 refuses: the backticked words after
+/// "refuses" in each sentence that names v1.
+fn said_refused_by_compose_v1(text: &str) -> Vec<String> {
+    let prose = text
+        .lines()
+        .map(|l| l.trim_start().trim_start_matches('#').trim())
+        .collect::<Vec<_>>()
+        .join(" ");
+    prose
+        .split(". ")
+        .filter(|sentence| sentence.contains("v1"))
+        .filter_map(|sentence| sentence.split_once("refuses").map(|(_, after)| after))
+        .flat_map(|after| after.split('`').skip(1).step_by(2).map(str::to_owned))
+        .collect()
+}
+
+#[test]
+fn the_docs_say_compose_v1_refuses_only_what_it_refuses() {
+    let compose_file = read("docker-compose.yml");
+    let header: String = compose_file
+        .lines()
+        .take_while(|l| l.starts_with('#') || l.is_empty())
+        .collect::<Vec<_>>()
+        .join("\n");
+    for (place, text) in [
+        ("the README's Docker section", readme_docker_section()),
+        ("docker-compose.yml's header", header),
+    ] {
+        let said = said_refused_by_compose_v1(&text);
+        assert!(
+            !said.is_empty(),
+            "{place} no longer says why Compose v2 is needed"
+        );
+        for key in &said {
+            assert!(
+                COMPOSE_V1_REFUSES.contains(&key.as_str()),
+                "{place} says Compose v1 refuses `{key}`; v1.29.2 refuses only {COMPOSE_V1_REFUSES:?}"
+            );
+        }
+    }
+    assert_eq!(
+        said_refused_by_compose_v1(
+            "Compose v1 (`docker-compose`) refuses the top-level `name:` and `pull_policy`."
+        ),
+        ["name:", "pull_policy"]
+    );
+}
+
 #[test]
 fn the_dockerfile_builds_without_a_frontend_image() {
     // A `# syntax=` line makes BuildKit pull that frontend image before it
