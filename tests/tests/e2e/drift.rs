@@ -1,13 +1,16 @@
-//! Keeps the Docker path honest on machines without a Docker engine.
+//! Keeps the Docker path honest without a Docker engine.
 //!
-//! docker-compose.yml, the Dockerfile and .dockerignore are not exercised here
-//! (no engine), so these tests read them and check that they agree with the
-//! code, which `cargo xtask` runs every day:
+//! `cargo xtask docker-check` runs docker-compose.yml, the Dockerfile and the
+//! testcontainers path for real where an engine runs. These tests need
+//! none: they read the files and check that they agree with the
+//! code, which `cargo xtask` runs every day, on every machine:
 //!
 //! - every variable a service reads is set for it, and nothing else;
 //! - every service publishes its port and has a healthcheck, every port is
-//!   published on 127.0.0.1 only, on the port `cargo xtask` uses for the same
-//!   thing, and Kafka advertises the address it is published on;
+//!   published on 127.0.0.1 only, as one fixed port (no range), on the port
+//!   `cargo xtask` uses for the same thing, and Kafka advertises the address
+//!   it is published on; extra shipping instances are shipping-service
+//!   without a host port;
 //! - the broker runs the broker settings of `cargo xtask` and of the tests'
 //!   container, keeps its log on a named volume, and PostgreSQL has the
 //!   native `max_connections`;
@@ -16,11 +19,14 @@
 //! - every pulled image is pinned (kafka-ui is kafbat's), images built here
 //!   are never pulled, the Kafka image runs the native harness's version, the
 //!   test containers use the compose images;
-//! - the Dockerfile builds exactly the workspace's services, and .dockerignore
-//!   keeps build output and the native infrastructure's data out of the build
-//!   context but everything the build needs in;
-//! - the README's Docker section says which Compose it needs, which ports are
-//!   published, and runs the console consumer with Kafka 4's flags.
+//! - the Dockerfile builds exactly the workspace's services and needs no
+//!   frontend image, and .dockerignore keeps everything large or private
+//!   (build output, the native infrastructure's data and settings, the
+//!   contract tools, whatever git ignores) out of the build context but
+//!   everything the build needs in;
+//! - the README's Docker section says which Compose it needs (and what
+//!   Compose v1 really refuses), which ports are published, and runs the
+//!   console consumer with Kafka 4's flags.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
