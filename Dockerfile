@@ -1,5 +1,3 @@
-# syntax=docker/dockerfile:1
-#
 # One image holding the three service binaries; docker-compose.yml picks the
 # binary per service. Stages:
 #   planner  - computes the dependency recipe (cargo-chef) from the manifests
@@ -7,9 +5,11 @@
 #              Cargo.toml/Cargo.lock), then the workspace's service binaries
 #   runtime  - a small Debian image, non-root user, just the binaries
 # No sqlx offline data is needed: the services use runtime-checked queries.
-# `COPY . .` sends the build context that .dockerignore leaves: never target/
-# (the host's build output would land over the cooked one) nor .infra/ (the
-# native PostgreSQL's data, unreadable to the build).
+# `COPY . .` copies the build context .dockerignore lets through: the
+# manifests and the workspace's members, nothing else (no target/, no .infra/,
+# no .tools/, no settings files).
+# No `# syntax=` line: the engine's built-in Dockerfile frontend reads this
+# file, so building needs no frontend image from a registry.
 
 FROM rust:1.95-bookworm AS chef
 RUN cargo install cargo-chef --locked --version 0.1.78

@@ -47,6 +47,22 @@ enum Command {
         #[arg(last = true)]
         test_args: Vec<String>,
     },
+    /// Run the Docker path for real, on a Docker engine with Compose v2:
+    /// `docker compose up --build`, the README's order through both
+    /// consumers, a second shipping instance, the README's topic commands,
+    /// `down -v` leaving nothing; then the flow, relay and consumer
+    /// end-to-end tests on testcontainers, leaving no container.
+    DockerCheck {
+        /// Leave out the compose path.
+        #[arg(long)]
+        skip_compose: bool,
+        /// Leave out the end-to-end tests on testcontainers.
+        #[arg(long)]
+        skip_testcontainers: bool,
+        /// Arguments for the test binary, after `--` (e.g. `-- --nocapture`).
+        #[arg(last = true)]
+        test_args: Vec<String>,
+    },
     /// Start the stack, walk three orders through it and show what invoicing
     /// and shipping recorded; then run until Ctrl-C (stopping what it started).
     Demo {
@@ -320,6 +336,17 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             skip_lab,
             test_args,
         } => return Ok(commands::test(&test_args, !skip_chaos, !skip_lab).await?),
+        Command::DockerCheck {
+            skip_compose,
+            skip_testcontainers,
+            test_args,
+        } => {
+            let parts = commands::DockerCheckParts {
+                compose: !skip_compose,
+                testcontainers: !skip_testcontainers,
+            };
+            return Ok(commands::docker_check(parts, &test_args).await?);
+        }
         Command::Lab {
             scenarios,
             list,

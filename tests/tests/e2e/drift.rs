@@ -1,13 +1,16 @@
-//! Keeps the Docker path honest on machines without a Docker engine.
+//! Keeps the Docker path honest without a Docker engine.
 //!
-//! docker-compose.yml, the Dockerfile and .dockerignore are not exercised here
-//! (no engine), so these tests read them and check that they agree with the
-//! code, which `cargo xtask` runs every day:
+//! `cargo xtask docker-check` runs docker-compose.yml, the Dockerfile and the
+//! testcontainers path for real where an engine runs. These tests need
+//! none: they read the files and check that they agree with the
+//! code, which `cargo xtask` runs every day, on every machine:
 //!
 //! - every variable a service reads is set for it, and nothing else;
 //! - every service publishes its port and has a healthcheck, every port is
-//!   published on 127.0.0.1 only, on the port `cargo xtask` uses for the same
-//!   thing, and Kafka advertises the address it is published on;
+//!   published on 127.0.0.1 only, as one fixed port (no range), on the port
+//!   `cargo xtask` uses for the same thing, and Kafka advertises the address
+//!   it is published on; extra shipping instances are shipping-service
+//!   without a host port;
 //! - the broker runs the broker settings of `cargo xtask` and of the tests'
 //!   container, keeps its log on a named volume, and PostgreSQL has the
 //!   native `max_connections`;
@@ -16,11 +19,14 @@
 //! - every pulled image is pinned (kafka-ui is kafbat's), images built here
 //!   are never pulled, the Kafka image runs the native harness's version, the
 //!   test containers use the compose images;
-//! - the Dockerfile builds exactly the workspace's services, and .dockerignore
-//!   keeps build output and the native infrastructure's data out of the build
-//!   context but everything the build needs in;
-//! - the README's Docker section says which Compose it needs, which ports are
-//!   published, and runs the console consumer with Kafka 4's flags.
+//! - the Dockerfile builds exactly the workspace's services and needs no
+//!   frontend image, and .dockerignore keeps everything large or private
+//!   (build output, the native infrastructure's data and settings, the
+//!   contract tools, whatever git ignores) out of the build context but
+//!   everything the build needs in;
+//! - the README's Docker section says which Compose it needs (and what
+//!   Compose v1 really refuses), which ports are published, and runs the
+//!   console consumer with Kafka 4's flags.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -42,8 +48,14 @@ fn read(path: &str) -> String {
         .unwrap_or_else(|e| panic!("{path} at the repo root: {e}"))
 }
 
+/// docker-compose.yml as Compose reads it: YAML merge keys (`<<: *anchor`) applied.
 fn compose() -> Value {
-    serde_norway::from_str(&read("docker-compose.yml")).expect("docker-compose.yml is valid YAML")
+    let mut compose: Value = serde_norway::from_str(&read("docker-compose.yml"))
+        .expect("docker-compose.yml is valid YAML");
+    compose
+        .apply_merge()
+        .expect("docker-compose.yml's merge keys name mappings");
+    compose
 }
 
 fn service<'a>(compose: &'a Value, name: &str) -> &'a Value {
@@ -232,10 +244,8 @@ fn services_publish_the_ports_cargo_xtask_uses_and_have_healthchecks() {
             .iter()
             .find(|p| p.container == port.to_string())
             .unwrap_or_else(|| panic!("{name} does not publish container port {port}: {ports:?}"));
-        // A range (scaled instances) starts at the port `cargo xtask` uses.
-        let first_host = own.host.split('-').next().unwrap_or("");
         assert_eq!(
-            first_host,
+            own.host,
             facts.port.to_string(),
             "{name} must be published where `cargo xtask up` serves it"
         );
@@ -328,6 +338,56 @@ fn every_port_is_published_on_loopback_only() {
             );
         }
     }
+}
+
+#[test]
+fn every_published_port_is_one_fixed_port() {
+    // A host port range lets the engine pick any port of it for an instance,
+    // round-robin: a recreated container lands elsewhere and the README's
+    // URLs and the pages' links miss it.
+    let compose = compose();
+    for (name, svc) in services(&compose) {
+        for entry in strings(svc, "ports") {
+            let host = published(entry).host;
+            assert!(
+                host.parse::<u16>().is_ok(),
+                "{name} publishes {entry:?}: the host side must be one port, not {host:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn extra_shipping_instances_are_the_shipping_service_without_a_host_port() {
+    let compose = compose();
+    let shipping = service(&compose, "shipping-service");
+    let extra = service(&compose, "shipping-service-extra");
+    assert_eq!(
+        strings(extra, "profiles"),
+        ["scale"],
+        "extra instances are optional"
+    );
+    assert!(
+        strings(extra, "ports").is_empty(),
+        "scaled instances cannot share a fixed host port"
+    );
+    let mapping = |svc: &Value| {
+        let mut map = svc.as_mapping().cloned().unwrap_or_default();
+        for key in ["profiles", "ports"] {
+            map.remove(key);
+        }
+        map
+    };
+    assert_eq!(
+        mapping(extra),
+        mapping(shipping),
+        "shipping-service-extra must be shipping-service (same image, settings, group) apart from its profile and ports"
+    );
+    assert_eq!(
+        environment(extra).get("KAFKA_GROUP_ID").map(String::as_str),
+        Some("shipping"),
+        "extra instances share shipping's consumer group, so they split its partitions"
+    );
 }
 
 #[test]
@@ -748,22 +808,63 @@ fn the_matcher_follows_dockers_rules() {
         "* stays within one segment"
     );
     assert!(!ignore.excludes("order-service/src/main.rs"));
+
+    let allowlist = DockerIgnore::parse("*\n!Cargo.toml\n!tools/client\n**/target\n");
+    assert!(ignore_all_but(&allowlist, "Cargo.toml", "Cargo.lock"));
+    assert!(ignore_all_but(
+        &allowlist,
+        "tools/client/src/lib.rs",
+        "tools/chaos/src/lib.rs"
+    ));
+    assert!(allowlist.excludes("tools/client/target/debug/x"));
+}
+
+/// Whether `ignore` lets `kept` into the context and keeps `dropped` out.
+fn ignore_all_but(ignore: &DockerIgnore, kept: &str, dropped: &str) -> bool {
+    !ignore.excludes(kept) && ignore.excludes(dropped)
 }
 
 #[test]
-fn the_build_context_keeps_the_sources_and_leaves_out_output_and_data() {
+fn the_build_context_keeps_the_sources_and_leaves_out_everything_large_or_private() {
     let ignore = DockerIgnore::parse(&read(".dockerignore"));
-    for left_out in [
+    // Large or private things a checkout gathers: build output, the native
+    // infrastructure's data and settings, the contract tools (`.tools/`,
+    // hundreds of MB), version control, environment files, scratch.
+    let mut left_out: Vec<String> = [
         "target/release/order-service",
         "order-service/target/debug/x",
+        "tools/chaos/target/debug/x",
         ".infra/postgres/data/PG_VERSION",
+        ".infra-settings.env",
+        ".tools/venv/bin/python",
+        ".tools/npm/lib/node_modules/x/package.json",
         ".git/HEAD",
-    ] {
-        assert!(
-            ignore.excludes(left_out),
-            ".dockerignore lets {left_out} into the build context"
-        );
-    }
+        ".env",
+        ".env.local",
+        ".idea/workspace.xml",
+        "order-service/src/main.rs.swp",
+        "tmp/notes.txt",
+        "scratch/core.1234",
+        "BENCHMARKS.md",
+        "docs/screenshots/orders.png",
+        "benchmarks/latency.svg",
+    ]
+    .iter()
+    .map(|p| (*p).to_owned())
+    .collect();
+    // ...and everything git is told to ignore.
+    left_out.extend(
+        read(".gitignore")
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with('!'))
+            .map(|l| format!("{}/x", l.trim_matches('/').replace('*', "x"))),
+    );
+    let let_in: Vec<&String> = left_out.iter().filter(|p| !ignore.excludes(p)).collect();
+    assert!(
+        let_in.is_empty(),
+        ".dockerignore lets these into the build context: {let_in:?}"
+    );
 
     // What the Dockerfile's context copies must hold: the manifests, every
     // member's sources (include_str! and sqlx::migrate! read beside them),
@@ -854,13 +955,84 @@ fn the_readme_names_the_compose_it_needs_and_the_ports_it_publishes() {
     for (name, svc) in services(&compose) {
         for entry in strings(svc, "ports") {
             let p = published(entry);
-            let address = format!("127.0.0.1:{}", p.host.split('-').next().unwrap_or(""));
+            let address = format!("127.0.0.1:{}", p.host);
             assert!(
                 section.contains(&address),
                 "the README's Docker section does not mention {address}, where {name} is published"
             );
         }
     }
+}
+
+/// What Debian's Compose v1 (`docker-compose` 1.29.2, bookworm's package)
+/// refuses in docker-compose.yml: the top-level `name:` (its schema has no
+/// such key). It accepts `pull_policy`, `never` included, and the rest.
+const COMPOSE_V1_REFUSES: &[&str] = &["name:"];
+
+/// The keys a text says Compose v1 refuses: the backticked words after
+/// "refuses" in each sentence that names v1.
+fn said_refused_by_compose_v1(text: &str) -> Vec<String> {
+    let prose = text
+        .lines()
+        .map(|l| l.trim_start().trim_start_matches('#').trim())
+        .collect::<Vec<_>>()
+        .join(" ");
+    prose
+        .split(". ")
+        .filter(|sentence| sentence.contains("v1"))
+        .filter_map(|sentence| sentence.split_once("refuses").map(|(_, after)| after))
+        .flat_map(|after| after.split('`').skip(1).step_by(2).map(str::to_owned))
+        .collect()
+}
+
+#[test]
+fn the_docs_say_compose_v1_refuses_only_what_it_refuses() {
+    let compose_file = read("docker-compose.yml");
+    let header: String = compose_file
+        .lines()
+        .take_while(|l| l.starts_with('#') || l.is_empty())
+        .collect::<Vec<_>>()
+        .join("\n");
+    for (place, text) in [
+        ("the README's Docker section", readme_docker_section()),
+        ("docker-compose.yml's header", header),
+    ] {
+        let said = said_refused_by_compose_v1(&text);
+        assert!(
+            !said.is_empty(),
+            "{place} no longer says why Compose v2 is needed"
+        );
+        for key in &said {
+            assert!(
+                COMPOSE_V1_REFUSES.contains(&key.as_str()),
+                "{place} says Compose v1 refuses `{key}`; v1.29.2 refuses only {COMPOSE_V1_REFUSES:?}"
+            );
+        }
+    }
+    assert_eq!(
+        said_refused_by_compose_v1(
+            "Compose v1 (`docker-compose`) refuses the top-level `name:` and `pull_policy`."
+        ),
+        ["name:", "pull_policy"]
+    );
+}
+
+#[test]
+fn the_dockerfile_builds_without_a_frontend_image() {
+    // A `# syntax=` line makes BuildKit pull that frontend image before it
+    // reads the rest: no build without a registry. The built-in frontend
+    // reads everything this Dockerfile uses.
+    let dockerfile = read("Dockerfile");
+    let directive = dockerfile
+        .lines()
+        .take_while(|l| l.starts_with('#'))
+        .find(|l| {
+            l.trim_start_matches('#')
+                .trim_start()
+                .to_ascii_lowercase()
+                .starts_with("syntax")
+        });
+    assert_eq!(directive, None, "the Dockerfile names a frontend image");
 }
 
 /// The README's configuration table, rendered from the services'

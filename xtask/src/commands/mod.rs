@@ -9,6 +9,7 @@
 
 mod bench;
 mod chaos;
+mod docker_check;
 mod infra;
 mod kafka;
 mod lab;
@@ -18,6 +19,7 @@ mod test;
 
 pub use bench::bench;
 pub use chaos::chaos;
+pub use docker_check::{DockerCheckParts, docker_check};
 pub use infra::{infra_down, infra_status, infra_up};
 pub use kafka::{kafka_tool, watch_topic};
 pub use lab::lab;
