@@ -199,6 +199,12 @@ mod tests {
         }
         let mut bad_cursor = query("", "", "5");
         bad_cursor.cursor = Some("not-a-cursor".into());
-        assert!(bad_cursor.parse().unwrap_err().detail().starts_with("cursor"));
+        assert!(
+            bad_cursor
+                .parse()
+                .unwrap_err()
+                .detail()
+                .starts_with("cursor")
+        );
     }
 }

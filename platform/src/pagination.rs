@@ -291,7 +291,10 @@ mod tests {
     #[test]
     fn text_keys_are_bounded_and_free_of_control_characters() {
         assert_eq!(text_key("sku", Some(""), 5).unwrap(), None);
-        assert_eq!(text_key("sku", Some("BK-1"), 5).unwrap(), Some("BK-1".into()));
+        assert_eq!(
+            text_key("sku", Some("BK-1"), 5).unwrap(),
+            Some("BK-1".into())
+        );
         assert!(text_key("sku", Some("BK-0001"), 5).is_err());
         assert!(text_key("sku", Some("B\0K"), 5).is_err());
     }

@@ -224,7 +224,10 @@ mod tests {
         let cli = Cli::try_parse_from(["service", "--kafka-group-id", "g"])
             .unwrap_or_else(|e| panic!("{e}"));
         let hours = |h: u64| Duration::from_secs(h * 3600);
-        assert_eq!(cli.inbox.retry_retention, hours(topics::RETRY_RETENTION_HOURS));
+        assert_eq!(
+            cli.inbox.retry_retention,
+            hours(topics::RETRY_RETENTION_HOURS)
+        );
         assert_eq!(
             cli.inbox.dead_letter_retention,
             hours(topics::DEAD_LETTER_RETENTION_HOURS)
@@ -232,6 +235,9 @@ mod tests {
         assert_eq!(cli.kafka.retention, hours(topics::ORDERS_RETENTION_HOURS));
         let defaults = InboxSettings::new("g");
         assert_eq!(defaults.retry_retention, cli.inbox.retry_retention);
-        assert_eq!(defaults.dead_letter_retention, cli.inbox.dead_letter_retention);
+        assert_eq!(
+            defaults.dead_letter_retention,
+            cli.inbox.dead_letter_retention
+        );
     }
 }

@@ -464,7 +464,10 @@ mod tests {
             }
         }
         assert_eq!(
-            topics(&scope).into_iter().map(|t| t.name).collect::<Vec<_>>(),
+            topics(&scope)
+                .into_iter()
+                .map(|t| t.name)
+                .collect::<Vec<_>>(),
             [
                 "e2e-1",
                 "e2e-1.dlq.invoicing-x",
