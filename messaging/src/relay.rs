@@ -57,7 +57,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 use shared_events::headers;
-use sqlx::postgres::PgListener;
+use sqlx::postgres::{PgConnectOptions, PgListener};
 use sqlx::{Connection, FromRow, PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -130,6 +130,30 @@ pub struct RelaySettings {
 
 /// The relay lock's key: "outbox" in ASCII, one well-known key per database.
 pub const RELAY_LOCK_KEY: i64 = 0x6f75_7462_6f78;
+
+/// How the relay's lock session is opened: `pool`'s connection options plus
+/// TCP keepalives and a user timeout on the server's side of the socket.
+///
+/// The advisory lock lives as long as the server's backend of that session.
+/// A relay whose host vanishes without closing the socket (a crash of the
+/// machine, a network partition) would otherwise leave a half-open session
+/// that holds the lock for hours, until the kernel's default keepalive (two
+/// hours idle) notices, and no other instance could take over. With these
+/// settings PostgreSQL probes an idle peer after 10 s, every 5 s, gives up
+/// after 3 unanswered probes, and drops a connection whose sent data stays
+/// unacknowledged for 30 s: the lock is free about half a minute after the
+/// relay is gone. sqlx has no client-side keepalive options, and the server
+/// side is the one that holds the lock, so these are set as the session's
+/// startup parameters (`tcp_keepalives_idle` and friends; PostgreSQL ignores
+/// them on a Unix-domain socket, where the peer's death is seen at once).
+pub fn lock_session(pool: &PgPool) -> PgConnectOptions {
+    pool.connect_options().as_ref().clone().options([
+        ("tcp_keepalives_idle", "10"),
+        ("tcp_keepalives_interval", "5"),
+        ("tcp_keepalives_count", "3"),
+        ("tcp_user_timeout", "30000"),
+    ])
+}
 
 fn poll_interval(value: &str) -> Result<Duration, String> {
     let interval = platform::config::millis(value)?;
@@ -514,7 +538,7 @@ impl Relay {
         let conn = match &mut leadership.conn {
             Some(conn) => conn,
             None => {
-                let mut conn = PgConnection::connect_with(&self.pool.connect_options()).await?;
+                let mut conn = PgConnection::connect_with(&lock_session(&self.pool)).await?;
                 // The relay's writes (deleting published rows, parking) need
                 // not wait for the WAL flush: a delete lost in a database
                 // crash only makes its rows publish again, which consumers'

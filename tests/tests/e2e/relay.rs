@@ -766,3 +766,31 @@ impl PrivateKafka {
         Ok(())
     }
 }
+
+/// The relay's lock session carries server-side TCP keepalives: PostgreSQL
+/// closes a half-open session of a vanished relay (and frees the lock for
+/// another instance) in about half a minute, not after the kernel's two hours.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_relay_lock_session_has_tcp_keepalives() -> anyhow::Result<()> {
+    use sqlx::Connection as _;
+    let infra = TestInfra::acquire().await?;
+    let (_, pool) = infra.fresh_database(ServiceRole::Orders).await?;
+    let mut session =
+        sqlx::PgConnection::connect_with(&messaging::relay::lock_session(&pool)).await?;
+    let mut settings = Vec::new();
+    for name in [
+        "tcp_keepalives_idle",
+        "tcp_keepalives_interval",
+        "tcp_keepalives_count",
+        "tcp_user_timeout",
+    ] {
+        let value: String = sqlx::query_scalar("SELECT setting FROM pg_settings WHERE name = $1")
+            .bind(name)
+            .fetch_one(&mut session)
+            .await?;
+        settings.push(value);
+    }
+    assert_eq!(settings, ["10", "5", "3", "30000"], "over TCP to 127.0.0.1");
+    session.close().await?;
+    Ok(())
+}
