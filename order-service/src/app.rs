@@ -59,6 +59,9 @@ pub async fn build(config: Config) -> Result<App, StartupError> {
     // The outbox relay runs inside this service, on this pool: it turns the
     // outbox rows the handlers commit into Kafka records, woken by them.
     let wakeup = Wakeup::new();
+    // What `/health/ready` reports beyond the database: the relay says when
+    // it cannot publish (intake goes on: orders wait in the outbox).
+    let readiness = Readiness::new();
     let relay = Relay::new(
         pool.clone(),
         config.kafka.clone(),
@@ -67,7 +70,8 @@ pub async fn build(config: Config) -> Result<App, StartupError> {
         RelayMetrics::register(&mut registry),
         wakeup.clone(),
     )
-    .map_err(StartupError::Relay)?;
+    .map_err(StartupError::Relay)?
+    .reporting_on(readiness.clone());
 
     let store = Store::new(pool.clone()).with_wakeup(wakeup);
     let purge = Purge {
@@ -86,7 +90,14 @@ pub async fn build(config: Config) -> Result<App, StartupError> {
         .map_err(StartupError::PagesClient)?;
     let overview = Overview::new(registry.clone(), upstream.clone());
     let pages = Pages::new(state.clone(), config.links.clone(), upstream, overview);
-    let router = router(state, pages, pool, registry, config.http.limits());
+    let router = router(
+        state,
+        pages,
+        pool,
+        readiness,
+        registry,
+        config.http.limits(),
+    );
     Ok(App::bind(ORDER_SERVICE.name, config.http.addr, router)
         .await?
         .with_task(BackgroundTask::new("outbox relay", move |stop| {
@@ -142,17 +153,18 @@ impl Purge {
 }
 
 /// The complete HTTP application: the order routes and the pages inside
-/// the platform's common layers (health, metrics, problem+json, timeout,
-/// tracing, security headers).
+/// the platform's common layers (health, with `readiness` on which the relay
+/// reports, metrics, problem+json, timeout, tracing, security headers).
 pub fn router(
     state: AppState,
     pages: Pages,
     pool: PgPool,
+    readiness: Readiness,
     metrics: Arc<Registry>,
     limits: HttpLimits,
 ) -> Router {
     let routes = api::routes(state).merge(pages::routes(pages));
-    platform::http::with_common_layers(routes, pool, Readiness::new(), metrics, limits)
+    platform::http::with_common_layers(routes, pool, readiness, metrics, limits)
 }
 
 #[cfg(test)]
@@ -191,7 +203,14 @@ mod tests {
             upstream.clone(),
             Overview::new(registry.clone(), upstream),
         );
-        router(state, pages, pool, registry, HttpLimits::default())
+        router(
+            state,
+            pages,
+            pool,
+            Readiness::new(),
+            registry,
+            HttpLimits::default(),
+        )
     }
 
     async fn send(request: Request<Body>) -> (StatusCode, Value) {

@@ -74,7 +74,11 @@ async fn a_dead_letter_is_listed_replayed_and_applied_by_its_consumer_only() -> 
     let invoicing_group = fresh_group(Invoicing::SERVICE.short);
     let dlq = shared_events::topics::dead_letter(&topic, &invoicing_group);
     infra.create_topic(&dlq, 1, &[]).await?;
-    let dead_letters: rdkafka::producer::FutureProducer = infra.kafka_config().create()?;
+    let dead_letters = messaging::kafka::RebuildingProducer::new(
+        &messaging::kafka::KafkaSettings::local(infra.kafka_bootstrap_servers(), &topic),
+        &Default::default(),
+        Default::default(),
+    )?;
     DeadLetter::new(dead_letters, dlq.clone(), invoicing_group.clone())
         .send(&source, "refused by invoicing 1.0 (since fixed)")
         .await?;
