@@ -136,6 +136,14 @@ pub struct DbSettings {
         default_value_t = 8
     )]
     pub max_connections: u32,
+    /// Connections opened at start, before the service listens (so before it says ready), and kept open (at most DB_MAX_CONNECTIONS)
+    #[arg(
+        id = "db_min_connections",
+        long = "db-min-connections",
+        env = "DB_MIN_CONNECTIONS",
+        default_value_t = 4
+    )]
+    pub min_connections: u32,
     /// How long a query waits for a pooled connection before it fails (an
     /// API request is then answered 503).
     #[arg(
@@ -297,12 +305,13 @@ mod tests {
                 "HTTP_MAX_CONCURRENT_REQUESTS",
                 "DATABASE_URL",
                 "DB_MAX_CONNECTIONS",
+                "DB_MIN_CONNECTIONS",
                 "DB_ACQUIRE_TIMEOUT_MS",
                 "EXAMPLE_KNOB"
             ]
         );
         assert_eq!(variables[0].default.as_deref(), Some("127.0.0.1:8082"));
-        assert_eq!(variables[6].help, "A knob of the example");
+        assert_eq!(variables[7].help, "A knob of the example");
     }
 
     #[test]

@@ -777,6 +777,35 @@ async fn a_retry_racing_the_purge_of_its_key_is_answered_not_failed() {
     api.stop().await;
 }
 
+/// A service is warm before it answers: `build` returns (and the service
+/// listens) only once the pool holds DB_MIN_CONNECTIONS open connections, so
+/// the first requests on a busy machine do not each wait for a connection
+/// to be opened (a backend fork and a SCRAM exchange) and time out with 503.
+#[tokio::test]
+async fn a_started_service_has_its_minimum_connections_open_before_it_answers() {
+    const MIN: u32 = 6;
+    let api = OrdersApi::start_with(|config| {
+        let url = config.database.url.expose();
+        let join = if url.contains('?') { '&' } else { '?' };
+        let url = format!("{url}{join}application_name=warm-pool-under-test");
+        config.database.url = platform::db::DatabaseUrl::new(url);
+        config.database.min_connections = MIN;
+    })
+    .await;
+    // Counted at once: no request has been made, no wait for the pool.
+    let open: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'warm-pool-under-test'",
+    )
+    .fetch_one(&api.pool)
+    .await
+    .unwrap();
+    assert!(
+        open >= i64::from(MIN),
+        "the pool's minimum is open as it starts: {open} of {MIN}"
+    );
+    api.stop().await;
+}
+
 /// Records of where each event went (for the order page) are deleted once
 /// older than PUBLISHED_EVENTS_RETENTION_HOURS; younger ones stay.
 #[tokio::test]
