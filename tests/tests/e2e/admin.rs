@@ -23,16 +23,41 @@ use shipping_service::Shipping;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-/// Runs `orderflow-admin <args>` in this process; its report.
+/// Runs `orderflow-admin <args>` in this process, with no terminal to
+/// confirm on (as in CI); its report.
 async fn admin(args: &[&str]) -> anyhow::Result<String> {
+    admin_answering(args, &mut orderflow_admin::cli::NoOneToAsk).await
+}
+
+/// [`admin`], with `prompt` answering its confirmations; the report, and on
+/// failure the error with what was reported before it.
+async fn admin_answering(
+    args: &[&str],
+    prompt: &mut impl orderflow_admin::cli::Prompt,
+) -> anyhow::Result<String> {
     let mut out = Vec::new();
-    orderflow_admin::cli::run(
+    let result = orderflow_admin::cli::run_with(
         std::iter::once("orderflow-admin").chain(args.iter().copied()),
         &mut out,
+        prompt,
     )
-    .await
-    .map_err(|e| anyhow::anyhow!("orderflow-admin {}: {e}", args.join(" ")))?;
-    Ok(String::from_utf8(out)?)
+    .await;
+    let report = String::from_utf8(out)?;
+    result.map_err(|e| anyhow::anyhow!("orderflow-admin {}: {e}\n{report}", args.join(" ")))?;
+    Ok(report)
+}
+
+/// An operator at a terminal who types `answer` when asked; keeps the questions.
+struct Typing {
+    answer: String,
+    asked: Vec<String>,
+}
+
+impl orderflow_admin::cli::Prompt for Typing {
+    fn ask(&mut self, question: &str) -> Option<String> {
+        self.asked.push(question.to_owned());
+        Some(self.answer.clone())
+    }
 }
 
 async fn items(service: &ServiceUnderTest, path: &str) -> anyhow::Result<Vec<Value>> {
@@ -425,43 +450,96 @@ async fn a_discarded_event_is_kept_with_its_reason_and_releases_the_events_behin
     let id: i64 = sqlx::query_scalar("SELECT id FROM outbox WHERE parked_at IS NOT NULL")
         .fetch_one(&orders.pool)
         .await?;
-    let refused = admin(&[
-        "outbox",
-        "discard",
-        "--id",
-        &id.to_string(),
-        "--reason",
-        " ",
-        "--database-url",
-        &orders.url,
-    ])
-    .await;
+    let id = id.to_string();
+    let discard = |reason: &'static str| {
+        [
+            "outbox",
+            "discard",
+            "--id",
+            id.as_str(),
+            "--reason",
+            reason,
+            "--by",
+            "ada",
+            "--database-url",
+            orders.url.as_str(),
+        ]
+    };
+    let refused = admin(&[&discard(" ")[..], &["--yes"]].concat()).await;
     ensure!(refused.is_err(), "a discard needs a reason: {refused:?}");
-    let discarded = admin(&[
-        "outbox",
-        "discard",
-        "--id",
-        &id.to_string(),
-        "--reason",
-        "customer re-ordered in two parts",
-        "--database-url",
-        &orders.url,
-    ])
-    .await?;
+
+    // Without --yes and without a terminal: refused, after saying what it would do.
+    let unconfirmed = admin(&discard("customer re-ordered in two parts"))
+        .await
+        .expect_err("no terminal to confirm on, no --yes")
+        .to_string();
+    ensure!(
+        unconfirmed.contains(&format!(
+            "Order {big} is lost for both consumers: it is never invoiced and never shipped"
+        )),
+        "{unconfirmed}"
+    );
+    ensure!(
+        unconfirmed.contains("add --yes to confirm"),
+        "{unconfirmed}"
+    );
+    // At a terminal, any answer but the id stops it.
+    let mut hesitant = Typing {
+        answer: "y".to_owned(),
+        asked: Vec::new(),
+    };
+    let stopped =
+        admin_answering(&discard("customer re-ordered in two parts"), &mut hesitant).await;
+    ensure!(stopped.is_err(), "{stopped:?}");
+    ensure!(
+        hesitant.asked == [format!("Type {id} to discard it, anything else to stop:")],
+        "{:?}",
+        hesitant.asked
+    );
+    let still_parked: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM outbox WHERE parked_at IS NOT NULL")
+            .fetch_one(&orders.pool)
+            .await?;
+    let none_discarded: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox_discarded")
+        .fetch_one(&orders.pool)
+        .await?;
+    assert_eq!(
+        (still_parked, none_discarded),
+        (1, 0),
+        "nothing changes unless confirmed"
+    );
+
+    // Typing the id confirms it.
+    let mut sure = Typing {
+        answer: id.clone(),
+        asked: Vec::new(),
+    };
+    let discarded =
+        admin_answering(&discard("customer re-ordered in two parts"), &mut sure).await?;
     ensure!(discarded.contains("1 held event(s)"), "{discarded}");
+    ensure!(discarded.contains("by ada"), "{discarded}");
     orders.wait_drained().await?;
-    let kept: (String, String) = sqlx::query_as(
-        "SELECT event_type, discard_reason FROM outbox_discarded WHERE record_key = $1",
+    let kept: (String, String, String, Option<String>, Option<String>) = sqlx::query_as(
+        "SELECT event_type, discard_reason, discarded_by, discarded_as, consequence
+         FROM outbox_discarded WHERE record_key = $1",
     )
     .bind(&big)
     .fetch_one(&orders.pool)
     .await?;
+    let role: String = sqlx::query_scalar("SELECT session_user::text")
+        .fetch_one(&orders.pool)
+        .await?;
     assert_eq!(
-        kept,
-        (
-            "OrderPlaced".to_owned(),
-            "customer re-ordered in two parts".to_owned()
-        )
+        (kept.0.as_str(), kept.1.as_str(), kept.2.as_str()),
+        ("OrderPlaced", "customer re-ordered in two parts", "ada")
+    );
+    assert_eq!(kept.3, Some(role), "the database role it was done as");
+    ensure!(
+        kept.4
+            .as_deref()
+            .is_some_and(|c| c.contains("is lost for both consumers")),
+        "the consequence the operator confirmed: {:?}",
+        kept.4
     );
     assert_eq!(orders.published(&big, 1).await?, ["OrderCancelled"]);
     orders.stop().await
