@@ -176,4 +176,22 @@ mod tests {
             );
         }
     }
+
+    #[test]
+    fn a_purge_interval_or_a_retention_of_zero_is_refused_at_start() {
+        for (flag, unit) in [
+            ("--processed-purge-interval-secs", "seconds"),
+            ("--processed-retention-hours", "hours"),
+        ] {
+            let error = cli(&INVOICING_SERVICE, "a consumer")
+                .try_get_matches_from(["invoicing-service", flag, "0"])
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains(&flag[2..]), "{error}");
+            assert!(
+                error.contains(&format!("0 {unit} is not between 1 and")),
+                "{error}"
+            );
+        }
+    }
 }

@@ -25,22 +25,24 @@ use std::time::Duration;
 use rdkafka::Message;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Headers, OwnedHeaders, OwnedMessage};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureRecord;
 use serde::{Deserialize, Serialize};
 use shared_events::headers;
 use sqlx::PgPool;
 
+use crate::kafka::RebuildingProducer;
+
 /// Publishes rejected records to one consumer's dead-letter topic.
 #[derive(Clone)]
 pub struct DeadLetter {
-    producer: FutureProducer,
+    producer: RebuildingProducer,
     topic: String,
     consumer: String,
 }
 
 impl DeadLetter {
     /// Dead-letters to `topic` on behalf of `consumer` (the group name).
-    pub fn new(producer: FutureProducer, topic: String, consumer: String) -> Self {
+    pub fn new(producer: RebuildingProducer, topic: String, consumer: String) -> Self {
         DeadLetter {
             producer,
             topic,
@@ -159,11 +161,29 @@ impl DeadLetter {
         if let Some(value) = record.payload().filter(|_| with_value) {
             out = out.payload(value);
         }
-        self.producer
+        let sent = self
+            .producer
+            .current()
             .send(out, Duration::from_secs(5))
             .await
             .map(|_| ())
-            .map_err(|(e, _)| e)
+            .map_err(|(e, _)| e);
+        if sent.is_err() {
+            // A fatal producer error fails every later send too: replace
+            // the producer, and the caller's retry goes through the new one.
+            match self.producer.rebuild_if_fatal() {
+                Ok(None) => {}
+                Ok(Some(fatal)) => tracing::error!(
+                    consumer = %self.consumer, error = %fatal,
+                    "the dead-letter producer raised a fatal error; replaced it with a new one"
+                ),
+                Err(e) => tracing::error!(
+                    consumer = %self.consumer, error = %e,
+                    "the dead-letter producer raised a fatal error and could not be replaced yet"
+                ),
+            }
+        }
+        sent
     }
 }
 

@@ -16,7 +16,7 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::FutureProducer;
+use rdkafka::producer::{FutureProducer, Producer as _};
 
 /// Where the brokers are and how the orders topic is shaped.
 #[derive(Debug, Clone, clap::Args)]
@@ -213,6 +213,108 @@ pub fn denied(error: &KafkaError) -> Option<RDKafkaErrorCode> {
                 | RDKafkaErrorCode::Authentication
         )
     })
+}
+
+/// An idempotent [`producer`] that is replaced by a new one after a fatal error.
+///
+/// An idempotent producer keeps a producer id and a sequence number per
+/// partition; when librdkafka can no longer vouch for them (the broker fenced
+/// the producer id, a sequence gap it cannot repair), it raises a *fatal*
+/// error: from then on every send fails at once with `Fatal`, and no retry of
+/// that instance ever succeeds. The only way out is a new instance, with a
+/// new producer id. Every user checks after a failed send
+/// ([`RebuildingProducer::rebuild_if_fatal`]); the first to see the fatal
+/// error replaces the instance, counts it, and the failed records are simply
+/// sent again through the new one (the relay's rows stay in the outbox, a
+/// dead letter is retried by the inbox), so nothing is lost and nothing
+/// reordered: the old instance has nothing in flight once its sends failed.
+#[derive(Clone)]
+pub struct RebuildingProducer {
+    shared: std::sync::Arc<SharedProducer>,
+}
+
+struct SharedProducer {
+    kafka: KafkaSettings,
+    settings: ProducerSettings,
+    current: std::sync::RwLock<FutureProducer>,
+    rebuilds: prometheus_client::metrics::counter::Counter,
+}
+
+impl RebuildingProducer {
+    /// Creates the producer; `rebuilds` counts the instances replaced after
+    /// a fatal error (register it on the service's `/metrics`).
+    pub fn new(
+        kafka: &KafkaSettings,
+        settings: &ProducerSettings,
+        rebuilds: prometheus_client::metrics::counter::Counter,
+    ) -> Result<Self, KafkaError> {
+        Ok(RebuildingProducer {
+            shared: std::sync::Arc::new(SharedProducer {
+                current: std::sync::RwLock::new(producer(kafka, settings)?),
+                kafka: kafka.clone(),
+                settings: settings.clone(),
+                rebuilds,
+            }),
+        })
+    }
+
+    /// The producer instance to send through now (a cheap handle).
+    pub fn current(&self) -> FutureProducer {
+        self.shared
+            .current
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// When the current instance has raised a fatal error, replaces it with a
+    /// new one and returns that error's description; `Ok(None)` when it has
+    /// none (or another caller replaced it already). Fails only when the new
+    /// instance cannot be created; the fatal one is kept until a later call
+    /// succeeds.
+    pub fn rebuild_if_fatal(&self) -> Result<Option<String>, KafkaError> {
+        let mut current = self
+            .shared
+            .current
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let Some((code, reason)) = current.client().fatal_error() else {
+            return Ok(None);
+        };
+        let fresh = producer(&self.shared.kafka, &self.shared.settings)?;
+        let fatal = std::mem::replace(&mut *current, fresh);
+        drop(current);
+        self.shared.rebuilds.inc();
+        // Destroying an instance waits for its background threads; not on
+        // the async worker that called us.
+        std::thread::spawn(move || drop(fatal));
+        Ok(Some(format!("{code:?}: {reason}")))
+    }
+
+    /// Makes the current instance raise a fatal error, as a fenced idempotent
+    /// producer does (librdkafka's `rd_kafka_test_fatal_error`): for tests.
+    #[cfg(feature = "fault-injection")]
+    pub fn inject_fatal_error(&self, reason: &str) {
+        let reason = std::ffi::CString::new(reason.replace('\0', " ")).unwrap_or_default();
+        let current = self.current();
+        // SAFETY: the client pointer is valid while `current` lives; the
+        // function copies the reason.
+        unsafe {
+            rdkafka_sys::rd_kafka_test_fatal_error(
+                current.client().native_ptr(),
+                rdkafka_sys::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR__FENCED,
+                reason.as_ptr(),
+            );
+        }
+    }
+}
+
+impl std::fmt::Debug for RebuildingProducer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RebuildingProducer")
+            .field("rebuilds", &self.shared.rebuilds.get())
+            .finish_non_exhaustive()
+    }
 }
 
 /// A topic to create if missing.

@@ -39,6 +39,16 @@
 //!    same statement that deletes it, so the service can show where an
 //!    event went (the order page's journey).
 //!
+//! # When Kafka cannot take records
+//!
+//! A batch that had rows and published none of them makes `/health/ready`
+//! answer 503 with the reason, until a batch publishes again; intake goes
+//! on, the rows wait in the outbox. A *fatal* producer error (a fenced
+//! idempotent producer) fails every later send of that producer instance,
+//! so after a failed batch the relay checks for one and replaces the
+//! instance ([`crate::kafka::RebuildingProducer`]); the failed rows are still
+//! in the outbox and go out through the new one.
+//!
 //! A crash between 2 and 4 means the next active relay publishes the batch
 //! again: publication is at-least-once, in order per key, and consumers
 //! deduplicate by event id. The relay wakes when its own instance commits
@@ -49,21 +59,22 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
+use platform::health::Readiness;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::{DeliveryFuture, FutureRecord, Producer};
 use shared_events::headers;
-use sqlx::postgres::PgListener;
+use sqlx::postgres::{PgConnectOptions, PgListener};
 use sqlx::{Connection, FromRow, PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::backoff::Backoff;
-use crate::kafka::{KafkaSettings, ProducerSettings, ensure_topics_patiently};
+use crate::kafka::{KafkaSettings, ProducerSettings, RebuildingProducer, ensure_topics_patiently};
 use crate::outbox::{CHANNEL, Wakeup};
 
 /// How the relay batches, polls and backs off.
@@ -126,10 +137,57 @@ pub struct RelaySettings {
     /// Advisory lock key that elects the single active relay of one database.
     #[arg(skip = RELAY_LOCK_KEY)]
     pub lock_key: i64,
+    /// Fault injection: makes the producer raise a fatal error before the
+    /// next batch (in-process tests).
+    #[cfg(feature = "fault-injection")]
+    #[arg(skip)]
+    pub fatal_error: Option<FatalErrorSwitch>,
+}
+
+/// A switch an in-process test flips to make the relay's producer raise a
+/// fatal error (as a fenced idempotent producer does) before its next batch.
+#[cfg(feature = "fault-injection")]
+#[derive(Debug, Clone, Default)]
+pub struct FatalErrorSwitch(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+#[cfg(feature = "fault-injection")]
+impl FatalErrorSwitch {
+    /// The next batch starts with a fatal producer error.
+    pub fn flip(&self) {
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn take(&self) -> bool {
+        self.0.swap(false, std::sync::atomic::Ordering::SeqCst)
+    }
 }
 
 /// The relay lock's key: "outbox" in ASCII, one well-known key per database.
 pub const RELAY_LOCK_KEY: i64 = 0x6f75_7462_6f78;
+
+/// How the relay's lock session is opened: `pool`'s connection options plus
+/// TCP keepalives and a user timeout on the server's side of the socket.
+///
+/// The advisory lock lives as long as the server's backend of that session.
+/// A relay whose host vanishes without closing the socket (a crash of the
+/// machine, a network partition) would otherwise leave a half-open session
+/// that holds the lock for hours, until the kernel's default keepalive (two
+/// hours idle) notices, and no other instance could take over. With these
+/// settings PostgreSQL probes an idle peer after 10 s, every 5 s, gives up
+/// after 3 unanswered probes, and drops a connection whose sent data stays
+/// unacknowledged for 30 s: the lock is free about half a minute after the
+/// relay is gone. sqlx has no client-side keepalive options, and the server
+/// side is the one that holds the lock, so these are set as the session's
+/// startup parameters (`tcp_keepalives_idle` and friends; PostgreSQL ignores
+/// them on a Unix-domain socket, where the peer's death is seen at once).
+pub fn lock_session(pool: &PgPool) -> PgConnectOptions {
+    pool.connect_options().as_ref().clone().options([
+        ("tcp_keepalives_idle", "10"),
+        ("tcp_keepalives_interval", "5"),
+        ("tcp_keepalives_count", "3"),
+        ("tcp_user_timeout", "30000"),
+    ])
+}
 
 fn poll_interval(value: &str) -> Result<Duration, String> {
     let interval = platform::config::millis(value)?;
@@ -157,6 +215,8 @@ impl Default for RelaySettings {
             linger: Duration::ZERO,
             max_backoff: Duration::from_secs(5),
             lock_key: RELAY_LOCK_KEY,
+            #[cfg(feature = "fault-injection")]
+            fatal_error: None,
         }
     }
 }
@@ -173,6 +233,7 @@ pub struct RelayMetrics {
     parked: Gauge,
     held: Gauge,
     batch_in_flight: Gauge,
+    producer_rebuilds: Counter,
 }
 
 impl Default for RelayMetrics {
@@ -187,6 +248,7 @@ impl Default for RelayMetrics {
             parked: Gauge::default(),
             held: Gauge::default(),
             batch_in_flight: Gauge::default(),
+            producer_rebuilds: Counter::default(),
         }
     }
 }
@@ -240,6 +302,11 @@ impl RelayMetrics {
             "1 while this instance's relay has claimed a batch and not yet recorded its outcome",
             m.batch_in_flight.clone(),
         );
+        registry.register(
+            "outbox_relay_producer_rebuilds",
+            "Relay producers replaced after a fatal error (a fenced idempotent producer, say)",
+            m.producer_rebuilds.clone(),
+        );
         m
     }
 }
@@ -259,6 +326,8 @@ pub enum RelayError {
         failed: usize,
         /// Records in the batch.
         total: usize,
+        /// Records of the batch that were published all the same.
+        published: usize,
         /// The first error.
         #[source]
         first: KafkaError,
@@ -347,6 +416,9 @@ enum RowOutcome {
     Held,
 }
 
+/// The name under which the relay reports on [`Readiness`].
+const READINESS_PART: &str = "relay";
+
 /// The session that holds the relay lock, if this instance is the active relay.
 struct Leadership {
     conn: Option<PgConnection>,
@@ -357,10 +429,11 @@ struct Leadership {
 pub struct Relay {
     pool: PgPool,
     kafka: KafkaSettings,
-    producer: FutureProducer,
+    producer: RebuildingProducer,
     settings: RelaySettings,
     metrics: RelayMetrics,
     wakeup: Wakeup,
+    readiness: Readiness,
     leadership: tokio::sync::Mutex<Leadership>,
     /// The CloudEvents `ce_source` of every record: `/<client.id>`, i.e. `/order-service`.
     source: String,
@@ -377,7 +450,8 @@ impl Relay {
         metrics: RelayMetrics,
         wakeup: Wakeup,
     ) -> Result<Self, KafkaError> {
-        let producer = crate::kafka::producer(&kafka, producer)?;
+        let producer =
+            RebuildingProducer::new(&kafka, producer, metrics.producer_rebuilds.clone())?;
         let source = format!("/{}", kafka.client_id);
         Ok(Relay {
             source,
@@ -387,11 +461,19 @@ impl Relay {
             settings,
             metrics,
             wakeup,
+            readiness: Readiness::new(),
             leadership: tokio::sync::Mutex::new(Leadership {
                 conn: None,
                 leading: false,
             }),
         })
+    }
+
+    /// The same relay, saying on `readiness` (the service's `/health/ready`)
+    /// when it cannot publish.
+    pub fn reporting_on(mut self, readiness: Readiness) -> Self {
+        self.readiness = readiness;
+        self
     }
 
     /// Runs until `shutdown` fires: finishes the batch in flight, flushes the
@@ -429,7 +511,18 @@ impl Relay {
             if listener.is_none() && self.settings.notify {
                 listener = listen(&self.pool).await;
             }
-            let wait = match self.publish_batch().await {
+            #[cfg(feature = "fault-injection")]
+            if self
+                .settings
+                .fatal_error
+                .as_ref()
+                .is_some_and(FatalErrorSwitch::take)
+            {
+                self.producer.inject_fatal_error("injected by a test");
+            }
+            let outcome = self.publish_batch().await;
+            self.report_readiness(&outcome);
+            let wait = match outcome {
                 Ok(batch) if batch.claimed as i64 >= self.settings.batch_size => {
                     backoff.reset();
                     continue;
@@ -440,6 +533,7 @@ impl Relay {
                 }
                 Err(e) => {
                     self.metrics.publish_errors.inc();
+                    self.rebuild_producer_if_fatal();
                     let delay = backoff.next_delay();
                     tracing::warn!(error = %platform::error::chain(&e), retry_in = ?delay, "relay batch failed");
                     delay
@@ -475,13 +569,58 @@ impl Relay {
                 tracing::debug!(error = %e, "closing the relay's lock session");
             }
         }
-        let producer = self.producer.clone();
+        self.readiness.ready(READINESS_PART);
+        let producer = self.producer.current();
         let flushed =
             tokio::task::spawn_blocking(move || producer.flush(Duration::from_secs(10))).await;
         match flushed {
             Ok(Ok(())) => tracing::info!("relay stopped; producer flushed"),
             Ok(Err(e)) => tracing::warn!(error = %e, "relay stopped; producer flush incomplete"),
             Err(e) => tracing::warn!(error = %e, "relay stopped; producer flush task failed"),
+        }
+    }
+
+    /// Says on `/health/ready` whether the relay can publish: not ready after
+    /// a batch that had rows and published none of them (each of its records
+    /// waited `message.timeout.ms` for Kafka, or the producer or the database
+    /// refused at once), ready again with the first batch that publishes or
+    /// finds nothing to publish. Intake never waits on this: orders are
+    /// still taken and wait in the outbox.
+    fn report_readiness(&self, outcome: &Result<BatchOutcome, RelayError>) {
+        match outcome {
+            Ok(_) | Err(RelayError::Delivery { published: 1.., .. }) => {
+                self.readiness.ready(READINESS_PART)
+            }
+            Err(e) => self.readiness.not_ready(
+                READINESS_PART,
+                format!(
+                    "the outbox relay cannot publish; orders are taken and wait in the outbox: {}",
+                    platform::error::chain(e)
+                ),
+            ),
+        }
+    }
+
+    /// After a failed batch: a fatal producer error fails every later send
+    /// too, so the producer is replaced and the failed rows, still in the
+    /// outbox, go out through the new one with the next batch.
+    fn rebuild_producer_if_fatal(&self) {
+        match self.producer.rebuild_if_fatal() {
+            Ok(None) => {}
+            Ok(Some(fatal)) => tracing::error!(
+                error = %fatal,
+                "the relay's producer raised a fatal error; replaced it with a new one, \
+                 the batch's rows are published again through it"
+            ),
+            Err(e) => {
+                tracing::error!(error = %e, "the relay's producer raised a fatal error and could not be replaced yet");
+                self.readiness.not_ready(
+                    READINESS_PART,
+                    format!(
+                        "the relay's producer raised a fatal error and could not be replaced: {e}"
+                    ),
+                );
+            }
         }
     }
 
@@ -514,7 +653,7 @@ impl Relay {
         let conn = match &mut leadership.conn {
             Some(conn) => conn,
             None => {
-                let mut conn = PgConnection::connect_with(&self.pool.connect_options()).await?;
+                let mut conn = PgConnection::connect_with(&lock_session(&self.pool)).await?;
                 // The relay's writes (deleting published rows, parking) need
                 // not wait for the WAL flush: a delete lost in a database
                 // crash only makes its rows publish again, which consumers'
@@ -633,6 +772,7 @@ impl Relay {
             Some(first) => Err(RelayError::Delivery {
                 failed,
                 total: rows.len(),
+                published: delivered.len(),
                 first,
             }),
         }
@@ -695,6 +835,7 @@ impl Relay {
     /// full, it waits for the oldest outstanding delivery and retries the
     /// same row, so the order of the rows is never changed.
     async fn produce_in_order(&self, rows: &[&OutboxRow]) -> Vec<Settled> {
+        let producer = self.producer.current();
         let mut outcomes: Vec<Option<Settled>> = Vec::with_capacity(rows.len());
         let mut in_flight: VecDeque<(usize, DeliveryFuture, tracing::Span)> = VecDeque::new();
         for (index, row) in rows.iter().enumerate() {
@@ -706,7 +847,7 @@ impl Relay {
                 platform::telemetry::traceparent_of(&span).or_else(|| row.traceparent.clone());
             let mut record = record(row, &self.source, traceparent.as_deref());
             loop {
-                match self.producer.send_result(record) {
+                match producer.send_result(record) {
                     Ok(delivery) => {
                         in_flight.push_back((index, delivery, span));
                         break;

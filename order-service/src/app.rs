@@ -57,6 +57,9 @@ pub async fn build(config: Config) -> Result<App, StartupError> {
     // The outbox relay runs inside this service, on this pool: it turns the
     // outbox rows the handlers commit into Kafka records, woken by them.
     let wakeup = Wakeup::new();
+    // What `/health/ready` reports beyond the database: the relay says when
+    // it cannot publish (intake goes on: orders wait in the outbox).
+    let readiness = Readiness::new();
     let relay = Relay::new(
         pool.clone(),
         config.kafka.clone(),
@@ -65,7 +68,8 @@ pub async fn build(config: Config) -> Result<App, StartupError> {
         RelayMetrics::register(&mut registry),
         wakeup.clone(),
     )
-    .map_err(StartupError::Relay)?;
+    .map_err(StartupError::Relay)?
+    .reporting_on(readiness.clone());
 
     let store = Store::new(pool.clone()).with_wakeup(wakeup);
     let purge = Purge {
@@ -89,7 +93,7 @@ pub async fn build(config: Config) -> Result<App, StartupError> {
         &config.http,
         routes(state, pages),
         pool,
-        Readiness::new(),
+        readiness,
         registry,
     );
     Ok(app

@@ -41,7 +41,7 @@ pub struct Config {
         long = "idempotency-key-retention-hours",
         env = "IDEMPOTENCY_KEY_RETENTION_HOURS",
         default_value = "24",
-        value_parser = platform::config::hours
+        value_parser = platform::config::hours_within(1, platform::config::MAX_RETENTION_HOURS)
     )]
     pub idempotency_key_retention: Duration,
     /// How long the order page can show where each event went (partition, offset): records of published events older than this are deleted
@@ -49,7 +49,7 @@ pub struct Config {
         long = "published-events-retention-hours",
         env = "PUBLISHED_EVENTS_RETENTION_HOURS",
         default_value = "168",
-        value_parser = platform::config::hours
+        value_parser = platform::config::hours_within(1, platform::config::MAX_RETENTION_HOURS)
     )]
     pub published_events_retention: Duration,
     /// How often forgotten idempotency keys and old records of published events are deleted.
@@ -57,7 +57,7 @@ pub struct Config {
         long = "purge-interval-secs",
         env = "PURGE_INTERVAL_SECS",
         default_value = "3600",
-        value_parser = platform::config::secs
+        value_parser = platform::config::secs_within(1, platform::config::MAX_PURGE_INTERVAL_SECS)
     )]
     pub purge_interval: Duration,
     /// Where a browser reaches each service's pages.
@@ -223,5 +223,24 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.contains("relay-batch-size"), "{error}");
+    }
+
+    #[test]
+    fn a_purge_interval_or_a_retention_of_zero_is_refused_at_start() {
+        for (flag, unit) in [
+            ("--purge-interval-secs", "seconds"),
+            ("--idempotency-key-retention-hours", "hours"),
+            ("--published-events-retention-hours", "hours"),
+        ] {
+            let error = Config::cli()
+                .try_get_matches_from(["order-service", flag, "0"])
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains(&flag[2..]), "{error}");
+            assert!(
+                error.contains(&format!("0 {unit} is not between 1 and")),
+                "{error}"
+            );
+        }
     }
 }

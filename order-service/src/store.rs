@@ -249,13 +249,18 @@ impl Store {
     /// PostgreSQL makes the second wait on the unique index until the first
     /// commits (then it sees the winner and replays it) or rolls back (then it
     /// becomes the winner). No read-then-write race is possible.
+    ///
+    /// A key that exists is locked by the same statement (`DO UPDATE ...
+    /// WHERE false` locks the row and writes nothing), so the retention purge
+    /// cannot delete it between the claim and the replay's read of it; a key
+    /// the purge deleted first is simply claimed anew, as a forgotten key is.
     pub async fn place_order(&self, placement: Placement<'_>) -> Result<Placed, StoreError> {
         let mut tx = self.pool.begin().await?;
         if let Some(claim) = placement.idempotency {
             let claimed = sqlx::query(
                 "INSERT INTO idempotency_keys (key, request_sha256, order_id)
                  VALUES ($1, $2, $3)
-                 ON CONFLICT (key) DO NOTHING",
+                 ON CONFLICT (key) DO UPDATE SET key = EXCLUDED.key WHERE false",
             )
             .bind(claim.key)
             .bind(&claim.request_sha256[..])

@@ -52,6 +52,32 @@ pub fn at_least_one(value: &str) -> Result<usize, String> {
     }
 }
 
+/// The longest retention window a setting accepts: ten years.
+pub const MAX_RETENTION_HOURS: u64 = 87_600;
+
+/// The longest interval between two purges a setting accepts: a day.
+pub const MAX_PURGE_INTERVAL_SECS: u64 = 86_400;
+
+/// A parser of whole seconds between `min` and `max`, for settings where 0
+/// is impossible (an interval of 0 would spin or stop a loop).
+pub fn secs_within(min: u64, max: u64) -> impl Fn(&str) -> Result<Duration, String> + Clone {
+    move |value| within(value, min, max, "seconds").map(Duration::from_secs)
+}
+
+/// A parser of whole hours between `min` and `max`, for retention windows
+/// (0 would forget at once what the window exists to keep).
+pub fn hours_within(min: u64, max: u64) -> impl Fn(&str) -> Result<Duration, String> + Clone {
+    move |value| within(value, min, max, "hours").map(|h| Duration::from_secs(h * 3600))
+}
+
+fn within(value: &str, min: u64, max: u64, unit: &str) -> Result<u64, String> {
+    let n = whole(value)?;
+    if !(min..=max).contains(&n) {
+        return Err(format!("{n} {unit} is not between {min} and {max}"));
+    }
+    Ok(n)
+}
+
 fn whole(value: &str) -> Result<u64, String> {
     value
         .trim()
@@ -146,6 +172,14 @@ pub struct DbSettings {
         default_value_t = 8
     )]
     pub max_connections: u32,
+    /// Connections opened at start, before the service listens (so before it says ready), and kept open (at most DB_MAX_CONNECTIONS)
+    #[arg(
+        id = "db_min_connections",
+        long = "db-min-connections",
+        env = "DB_MIN_CONNECTIONS",
+        default_value_t = 4
+    )]
+    pub min_connections: u32,
     /// How long a query waits for a pooled connection before it fails (an
     /// API request is then answered 503).
     #[arg(
@@ -425,12 +459,13 @@ mod tests {
                 "ALLOWED_HOSTS",
                 "DATABASE_URL",
                 "DB_MAX_CONNECTIONS",
+                "DB_MIN_CONNECTIONS",
                 "DB_ACQUIRE_TIMEOUT_MS",
                 "EXAMPLE_KNOB"
             ]
         );
         assert_eq!(variables[0].default.as_deref(), Some("127.0.0.1:8082"));
-        assert_eq!(variables[8].help, "A knob of the example");
+        assert_eq!(variables[9].help, "A knob of the example");
     }
 
     #[test]
@@ -441,5 +476,23 @@ mod tests {
         assert!(hours(&u64::MAX.to_string()).is_err());
         assert_eq!(at_least_one("512"), Ok(512));
         assert!(at_least_one("0").is_err());
+    }
+
+    #[test]
+    fn bounded_durations_refuse_what_is_out_of_range() {
+        let interval = secs_within(1, 86_400);
+        assert_eq!(interval("60"), Ok(Duration::from_secs(60)));
+        assert_eq!(
+            interval("0"),
+            Err("0 seconds is not between 1 and 86400".to_owned())
+        );
+        assert!(interval("86401").is_err());
+        let retention = hours_within(1, 87_600);
+        assert_eq!(retention("24"), Ok(Duration::from_secs(86_400)));
+        assert_eq!(
+            retention("0"),
+            Err("0 hours is not between 1 and 87600".to_owned())
+        );
+        assert!(retention(&u64::MAX.to_string()).is_err());
     }
 }

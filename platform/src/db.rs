@@ -1,10 +1,11 @@
 //! Database pool settings and error classification.
 
 use std::fmt;
+use std::time::{Duration, Instant};
 
 use sqlx::PgPool;
 use sqlx::migrate::Migrator;
-use sqlx::postgres::PgPoolOptions;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 /// A PostgreSQL URL that never prints its password.
 #[derive(Clone, PartialEq, Eq)]
@@ -53,28 +54,77 @@ impl std::str::FromStr for DatabaseUrl {
 
 pub use crate::config::DbSettings;
 
+/// How long a starting service keeps opening its minimum connections while
+/// the database is reachable but slow to hand them out (a busy machine:
+/// each connection is a backend fork and a SCRAM exchange).
+const WARM_UP_PATIENCE: Duration = Duration::from_secs(60);
+
 impl DbSettings {
-    /// Opens the pool; fails when the database cannot be reached now.
-    pub async fn connect(&self) -> Result<PgPool, sqlx::Error> {
-        PgPoolOptions::new()
+    /// Opens the pool with its minimum connections (`min_connections`) all
+    /// open; fails when the database cannot be reached now.
+    ///
+    /// A service answers requests as soon as it listens. With an empty
+    /// pool, the first requests each wait for a connection to be opened,
+    /// and on a machine busy with something else (three Kafka JVMs
+    /// starting, say) that took longer than `acquire_timeout`: answers of
+    /// 503 in the first seconds of a service that said it was ready. So
+    /// the pool is warm before the service listens, and sqlx keeps that
+    /// many open afterwards.
+    pub async fn connect(&self) -> Result<PgPool, StartupError> {
+        if self.min_connections > self.max_connections {
+            return Err(StartupError::PoolSize {
+                min: self.min_connections,
+                max: self.max_connections,
+            });
+        }
+        let connect_error = |source| StartupError::Connect {
+            url: format!("{:?}", self.url),
+            source,
+        };
+        let options: PgConnectOptions = self.url.expose().parse().map_err(connect_error)?;
+        let pool = PgPoolOptions::new()
             .max_connections(self.max_connections)
+            .min_connections(self.min_connections)
             .acquire_timeout(self.acquire_timeout)
-            .connect(self.url.expose())
+            .connect_lazy_with(options);
+        // Reachable now, or fail as before: one connection within the timeout.
+        drop(pool.acquire().await.map_err(connect_error)?);
+        warm_up(&pool, self.min_connections, WARM_UP_PATIENCE)
             .await
+            .map_err(connect_error)?;
+        Ok(pool)
     }
 
     /// Opens the pool and brings the schema up to date with `migrator`.
     pub async fn connect_and_migrate(&self, migrator: &Migrator) -> Result<PgPool, StartupError> {
-        let pool = self
-            .connect()
-            .await
-            .map_err(|source| StartupError::Connect {
-                url: format!("{:?}", self.url),
-                source,
-            })?;
+        let pool = self.connect().await?;
         migrator.run(&pool).await.map_err(StartupError::Migrate)?;
         Ok(pool)
     }
+}
+
+/// Holds `count` connections of `pool` at once, so that that many are open,
+/// then hands them back. An acquire that times out while the database is
+/// slow is tried again (the connections held so far stay held) until
+/// `patience` is spent; any other error ends the warm-up.
+async fn warm_up(pool: &PgPool, count: u32, patience: Duration) -> Result<(), sqlx::Error> {
+    let started = Instant::now();
+    let mut held = Vec::new();
+    while held.len() < count as usize {
+        match pool.acquire().await {
+            Ok(connection) => held.push(connection),
+            Err(sqlx::Error::PoolTimedOut) if started.elapsed() < patience => {
+                tracing::info!(
+                    open = pool.size(),
+                    wanted = count,
+                    "the database is slow to open connections; still warming the pool"
+                );
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    tracing::debug!(connections = held.len(), after = ?started.elapsed(), "database pool warm");
+    Ok(())
 }
 
 /// Why a service's database could not be readied at start-up.
@@ -92,6 +142,14 @@ pub enum StartupError {
     /// The migrations could not be applied.
     #[error("could not bring the database schema up to date")]
     Migrate(#[source] sqlx::migrate::MigrateError),
+    /// The pool's minimum is above its maximum.
+    #[error("DB_MIN_CONNECTIONS ({min}) is more than DB_MAX_CONNECTIONS ({max})")]
+    PoolSize {
+        /// Connections to keep open.
+        min: u32,
+        /// Connections the pool may have.
+        max: u32,
+    },
 }
 
 /// True for errors that mean "the database is (momentarily) unavailable" and
@@ -118,6 +176,25 @@ pub fn is_transient(error: &sqlx::Error) -> bool {
     }
 }
 
+/// The detail of a 503 answered because no pooled connection became free
+/// within the acquire timeout: the database may be fine, the service busy
+/// (or still opening connections).
+pub const POOL_BUSY: &str = "no database connection became free in time; try again shortly";
+
+/// The detail of a 503 answered because the database failed or refused for
+/// the moment (unreachable, shutting down, a conflict to retry).
+pub const DATABASE_UNAVAILABLE: &str = "the database is unavailable; try again shortly";
+
+/// The problem+json detail of a transient database error: which of the two
+/// causes, so that a client or a chaos run can tell a busy pool from a
+/// database that is away.
+pub fn unavailable_detail(error: &sqlx::Error) -> &'static str {
+    match error {
+        sqlx::Error::PoolTimedOut => POOL_BUSY,
+        _ => DATABASE_UNAVAILABLE,
+    }
+}
+
 /// A database error as an HTTP answer: 503 when it is transient (the client
 /// may retry), 500 otherwise. The error is logged in full; the client never
 /// sees SQL or driver internals.
@@ -125,7 +202,7 @@ impl From<sqlx::Error> for crate::Problem {
     fn from(error: sqlx::Error) -> Self {
         if is_transient(&error) {
             tracing::warn!(error = %error, "database unavailable");
-            crate::Problem::unavailable("the database is unavailable; try again shortly")
+            crate::Problem::unavailable(unavailable_detail(&error))
         } else {
             tracing::error!(error = ?error, "database error");
             crate::Problem::internal()
@@ -149,6 +226,9 @@ mod tests {
     fn database_errors_answer_503_when_transient_and_500_otherwise() {
         let unavailable = crate::Problem::from(sqlx::Error::PoolTimedOut);
         assert_eq!(unavailable.status().as_u16(), 503);
+        assert_eq!(unavailable.detail(), POOL_BUSY, "a busy pool says so");
+        let away = crate::Problem::from(sqlx::Error::PoolClosed);
+        assert_eq!(away.detail(), DATABASE_UNAVAILABLE);
         let bug = crate::Problem::from(sqlx::Error::RowNotFound);
         assert_eq!(bug.status().as_u16(), 500);
         assert!(!bug.detail().contains("no rows"));

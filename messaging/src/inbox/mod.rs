@@ -161,7 +161,6 @@ use platform::health::Readiness;
 use rdkafka::consumer::Consumer;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::OwnedMessage;
-use rdkafka::producer::FutureProducer;
 use rdkafka::{Message, Offset, TopicPartitionList};
 use shared_events::RawEnvelope;
 use sqlx::{PgConnection, PgPool};
@@ -171,7 +170,9 @@ use uuid::Uuid;
 
 use crate::backoff::Backoff;
 use crate::dead_letter::DeadLetter;
-use crate::kafka::{KafkaSettings, TopicSpec, ensure_topics_patiently, partition_count};
+use crate::kafka::{
+    KafkaSettings, RebuildingProducer, TopicSpec, ensure_topics_patiently, partition_count,
+};
 
 pub use metrics::InboxMetrics;
 #[cfg(feature = "fault-injection")]
@@ -293,7 +294,8 @@ pub struct Inbox<H: Handler> {
 
 impl<H: Handler> Inbox<H> {
     /// An inbox for `handler`, consuming `kafka.topic` in `settings.group_id`,
-    /// dead-lettering through `producer`, reporting stalls on `readiness`.
+    /// dead-lettering through `producer` (replaced after a fatal error),
+    /// reporting stalls on `readiness`.
     pub fn new(
         pool: PgPool,
         handler: H,
@@ -301,7 +303,7 @@ impl<H: Handler> Inbox<H> {
         settings: InboxSettings,
         metrics: InboxMetrics,
         readiness: Readiness,
-        producer: FutureProducer,
+        producer: RebuildingProducer,
     ) -> Self {
         let dead_letter = DeadLetter::new(
             producer,
@@ -333,7 +335,13 @@ impl<H: Handler> Inbox<H> {
         registry: &mut prometheus_client::registry::Registry,
         readiness: Readiness,
     ) -> Result<Self, KafkaError> {
-        let producer = crate::kafka::producer(&config.kafka, &config.producer)?;
+        let rebuilds = prometheus_client::metrics::counter::Counter::default();
+        registry.register(
+            "inbox_dead_letter_producer_rebuilds",
+            "Dead-letter producers replaced after a fatal error (a fenced idempotent producer, say)",
+            rebuilds.clone(),
+        );
+        let producer = RebuildingProducer::new(&config.kafka, &config.producer, rebuilds)?;
         Ok(Inbox::new(
             pool,
             handler,

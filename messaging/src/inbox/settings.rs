@@ -87,7 +87,7 @@ pub struct InboxSettings {
         long = "processed-retention-hours",
         env = "PROCESSED_RETENTION_HOURS",
         default_value = "168",
-        value_parser = platform::config::hours
+        value_parser = platform::config::hours_within(1, platform::config::MAX_RETENTION_HOURS)
     )]
     pub processed_retention: Duration,
     /// `retention.ms` of this consumer's retry topic (`<topic>.retry.<group>`, where `orderflow-admin dlq replay` writes) when the service creates it, in hours
@@ -114,7 +114,7 @@ pub struct InboxSettings {
         long = "processed-purge-interval-secs",
         env = "PROCESSED_PURGE_INTERVAL_SECS",
         default_value = "3600",
-        value_parser = platform::config::secs
+        value_parser = platform::config::secs_within(1, platform::config::MAX_PURGE_INTERVAL_SECS)
     )]
     pub purge_interval: Duration,
     /// Most records applied in one database transaction: a batch takes what has already arrived, up to this, and never waits to fill

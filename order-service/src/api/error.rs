@@ -59,7 +59,12 @@ impl ApiError {
             ),
             ApiError::Store(e) if e.is_transient() => {
                 tracing::warn!(error = %platform::error::chain(e), "database unavailable");
-                Problem::unavailable("database unavailable, retry")
+                Problem::unavailable(match e {
+                    StoreError::Database(e) => platform::db::unavailable_detail(e),
+                    StoreError::Event(_) | StoreError::Inconsistent(_) => {
+                        platform::db::DATABASE_UNAVAILABLE
+                    }
+                })
             }
             ApiError::Store(e) => {
                 tracing::error!(error = %platform::error::chain(e), "request failed");
@@ -107,10 +112,7 @@ mod tests {
             transient.to_problem().status(),
             StatusCode::SERVICE_UNAVAILABLE
         );
-        assert_eq!(
-            transient.to_problem().detail(),
-            "database unavailable, retry"
-        );
+        assert_eq!(transient.to_problem().detail(), platform::db::POOL_BUSY);
         let bug = ApiError::Store(StoreError::Database(sqlx::Error::RowNotFound));
         assert_eq!(bug.to_problem().status(), StatusCode::INTERNAL_SERVER_ERROR);
         assert!(!bug.to_problem().detail().contains("RowNotFound"));

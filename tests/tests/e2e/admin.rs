@@ -24,8 +24,18 @@ use shipping_service::Shipping;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-/// Runs `orderflow-admin <args>` in this process; its report.
+/// Runs `orderflow-admin <args>` in this process, with no terminal to
+/// confirm on (as in CI); its report.
 async fn admin(args: &[&str]) -> anyhow::Result<String> {
+    admin_answering(args, &mut orderflow_admin::cli::NoOneToAsk).await
+}
+
+/// [`admin`], with `prompt` answering its confirmations; the report, and on
+/// failure the error with what was reported before it.
+async fn admin_answering(
+    args: &[&str],
+    prompt: &mut impl orderflow_admin::cli::Prompt,
+) -> anyhow::Result<String> {
     let mut out = Vec::new();
     // The tests' topics are their own, which the tool's principal has no
     // ACLs on: the administrative principal runs it.
@@ -38,15 +48,30 @@ async fn admin(args: &[&str]) -> anyhow::Result<String> {
         "--kafka-sasl-password",
         admin.password,
     ];
-    orderflow_admin::cli::run(
+    let result = orderflow_admin::cli::run_with(
         std::iter::once("orderflow-admin")
             .chain(credentials)
             .chain(args.iter().copied()),
         &mut out,
+        prompt,
     )
-    .await
-    .map_err(|e| anyhow::anyhow!("orderflow-admin {}: {e}", args.join(" ")))?;
-    Ok(String::from_utf8(out)?)
+    .await;
+    let report = String::from_utf8(out)?;
+    result.map_err(|e| anyhow::anyhow!("orderflow-admin {}: {e}\n{report}", args.join(" ")))?;
+    Ok(report)
+}
+
+/// An operator at a terminal who types `answer` when asked; keeps the questions.
+struct Typing {
+    answer: String,
+    asked: Vec<String>,
+}
+
+impl orderflow_admin::cli::Prompt for Typing {
+    fn ask(&mut self, question: &str) -> Option<String> {
+        self.asked.push(question.to_owned());
+        Some(self.answer.clone())
+    }
 }
 
 async fn items(service: &ServiceUnderTest, path: &str) -> anyhow::Result<Vec<Value>> {
@@ -88,7 +113,11 @@ async fn a_dead_letter_is_listed_replayed_and_applied_by_its_consumer_only() -> 
     let invoicing_group = fresh_group(Invoicing::SERVICE.short);
     let dlq = shared_events::topics::dead_letter(&topic, &invoicing_group);
     infra.create_topic(&dlq, 1, &[]).await?;
-    let dead_letters: rdkafka::producer::FutureProducer = infra.kafka_config().create()?;
+    let dead_letters = messaging::kafka::RebuildingProducer::new(
+        &messaging::kafka::KafkaSettings::local(infra.kafka_bootstrap_servers(), &topic),
+        &Default::default(),
+        Default::default(),
+    )?;
     DeadLetter::new(dead_letters, dlq.clone(), invoicing_group.clone())
         .send(&source, "refused by invoicing 1.0 (since fixed)")
         .await?;
@@ -542,43 +571,96 @@ async fn a_discarded_event_is_kept_with_its_reason_and_releases_the_events_behin
     let id: i64 = sqlx::query_scalar("SELECT id FROM outbox WHERE parked_at IS NOT NULL")
         .fetch_one(&orders.pool)
         .await?;
-    let refused = admin(&[
-        "outbox",
-        "discard",
-        "--id",
-        &id.to_string(),
-        "--reason",
-        " ",
-        "--database-url",
-        &orders.url,
-    ])
-    .await;
+    let id = id.to_string();
+    let discard = |reason: &'static str| {
+        [
+            "outbox",
+            "discard",
+            "--id",
+            id.as_str(),
+            "--reason",
+            reason,
+            "--by",
+            "ada",
+            "--database-url",
+            orders.url.as_str(),
+        ]
+    };
+    let refused = admin(&[&discard(" ")[..], &["--yes"]].concat()).await;
     ensure!(refused.is_err(), "a discard needs a reason: {refused:?}");
-    let discarded = admin(&[
-        "outbox",
-        "discard",
-        "--id",
-        &id.to_string(),
-        "--reason",
-        "customer re-ordered in two parts",
-        "--database-url",
-        &orders.url,
-    ])
-    .await?;
+
+    // Without --yes and without a terminal: refused, after saying what it would do.
+    let unconfirmed = admin(&discard("customer re-ordered in two parts"))
+        .await
+        .expect_err("no terminal to confirm on, no --yes")
+        .to_string();
+    ensure!(
+        unconfirmed.contains(&format!(
+            "Order {big} is lost for both consumers: it is never invoiced and never shipped"
+        )),
+        "{unconfirmed}"
+    );
+    ensure!(
+        unconfirmed.contains("add --yes to confirm"),
+        "{unconfirmed}"
+    );
+    // At a terminal, any answer but the id stops it.
+    let mut hesitant = Typing {
+        answer: "y".to_owned(),
+        asked: Vec::new(),
+    };
+    let stopped =
+        admin_answering(&discard("customer re-ordered in two parts"), &mut hesitant).await;
+    ensure!(stopped.is_err(), "{stopped:?}");
+    ensure!(
+        hesitant.asked == [format!("Type {id} to discard it, anything else to stop:")],
+        "{:?}",
+        hesitant.asked
+    );
+    let still_parked: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM outbox WHERE parked_at IS NOT NULL")
+            .fetch_one(&orders.pool)
+            .await?;
+    let none_discarded: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox_discarded")
+        .fetch_one(&orders.pool)
+        .await?;
+    assert_eq!(
+        (still_parked, none_discarded),
+        (1, 0),
+        "nothing changes unless confirmed"
+    );
+
+    // Typing the id confirms it.
+    let mut sure = Typing {
+        answer: id.clone(),
+        asked: Vec::new(),
+    };
+    let discarded =
+        admin_answering(&discard("customer re-ordered in two parts"), &mut sure).await?;
     ensure!(discarded.contains("1 held event(s)"), "{discarded}");
+    ensure!(discarded.contains("by ada"), "{discarded}");
     orders.wait_drained().await?;
-    let kept: (String, String) = sqlx::query_as(
-        "SELECT event_type, discard_reason FROM outbox_discarded WHERE record_key = $1",
+    let kept: (String, String, String, Option<String>, Option<String>) = sqlx::query_as(
+        "SELECT event_type, discard_reason, discarded_by, discarded_as, consequence
+         FROM outbox_discarded WHERE record_key = $1",
     )
     .bind(&big)
     .fetch_one(&orders.pool)
     .await?;
+    let role: String = sqlx::query_scalar("SELECT session_user::text")
+        .fetch_one(&orders.pool)
+        .await?;
     assert_eq!(
-        kept,
-        (
-            "OrderPlaced".to_owned(),
-            "customer re-ordered in two parts".to_owned()
-        )
+        (kept.0.as_str(), kept.1.as_str(), kept.2.as_str()),
+        ("OrderPlaced", "customer re-ordered in two parts", "ada")
+    );
+    assert_eq!(kept.3, Some(role), "the database role it was done as");
+    ensure!(
+        kept.4
+            .as_deref()
+            .is_some_and(|c| c.contains("is lost for both consumers")),
+        "the consequence the operator confirmed: {:?}",
+        kept.4
     );
     assert_eq!(orders.published(&big, 1).await?, ["OrderCancelled"]);
     orders.stop().await

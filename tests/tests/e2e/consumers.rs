@@ -936,3 +936,51 @@ async fn each_consumer_group_member_is_named_after_its_service() -> anyhow::Resu
     }
     Ok(())
 }
+
+/// A fatal error of the dead-letter producer (as a fenced idempotent
+/// producer raises; here librdkafka's `rd_kafka_test_fatal_error`) fails
+/// every send of that instance: the failed send replaces it at once, counts
+/// it, and the inbox's retry of the dead letter goes through the new one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_fatal_error_the_dead_letter_producer_is_rebuilt_and_the_retry_goes_through()
+-> anyhow::Result<()> {
+    use messaging::dead_letter::DeadLetter;
+    use messaging::kafka::{KafkaSettings, RebuildingProducer};
+    use rdkafka::message::{OwnedMessage, Timestamp};
+
+    let infra = TestInfra::acquire().await?;
+    let topic = infra.fresh_topic(1).await?;
+    let dlq = infra.fresh_topic(1).await?;
+    let rebuilds = prometheus_client::metrics::counter::Counter::<u64>::default();
+    let producer = RebuildingProducer::new(
+        &KafkaSettings::local(infra.kafka_bootstrap_servers(), &topic),
+        &Default::default(),
+        rebuilds.clone(),
+    )?;
+    let dead_letter = DeadLetter::new(producer.clone(), dlq.clone(), "a-consumer".into());
+    let refused = OwnedMessage::new(
+        Some(b"{\"not\": \"an event\"}".to_vec()),
+        Some(b"some-order".to_vec()),
+        topic,
+        Timestamp::NotAvailable,
+        0,
+        7,
+        None,
+    );
+
+    producer.inject_fatal_error("injected by a test");
+    ensure!(
+        dead_letter.send(&refused, "not an event").await.is_err(),
+        "the fenced instance fails the send"
+    );
+    assert_eq!(rebuilds.get(), 1, "and is replaced at once");
+    dead_letter.send(&refused, "not an event").await?;
+    assert_eq!(rebuilds.get(), 1, "a healthy instance is kept");
+    let letters = read_records(&infra, &dlq, 1).await?;
+    assert_eq!(
+        letters[0].payload(),
+        refused.payload(),
+        "the retry went through"
+    );
+    Ok(())
+}

@@ -364,7 +364,8 @@ async fn an_effect_rejecting_one_event_mid_batch_dead_letters_it_alone() -> anyh
     let metrics = InboxMetrics::register(&mut registry);
     let mut kafka = setup.infra.kafka_settings(&setup.topic);
     kafka.partitions = 1;
-    let producer = messaging::kafka::producer(&kafka, &Default::default())?;
+    let producer =
+        messaging::kafka::RebuildingProducer::new(&kafka, &Default::default(), Default::default())?;
     let inbox = Inbox::new(
         setup.pool.clone(),
         Ledger,

@@ -717,6 +717,129 @@ async fn an_idempotency_key_is_recognised_within_its_retention_and_forgotten_aft
     api.stop().await;
 }
 
+/// A retry whose key the retention purge deletes between the claim (the key
+/// exists: a replay) and the replay's read of the key: it must replay or
+/// place, never answer 500. A statement trigger, test scaffolding only,
+/// parks the retry right after its claim until the test has run the purge's
+/// DELETE; the claim locks an existing key, so that DELETE waits for the
+/// retry instead of pulling the key from under it.
+#[tokio::test]
+async fn a_retry_racing_the_purge_of_its_key_is_answered_not_failed() {
+    let api = OrdersApi::start().await;
+    let first = api.post_order(&order(), Some("racing-key")).await;
+    assert_eq!(first.status(), StatusCode::CREATED);
+    let first: Value = first.json().await.unwrap();
+    sqlx::raw_sql(
+        "CREATE FUNCTION park_after_claim() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN
+             PERFORM pg_advisory_lock_shared(2121);
+             PERFORM pg_advisory_unlock_shared(2121);
+             RETURN NULL;
+         END $$;
+         CREATE TRIGGER park_after_claim AFTER INSERT ON idempotency_keys
+             FOR EACH STATEMENT EXECUTE FUNCTION park_after_claim();",
+    )
+    .execute(&api.pool)
+    .await
+    .unwrap();
+    let mut gate = api.pool.acquire().await.unwrap();
+    sqlx::query("SELECT pg_advisory_lock(2121)")
+        .execute(&mut *gate)
+        .await
+        .unwrap();
+
+    let waiting_on = |what: &'static str| {
+        let pool = api.pool.clone();
+        move || {
+            let pool = pool.clone();
+            async move {
+                let n: i64 = sqlx::query_scalar(
+                    "SELECT count(*) FROM pg_stat_activity
+                     WHERE datname = current_database() AND wait_event_type = 'Lock'
+                       AND query LIKE $1",
+                )
+                .bind(what)
+                .fetch_one(&pool)
+                .await?;
+                Ok(n > 0)
+            }
+        }
+    };
+    let race = async {
+        e2e::services::wait_until(
+            "the retry to be parked after its claim",
+            waiting_on("INSERT INTO idempotency_keys%"),
+        )
+        .await
+        .unwrap();
+        // The purge deletes the key while the retry is between claim and read.
+        let purge = tokio::spawn({
+            let pool = api.pool.clone();
+            async move {
+                sqlx::query("DELETE FROM idempotency_keys WHERE key = 'racing-key'")
+                    .execute(&pool)
+                    .await
+            }
+        });
+        let waiting = waiting_on("DELETE FROM idempotency_keys%");
+        e2e::services::wait_until("the purge to be done or to wait for the retry", || {
+            let waiting = waiting();
+            let done = purge.is_finished();
+            async move { Ok(done || waiting.await?) }
+        })
+        .await
+        .unwrap();
+        sqlx::query("SELECT pg_advisory_unlock(2121)")
+            .execute(&mut *gate)
+            .await
+            .unwrap();
+        purge.await
+    };
+    let again = order();
+    let (retry, purge) = tokio::join!(api.post_order(&again, Some("racing-key")), race);
+    assert_eq!(retry.status(), StatusCode::CREATED, "replayed, not failed");
+    assert_eq!(
+        retry
+            .headers()
+            .get("idempotent-replayed")
+            .map(|v| v.as_bytes()),
+        Some(&b"true"[..])
+    );
+    assert_eq!(retry.json::<Value>().await.unwrap()["id"], first["id"]);
+    purge.unwrap().unwrap();
+    drop(gate);
+    api.stop().await;
+}
+
+/// A service is warm before it answers: `build` returns (and the service
+/// listens) only once the pool holds DB_MIN_CONNECTIONS open connections, so
+/// the first requests on a busy machine do not each wait for a connection
+/// to be opened (a backend fork and a SCRAM exchange) and time out with 503.
+#[tokio::test]
+async fn a_started_service_has_its_minimum_connections_open_before_it_answers() {
+    const MIN: u32 = 6;
+    let api = OrdersApi::start_with(|config| {
+        let url = config.database.url.expose();
+        let join = if url.contains('?') { '&' } else { '?' };
+        let url = format!("{url}{join}application_name=warm-pool-under-test");
+        config.database.url = platform::db::DatabaseUrl::new(url);
+        config.database.min_connections = MIN;
+    })
+    .await;
+    // Counted at once: no request has been made, no wait for the pool.
+    let open: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'warm-pool-under-test'",
+    )
+    .fetch_one(&api.pool)
+    .await
+    .unwrap();
+    assert!(
+        open >= i64::from(MIN),
+        "the pool's minimum is open as it starts: {open} of {MIN}"
+    );
+    api.stop().await;
+}
+
 /// Records of where each event went (for the order page) are deleted once
 /// older than PUBLISHED_EVENTS_RETENTION_HOURS; younger ones stay.
 #[tokio::test]

@@ -85,6 +85,21 @@ impl OrderService {
         Ok(())
     }
 
+    /// `GET /health/ready`: its status and its body.
+    async fn readiness(&self) -> anyhow::Result<(StatusCode, String)> {
+        let response = self
+            .client
+            .get(format!("{}/health/ready", self.base))
+            .send()
+            .await?;
+        Ok((response.status(), response.text().await?))
+    }
+
+    /// The value of `name` on `/metrics`.
+    async fn metric(&self, name: &str) -> anyhow::Result<u64> {
+        metric(&self.client, &self.base, name).await
+    }
+
     /// Graceful stop: drains HTTP, lets the relay finish its batch.
     async fn stop(self) -> anyhow::Result<()> {
         self.stop.cancel();
@@ -587,10 +602,20 @@ async fn orders_keep_coming_while_kafka_is_down_and_all_arrive_in_order() -> any
         outbox_len(&pool).await? >= i64::try_from(DURING)?,
         "the backlog grows while Kafka is down"
     );
+    // Readiness says the relay cannot publish, while intake answered 201 throughout.
+    wait_until("readiness to say the relay cannot publish", || async {
+        let (status, body) = service.readiness().await?;
+        Ok(status == StatusCode::SERVICE_UNAVAILABLE && body.contains("relay cannot publish"))
+    })
+    .await?;
 
     cluster.start().await?;
     wait_until("the backlog to drain after Kafka is back", || async {
         Ok(outbox_len(&pool).await? == 0)
+    })
+    .await?;
+    wait_until("readiness to be back", || async {
+        Ok(service.readiness().await?.0 == StatusCode::OK)
     })
     .await?;
     service.stop().await?;
@@ -773,4 +798,78 @@ impl PrivateKafka {
         let _ = std::fs::remove_dir_all(&self.dir);
         Ok(())
     }
+}
+
+/// The relay's lock session carries server-side TCP keepalives: PostgreSQL
+/// closes a half-open session of a vanished relay (and frees the lock for
+/// another instance) in about half a minute, not after the kernel's two hours.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_relay_lock_session_has_tcp_keepalives() -> anyhow::Result<()> {
+    use sqlx::Connection as _;
+    let infra = TestInfra::acquire().await?;
+    let (_, pool) = infra.fresh_database(ServiceRole::Orders).await?;
+    let mut session =
+        sqlx::PgConnection::connect_with(&messaging::relay::lock_session(&pool)).await?;
+    let mut settings = Vec::new();
+    for name in [
+        "tcp_keepalives_idle",
+        "tcp_keepalives_interval",
+        "tcp_keepalives_count",
+        "tcp_user_timeout",
+    ] {
+        let value: String = sqlx::query_scalar("SELECT setting FROM pg_settings WHERE name = $1")
+            .bind(name)
+            .fetch_one(&mut session)
+            .await?;
+        settings.push(value);
+    }
+    assert_eq!(settings, ["10", "5", "3", "30000"], "over TCP to 127.0.0.1");
+    session.close().await?;
+    Ok(())
+}
+
+/// A fatal producer error (here librdkafka's `rd_kafka_test_fatal_error`,
+/// as a fenced idempotent producer raises) fails every later send of that
+/// producer instance: the relay replaces it, counts it, and keeps publishing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_fatal_producer_error_the_relay_rebuilds_its_producer_and_keeps_publishing()
+-> anyhow::Result<()> {
+    const ORDERS: usize = 6;
+    let infra = TestInfra::acquire().await?;
+    let topic = infra.fresh_topic(3).await?;
+    let (url, pool) = infra.fresh_database(ServiceRole::Orders).await?;
+    let bootstrap = infra.kafka_bootstrap_servers();
+    let mut config = order_service::Config::for_flow(url, bootstrap, &topic);
+    let fatal = messaging::relay::FatalErrorSwitch::default();
+    config.relay.fatal_error = Some(fatal.clone());
+    config.relay.max_backoff = Duration::from_millis(500);
+    let service = OrderService::start(config).await?;
+    service.place(0).await?;
+    wait_until("the first order to be published", || async {
+        Ok(outbox_len(&pool).await? == 0)
+    })
+    .await?;
+
+    fatal.flip();
+    for i in 1..ORDERS {
+        service.place(i).await?;
+    }
+    wait_until(
+        "the orders after the fatal error to be published",
+        || async { Ok(outbox_len(&pool).await? == 0) },
+    )
+    .await?;
+    assert_eq!(
+        service.metric("outbox_relay_producer_rebuilds").await?,
+        1,
+        "one producer replaced"
+    );
+    assert_eq!(service.readiness().await?.0, StatusCode::OK);
+    let records = read_records(&infra, &topic, ORDERS).await?;
+    assert_eq!(
+        events_per_order(&records)?.len(),
+        ORDERS,
+        "every order once"
+    );
+    service.stop().await
 }

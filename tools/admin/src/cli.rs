@@ -104,8 +104,11 @@ pub enum OutboxCommand {
         #[command(flatten)]
         database: Database,
     },
-    /// Drops a parked event from the flow for good, keeping it and the reason
-    /// in `outbox_discarded`; the events held behind it are published.
+    /// Drops a parked event from the flow for good, keeping it, the reason
+    /// and who discarded it in `outbox_discarded`; the events held behind it
+    /// are published. Says first what this does to the order (a discarded
+    /// OrderPlaced is never invoiced nor shipped; a discarded OrderCancelled
+    /// leaves the invoice and the shipment active) and asks to confirm.
     Discard {
         /// The outbox id of the event.
         #[arg(long)]
@@ -113,6 +116,12 @@ pub enum OutboxCommand {
         /// Why (kept with the event).
         #[arg(long)]
         reason: String,
+        /// Who discards it (kept with the event); the login name unless given.
+        #[arg(long, env = "USER")]
+        by: String,
+        /// Confirms without asking (needed where there is no terminal to ask on).
+        #[arg(long)]
+        yes: bool,
         #[command(flatten)]
         database: Database,
     },
@@ -130,11 +139,60 @@ pub struct Database {
     pub database_url: String,
 }
 
+/// Where a command that loses data asks the operator to confirm.
+pub trait Prompt {
+    /// Asks `question`; the answer, or `None` when there is no one to ask.
+    fn ask(&mut self, question: &str) -> Option<String>;
+}
+
+/// Asks on the terminal: the question on stderr, the answer from stdin;
+/// nobody to ask when stdin is not a terminal (CI, a pipe, a cron job).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Terminal;
+
+impl Prompt for Terminal {
+    fn ask(&mut self, question: &str) -> Option<String> {
+        use std::io::{BufRead, IsTerminal};
+        let stdin = std::io::stdin();
+        if !stdin.is_terminal() {
+            return None;
+        }
+        eprint!("{question} ");
+        let mut answer = String::new();
+        stdin.lock().read_line(&mut answer).ok()?;
+        Some(answer.trim().to_owned())
+    }
+}
+
+/// Nobody to ask: a command that needs confirmation is refused without `--yes`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoOneToAsk;
+
+impl Prompt for NoOneToAsk {
+    fn ask(&mut self, _question: &str) -> Option<String> {
+        None
+    }
+}
+
 /// Parses `args` (the program name first) and runs the command, writing its
-/// report to `out`. `--help` and `--version` are written to `out` too.
+/// report to `out` and asking on the terminal when a command needs
+/// confirmation. `--help` and `--version` are written to `out` too.
 pub async fn run<I, T>(
     args: I,
     out: &mut impl Write,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    run_with(args, out, &mut Terminal).await
+}
+
+/// [`run`], asking `prompt` for confirmations.
+pub async fn run_with<I, T>(
+    args: I,
+    out: &mut impl Write,
+    prompt: &mut impl Prompt,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
 where
     I: IntoIterator<Item = T>,
@@ -156,7 +214,7 @@ where
             let cluster = Cluster::new(&cli.bootstrap_servers, &cli.kafka);
             dlq(cluster, &cli.topic, command, out).await
         }
-        Command::Outbox(command) => outbox(command, out).await,
+        Command::Outbox(command) => outbox(command, out, prompt).await,
     }
 }
 
@@ -290,6 +348,7 @@ fn write_letter(out: &mut impl Write, dlq_topic: &str, letter: &DeadLetter) -> s
 async fn outbox(
     command: OutboxCommand,
     out: &mut impl Write,
+    prompt: &mut impl Prompt,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let database = match &command {
         OutboxCommand::List(database)
@@ -334,17 +393,59 @@ async fn outbox(
                 "retried {retried} parked event(s); the relay publishes them now (parked again if Kafka still refuses them)"
             )?;
         }
-        OutboxCommand::Discard { id, reason, .. } => {
-            let discarded = outbox::discard(&pool, id, &reason).await?;
+        OutboxCommand::Discard {
+            id,
+            reason,
+            by,
+            yes,
+            ..
+        } => {
+            let parked = outbox::parked_one(&pool, id).await?;
+            let consequence = outbox::consequence(&parked);
             writeln!(
                 out,
-                "discarded #{id} ({} {}), kept in outbox_discarded with the reason; {} held event(s) of key {} now flow",
+                "discarding #{id} ({} {}) takes it out of the flow for good:",
+                parked.event_type, parked.event_id
+            )?;
+            writeln!(out, "  {consequence}")?;
+            out.flush()?;
+            if !yes {
+                confirm(prompt, id)?;
+            }
+            let discarded = outbox::discard(
+                &pool,
+                outbox::Discard {
+                    id,
+                    reason: &reason,
+                    by: &by,
+                    consequence: &consequence,
+                },
+            )
+            .await?;
+            writeln!(
+                out,
+                "discarded #{id} ({} {}), kept in outbox_discarded with the reason, by {by}; {} held event(s) of key {} now flow",
                 discarded.event_type, discarded.event_id, discarded.released, discarded.record_key
             )?;
         }
     }
     pool.close().await;
     Ok(())
+}
+
+/// Asks the operator to type the outbox id `id`; refused (nothing changed)
+/// without a terminal or on any other answer.
+fn confirm(prompt: &mut impl Prompt, id: i64) -> Result<(), AdminError> {
+    match prompt.ask(&format!("Type {id} to discard it, anything else to stop:")) {
+        None => Err(AdminError::Refused(format!(
+            "nothing discarded: there is no terminal to confirm on; read what the discard of #{id} \
+             does above and add --yes to confirm it"
+        ))),
+        Some(answer) if answer == id.to_string() => Ok(()),
+        Some(_) => Err(AdminError::Refused(format!(
+            "nothing discarded: #{id} was not confirmed"
+        ))),
+    }
 }
 
 /// `3h 12m`, `4m 5s`, `12s`.
@@ -389,8 +490,26 @@ mod tests {
             .is_err()
         );
         assert!(
-            Cli::try_parse_from(["orderflow-admin", "outbox", "discard", "--id", "3"]).is_err()
+            Cli::try_parse_from(["orderflow-admin", "outbox", "discard", "--id", "3"]).is_err(),
+            "a discard needs a reason"
         );
+    }
+
+    #[test]
+    fn a_discard_is_refused_unless_confirmed_with_the_id() {
+        assert!(
+            confirm(&mut NoOneToAsk, 3).is_err(),
+            "no terminal, no --yes"
+        );
+        struct Answer(&'static str);
+        impl Prompt for Answer {
+            fn ask(&mut self, _: &str) -> Option<String> {
+                Some(self.0.to_owned())
+            }
+        }
+        assert!(confirm(&mut Answer("yes"), 3).is_err());
+        assert!(confirm(&mut Answer("4"), 3).is_err());
+        assert!(confirm(&mut Answer("3"), 3).is_ok());
     }
 
     #[test]

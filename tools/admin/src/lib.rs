@@ -15,7 +15,9 @@
 //!   topic, and each refusal is replayed once per run (its latest dead
 //!   letter), so a replay neither reaches other consumers nor multiplies.
 //! - [`outbox`]: list parked events, retry them (after raising the limit that
-//!   refused them), or discard one with a reason kept in `outbox_discarded`.
+//!   refused them), or discard one: the tool says what that does to the
+//!   order, asks to confirm (or takes `--yes`), and keeps the event in
+//!   `outbox_discarded` with the reason, who discarded it and that consequence.
 //!
 //! [`cli`] is the command line (`orderflow-admin --help`); its `run` takes
 //! the arguments and an output, so tests drive exactly what an operator types.

@@ -8,6 +8,7 @@
 //! every order the client means to place ends up placed exactly once, and the
 //! audit knows the id of each.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -72,6 +73,9 @@ pub(crate) struct LoadStats {
     pub(crate) unavailable: u64,
     /// 503 answers whose body was `application/problem+json`.
     pub(crate) unavailable_as_problem: u64,
+    /// 503 answers by cause: the problem's `detail`, which names it (a busy
+    /// pool, a database away), or how the answer failed to say.
+    pub(crate) unavailable_causes: BTreeMap<String, u64>,
     /// Other 5xx answers (500, 502, 504): defects.
     pub(crate) server_errors: u64,
     /// Refused, reset or timed-out connections (the service was down or stuck).
@@ -265,6 +269,9 @@ fn judge(sent: Result<Reply, orderflow_client::ClientError>, stats: &Mutex<LoadS
         503 => {
             record(stats, |s| {
                 s.unavailable += 1;
+                *s.unavailable_causes
+                    .entry(cause_of_503(&reply))
+                    .or_default() += 1;
                 if reply.problem {
                     s.unavailable_as_problem += 1;
                 } else {
@@ -290,6 +297,40 @@ fn judge(sent: Result<Reply, orderflow_client::ClientError>, stats: &Mutex<LoadS
             });
             Answer::GiveUp
         }
+    }
+}
+
+/// What a 503 says caused it: its problem+json `detail`.
+fn cause_of_503(reply: &Reply) -> String {
+    if !reply.problem {
+        return "(not problem+json)".to_owned();
+    }
+    serde_json::from_str::<serde_json::Value>(&reply.body)
+        .ok()
+        .and_then(|problem| problem["detail"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| "(no detail)".to_owned())
+}
+
+impl LoadStats {
+    /// The 503 answers the database explains (a busy pool, a database away),
+    /// by their problem+json detail.
+    pub(crate) fn unavailable_for_the_database(&self) -> u64 {
+        [platform::db::POOL_BUSY, platform::db::DATABASE_UNAVAILABLE]
+            .iter()
+            .filter_map(|cause| self.unavailable_causes.get(*cause))
+            .sum()
+    }
+
+    /// Each cause of a 503 with its count: `12 × "..."`.
+    pub(crate) fn unavailable_by_cause(&self) -> String {
+        if self.unavailable_causes.is_empty() {
+            return "none".to_owned();
+        }
+        self.unavailable_causes
+            .iter()
+            .map(|(cause, n)| format!("{n} × \"{cause}\""))
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 

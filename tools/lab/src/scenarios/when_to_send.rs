@@ -396,6 +396,7 @@ impl RelayRun {
             max_backoff: Duration::from_secs(1),
             lock_key: RELAY_LOCK_KEY,
             linger: Duration::ZERO,
+            ..RelaySettings::default()
         };
         let relay = Relay::new(
             pool.clone(),
