@@ -20,7 +20,6 @@
 //! needs `.ci/install-contract-tools`), and no infrastructure.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use platform::services::{self, INVOICING_SERVICE, ORDER_SERVICE, SHIPPING_SERVICE, ServiceFacts};
@@ -30,29 +29,22 @@ use serde_norway::Value;
 const CHART: &str = "deploy/orderflow";
 const SCALED_OUT: &str = "deploy/orderflow/ci/scaled-out-values.yaml";
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from(".."))
-}
-
 fn read(path: &str) -> String {
-    std::fs::read_to_string(repo_root().join(path))
+    std::fs::read_to_string(devinfra::workspace_root().join(path))
         .unwrap_or_else(|e| panic!("{path} at the repo root: {e}"))
 }
 
 /// `helm template` of the chart with `args` (values files, `--set`s): the
 /// rendered objects, or helm's error message.
 fn try_render(args: &[&str]) -> Result<Vec<Value>, String> {
-    let helm = repo_root().join(".tools/chart/bin/helm");
+    let helm = devinfra::workspace_root().join(".tools/chart/bin/helm");
     assert!(
         helm.is_file(),
         "{} is missing: run .ci/install-chart-tools (builds helm from the Go module proxy)",
         helm.display()
     );
     let output = Command::new(&helm)
-        .current_dir(repo_root())
+        .current_dir(devinfra::workspace_root())
         .args(["template", "orderflow", CHART, "--namespace", "orderflow"])
         .args(args)
         .output()
