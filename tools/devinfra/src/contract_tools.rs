@@ -17,6 +17,10 @@ use crate::{InfraError, workspace_root};
 
 /// The script that installs the pinned tools (or finds them up to date).
 const INSTALL: &str = ".ci/install-contract-tools";
+/// The script that installs the Kubernetes chart's checkers (helm and
+/// kubeconform from the Go module proxy, kubernetes-validate from PyPI) into
+/// `.tools/chart`, or finds them at their pins.
+const INSTALL_CHART_TOOLS: &str = ".ci/install-chart-tools";
 /// The script that validates `shared-events/asyncapi.yaml` with the CLI.
 const VALIDATE_ASYNCAPI: &str = ".ci/validate-asyncapi";
 
@@ -29,6 +33,12 @@ pub fn schemathesis() -> PathBuf {
 /// pins changed); their progress goes to this process's output.
 pub async fn install() -> Result<(), InfraError> {
     run_script(INSTALL).await
+}
+
+/// Installs the chart's tools when missing or not at their pins (the chart's
+/// drift test renders the chart with that helm).
+pub async fn install_chart_tools() -> Result<(), InfraError> {
+    run_script(INSTALL_CHART_TOOLS).await
 }
 
 /// Validates the AsyncAPI document of the topics (and the JSON Schemas it

@@ -213,6 +213,17 @@ pub async fn test_tools() -> Vec<Missing> {
             install: install_hint("npm", "node"),
         });
     }
+    if find_program("go").is_none() {
+        missing.push(Missing {
+            what: "Go 1.21 or newer (go), which builds helm and kubeconform for the chart's checks"
+                .into(),
+            install: if cfg!(target_os = "macos") {
+                "brew install go".into()
+            } else {
+                "install Go from https://go.dev/dl/ (Debian 12's golang-go is too old)".into()
+            },
+        });
+    }
     missing
 }
 

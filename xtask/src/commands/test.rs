@@ -5,7 +5,7 @@
 //! driver, Python 3 with `venv` and npm, and the infrastructure's own
 //! prerequisites) is reported at once, one line each with the command that
 //! installs it; then
-//! the contract tools are installed when missing or stale
+//! the contract tools and the chart's tools are installed when missing or stale
 //! ([`devinfra::contract_tools`]) and the AsyncAPI document is validated.
 //!
 //! When `KAFKA_BOOTSTRAP_SERVERS` and `POSTGRES_ADMIN_URL` are already set
@@ -75,7 +75,8 @@ pub async fn test(test_args: &[String], chaos: bool, lab: bool) -> Result<ExitCo
 }
 
 /// Checks the machine for everything the run needs (all missing tools in one
-/// report), then installs the contract tools and validates the AsyncAPI document.
+/// report), then installs the contract and chart tools and validates the
+/// AsyncAPI document.
 async fn set_up() -> Result<(), InfraError> {
     let mut missing = prereq::test_tools().await;
     if Settings::from_env().is_none()
@@ -88,6 +89,8 @@ async fn set_up() -> Result<(), InfraError> {
     }
     eprintln!("xtask: contract tools (installed into .tools/ when missing or stale)");
     contract_tools::install().await?;
+    eprintln!("xtask: chart tools (installed into .tools/chart when missing or stale)");
+    contract_tools::install_chart_tools().await?;
     eprintln!("xtask: validating shared-events/asyncapi.yaml");
     contract_tools::validate_asyncapi().await
 }
