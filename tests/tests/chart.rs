@@ -130,18 +130,6 @@ fn declared(command: &clap::Command) -> Vec<platform::config::Variable> {
 /// honoured by the services, not a setting of ours (README, Traces).
 const OTEL_SERVICE_NAME: &str = platform::telemetry::SERVICE_NAME_VAR;
 
-/// PENDING issue 22: the Kafka credential settings the chart sets
-/// (`orderflow.kafkaCredentialsEnv` in `_helpers.tpl`). This branch does
-/// not have them yet; when issue 22's clap declarations are merged, drop
-/// this list (they are then declared settings like the others) and align
-/// the names in `_helpers.tpl` with them.
-const PENDING_KAFKA_CREDENTIALS: [&str; 4] = [
-    "KAFKA_SECURITY_PROTOCOL",
-    "KAFKA_SASL_MECHANISM",
-    "KAFKA_SASL_USERNAME",
-    "KAFKA_SASL_PASSWORD",
-];
-
 #[test]
 fn every_setting_a_service_declares_is_set_in_its_deployment_and_nothing_else() {
     for (values, objects) in renderings() {
@@ -152,7 +140,6 @@ fn every_setting_a_service_declares_is_set_in_its_deployment_and_nothing_else() 
             let mut expected: BTreeSet<String> =
                 declared(&command).into_iter().map(|v| v.name).collect();
             expected.insert(OTEL_SERVICE_NAME.to_owned());
-            expected.extend(PENDING_KAFKA_CREDENTIALS.map(str::to_owned));
             let missing: Vec<_> = expected.difference(&set).collect();
             let unknown: Vec<_> = set.difference(&expected).collect();
             assert!(
@@ -202,12 +189,6 @@ fn topics(objects: &[Value]) -> BTreeMap<String, &Value> {
     of_kind(objects, "KafkaTopic")
         .map(|t| (text(&t["spec"]["topicName"]), &t["spec"]))
         .collect()
-}
-
-/// PENDING the retry topics (another branch adds them and their name to
-/// `shared_events::topics`): replace with that declaration when merging.
-fn retry_topic(source: &str, group: &str) -> String {
-    format!("{source}.retry.{group}")
 }
 
 fn consumer_groups() -> Vec<&'static str> {
@@ -324,9 +305,11 @@ fn rendered_acls(objects: &[Value]) -> BTreeSet<Acl> {
     acls
 }
 
-/// PENDING issue 22: the ACLs of each principal, written out here until the
-/// one Rust declaration of them (issue 22, for the native stack and
-/// compose) is merged; then build this list from that declaration instead.
+/// The ACLs of each principal in the chart: the roles of
+/// `devinfra::kafka::access` (which the native stack and compose apply), with
+/// Strimzi's explicit `Describe` beside each Read and Write, and the
+/// operator's dead-letter and retry topics as prefixes, so that a consumer
+/// added to the chart needs no new operator ACL.
 fn expected_acls() -> BTreeSet<Acl> {
     let orders = shared_events::topics::ORDERS;
     let acl = |principal: &str, kind: &str, name: &str, pattern: &str, op: &str| {
@@ -349,7 +332,7 @@ fn expected_acls() -> BTreeSet<Acl> {
             acls.insert(acl(
                 service.name,
                 "topic",
-                &retry_topic(orders, group),
+                &shared_events::topics::retry(orders, group),
                 "literal",
                 op,
             ));

@@ -56,10 +56,9 @@ app.kubernetes.io/name: {{ .component }}
 {{- end -}}
 
 {{/*
-The Kafka client credentials of a service, as environment variables.
-PENDING issue 22: these are the names this branch expects the services'
-SASL settings to carry; the lead aligns them with issue 22's clap
-declarations when merging (the drift test lists them as pending).
+The Kafka client credentials of a service, as environment variables: the
+services' declared SASL settings (KAFKA_SECURITY_PROTOCOL, KAFKA_SASL_*),
+kept equal by tests/tests/chart.rs.
 */}}
 {{- define "orderflow.kafkaCredentialsEnv" -}}
 - name: KAFKA_SECURITY_PROTOCOL
