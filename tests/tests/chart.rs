@@ -204,7 +204,7 @@ fn the_chart_declares_the_topics_the_services_use_with_their_partitions() {
     let mut expected = BTreeSet::from([orders.to_owned()]);
     for group in consumer_groups() {
         expected.insert(shared_events::topics::dead_letter(orders, group));
-        expected.insert(retry_topic(orders, group));
+        expected.insert(shared_events::topics::retry(orders, group));
     }
     // The dedup window must outlive any redelivery the topic can make.
     let dedup_hours: i64 = declared(&invoicing_service::cli())
