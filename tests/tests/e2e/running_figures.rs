@@ -263,7 +263,10 @@ async fn the_running_figures_follow_cancellations_in_either_order_and_ignore_a_s
     consumers.producer.send(&cancelled(cancelled_after)).await?;
     // A cancellation that overtakes its order lowers nothing, and the order
     // it overtook raises nothing.
-    consumers.producer.send(&cancelled(cancelled_before)).await?;
+    consumers
+        .producer
+        .send(&cancelled(cancelled_before))
+        .await?;
     consumers.producer.send(&placed(cancelled_before)).await?;
     // Another OrderPlaced of a placed order (a new event id, another
     // customer): no second invoice, so no balance of its own either.
@@ -272,10 +275,7 @@ async fn the_running_figures_follow_cancellations_in_either_order_and_ignore_a_s
     consumers.producer.send(&again).await?;
     consumers.wait_for(6, 0).await?;
 
-    assert_eq!(
-        consumers.balances().await?,
-        owned([(EMAIL, "EUR", TOTAL)])
-    );
+    assert_eq!(consumers.balances().await?, owned([(EMAIL, "EUR", TOTAL)]));
     assert_eq!(
         consumers.pick_list().await?,
         skus([("CASE.BLK_1", 1), ("IPOD-NANO", 2)])
