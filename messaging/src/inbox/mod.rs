@@ -335,6 +335,12 @@ impl<H: Handler> Inbox<H> {
         }
         let consumer = consumer::subscribe(&self.kafka, &self.settings, self.metrics.clone())?;
         tracing::info!(topic = %self.kafka.topic, group = %self.settings.group_id, "inbox consuming");
+        if !self.settings.deduplicates() {
+            tracing::warn!(
+                "FAULT_DEDUP_OFF: the inbox applies every delivery, redeliveries included; \
+                 effects will be applied twice (fault-injection build, for the audit's self-test)"
+            );
+        }
 
         let purge = tokio::spawn(purge::purge_processed(
             self.pool.clone(),
