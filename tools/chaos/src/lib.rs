@@ -341,9 +341,19 @@ impl ChaosReport {
             ));
         }
         for r in &self.results {
+            // What the audit of the running figures says of the records seen
+            // twice, not what the dedup is supposed to do with them.
+            let duplicates = if r.figures_off == 0 {
+                "absorbed by the dedup".to_owned()
+            } else {
+                format!(
+                    "NOT all absorbed: {} running figures off their rows",
+                    r.figures_off
+                )
+            };
             out.push_str(&format!(
                 "\n**{}** ({}, {:.0} s): {} requests for {} orders, {} answered 503, {} connection errors; \
-                 {} records on the topic a second time (relay republished or injected), absorbed by the dedup; wrong content: {}.\n",
+                 {} records on the topic a second time (relay republished or injected), {duplicates}; wrong content: {}.\n",
                 r.scenario,
                 if r.passed() { "passed" } else { "FAILED" },
                 r.elapsed.as_secs_f64(),
@@ -654,4 +664,56 @@ fn report_progress(
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn result(figures_off: usize) -> ScenarioResult {
+        ScenarioResult {
+            scenario: Scenario::DuplicatesAndPoison,
+            orders: 300,
+            faults: vec!["re-sent 170 records".into()],
+            lost: 0,
+            duplicate_effects: 0,
+            figures_off,
+            wrong_content: 0,
+            reordered: 0,
+            max_recovery: Duration::ZERO,
+            republished: 170,
+            client: ClientView::default(),
+            checks: Vec::new(),
+            notes: Vec::new(),
+            examples: Vec::new(),
+            elapsed: Duration::from_secs(8),
+        }
+    }
+
+    #[test]
+    fn running_figures_off_their_rows_fail_the_scenario_in_their_own_column() {
+        let clean = ChaosReport {
+            results: vec![result(0)],
+            knobs: Vec::new(),
+        };
+        assert!(clean.passed());
+        assert!(clean.markdown().contains("170 records on the topic a second time (relay republished or injected), absorbed by the dedup"));
+
+        let off = ChaosReport {
+            results: vec![result(162)],
+            knobs: vec![("FAULT_DEDUP_OFF".into(), "true".into())],
+        };
+        assert!(!off.passed());
+        let table = off.table();
+        assert!(
+            table.contains("| duplicates-and-poison | 300 | 1 | 0 | 0 | 162 | 0 | 0.0 |"),
+            "{table}"
+        );
+        let report = off.markdown();
+        assert!(
+            report.contains("NOT all absorbed: 162 running figures off their rows"),
+            "{report}"
+        );
+        assert!(!report.contains("absorbed by the dedup"), "{report}");
+    }
 }
