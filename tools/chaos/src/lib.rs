@@ -16,7 +16,8 @@
 //! ports in `<infra dir>/chaos/<run>`, stopped at the end. The logs stay
 //! there when a scenario fails. Only this run builds the consumers with
 //! their `fault-injection` feature ([`FAULT_INJECTION`]): the crash points
-//! scenario 2 needs are compiled into no other build.
+//! scenario 2 needs, and the dedup switch that shows the audit failing
+//! (`--env FAULT_DEDUP_OFF=true`), are compiled into no other build.
 //!
 //! | # | scenario | fault |
 //! |---|----------|-------|
@@ -59,7 +60,9 @@ use orderflow_client::ClientError;
 use shared_events::topics::{self, ORDERS as ORDERS_TOPIC};
 
 /// The cargo features the chaos run builds the services with: the consumers'
-/// crash points (`FAULT_ABORT_AFTER_COMMIT`), compiled into no other build.
+/// crash points (`FAULT_ABORT_AFTER_COMMIT`) and the switch that turns
+/// their dedup off to show that the audit fails (`FAULT_DEDUP_OFF`, set
+/// with `--env`), compiled into no other build.
 pub const FAULT_INJECTION: [&str; 2] = [
     "invoicing-service/fault-injection",
     "shipping-service/fault-injection",
