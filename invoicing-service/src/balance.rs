@@ -21,7 +21,7 @@
 
 use messaging::inbox::EventMeta;
 use platform::Problem;
-use platform::pagination::{Page, PageRequest, TextCursor, text_key};
+use platform::pagination::{KeyedPageRequest, Page, TextCursor, text_key};
 use serde::{Deserialize, Serialize};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
@@ -101,15 +101,8 @@ pub struct BalanceQuery {
 pub struct BalanceFilter {
     customer: Option<String>,
     currency: Option<String>,
-    limit: i64,
-    after: Option<TextCursor>,
-}
-
-impl BalanceFilter {
-    /// Whether this is the first page.
-    pub fn first_page(&self) -> bool {
-        self.after.is_none()
-    }
+    /// Which page.
+    pub page: KeyedPageRequest,
 }
 
 /// Longest e-mail address a customer can have (RFC 5321's path limit).
@@ -130,20 +123,18 @@ impl BalanceQuery {
                 ));
             }
         };
-        let limit = PageRequest::parse(self.limit.as_deref(), None)?.limit;
-        let after = TextCursor::parse(self.cursor.as_deref(), 2)?;
+        let page = KeyedPageRequest::parse(self.limit.as_deref(), self.cursor.as_deref(), 2)?;
         Ok(BalanceFilter {
             customer,
             currency,
-            limit,
-            after,
+            page,
         })
     }
 }
 
 /// One page of balances, by customer and currency.
 pub async fn list(pool: &PgPool, filter: &BalanceFilter) -> Result<Page<Balance>, sqlx::Error> {
-    let (after_customer, after_currency) = match filter.after.as_ref().map(|c| &c.0[..]) {
+    let (after_customer, after_currency) = match filter.page.after.as_ref().map(|c| &c.0[..]) {
         Some([customer, currency]) => (Some(customer.as_str()), Some(currency.as_str())),
         _ => (None, None),
     };
@@ -159,10 +150,10 @@ pub async fn list(pool: &PgPool, filter: &BalanceFilter) -> Result<Page<Balance>
     .bind(filter.currency.as_deref())
     .bind(after_customer)
     .bind(after_currency)
-    .bind(filter.limit + 1)
+    .bind(filter.page.limit + 1)
     .fetch_all(pool)
     .await?;
-    Ok(Page::from_keyed_rows(rows, filter.limit, |b: &Balance| {
+    Ok(Page::from_keyed_rows(rows, &filter.page, |b: &Balance| {
         TextCursor(vec![b.customer_email.clone(), b.currency.clone()])
     }))
 }
@@ -185,7 +176,7 @@ mod tests {
         let ok = query("ada@example.com", "EUR", "10").parse().unwrap();
         assert_eq!(ok.customer.as_deref(), Some("ada@example.com"));
         assert_eq!(ok.currency.as_deref(), Some("EUR"));
-        assert!(ok.first_page());
+        assert!(ok.page.first_page());
         assert_eq!(query("", "", "1").parse().unwrap().customer, None);
         for (bad, field) in [
             (query("", "eur", "10"), "currency"),

@@ -85,7 +85,7 @@ async fn balances(
 ) -> Result<Response, PageError> {
     let filter = query_of(query)?
         .parse()
-        .map_err(|problem| PageError::bad_request(problem.detail().to_owned()))?;
+        .map_err(|problem| PageError::from_problem(&problem))?;
     let balances = balance::list(&pages.pool, &filter)
         .await
         .map_err(|e| PageError::database(&e))?;
@@ -110,7 +110,7 @@ async fn balances(
                 }
             }
         }
-        (key_order_pager(balances.next_cursor.as_deref(), filter.first_page()))
+        (key_order_pager(balances.next_cursor.as_deref(), filter.page.first_page()))
         p { a href="/" { "« All invoices" } }
     };
     Ok(ok(page(

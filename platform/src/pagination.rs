@@ -179,6 +179,31 @@ impl TextCursor {
     }
 }
 
+/// A validated request for a page of a list ordered by text keys: `limit`
+/// as in [`PageRequest`], `cursor` a [`TextCursor`] of the list's keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyedPageRequest {
+    /// How many items to return.
+    pub limit: i64,
+    /// Return items with keys after these (exclusive); `None` for the first page.
+    pub after: Option<TextCursor>,
+}
+
+impl KeyedPageRequest {
+    /// Validates the raw `limit` and `cursor` (of `parts` keys) query values.
+    pub fn parse(limit: Option<&str>, cursor: Option<&str>, parts: usize) -> Result<Self, Problem> {
+        Ok(KeyedPageRequest {
+            limit: PageRequest::parse(limit, None)?.limit,
+            after: TextCursor::parse(cursor, parts)?,
+        })
+    }
+
+    /// Whether this is the first page.
+    pub fn first_page(&self) -> bool {
+        self.after.is_none()
+    }
+}
+
 /// An optional text query value that must equal a stored key: empty is none;
 /// longer than `max` characters, or holding a control character (which
 /// no key holds, and a NUL no query may carry to PostgreSQL), is a 400
@@ -212,31 +237,28 @@ pub struct Page<T> {
 }
 
 impl<T> Page<T> {
-    /// Builds a page from up to `limit + 1` rows fetched in key order; the
-    /// cursor holds the last row's keys (`keys`).
-    pub fn from_keyed_rows(mut rows: Vec<T>, limit: i64, keys: impl Fn(&T) -> TextCursor) -> Self {
-        let more = rows.len() as i64 > limit;
-        rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
-        let next_cursor = if more {
-            rows.last().map(|last| keys(last).encode())
-        } else {
-            None
-        };
-        Page {
-            items: rows,
-            next_cursor,
-        }
+    /// Builds a page from up to `request.limit + 1` rows fetched in key
+    /// order; the cursor holds the last row's keys (`keys`).
+    pub fn from_keyed_rows(
+        rows: Vec<T>,
+        request: &KeyedPageRequest,
+        keys: impl Fn(&T) -> TextCursor,
+    ) -> Self {
+        Self::of(rows, request.limit, |last| keys(last).encode())
     }
 
     /// Builds a page from up to `request.fetch_limit()` rows fetched newest first.
-    pub fn from_rows(mut rows: Vec<T>, request: PageRequest, id: impl Fn(&T) -> Uuid) -> Self {
-        let more = rows.len() as i64 > request.limit;
-        rows.truncate(request.limit as usize);
-        let next_cursor = if more {
-            rows.last().map(|last| id(last).to_string())
-        } else {
-            None
-        };
+    pub fn from_rows(rows: Vec<T>, request: PageRequest, id: impl Fn(&T) -> Uuid) -> Self {
+        Self::of(rows, request.limit, |last| id(last).to_string())
+    }
+
+    /// The first `limit` of `rows` (fetched one beyond the page, so that a
+    /// surplus row tells that a next page exists), with the cursor of the
+    /// last one kept when there is a next page.
+    fn of(mut rows: Vec<T>, limit: i64, cursor: impl Fn(&T) -> String) -> Self {
+        let more = rows.len() as i64 > limit;
+        rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        let next_cursor = if more { rows.last().map(cursor) } else { None };
         Page {
             items: rows,
             next_cursor,

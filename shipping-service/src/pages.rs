@@ -86,7 +86,7 @@ async fn to_pick(
 ) -> Result<Response, PageError> {
     let filter = query_of(query)?
         .parse()
-        .map_err(|problem| PageError::bad_request(problem.detail().to_owned()))?;
+        .map_err(|problem| PageError::from_problem(&problem))?;
     let to_pick = pick_list::list(&pages.pool, &filter)
         .await
         .map_err(|e| PageError::database(&e))?;
@@ -108,7 +108,7 @@ async fn to_pick(
                 }
             }
         }
-        (key_order_pager(to_pick.next_cursor.as_deref(), filter.first_page()))
+        (key_order_pager(to_pick.next_cursor.as_deref(), filter.page.first_page()))
         p { a href="/" { "« All shipments" } }
     };
     Ok(ok(page(

@@ -21,7 +21,7 @@
 
 use messaging::inbox::EventMeta;
 use platform::Problem;
-use platform::pagination::{Page, PageRequest, TextCursor, text_key};
+use platform::pagination::{KeyedPageRequest, Page, TextCursor, text_key};
 use serde::{Deserialize, Serialize};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
@@ -95,15 +95,8 @@ pub struct PickListQuery {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PickListFilter {
     sku: Option<String>,
-    limit: i64,
-    after: Option<TextCursor>,
-}
-
-impl PickListFilter {
-    /// Whether this is the first page.
-    pub fn first_page(&self) -> bool {
-        self.after.is_none()
-    }
+    /// Which page.
+    pub page: KeyedPageRequest,
 }
 
 /// Longest SKU a query may name (longer than any stock keeping unit).
@@ -114,15 +107,14 @@ impl PickListQuery {
     pub fn parse(&self) -> Result<PickListFilter, Problem> {
         Ok(PickListFilter {
             sku: text_key("sku", self.sku.as_deref(), MAX_SKU)?,
-            limit: PageRequest::parse(self.limit.as_deref(), None)?.limit,
-            after: TextCursor::parse(self.cursor.as_deref(), 1)?,
+            page: KeyedPageRequest::parse(self.limit.as_deref(), self.cursor.as_deref(), 1)?,
         })
     }
 }
 
 /// One page of the pick list, by SKU.
 pub async fn list(pool: &PgPool, filter: &PickListFilter) -> Result<Page<ToPick>, sqlx::Error> {
-    let after = filter.after.as_ref().and_then(|c| c.0.first());
+    let after = filter.page.after.as_ref().and_then(|c| c.0.first());
     let rows: Vec<ToPick> = sqlx::query_as(
         "SELECT sku, units FROM pick_list
          WHERE ($1::text IS NULL OR sku = $1)
@@ -132,10 +124,10 @@ pub async fn list(pool: &PgPool, filter: &PickListFilter) -> Result<Page<ToPick>
     )
     .bind(filter.sku.as_deref())
     .bind(after)
-    .bind(filter.limit + 1)
+    .bind(filter.page.limit + 1)
     .fetch_all(pool)
     .await?;
-    Ok(Page::from_keyed_rows(rows, filter.limit, |p: &ToPick| {
+    Ok(Page::from_keyed_rows(rows, &filter.page, |p: &ToPick| {
         TextCursor(vec![p.sku.clone()])
     }))
 }
@@ -156,9 +148,9 @@ mod tests {
     fn a_pick_list_query_names_the_part_it_refuses() {
         let ok = query("BK-001", "10", "").parse().unwrap();
         assert_eq!(ok.sku.as_deref(), Some("BK-001"));
-        assert!(ok.first_page());
+        assert!(ok.page.first_page());
         let next = TextCursor(vec!["BK-001".into()]).encode();
-        assert!(!query("", "10", &next).parse().unwrap().first_page());
+        assert!(!query("", "10", &next).parse().unwrap().page.first_page());
         for (bad, field) in [
             (query("BK\u{0}1", "10", ""), "sku"),
             (query(&"S".repeat(201), "10", ""), "sku"),

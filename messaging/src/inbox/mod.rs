@@ -421,6 +421,12 @@ impl<H: Handler> Inbox<H> {
         )?;
         tracing::info!(topic = %self.kafka.topic, retry_topic = %self.retry_topic,
             group = %self.settings.group_id, "inbox consuming");
+        if !self.settings.deduplicates() {
+            tracing::warn!(
+                "FAULT_DEDUP_OFF: the inbox applies every delivery, redeliveries included; \
+                 effects will be applied twice (fault-injection build, for the audit's self-test)"
+            );
+        }
 
         let purge = tokio::spawn(purge::purge_processed(
             self.pool.clone(),

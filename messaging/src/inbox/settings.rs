@@ -148,12 +148,19 @@ pub struct InboxSettings {
     #[cfg(feature = "fault-injection")]
     #[arg(skip)]
     pub fault: Option<Fault>,
-    /// Apply every record, redeliveries included, as if the dedup table were
-    /// empty: what the inbox guards against, for a test to show that the
-    /// audit sees it. Only a test in this process can set it (no flag, no
-    /// environment variable), and only in a `fault-injection` build.
+    /// Fault injection: apply every record, redeliveries included, as if the dedup table were empty.
+    ///
+    /// What the inbox guards against, switched on so that a test, or a chaos
+    /// run (`--env FAULT_DEDUP_OFF=true`), can show that the audit of the
+    /// running figures sees it. Compiled only into `fault-injection` builds;
+    /// any other build does not know the variable and always deduplicates.
     #[cfg(feature = "fault-injection")]
-    #[arg(skip)]
+    #[arg(
+        id = "fault_dedup_off",
+        long = "fault-dedup-off",
+        env = "FAULT_DEDUP_OFF",
+        hide = true
+    )]
     pub dedup_off: bool,
 }
 
@@ -183,8 +190,8 @@ impl InboxSettings {
         }
     }
 
-    /// Whether a redelivered event is skipped: always, unless a test of a
-    /// `fault-injection` build switched the dedup off.
+    /// Whether a redelivered event is skipped: always, unless the dedup of a
+    /// `fault-injection` build was switched off (`FAULT_DEDUP_OFF`).
     pub(super) fn deduplicates(&self) -> bool {
         #[cfg(feature = "fault-injection")]
         let off = self.dedup_off;

@@ -113,6 +113,11 @@ impl PageError {
         Self::new(StatusCode::BAD_REQUEST, message)
     }
 
+    /// The API's refusal of a query (`problem`), as a page with its status and detail.
+    pub fn from_problem(problem: &crate::Problem) -> Self {
+        Self::new(problem.status(), problem.detail())
+    }
+
     /// 404: nothing at this address.
     pub fn not_found(message: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, message)
@@ -187,7 +192,7 @@ pub fn list_query(
 ) -> Result<(Option<uuid::Uuid>, crate::pagination::PageRequest), PageError> {
     self::query(query)?
         .parse()
-        .map_err(|problem| PageError::bad_request(problem.detail().to_owned()))
+        .map_err(|problem| PageError::from_problem(&problem))
 }
 
 /// An id from a page's path; anything but a UUID is a 400 page naming `what`.

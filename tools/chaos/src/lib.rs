@@ -16,7 +16,8 @@
 //! ports in `<infra dir>/chaos/<run>`, stopped at the end. The logs stay
 //! there when a scenario fails. Only this run builds the consumers with
 //! their `fault-injection` feature ([`FAULT_INJECTION`]): the crash points
-//! scenario 2 needs are compiled into no other build.
+//! scenario 2 needs, and the dedup switch that shows the audit failing
+//! (`--env FAULT_DEDUP_OFF=true`), are compiled into no other build.
 //!
 //! | # | scenario | fault |
 //! |---|----------|-------|
@@ -62,7 +63,9 @@ use orderflow_client::ClientError;
 use shared_events::topics::{self, ORDERS as ORDERS_TOPIC};
 
 /// The cargo features the chaos run builds the services with: the consumers'
-/// crash points (`FAULT_ABORT_AFTER_COMMIT`), compiled into no other build.
+/// crash points (`FAULT_ABORT_AFTER_COMMIT`) and the switch that turns
+/// their dedup off to show that the audit fails (`FAULT_DEDUP_OFF`, set
+/// with `--env`), compiled into no other build.
 pub const FAULT_INJECTION: [&str; 2] = [
     "invoicing-service/fault-injection",
     "shipping-service/fault-injection",
@@ -356,9 +359,19 @@ impl ChaosReport {
             ));
         }
         for r in &self.results {
+            // What the audit of the running figures says of the records seen
+            // twice, not what the dedup is supposed to do with them.
+            let duplicates = if r.figures_off == 0 {
+                "absorbed by the dedup".to_owned()
+            } else {
+                format!(
+                    "NOT all absorbed: {} running figures off their rows",
+                    r.figures_off
+                )
+            };
             out.push_str(&format!(
                 "\n**{}** ({}, {:.0} s): {} requests for {} orders, {} answered 503, {} connection errors; \
-                 {} records on the topic a second time (relay republished or injected), absorbed by the dedup; wrong content: {}.\n",
+                 {} records on the topic a second time (relay republished or injected), {duplicates}; wrong content: {}.\n",
                 r.scenario,
                 if r.passed() { "passed" } else { "FAILED" },
                 r.elapsed.as_secs_f64(),
@@ -676,4 +689,56 @@ fn report_progress(
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn result(figures_off: usize) -> ScenarioResult {
+        ScenarioResult {
+            scenario: Scenario::DuplicatesAndPoison,
+            orders: 300,
+            faults: vec!["re-sent 170 records".into()],
+            lost: 0,
+            duplicate_effects: 0,
+            figures_off,
+            wrong_content: 0,
+            reordered: 0,
+            max_recovery: Duration::ZERO,
+            republished: 170,
+            client: ClientView::default(),
+            checks: Vec::new(),
+            notes: Vec::new(),
+            examples: Vec::new(),
+            elapsed: Duration::from_secs(8),
+        }
+    }
+
+    #[test]
+    fn running_figures_off_their_rows_fail_the_scenario_in_their_own_column() {
+        let clean = ChaosReport {
+            results: vec![result(0)],
+            knobs: Vec::new(),
+        };
+        assert!(clean.passed());
+        assert!(clean.markdown().contains("170 records on the topic a second time (relay republished or injected), absorbed by the dedup"));
+
+        let off = ChaosReport {
+            results: vec![result(162)],
+            knobs: vec![("FAULT_DEDUP_OFF".into(), "true".into())],
+        };
+        assert!(!off.passed());
+        let table = off.table();
+        assert!(
+            table.contains("| duplicates-and-poison | 300 | 1 | 0 | 0 | 162 | 0 | 0.0 |"),
+            "{table}"
+        );
+        let report = off.markdown();
+        assert!(
+            report.contains("NOT all absorbed: 162 running figures off their rows"),
+            "{report}"
+        );
+        assert!(!report.contains("absorbed by the dedup"), "{report}");
+    }
 }
