@@ -499,7 +499,22 @@ mod tests {
             .filter(|c| c.contains("User:orderflow-admin ") && c.ends_with("--topic orders"))
             .collect();
         assert_eq!(operator_orders.len(), 1, "{operator_orders:?}");
-        assert!(operator_orders[0].contains("--operation Read --operation Write"));
+        // The operator reads the orders topic, and writes only the retry topics.
+        assert!(operator_orders[0].contains("--operation Read --topic"));
+        assert!(!operator_orders[0].contains("--operation Write"));
+        // One command per principal and resource, whatever its operations.
+        let acls: Vec<String> = commands
+            .iter()
+            .filter(|c| c.contains("kafka-acls.sh"))
+            .map(|c| {
+                let principal = c.split("--allow-principal ").nth(1).unwrap_or_default();
+                let principal = principal.split(' ').next().unwrap_or_default();
+                let resource = c.rsplitn(3, ' ').take(2).collect::<Vec<_>>().join(" ");
+                format!("{principal} {resource}")
+            })
+            .collect();
+        let distinct: std::collections::BTreeSet<&String> = acls.iter().collect();
+        assert_eq!(distinct.len(), acls.len(), "{acls:#?}");
         assert!(commands.iter().any(|c| c.ends_with(
             "--alter --entity-type users --entity-name invoicing-service \
              --add-config 'SCRAM-SHA-512=[password=invoicing-service]'"
