@@ -114,7 +114,7 @@ async fn a_dead_letter_is_listed_replayed_and_applied_by_its_consumer_only() -> 
     let dlq = shared_events::topics::dead_letter(&topic, &invoicing_group);
     infra.create_topic(&dlq, 1, &[]).await?;
     let dead_letters = messaging::kafka::RebuildingProducer::new(
-        &messaging::kafka::KafkaSettings::local(infra.kafka_bootstrap_servers(), &topic),
+        &e2e::admin_kafka(infra.kafka_bootstrap_servers(), &topic),
         &Default::default(),
         Default::default(),
     )?;

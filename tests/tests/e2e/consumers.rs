@@ -953,7 +953,7 @@ async fn after_a_fatal_error_the_dead_letter_producer_is_rebuilt_and_the_retry_g
     let dlq = infra.fresh_topic(1).await?;
     let rebuilds = prometheus_client::metrics::counter::Counter::<u64>::default();
     let producer = RebuildingProducer::new(
-        &KafkaSettings::local(infra.kafka_bootstrap_servers(), &topic),
+        &e2e::admin_kafka(infra.kafka_bootstrap_servers(), &topic),
         &Default::default(),
         rebuilds.clone(),
     )?;

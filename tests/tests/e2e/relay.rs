@@ -839,7 +839,7 @@ async fn after_a_fatal_producer_error_the_relay_rebuilds_its_producer_and_keeps_
     let topic = infra.fresh_topic(3).await?;
     let (url, pool) = infra.fresh_database(ServiceRole::Orders).await?;
     let bootstrap = infra.kafka_bootstrap_servers();
-    let mut config = order_service::Config::for_flow(url, bootstrap, &topic);
+    let mut config = order_service::Config::for_flow(url, e2e::admin_kafka(bootstrap, &topic));
     let fatal = messaging::relay::FatalErrorSwitch::default();
     config.relay.fatal_error = Some(fatal.clone());
     config.relay.max_backoff = Duration::from_millis(500);
