@@ -945,7 +945,7 @@ async fn each_consumer_group_member_is_named_after_its_service() -> anyhow::Resu
 async fn after_a_fatal_error_the_dead_letter_producer_is_rebuilt_and_the_retry_goes_through()
 -> anyhow::Result<()> {
     use messaging::dead_letter::DeadLetter;
-    use messaging::kafka::{KafkaSettings, RebuildingProducer};
+    use messaging::kafka::RebuildingProducer;
     use rdkafka::message::{OwnedMessage, Timestamp};
 
     let infra = TestInfra::acquire().await?;
