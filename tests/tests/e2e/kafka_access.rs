@@ -20,7 +20,7 @@ use e2e::{ServiceRole, TestInfra};
 use invoicing_service::Invoicing;
 use platform::config::KafkaAuth;
 use platform::services::{INVOICING_SERVICE, ORDER_SERVICE, SHIPPING_SERVICE, ServiceFacts};
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication, TopicResult};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -354,18 +354,8 @@ async fn create_topic(
 ) -> anyhow::Result<Result<(), RDKafkaErrorCode>> {
     let admin: AdminClient<DefaultClientContext> = config.create()?;
     let topic = NewTopic::new(name, 1, TopicReplication::Fixed(-1));
-    let results = admin
-        .create_topics(
-            &[topic],
-            &AdminOptions::new().operation_timeout(Some(PATIENCE)),
-        )
-        .await?;
-    Ok(results
-        .into_iter()
-        .next()
-        .ok_or_else(|| anyhow!("no result for {name}"))?
-        .map(|_| ())
-        .map_err(|(_, code)| code))
+    let results = admin.create_topics(&[topic], &admin_options()).await?;
+    only_result(results, name)
 }
 
 /// Deletes `name` with `config`; the result for it.
@@ -374,12 +364,19 @@ async fn delete_topic(
     name: &str,
 ) -> anyhow::Result<Result<(), RDKafkaErrorCode>> {
     let admin: AdminClient<DefaultClientContext> = config.create()?;
-    let results = admin
-        .delete_topics(
-            &[name],
-            &AdminOptions::new().operation_timeout(Some(PATIENCE)),
-        )
-        .await?;
+    let results = admin.delete_topics(&[name], &admin_options()).await?;
+    only_result(results, name)
+}
+
+fn admin_options() -> AdminOptions {
+    AdminOptions::new().operation_timeout(Some(PATIENCE))
+}
+
+/// The broker's answer for the one topic of an admin request about `name`.
+fn only_result(
+    results: Vec<TopicResult>,
+    name: &str,
+) -> anyhow::Result<Result<(), RDKafkaErrorCode>> {
     Ok(results
         .into_iter()
         .next()
