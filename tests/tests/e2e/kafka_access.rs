@@ -6,21 +6,28 @@
 //! ([`access::principals`] of a [`Scope`] with a fresh topic and a suffix on
 //! every principal and group name), exactly as `cargo xtask` and compose
 //! provision the real ones, so the roles tried here are the declaration's,
-//! and tests never share a principal, a topic or a group.
+//! and tests never share a principal, a topic or a group. One test runs
+//! invoicing itself as its principal and takes an ACL away from it: Kafka
+//! refusing the service is the service's fault, never a record's.
 
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, anyhow, bail, ensure};
-use devinfra::kafka::access::{self, Principal, Scope};
-use e2e::TestInfra;
+use devinfra::kafka::access::{self, Operation, Principal, Resource, Scope};
+use e2e::events::placed;
+use e2e::services::{EventProducer, ServiceUnderTest, consumer_config, init_logs, wait_until};
+use e2e::{ServiceRole, TestInfra};
+use invoicing_service::Invoicing;
+use platform::config::KafkaAuth;
 use platform::services::{INVOICING_SERVICE, ORDER_SERVICE, SHIPPING_SERVICE, ServiceFacts};
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication, TopicResult};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::OwnedMessage;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, Message, TopicPartitionList};
+use reqwest::StatusCode;
 use uuid::Uuid;
 
 /// How long a read may wait for its record, or a refusal for its error.
@@ -122,24 +129,31 @@ async fn produce(config: &ClientConfig, topic: &str, key: &str) -> Result<(), Ka
         .map_err(|(e, _)| e)
 }
 
-/// Subscribes to `topics` in `group` (or, without one, reads them assigned
-/// from the start) and polls until a record keyed `key` arrives or a
-/// consumer error does; commits what it read in a group.
+/// How a test reads: as a member of its group, or with partitions assigned
+/// by hand (librdkafka still wants a `group.id` for that, but joins nothing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reading {
+    Subscribed,
+    Assigned,
+}
+
+/// Reads `topics` in `group` (subscribed, or assigned from the start) and
+/// polls until a record keyed `key` arrives or a consumer error does;
+/// commits what it read when subscribed.
 async fn read(
     config: &ClientConfig,
-    group: Option<&str>,
+    group: &str,
+    reading: Reading,
     topics: &[&str],
     key: &str,
 ) -> Result<OwnedMessage, KafkaError> {
     let mut config = config.clone();
     config
+        .set("group.id", group)
         .set("auto.offset.reset", "earliest")
         .set("enable.auto.commit", "false");
-    if let Some(group) = group {
-        config.set("group.id", group);
-    }
     let topics: Vec<String> = topics.iter().map(|t| (*t).to_owned()).collect();
-    let (key, subscribe) = (key.to_owned(), group.is_some());
+    let (key, subscribe) = (key.to_owned(), reading == Reading::Subscribed);
     tokio::task::spawn_blocking(move || {
         let consumer: BaseConsumer = config.create()?;
         let names: Vec<&str> = topics.iter().map(String::as_str).collect();
@@ -207,23 +221,36 @@ async fn each_principal_can_do_what_its_role_needs() -> anyhow::Result<()> {
             p.retry(&service)?,
             p.dead_letters(&service)?,
         );
-        read(&consumer, Some(&group), &[&topic, &retry], &order)
-            .await
-            .with_context(|| format!("{} reads the orders topic in its group", service.name))?;
+        read(
+            &consumer,
+            &group,
+            Reading::Subscribed,
+            &[&topic, &retry],
+            &order,
+        )
+        .await
+        .with_context(|| format!("{} reads the orders topic in its group", service.name))?;
         let replay = format!("replay-{}", Uuid::new_v4());
         produce(&operator, &retry, &replay)
             .await
             .context("orderflow-admin writes a retry topic")?;
-        read(&consumer, Some(&group), &[&topic, &retry], &replay)
-            .await
-            .with_context(|| format!("{} reads its retry topic", service.name))?;
+        read(
+            &consumer,
+            &group,
+            Reading::Subscribed,
+            &[&topic, &retry],
+            &replay,
+        )
+        .await
+        .with_context(|| format!("{} reads its retry topic", service.name))?;
         let letter = format!("letter-{}", Uuid::new_v4());
         produce(&consumer, &dead_letters, &letter)
             .await
             .with_context(|| format!("{} writes its dead-letter topic", service.name))?;
         read(
             &operator,
-            Some(&p.scope.operator_group()),
+            &p.scope.operator_group(),
+            Reading::Subscribed,
             &[&dead_letters],
             &letter,
         )
@@ -258,18 +285,35 @@ async fn shipping_cannot_read_invoicings_dead_letters() -> anyhow::Result<()> {
     let letter = format!("letter-{}", Uuid::new_v4());
     produce(&p.service(&INVOICING_SERVICE)?, &invoicing_letters, &letter).await?;
     let shipping = p.service(&SHIPPING_SERVICE)?;
-    // Neither in its own group nor assigned directly.
+    // Neither as a member of its own group nor assigned directly. A member
+    // is told it is refused; an assigned reader is not (librdkafka keeps
+    // asking for the topic's metadata, which the broker refuses, and fetches
+    // nothing), so it gets nothing within the read's patience.
     let own_group = p.group(&SHIPPING_SERVICE)?;
-    for group in [Some(own_group.as_str()), None] {
-        match read(&shipping, group, &[&invoicing_letters], &letter).await {
+    for reading in [Reading::Subscribed, Reading::Assigned] {
+        let letters = [invoicing_letters.as_str()];
+        match read(&shipping, &own_group, reading, &letters, &letter).await {
             Err(e) if refused(&e) => {}
-            Err(e) => bail!("shipping's read ended otherwise than refused: {e}"),
+            Err(KafkaError::MessageConsumption(RDKafkaErrorCode::OperationTimedOut))
+                if reading == Reading::Assigned => {}
+            Err(e) => bail!("shipping's read ({reading:?}) ended otherwise than refused: {e}"),
             Ok(_) => bail!("shipping read invoicing's dead letter {letter}"),
         }
     }
-    // The same read as invoicing's own principal works: the refusal is the ACL's.
-    let invoicing = p.service(&INVOICING_SERVICE)?;
-    read(&invoicing, None, &[&invoicing_letters], &letter).await?;
+    match topic_metadata(shipping.clone(), &invoicing_letters).await {
+        Err(e) if refused(&e) => {}
+        other => bail!("shipping asking for {invoicing_letters}'s metadata: {other:?}"),
+    }
+    // The same read by the principal whose role it is, the operator's tool,
+    // works: the refusal is the ACL's (invoicing itself only writes there).
+    read(
+        &p.operator()?,
+        &p.scope.operator_group(),
+        Reading::Assigned,
+        &[&invoicing_letters],
+        &letter,
+    )
+    .await?;
     Ok(())
 }
 
@@ -310,18 +354,8 @@ async fn create_topic(
 ) -> anyhow::Result<Result<(), RDKafkaErrorCode>> {
     let admin: AdminClient<DefaultClientContext> = config.create()?;
     let topic = NewTopic::new(name, 1, TopicReplication::Fixed(-1));
-    let results = admin
-        .create_topics(
-            &[topic],
-            &AdminOptions::new().operation_timeout(Some(PATIENCE)),
-        )
-        .await?;
-    Ok(results
-        .into_iter()
-        .next()
-        .ok_or_else(|| anyhow!("no result for {name}"))?
-        .map(|_| ())
-        .map_err(|(_, code)| code))
+    let results = admin.create_topics(&[topic], &admin_options()).await?;
+    only_result(results, name)
 }
 
 /// Deletes `name` with `config`; the result for it.
@@ -330,12 +364,19 @@ async fn delete_topic(
     name: &str,
 ) -> anyhow::Result<Result<(), RDKafkaErrorCode>> {
     let admin: AdminClient<DefaultClientContext> = config.create()?;
-    let results = admin
-        .delete_topics(
-            &[name],
-            &AdminOptions::new().operation_timeout(Some(PATIENCE)),
-        )
-        .await?;
+    let results = admin.delete_topics(&[name], &admin_options()).await?;
+    only_result(results, name)
+}
+
+fn admin_options() -> AdminOptions {
+    AdminOptions::new().operation_timeout(Some(PATIENCE))
+}
+
+/// The broker's answer for the one topic of an admin request about `name`.
+fn only_result(
+    results: Vec<TopicResult>,
+    name: &str,
+) -> anyhow::Result<Result<(), RDKafkaErrorCode>> {
     Ok(results
         .into_iter()
         .next()
@@ -377,6 +418,25 @@ async fn no_principal_but_the_admin_can_create_or_delete_a_topic() -> anyhow::Re
     Ok(())
 }
 
+/// A metadata request for `topic` with `config`: its partition count, or
+/// the broker's refusal.
+async fn topic_metadata(config: ClientConfig, topic: &str) -> Result<usize, KafkaError> {
+    let topic = topic.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let consumer: BaseConsumer = config.create()?;
+        let metadata = consumer.fetch_metadata(Some(&topic), Duration::from_secs(10))?;
+        match metadata.topics().iter().find(|t| t.name() == topic) {
+            Some(t) => match t.error() {
+                Some(error) => Err(KafkaError::MetadataFetch(error.into())),
+                None => Ok(t.partitions().len()),
+            },
+            None => Err(KafkaError::MetadataFetch(RDKafkaErrorCode::UnknownTopic)),
+        }
+    })
+    .await
+    .unwrap_or(Err(KafkaError::Canceled))
+}
+
 /// A metadata request with `config`: the brokers it lists.
 async fn metadata(config: ClientConfig) -> Result<usize, KafkaError> {
     tokio::task::spawn_blocking(move || {
@@ -412,6 +472,81 @@ async fn an_unauthenticated_client_is_refused() -> anyhow::Result<()> {
     let brokers = metadata(p.service(&ORDER_SERVICE)?).await?;
     ensure!(brokers >= 1, "the broker lists itself");
     Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_refused_its_reads_stalls_until_the_acl_is_back_and_dead_letters_nothing()
+-> anyhow::Result<()> {
+    init_logs();
+    let p = Provisioned::new().await?;
+    let infra = TestInfra::acquire().await?;
+    let topic = p.scope.topic.clone();
+    let principal = p.principal(&p.scope.principal(&INVOICING_SERVICE))?;
+    let read_orders = principal
+        .grants
+        .iter()
+        .find(|g| {
+            g.resource == Resource::Topic && g.name == topic && g.operation == Operation::Read
+        })
+        .cloned()
+        .ok_or_else(|| anyhow!("{} is not declared to read {topic}", principal.name))?;
+    // invoicing as it runs: its own principal, its own group.
+    let (database_url, _pool) = infra.fresh_database(ServiceRole::Invoicing).await?;
+    let mut config =
+        consumer_config::<Invoicing>(&infra, &database_url, &topic, &p.group(&INVOICING_SERVICE)?);
+    config.kafka.auth = KafkaAuth::sasl(
+        access::SCRAM_MECHANISM,
+        &principal.name,
+        &principal.password,
+    );
+    let service = ServiceUnderTest::start::<Invoicing>(config).await?;
+    let producer = EventProducer::new(&infra, &topic)?;
+    let invoiced = |order: Uuid| {
+        let service = &service;
+        async move {
+            let (_, _, page) = service.get(&format!("/invoices?order_id={order}")).await?;
+            anyhow::Ok(
+                page["items"]
+                    .as_array()
+                    .is_some_and(|items| items.len() == 1),
+            )
+        }
+    };
+    let before = Uuid::now_v7();
+    producer.send(&placed(before)).await?;
+    wait_until("the invoice of the order before the revocation", || {
+        invoiced(before)
+    })
+    .await?;
+
+    // An operator's mistake: invoicing's principal may no longer read the topic.
+    devinfra::kafka::revoke(&p.bootstrap, &principal.name, &read_orders).await?;
+    wait_until(
+        "invoicing to report not ready, naming the topic",
+        || async {
+            let (status, _, body) = service.get("/health/ready").await?;
+            Ok(status == StatusCode::SERVICE_UNAVAILABLE && body.to_string().contains(&topic))
+        },
+    )
+    .await?;
+    // Sent while refused: it waits in the topic, neither read nor skipped.
+    let during = Uuid::now_v7();
+    producer.send(&placed(during)).await?;
+
+    devinfra::kafka::grant(&p.bootstrap, &principal.name, &read_orders).await?;
+    wait_until("the invoice of the order sent while refused", || {
+        invoiced(during)
+    })
+    .await?;
+    wait_until("invoicing to report ready again", || async {
+        Ok(service.get("/health/ready").await?.0 == StatusCode::OK)
+    })
+    .await?;
+    ensure!(
+        service.metric("inbox_dead_lettered").await? == 0,
+        "the refusal was blamed on a record"
+    );
+    service.stop().await
 }
 
 #[test]

@@ -568,14 +568,7 @@ impl Injector<'_> {
             PRIVILEGE_OUTAGE.as_secs()
         ));
         let revoked = Instant::now();
-        let (mut probes, mut not_ready) = (0, 0);
-        while revoked.elapsed() < PRIVILEGE_OUTAGE {
-            probes += 1;
-            if let Ok(status) = client.status(&ready_url).await {
-                not_ready += usize::from(status == 503);
-            }
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
+        let readiness = ReadinessTally::watch(&client, &ready_url, PRIVILEGE_OUTAGE).await;
         sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
             "GRANT INSERT ON invoices TO {role}"
         )))
@@ -588,8 +581,8 @@ impl Injector<'_> {
         ));
         self.check(
             "invoicing reported not ready while it could not apply its effects",
-            not_ready > 0,
-            format!("{not_ready} of {probes} readiness probes answered 503"),
+            readiness.not_ready > 0,
+            readiness.to_string(),
         );
         let now = self.running(Service::Invoicing, 1)?.pid();
         self.check(
@@ -652,17 +645,7 @@ impl Injector<'_> {
             PRIVILEGE_OUTAGE.as_secs()
         ));
         let revoked = Instant::now();
-        let (mut probes, mut not_ready, mut reason) = (0, 0, String::new());
-        while revoked.elapsed() < PRIVILEGE_OUTAGE {
-            probes += 1;
-            if let Ok(reply) = client.get(&ready_url).await
-                && reply.status == 503
-            {
-                not_ready += 1;
-                reason = reply.body;
-            }
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
+        let readiness = ReadinessTally::watch(&client, &ready_url, PRIVILEGE_OUTAGE).await;
         let during = topic::end_offsets(&bootstrap, &dead_letters).await?;
         devinfra::kafka::grant(&bootstrap, &principal, &grant)
             .await
@@ -673,8 +656,8 @@ impl Injector<'_> {
         ));
         self.check(
             "invoicing reported not ready, naming Kafka's refusal, while it could not dead-letter",
-            not_ready > 0 && reason.contains(&dead_letters),
-            format!("{not_ready} of {probes} readiness probes answered 503; last: {reason}"),
+            readiness.not_ready > 0 && readiness.last_reason.contains(&dead_letters),
+            readiness.to_string(),
         );
         self.check(
             "nothing reached invoicing's dead-letter topic while its ACL was gone",
@@ -1263,6 +1246,49 @@ impl ConnectionSampler {
         self.task
             .await
             .unwrap_or_else(|e| format!("the connection sampler failed: {e}"))
+    }
+}
+
+/// Answers of a service's `/health/ready` during a privilege outage.
+#[derive(Debug, Default)]
+struct ReadinessTally {
+    probes: usize,
+    not_ready: usize,
+    /// The body of the last 503: the reason the service gave.
+    last_reason: String,
+}
+
+impl ReadinessTally {
+    /// Probes `ready_url` every 250 ms for `outage` (the fault's fixed
+    /// length, not a wait for a condition).
+    async fn watch(client: &ApiClient, ready_url: &str, outage: Duration) -> Self {
+        let mut tally = Self::default();
+        let start = Instant::now();
+        while start.elapsed() < outage {
+            tally.probes += 1;
+            if let Ok(reply) = client.get(ready_url).await
+                && reply.status == 503
+            {
+                tally.not_ready += 1;
+                tally.last_reason = reply.body;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        tally
+    }
+}
+
+impl std::fmt::Display for ReadinessTally {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} of {} readiness probes answered 503",
+            self.not_ready, self.probes
+        )?;
+        if !self.last_reason.is_empty() {
+            write!(f, "; last: {}", self.last_reason)?;
+        }
+        Ok(())
     }
 }
 
