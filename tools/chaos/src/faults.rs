@@ -729,9 +729,8 @@ impl Injector<'_> {
             .consumer_group()
             .unwrap_or(shared_events::topics::ORDERS);
         let id = event_id.to_string();
-        let once = format!(
-            "took 1 of 1 replayed record(s): 0 applied (or already applied), 1 dead-lettered again"
-        );
+        let once =
+            "took 1 of 1 replayed record(s): 0 applied (or already applied), 1 dead-lettered again";
         let mut took_once = 0;
         let mut last = String::new();
         for run in 1..=3 {
@@ -741,7 +740,7 @@ impl Injector<'_> {
             self.fault(format!(
                 "orderflow-admin dlq replay {group} --event-id {id} ({run} of 3)"
             ));
-            took_once += usize::from(replayed.as_ref().is_ok_and(|out| out.contains(&once)));
+            took_once += usize::from(replayed.as_ref().is_ok_and(|out| out.contains(once)));
             last = match replayed {
                 Ok(out) => out.trim().to_owned(),
                 Err(e) => e.to_string(),
