@@ -135,7 +135,7 @@ impl std::fmt::Display for OutOfRange {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{}[{}] would read next at offset {}, but the log holds offsets {} to {}",
+            "{}[{}] would read next at offset {}, but the log starts at offset {} (and ends before {})",
             self.topic, self.partition, self.next, self.log_start, self.log_end
         )
     }
