@@ -59,7 +59,7 @@ async fn an_offset_below_the_log_start_stops_its_group_loudly_while_a_new_group_
     }
     infra.delete_records_before(&topic, 0, 3).await?;
 
-    let invoicing = ServiceUnderTest::start::<Invoicing>(config).await?;
+    let invoicing = ServiceUnderTest::start::<Invoicing>(config.clone()).await?;
     wait_until("invoicing to stop on the gap and say so", || async {
         let (status, body) = readiness(&invoicing).await?;
         Ok(status == StatusCode::SERVICE_UNAVAILABLE
@@ -89,6 +89,23 @@ async fn an_offset_below_the_log_start_stops_its_group_loudly_while_a_new_group_
     ensure!(readiness(&invoicing).await?.0 == StatusCode::SERVICE_UNAVAILABLE);
     ensure!(invoices(&invoicing, later[2]).await? == 0);
     rebuilt.stop().await?;
+
+    // The operator's decision, taken on purpose (README, retention
+    // windows): the gap's events are gone, so the group goes on from the
+    // log start. With the service stopped, its offset is reset; started
+    // again, it resumes there and is ready.
+    invoicing.stop().await?;
+    infra.commit_offset(&group, &topic, 0, 3).await?;
+    let invoicing = ServiceUnderTest::start::<Invoicing>(config).await?;
+    wait_until("the reset group to invoice the record left", || async {
+        Ok(invoices(&invoicing, later[2]).await? == 1)
+    })
+    .await?;
+    wait_until("the reset group to report ready", || async {
+        Ok(readiness(&invoicing).await?.0 == StatusCode::OK)
+    })
+    .await?;
+    ensure!(invoicing.metric("inbox_stalled").await? == 0);
     invoicing.stop().await
 }
 
