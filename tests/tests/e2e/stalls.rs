@@ -143,6 +143,17 @@ async fn a_dead_letter_topic_that_takes_nothing_stalls_the_consumer_visibly_unti
     .await?;
     ensure!(invoicing.metric("inbox_stalled").await? == 1);
     ensure!(invoicing.metric("inbox_dead_lettered").await? == 0);
+    // The age of the record it holds shows the stall, growing with it.
+    const AGE: &str = "inbox_oldest_unprocessed_age_seconds";
+    let age = invoicing.metric(AGE).await?;
+    ensure!(
+        age >= 1,
+        "the held record's age is {age} s during the stall"
+    );
+    wait_until("the held record's age to grow", || async {
+        Ok(invoicing.metric(AGE).await? > age)
+    })
+    .await?;
     ensure!(
         invoices(&invoicing, behind).await? == 0,
         "the order behind the poison waits for the poison's dead letter"
@@ -160,5 +171,9 @@ async fn a_dead_letter_topic_that_takes_nothing_stalls_the_consumer_visibly_unti
     })
     .await?;
     ensure!(invoicing.metric("inbox_stalled").await? == 0);
+    wait_until("no record to be held unfinished", || async {
+        Ok(invoicing.metric(AGE).await? == 0)
+    })
+    .await?;
     invoicing.stop().await
 }
