@@ -352,6 +352,23 @@ impl TestInfra {
         Ok(())
     }
 
+    /// Topic setting `key` of `topic` as the broker reports it.
+    pub async fn topic_config(&self, topic: &str, key: &str) -> anyhow::Result<Option<String>> {
+        let admin: AdminClient<DefaultClientContext> = self
+            .kafka_config()
+            .create()
+            .context("creating the Kafka admin client")?;
+        let described = admin
+            .describe_configs([&ResourceSpecifier::Topic(topic)], &AdminOptions::new())
+            .await?;
+        let resource = described
+            .into_iter()
+            .next()
+            .with_context(|| format!("no configuration of {topic}"))?
+            .map_err(|code| anyhow!("describing {topic}: {code}"))?;
+        Ok(resource.get(key).and_then(|entry| entry.value.clone()))
+    }
+
     /// Sets topic setting `key` of `topic` to `value`, or back to the broker's
     /// default with `None` (the topic's other overrides are dropped).
     pub async fn set_topic_config(

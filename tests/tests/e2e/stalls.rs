@@ -177,3 +177,36 @@ async fn a_dead_letter_topic_that_takes_nothing_stalls_the_consumer_visibly_unti
     .await?;
     invoicing.stop().await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_topics_a_consumer_creates_keep_records_for_their_configured_retention()
+-> anyhow::Result<()> {
+    init_logs();
+    let infra = TestInfra::acquire().await?;
+    let topic = infra.fresh_topic(1).await?;
+    let group = fresh_group(Invoicing::SERVICE.short);
+    let (url, _pool) = infra.fresh_database(ServiceRole::Invoicing).await?;
+    let mut config = consumer_config::<Invoicing>(&infra, &url, &topic, &group);
+    let hours = |h: u64| std::time::Duration::from_secs(h * 3600);
+    config.inbox.retry_retention = hours(3);
+    config.inbox.dead_letter_retention = hours(5);
+    let invoicing = ServiceUnderTest::start::<Invoicing>(config).await?;
+    let (retry, dlq) = (
+        shared_events::topics::retry(&topic, &group),
+        shared_events::topics::dead_letter(&topic, &group),
+    );
+    wait_until("the consumer to create its topics", || async {
+        Ok(infra
+            .topic_config(&retry, "retention.ms")
+            .await
+            .is_ok_and(|value| value.is_some()))
+    })
+    .await?;
+    let retention = |topic: String| {
+        let infra = &infra;
+        async move { infra.topic_config(&topic, "retention.ms").await }
+    };
+    ensure!(retention(retry).await?.as_deref() == Some("10800000"));
+    ensure!(retention(dlq).await?.as_deref() == Some("18000000"));
+    invoicing.stop().await
+}
