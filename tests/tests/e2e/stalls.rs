@@ -2,7 +2,9 @@
 //! instead of hiding: a committed offset fallen below the log start
 //! (retention deleted records the group never read), and a dead-letter
 //! topic that takes nothing. Each stops the consumer with `/health/ready`
-//! 503 and the reason, and `inbox_stalled` 1; none skips a record.
+//! 503 and the reason, and `inbox_stalled` 1; none skips a record. And the
+//! retention windows those stalls race: set on purpose on the topics a
+//! consumer creates.
 
 use anyhow::ensure;
 use e2e::events::placed;
