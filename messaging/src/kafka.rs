@@ -569,3 +569,14 @@ fn wait_for_topics(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    #[test]
+    fn a_retention_of_zero_hours_is_refused_and_one_hour_taken() {
+        assert!(super::retention_hours("0").is_err());
+        assert_eq!(super::retention_hours("1"), Ok(Duration::from_secs(3600)));
+    }
+}

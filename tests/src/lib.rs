@@ -325,6 +325,28 @@ impl TestInfra {
         Ok(())
     }
 
+    /// Commits `offset` on `topic`'s `partition` for consumer group `group`,
+    /// which must have no member: what an operator's
+    /// `kafka-consumer-groups --reset-offsets --execute` does.
+    pub async fn commit_offset(
+        &self,
+        group: &str,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+    ) -> anyhow::Result<()> {
+        let mut config = self.kafka_config();
+        config.set("group.id", group);
+        let mut offsets = rdkafka::TopicPartitionList::new();
+        offsets.add_partition_offset(topic, partition, rdkafka::Offset::Offset(offset))?;
+        tokio::task::spawn_blocking(move || {
+            let consumer: BaseConsumer = config.create()?;
+            consumer.commit(&offsets, rdkafka::consumer::CommitMode::Sync)
+        })
+        .await?
+        .with_context(|| format!("committing {topic}[{partition}]@{offset} for group {group}"))
+    }
+
     /// Deletes `topic`, as an operator's mistake would.
     pub async fn delete_topic(&self, topic: &str) -> anyhow::Result<()> {
         let admin: AdminClient<DefaultClientContext> = self
@@ -336,6 +358,23 @@ impl TestInfra {
             result.map_err(|(topic, code)| anyhow!("deleting topic {topic}: {code}"))?;
         }
         Ok(())
+    }
+
+    /// Topic setting `key` of `topic` as the broker reports it.
+    pub async fn topic_config(&self, topic: &str, key: &str) -> anyhow::Result<Option<String>> {
+        let admin: AdminClient<DefaultClientContext> = self
+            .kafka_config()
+            .create()
+            .context("creating the Kafka admin client")?;
+        let described = admin
+            .describe_configs([&ResourceSpecifier::Topic(topic)], &AdminOptions::new())
+            .await?;
+        let resource = described
+            .into_iter()
+            .next()
+            .with_context(|| format!("no configuration of {topic}"))?
+            .map_err(|code| anyhow!("describing {topic}: {code}"))?;
+        Ok(resource.get(key).and_then(|entry| entry.value.clone()))
     }
 
     /// Sets topic setting `key` of `topic` to `value`, or back to the broker's

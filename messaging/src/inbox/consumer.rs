@@ -9,21 +9,26 @@
 //! record), and a committed offset that is no longer in the log (retention
 //! deleted records the group never read: start at the first record left,
 //! skipping the rest without a word). Only the first is harmless. So the
-//! consumer runs with `auto.offset.reset=error`: librdkafka stops the
-//! partition and reports `ERR__AUTO_OFFSET_RESET`, and [`place`] tells the
-//! cases apart. No committed offset: seek to where a new group starts
-//! (`KAFKA_AUTO_OFFSET_RESET`). An offset still in the log: seek to it. An
-//! offset outside it: leave the partition stopped and report it; the inbox
-//! is then not ready, and logs the partition and how many records are gone.
+//! consumer runs with `auto.offset.reset=error`, and tells the cases apart
+//! itself. When partitions are assigned, it looks up the group's committed
+//! offsets, and gives each partition without one the start of a new group
+//! (`KAFKA_AUTO_OFFSET_RESET`) in the assignment itself: librdkafka cannot
+//! seek a partition it has stopped on the error, so the start must be
+//! decided before. A committed offset outside the log then makes librdkafka
+//! stop that partition and report `ERR__AUTO_OFFSET_RESET`; [`place`] finds
+//! it and reports it, the partition stays stopped, and the inbox is not
+//! ready and logs the partition and how many records are gone.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::consumer::{
-    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, RebalanceProtocol,
+    StreamConsumer,
 };
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::statistics::Statistics;
+use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use super::InboxMetrics;
@@ -64,6 +69,14 @@ pub(super) fn subscribe(
     // Under KIP-848 the broker owns the session and the heartbeat
     // (group.consumer.session.timeout.ms, group.consumer.heartbeat.interval.ms)
     // and librdkafka refuses to create a consumer that sets them.
+    if settings.group_protocol == "consumer" {
+        // The broker's default assignor (uniform) balances the count of
+        // partitions over both topics, and may give one instance every
+        // partition of the source topic and the other the retry topic's:
+        // range splits each topic over the instances, as the classic
+        // protocol's range assignor does.
+        config.set("group.remote.assignor", "range");
+    }
     if settings.group_protocol == "classic" {
         config
             .set(
@@ -78,10 +91,21 @@ pub(super) fn subscribe(
                     .to_string(),
             );
     }
-    let consumer: StreamConsumer<InboxContext> =
-        config.create_with_context(InboxContext { metrics })?;
+    let consumer: StreamConsumer<InboxContext> = config.create_with_context(InboxContext {
+        metrics,
+        new_group_start: new_group_start(settings),
+        unplaced: std::sync::Mutex::default(),
+    })?;
     consumer.subscribe(topics)?;
     Ok(Arc::new(consumer))
+}
+
+/// Where a group starts a partition it has no committed offset on.
+fn new_group_start(settings: &InboxSettings) -> Offset {
+    match settings.auto_offset_reset.as_str() {
+        "latest" => Offset::End,
+        _ => Offset::Beginning,
+    }
 }
 
 /// A partition whose next record is no longer in the log.
@@ -111,30 +135,54 @@ impl std::fmt::Display for OutOfRange {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{}[{}] would read next at offset {}, but the log holds offsets {} to {}",
+            "{}[{}] would read next at offset {}, but the log starts at offset {} (and ends before {})",
             self.topic, self.partition, self.next, self.log_start, self.log_end
         )
     }
 }
 
-/// How long one offset, watermark or seek request may take.
+/// How long one offset or watermark request may take.
 const PLACE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Places every assigned partition after librdkafka met
+/// Why an assigned partition does not advance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Stopped {
+    /// Its next offset is outside the log.
+    OutOfRange(OutOfRange),
+    /// librdkafka stopped it, but the group has no offset for it: the
+    /// committed offsets could not be read when it was assigned. It starts
+    /// at its next assignment (a restart of the service).
+    Unplaced {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: i32,
+    },
+}
+
+impl std::fmt::Display for Stopped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Stopped::OutOfRange(o) => write!(f, "{o}: {} record(s) would be skipped", o.skipped()),
+            Stopped::Unplaced { topic, partition } => write!(
+                f,
+                "{topic}[{partition}] has no committed offset and was not placed when assigned \
+                 (its committed offset could not be read then); restart the service"
+            ),
+        }
+    }
+}
+
+/// The assigned partitions that do not advance, after librdkafka met
 /// `auto.offset.reset=error` on some of them (it does not say which, so all
-/// are looked at): a partition without a position or committed offset
-/// starts at `new_group_start`; one whose next offset is in the log is
-/// sought there (a no-op for a partition reading normally); one whose next
-/// offset is outside the log stays stopped and is returned. Blocking: run it
+/// are looked at): those whose next offset (position, else committed
+/// offset) is outside the log, and those with none at all. Blocking: run it
 /// off the async workers.
-pub(super) fn place(
-    consumer: &StreamConsumer<InboxContext>,
-    new_group_start: Offset,
-) -> Result<Vec<OutOfRange>, KafkaError> {
+pub(super) fn place(consumer: &StreamConsumer<InboxContext>) -> Result<Vec<Stopped>, KafkaError> {
     let assignment = consumer.assignment()?;
     let committed = consumer.committed_offsets(assignment.clone(), PLACE_TIMEOUT)?;
     let positions = consumer.position()?;
-    let mut out_of_range = Vec::new();
+    let mut stopped = Vec::new();
     for assigned in assignment.elements() {
         let (topic, partition) = (assigned.topic(), assigned.partition());
         let offset_in = |list: &TopicPartitionList| match list
@@ -145,34 +193,100 @@ pub(super) fn place(
             _ => None,
         };
         let Some(next) = offset_in(&positions).or_else(|| offset_in(&committed)) else {
-            tracing::info!(
-                topic,
-                partition,
-                start = ?new_group_start,
-                "no committed offset on this partition (a new group): starting where a new group starts"
-            );
-            consumer.seek(topic, partition, new_group_start, PLACE_TIMEOUT)?;
+            // A partition that started where a new group starts, and has
+            // not delivered a record yet, has no position either: only a
+            // partition librdkafka met the error on is stopped.
+            if assigned_without_start(consumer, topic, partition) {
+                stopped.push(Stopped::Unplaced {
+                    topic: topic.to_owned(),
+                    partition,
+                });
+            }
             continue;
         };
         let (log_start, log_end) = consumer.fetch_watermarks(topic, partition, PLACE_TIMEOUT)?;
-        if (log_start..=log_end).contains(&next) {
-            consumer.seek(topic, partition, Offset::Offset(next), PLACE_TIMEOUT)?;
-        } else {
-            out_of_range.push(OutOfRange {
+        if !(log_start..=log_end).contains(&next) {
+            stopped.push(Stopped::OutOfRange(OutOfRange {
                 topic: topic.to_owned(),
                 partition,
                 next,
                 log_start,
                 log_end,
-            });
+            }));
         }
     }
-    Ok(out_of_range)
+    Ok(stopped)
+}
+
+/// Whether `topic[partition]` was assigned without a start (no committed
+/// offset, and the lookup at assignment failed): the context remembers the
+/// partitions it gave a start to.
+fn assigned_without_start(
+    consumer: &StreamConsumer<InboxContext>,
+    topic: &str,
+    partition: i32,
+) -> bool {
+    consumer
+        .context()
+        .unplaced
+        .lock()
+        .is_ok_and(|unplaced| unplaced.contains(&(topic.to_owned(), partition)))
 }
 
 /// Rebalance and statistics callbacks of the inbox's consumer.
 pub(super) struct InboxContext {
     metrics: InboxMetrics,
+    /// Where a partition without a committed offset starts.
+    new_group_start: Offset,
+    /// Partitions assigned while their committed offsets could not be read
+    /// (so none was given a start): see [`place`].
+    unplaced: std::sync::Mutex<std::collections::HashSet<(String, i32)>>,
+}
+
+impl InboxContext {
+    /// Gives each partition of `assigned` that the group has no committed
+    /// offset on the start of a new group; the others keep theirs (an
+    /// unset offset: librdkafka reads the committed one). Runs in the
+    /// rebalance callback, before the partitions are assigned.
+    fn start_new_partitions(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        assigned: &mut TopicPartitionList,
+    ) {
+        let committed = consumer.committed_offsets(assigned.clone(), PLACE_TIMEOUT);
+        let Ok(mut unplaced) = self.unplaced.lock() else {
+            return;
+        };
+        let committed = match committed {
+            Ok(committed) => committed,
+            Err(e) => {
+                tracing::error!(error = %e, partitions = %describe(assigned),
+                    "the committed offsets of the assigned partitions could not be read; a partition \
+                     without one stops (reported) until it is assigned again");
+                unplaced.extend(
+                    assigned
+                        .elements()
+                        .iter()
+                        .map(|e| (e.topic().to_owned(), e.partition())),
+                );
+                return;
+            }
+        };
+        for element in committed.elements() {
+            let (topic, partition) = (element.topic(), element.partition());
+            unplaced.remove(&(topic.to_owned(), partition));
+            if !matches!(element.offset(), Offset::Offset(_)) {
+                tracing::info!(topic, partition, start = ?self.new_group_start,
+                    "no committed offset on this partition (a new group, or a new topic of it): \
+                     starting where a new group starts");
+                if let Err(e) =
+                    assigned.set_partition_offset(topic, partition, self.new_group_start)
+                {
+                    tracing::warn!(error = %e, topic, partition, "setting the start of a new partition");
+                }
+            }
+        }
+    }
 }
 
 impl ClientContext for InboxContext {
@@ -189,6 +303,60 @@ impl ClientContext for InboxContext {
 }
 
 impl ConsumerContext for InboxContext {
+    /// rdkafka's own rebalance, with the start of partitions that have no
+    /// committed offset set in the assignment first (see the module
+    /// documentation: with `auto.offset.reset=error`, nothing else starts
+    /// them).
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        partitions: &mut TopicPartitionList,
+    ) {
+        let cooperative = matches!(
+            consumer.rebalance_protocol(),
+            RebalanceProtocol::Cooperative
+        );
+        let (rebalance, changed) = match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                self.start_new_partitions(consumer, partitions);
+                let rebalance = Rebalance::Assign(partitions);
+                self.pre_rebalance(consumer, &rebalance);
+                let assigned = if cooperative {
+                    consumer.incremental_assign(partitions)
+                } else {
+                    consumer.assign(partitions)
+                };
+                (Rebalance::Assign(partitions), assigned)
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                let rebalance = Rebalance::Revoke(partitions);
+                self.pre_rebalance(consumer, &rebalance);
+                let revoked = if cooperative {
+                    consumer.incremental_unassign(partitions)
+                } else {
+                    consumer.unassign()
+                };
+                (Rebalance::Revoke(partitions), revoked)
+            }
+            other => {
+                let rebalance = Rebalance::Error(KafkaError::Rebalance(other.into()));
+                self.pre_rebalance(consumer, &rebalance);
+                // As rdkafka does: an error drops the assignment.
+                let dropped = if cooperative {
+                    consumer.incremental_unassign(partitions)
+                } else {
+                    consumer.unassign()
+                };
+                (rebalance, dropped)
+            }
+        };
+        if let Err(e) = changed {
+            tracing::warn!(error = %e, "changing the assignment in the rebalance");
+        }
+        self.post_rebalance(consumer, &rebalance);
+    }
+
     fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Revoke(partitions) => {
@@ -282,21 +450,20 @@ fn describe(partitions: &TopicPartitionList) -> String {
         .join(",")
 }
 
-/// Keeps the partitions placed: each time `reset` is notified (the consumer
-/// met `auto.offset.reset=error`), runs [`place`]; while a partition is out
-/// of range, says so through `stall` (logged at `error` once per partition,
-/// with the records skipped if the group went on) and looks again every
-/// `recheck` (a revoked partition, or an offset an operator reset while the
-/// service was stopped, ends the stall). Ends when `shutdown` fires.
+/// Watches the partitions librdkafka stops: each time `reset` is notified
+/// (the consumer met `auto.offset.reset=error`), runs [`place`]; while a
+/// partition is stopped, says so through `stall` (logged at `error` once
+/// per partition, with the records that would be skipped) and looks again
+/// every `recheck` (a revoked partition ends the stall). Ends when
+/// `shutdown` fires.
 pub(super) async fn keep_placed(
     consumer: InboxConsumer,
-    new_group_start: Offset,
     reset: Arc<tokio::sync::Notify>,
     stall: super::stall::Stall,
     recheck: Duration,
     shutdown: tokio_util::sync::CancellationToken,
 ) {
-    let mut reported: Vec<OutOfRange> = Vec::new();
+    let mut reported: Vec<Stopped> = Vec::new();
     let mut failed = false;
     loop {
         let look_again = failed || !reported.is_empty();
@@ -306,43 +473,48 @@ pub(super) async fn keep_placed(
             () = tokio::time::sleep(recheck), if look_again => {},
         }
         let placing = Arc::clone(&consumer);
-        let placed = tokio::task::spawn_blocking(move || place(&placing, new_group_start)).await;
-        let out_of_range = match placed {
-            Ok(Ok(out_of_range)) => out_of_range,
+        let placed = tokio::task::spawn_blocking(move || place(&placing)).await;
+        let stopped = match placed {
+            Ok(Ok(stopped)) => stopped,
             Ok(Err(e)) => {
-                tracing::warn!(error = %e, retry_in = ?recheck, "placing the partitions failed; retrying");
+                tracing::warn!(error = %e, retry_in = ?recheck, "looking at the stopped partitions failed; retrying");
                 failed = true;
                 continue;
             }
             Err(e) => {
-                tracing::warn!(error = %e, "the task placing the partitions failed; retrying");
+                tracing::warn!(error = %e, "the task looking at the stopped partitions failed; retrying");
                 failed = true;
                 continue;
             }
         };
         failed = false;
-        for gone in out_of_range.iter().filter(|o| !reported.contains(o)) {
-            tracing::error!(
-                topic = %gone.topic,
-                partition = gone.partition,
-                next_offset = gone.next,
-                log_start = gone.log_start,
-                log_end = gone.log_end,
-                records_skipped = gone.skipped(),
-                "the partition's next record is no longer in the log (retention deleted what this \
-                 group never read); the partition is stopped, nothing is skipped: restore the missing \
-                 events or reset the group's offset on purpose (README, delivery guarantees)"
-            );
+        for gone in stopped.iter().filter(|o| !reported.contains(o)) {
+            match gone {
+                Stopped::OutOfRange(gone) => tracing::error!(
+                    topic = %gone.topic,
+                    partition = gone.partition,
+                    next_offset = gone.next,
+                    log_start = gone.log_start,
+                    log_end = gone.log_end,
+                    records_skipped = gone.skipped(),
+                    "the partition's next record is no longer in the log (retention deleted what this \
+                     group never read); the partition is stopped, nothing is skipped: restore the missing \
+                     events or reset the group's offset on purpose (README, delivery guarantees)"
+                ),
+                Stopped::Unplaced { .. } => {
+                    tracing::error!(partition = %gone, "a partition is stopped")
+                }
+            }
         }
-        if out_of_range.is_empty() {
+        if stopped.is_empty() {
             if !reported.is_empty() {
-                tracing::info!("no partition is out of range any more; resuming");
+                tracing::info!("no partition is stopped any more; resuming");
                 stall.resume(super::stall::Cause::Offsets);
             }
         } else {
-            let reason = out_of_range
+            let reason = stopped
                 .iter()
-                .map(|o| format!("{o}: {} record(s) would be skipped", o.skipped()))
+                .map(ToString::to_string)
                 .collect::<Vec<_>>()
                 .join("; ");
             stall.stop(
@@ -350,6 +522,6 @@ pub(super) async fn keep_placed(
                 format!("stopped on an offset out of range, never reset: {reason}"),
             );
         }
-        reported = out_of_range;
+        reported = stopped;
     }
 }

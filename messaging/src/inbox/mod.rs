@@ -436,13 +436,8 @@ impl<H: Handler> Inbox<H> {
             shutdown.clone(),
         ));
         let reset = Arc::new(tokio::sync::Notify::new());
-        let new_group_start = match self.settings.auto_offset_reset.as_str() {
-            "latest" => Offset::End,
-            _ => Offset::Beginning,
-        };
         let placing = tokio::spawn(consumer::keep_placed(
             Arc::clone(&consumer),
-            new_group_start,
             Arc::clone(&reset),
             self.stall.clone(),
             self.settings.max_backoff,
@@ -490,8 +485,8 @@ impl<H: Handler> Inbox<H> {
                     records
                 }
                 Some(Err(KafkaError::MessageConsumption(RDKafkaErrorCode::AutoOffsetReset))) => {
-                    // A partition without a usable offset: placed (or
-                    // reported) by the placing task; the rest go on.
+                    // A partition whose offset is out of range: stopped by
+                    // librdkafka, reported by the placing task; the rest go on.
                     tracing::debug!("a partition needs placing (auto.offset.reset=error)");
                     reset.notify_one();
                     continue;

@@ -2,7 +2,9 @@
 //! instead of hiding: a committed offset fallen below the log start
 //! (retention deleted records the group never read), and a dead-letter
 //! topic that takes nothing. Each stops the consumer with `/health/ready`
-//! 503 and the reason, and `inbox_stalled` 1; none skips a record.
+//! 503 and the reason, and `inbox_stalled` 1; none skips a record. And the
+//! retention windows those stalls race: set on purpose on the topics a
+//! consumer creates.
 
 use anyhow::ensure;
 use e2e::events::placed;
@@ -59,7 +61,7 @@ async fn an_offset_below_the_log_start_stops_its_group_loudly_while_a_new_group_
     }
     infra.delete_records_before(&topic, 0, 3).await?;
 
-    let invoicing = ServiceUnderTest::start::<Invoicing>(config).await?;
+    let invoicing = ServiceUnderTest::start::<Invoicing>(config.clone()).await?;
     wait_until("invoicing to stop on the gap and say so", || async {
         let (status, body) = readiness(&invoicing).await?;
         Ok(status == StatusCode::SERVICE_UNAVAILABLE
@@ -89,6 +91,23 @@ async fn an_offset_below_the_log_start_stops_its_group_loudly_while_a_new_group_
     ensure!(readiness(&invoicing).await?.0 == StatusCode::SERVICE_UNAVAILABLE);
     ensure!(invoices(&invoicing, later[2]).await? == 0);
     rebuilt.stop().await?;
+
+    // The operator's decision, taken on purpose (README, retention
+    // windows): the gap's events are gone, so the group goes on from the
+    // log start. With the service stopped, its offset is reset; started
+    // again, it resumes there and is ready.
+    invoicing.stop().await?;
+    infra.commit_offset(&group, &topic, 0, 3).await?;
+    let invoicing = ServiceUnderTest::start::<Invoicing>(config).await?;
+    wait_until("the reset group to invoice the record left", || async {
+        Ok(invoices(&invoicing, later[2]).await? == 1)
+    })
+    .await?;
+    wait_until("the reset group to report ready", || async {
+        Ok(readiness(&invoicing).await?.0 == StatusCode::OK)
+    })
+    .await?;
+    ensure!(invoicing.metric("inbox_stalled").await? == 0);
     invoicing.stop().await
 }
 
@@ -126,6 +145,17 @@ async fn a_dead_letter_topic_that_takes_nothing_stalls_the_consumer_visibly_unti
     .await?;
     ensure!(invoicing.metric("inbox_stalled").await? == 1);
     ensure!(invoicing.metric("inbox_dead_lettered").await? == 0);
+    // The age of the record it holds shows the stall, growing with it.
+    const AGE: &str = "inbox_oldest_unprocessed_age_seconds";
+    let age = invoicing.metric(AGE).await?;
+    ensure!(
+        age >= 1,
+        "the held record's age is {age} s during the stall"
+    );
+    wait_until("the held record's age to grow", || async {
+        Ok(invoicing.metric(AGE).await? > age)
+    })
+    .await?;
     ensure!(
         invoices(&invoicing, behind).await? == 0,
         "the order behind the poison waits for the poison's dead letter"
@@ -143,5 +173,42 @@ async fn a_dead_letter_topic_that_takes_nothing_stalls_the_consumer_visibly_unti
     })
     .await?;
     ensure!(invoicing.metric("inbox_stalled").await? == 0);
+    wait_until("no record to be held unfinished", || async {
+        Ok(invoicing.metric(AGE).await? == 0)
+    })
+    .await?;
+    invoicing.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_topics_a_consumer_creates_keep_records_for_their_configured_retention()
+-> anyhow::Result<()> {
+    init_logs();
+    let infra = TestInfra::acquire().await?;
+    let topic = infra.fresh_topic(1).await?;
+    let group = fresh_group(Invoicing::SERVICE.short);
+    let (url, _pool) = infra.fresh_database(ServiceRole::Invoicing).await?;
+    let mut config = consumer_config::<Invoicing>(&infra, &url, &topic, &group);
+    let hours = |h: u64| std::time::Duration::from_secs(h * 3600);
+    config.inbox.retry_retention = hours(3);
+    config.inbox.dead_letter_retention = hours(5);
+    let invoicing = ServiceUnderTest::start::<Invoicing>(config).await?;
+    let (retry, dlq) = (
+        shared_events::topics::retry(&topic, &group),
+        shared_events::topics::dead_letter(&topic, &group),
+    );
+    wait_until("the consumer to create its topics", || async {
+        Ok(infra
+            .topic_config(&retry, "retention.ms")
+            .await
+            .is_ok_and(|value| value.is_some()))
+    })
+    .await?;
+    let retention = |topic: String| {
+        let infra = &infra;
+        async move { infra.topic_config(&topic, "retention.ms").await }
+    };
+    ensure!(retention(retry).await?.as_deref() == Some("10800000"));
+    ensure!(retention(dlq).await?.as_deref() == Some("18000000"));
     invoicing.stop().await
 }
