@@ -21,7 +21,7 @@
 
 use messaging::inbox::EventMeta;
 use platform::Problem;
-use platform::pagination::{KeyedPageRequest, Page, TextCursor, text_key};
+use platform::pagination::{KeyedPageRequest, Page, TextCursor, text_cursor_schema, text_key};
 use serde::{Deserialize, Serialize};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
@@ -84,7 +84,7 @@ pub async fn apply(
 #[into_params(parameter_in = Query)]
 pub struct BalanceQuery {
     /// Only this customer's balances (the e-mail address, exactly; empty: every customer).
-    #[param(max_length = 254)]
+    #[param(required = false, schema_with = customer_schema)]
     pub customer: Option<String>,
     /// Only balances in this currency (ISO 4217, e.g. `EUR`; empty: every currency).
     #[param(pattern = "^([A-Z]{3})?$")]
@@ -93,7 +93,13 @@ pub struct BalanceQuery {
     #[param(value_type = Option<i64>, minimum = 1, maximum = 500)]
     pub limit: Option<String>,
     /// `next_cursor` of the previous page (empty: the first page).
+    #[param(required = false, schema_with = text_cursor_schema)]
     pub cursor: Option<String>,
+}
+
+/// The schema of `customer`: what [`text_key`] takes.
+fn customer_schema() -> utoipa::openapi::Object {
+    platform::schema::key_or_empty(MAX_EMAIL, "Only this customer's balances (the e-mail address, exactly; empty: every customer).")
 }
 
 /// A validated [`BalanceQuery`].

@@ -82,6 +82,15 @@ pub fn cursor_schema() -> Object {
     )
 }
 
+/// The schema of `cursor` in a list ordered by text keys: the form of
+/// [`TextCursor::encode`]. Only a value a previous page handed out is
+/// valid, which no schema can say (the cursor is opaque).
+pub fn text_cursor_schema() -> Object {
+    crate::schema::hex_or_empty(
+        "`next_cursor` of the previous page, as it was handed out (opaque); empty: the first page.",
+    )
+}
+
 /// The schema of `order_id` in a list's query: what the lists read.
 pub fn order_id_schema() -> Object {
     crate::schema::uuid_or_empty(

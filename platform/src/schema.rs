@@ -89,6 +89,18 @@ pub fn token(alphabet: &str, max: usize, description: &str) -> Object {
     string(format!("^[{alphabet}]{{1,{max}}}$"), description).build()
 }
 
+/// A text of at most `max` characters without control characters, or
+/// empty: how the lists read a key to narrow them to (a customer, a SKU).
+pub fn key_or_empty(max: usize, description: &str) -> Object {
+    string(format!("^[^{CONTROL}]{{0,{max}}}$"), description).build()
+}
+
+/// Hex digits in pairs, or empty: the form of an opaque cursor of a list
+/// ordered by text keys (`pagination::TextCursor`).
+pub fn hex_or_empty(description: &str) -> Object {
+    string("^(?:[0-9A-Fa-f]{2})*$".to_owned(), description).build()
+}
+
 /// A UUID in its hyphenated form (`01933b5e-8f30-7a1b-8c2d-3e4f5a6b7c8d`,
 /// either case), or empty: how the optional id and cursor query values of
 /// the lists are read (empty means "not given").

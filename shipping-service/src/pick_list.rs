@@ -21,7 +21,7 @@
 
 use messaging::inbox::EventMeta;
 use platform::Problem;
-use platform::pagination::{KeyedPageRequest, Page, TextCursor, text_key};
+use platform::pagination::{KeyedPageRequest, Page, TextCursor, text_cursor_schema, text_key};
 use serde::{Deserialize, Serialize};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
@@ -82,13 +82,19 @@ pub async fn apply(
 #[into_params(parameter_in = Query)]
 pub struct PickListQuery {
     /// Only this SKU (exactly; empty: every SKU).
-    #[param(max_length = 200)]
+    #[param(required = false, schema_with = sku_schema)]
     pub sku: Option<String>,
     /// Page size, 1 to 500 (default 50).
     #[param(value_type = Option<i64>, minimum = 1, maximum = 500)]
     pub limit: Option<String>,
     /// `next_cursor` of the previous page (empty: the first page).
+    #[param(required = false, schema_with = text_cursor_schema)]
     pub cursor: Option<String>,
+}
+
+/// The schema of `sku`: what [`text_key`] takes.
+fn sku_schema() -> utoipa::openapi::Object {
+    platform::schema::key_or_empty(MAX_SKU, "Only this SKU (exactly; empty: every SKU).")
 }
 
 /// A validated [`PickListQuery`].

@@ -222,7 +222,7 @@ pub async fn list_orders(
     path = "/orders/{id}/cancel",
     tag = "orders",
     params(("id" = Uuid, Path, description = "The order's id")),
-    request_body(content = Option<CancelRequest>, content_type = "application/json", description = "Optional (an empty body is none): an object saying why the order is cancelled. Always declared `Content-Type: application/json` (anything else is 415), so that no HTML form of another site can send it"),
+    request_body(content = CancelRequest, content_type = "application/json", description = "Why the order is cancelled: an object, `{}` for no reason (an empty body is taken as none too). Always declared `Content-Type: application/json` (anything else, or none, is 415), so that no HTML form of another site can send it"),
     responses(
         (status = 200, description = "The order, cancelled (cancelling again changes nothing)", body = OrderResponse),
         BadRequest, NotFound, BodyErrors, ServerErrors
