@@ -99,7 +99,10 @@ pub struct BalanceQuery {
 
 /// The schema of `customer`: what [`text_key`] takes.
 fn customer_schema() -> utoipa::openapi::Object {
-    platform::schema::key_or_empty(MAX_EMAIL, "Only this customer's balances (the e-mail address, exactly; empty: every customer).")
+    platform::schema::key_or_empty(
+        MAX_EMAIL,
+        "Only this customer's balances (the e-mail address, exactly; empty: every customer).",
+    )
 }
 
 /// A validated [`BalanceQuery`].
