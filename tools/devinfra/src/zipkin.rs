@@ -109,6 +109,13 @@ impl Zipkin {
             .arg("--armeria.ports[0].protocols=http")
             .env("STORAGE_TYPE", "mem")
             .env("COLLECTOR_SCRIBE_ENABLED", "false")
+            // Zipkin turns on its Kafka collector when it sees
+            // KAFKA_BOOTSTRAP_SERVERS, which the tests' environment sets for
+            // the services; the brokers take authenticated clients only, and
+            // Zipkin's collector, refused, stops the server. It collects
+            // over HTTP here, nothing else.
+            .env("COLLECTOR_KAFKA_ENABLED", "false")
+            .env_remove("KAFKA_BOOTSTRAP_SERVERS")
             .current_dir(dir)
             .stdin(Stdio::null())
             .stdout(out)
