@@ -73,6 +73,9 @@ async fn one_order_is_one_trace_across_the_three_services_in_zipkin() -> anyhow:
             if let Some(group) = service.consumer_group() {
                 env.push(("KAFKA_GROUP_ID".to_owned(), fresh_group(group)));
             }
+            // The test's own topic and groups, which no service's principal
+            // has ACLs on: the services run as the administrative principal.
+            env.extend(devinfra::kafka::access::admin_env());
             stack
                 .launch(Launch {
                     service,
