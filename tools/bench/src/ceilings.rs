@@ -234,6 +234,15 @@ pub(crate) async fn producer_performance(
     linger_ms: &str,
     batch_size: &str,
 ) -> Result<ProducerResult, BenchError> {
+    // As the administrative principal, like every tool: its client
+    // properties in a file (the JAAS line holds spaces, which the tool's
+    // `key=value` arguments cannot carry).
+    let admin_properties = logs.join("producer-performance-admin.properties");
+    std::fs::write(
+        &admin_properties,
+        devinfra::kafka::access::admin_client_properties(),
+    )
+    .map_err(|e| InfraError::io("write", &admin_properties, e))?;
     let mut command = runtime.java_command(
         "512m",
         logs,
@@ -246,14 +255,14 @@ pub(crate) async fn producer_performance(
         .arg(records.to_string())
         .arg("--record-size")
         .arg(record_size.to_string())
-        .arg("--producer-props")
+        .arg("--command-config")
+        .arg(&admin_properties)
+        .arg("--command-property")
         .arg(format!("bootstrap.servers={bootstrap}"))
         .arg("acks=all")
         .arg("enable.idempotence=true")
         .arg(format!("linger.ms={linger_ms}"))
         .arg(format!("batch.size={batch_size}"))
-        // As the administrative principal, like every tool.
-        .args(devinfra::kafka::access::admin_client_properties().lines())
         .stdin(Stdio::null());
     let output = tokio::process::Command::from(command)
         .kill_on_drop(true)
