@@ -339,11 +339,20 @@ pub fn plain_login(user: StaticUser, accepted: &[StaticUser]) -> String {
     line
 }
 
+/// The launcher and class behind `kafka-acls.sh`, relative to `/opt/kafka/bin`.
+pub const ACL_COMMAND: &str = "kafka-run-class.sh org.apache.kafka.tools.AclCommand";
+
 /// The commands docker-compose's `kafka-init` runs with Kafka's scripts
 /// against `bootstrap`, authenticated by the properties file `command_config`:
 /// every topic of the flow, then each principal's SCRAM credential and ACLs.
-/// One `kafka-acls` call per principal and resource (its operations
-/// together); every command is idempotent, so the init can run again.
+/// One ACL call per principal and resource (its operations together);
+/// every command is idempotent, so the init can run again.
+///
+/// The ACLs go through `kafka-run-class.sh` with Kafka's `AclCommand` (the
+/// class `kafka-acls.sh` itself runs): every image of Kafka 4 ships that
+/// launcher and class, while the `kafka-acls.sh` wrapper is missing from
+/// images cut down to the common scripts, such as the local stand-in CI
+/// builds (`../shared/docker-standins/`), where `kafka-init` exited 127.
 pub fn init_commands(
     bootstrap: &str,
     command_config: &str,
@@ -353,7 +362,7 @@ pub fn init_commands(
     let scope = Scope::flow();
     let tool = |script: &str| {
         format!(
-            "/opt/kafka/bin/{script}.sh --bootstrap-server {bootstrap} --command-config {command_config}"
+            "/opt/kafka/bin/{script} --bootstrap-server {bootstrap} --command-config {command_config}"
         )
     };
     let mut commands: Vec<String> = topics(&scope)
@@ -361,7 +370,7 @@ pub fn init_commands(
         .map(|topic| {
             format!(
                 "{} --create --if-not-exists --topic {} --partitions {partitions} --replication-factor {replication_factor} --config retention.ms={}",
-                tool("kafka-topics"),
+                tool("kafka-topics.sh"),
                 topic.name,
                 topic.retention_ms()
             )
@@ -370,7 +379,7 @@ pub fn init_commands(
     for principal in principals(&scope) {
         commands.push(format!(
             "{} --alter --entity-type users --entity-name {} --add-config '{SCRAM_MECHANISM}=[password={}]'",
-            tool("kafka-configs"),
+            tool("kafka-configs.sh"),
             principal.name,
             principal.password
         ));
@@ -389,7 +398,7 @@ pub fn init_commands(
                 .collect();
             commands.push(format!(
                 "{} --add --allow-principal User:{}{operations} {} {name}",
-                tool("kafka-acls"),
+                tool(ACL_COMMAND),
                 principal.name,
                 resource.option()
             ));
@@ -505,7 +514,7 @@ mod tests {
         // One command per principal and resource, whatever its operations.
         let acls: Vec<String> = commands
             .iter()
-            .filter(|c| c.contains("kafka-acls.sh"))
+            .filter(|c| c.contains(ACL_COMMAND))
             .map(|c| {
                 let principal = c.split("--allow-principal ").nth(1).unwrap_or_default();
                 let principal = principal.split(' ').next().unwrap_or_default();
