@@ -1,8 +1,8 @@
 //! Keeps the Docker path honest without a Docker engine.
 //!
 //! `cargo xtask docker-check` runs docker-compose.yml, the Dockerfile and the
-//! testcontainers path for real where an engine runs. These tests need
-//! none: they read the files and check that they agree with the
+//! testcontainers path for real where an engine runs (CI starts one). These
+//! tests need none: they read the files and check that they agree with the
 //! code, which `cargo xtask` runs every day, on every machine:
 //!
 //! - every variable a service reads is set for it, and nothing else;
