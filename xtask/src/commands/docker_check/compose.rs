@@ -410,6 +410,12 @@ async fn scale_out(readme: &str) -> Result<(), DockerCheckError> {
                 let half = usize::try_from(topics::ORDERS_PARTITIONS / 2).unwrap_or(0);
                 if members.len() == 2 && members.values().all(|&n| n == half) {
                     Probe::Ready(members)
+                } else if members.is_empty() {
+                    // No member row at all: say what the tool printed instead.
+                    Probe::NotYet(format!(
+                        "no member holds a partition; the tool printed: {}",
+                        table.trim()
+                    ))
                 } else {
                     Probe::NotYet(format!("partitions per member: {members:?}"))
                 }
