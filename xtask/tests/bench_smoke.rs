@@ -82,11 +82,12 @@ async fn the_smoke_benchmark_writes_a_complete_report() {
         1,
     );
     // Both listeners of the broker carried the producer ceiling, the relay's
-    // drain and fresh producers: SCRAM in column 1, no authentication in 2.
+    // drain and new clients: SCRAM in column 1, no authentication in 2.
     for figure in [
         "Producer ceiling (records/s)",
         "Relay drain rate (events/s)",
-        "Fresh producer to its first delivery, median (ms)",
+        "New client to its first metadata answer, median (ms)",
+        "New idempotent producer to its first delivery, median (ms)",
     ] {
         for column in [1, 2] {
             assert!(

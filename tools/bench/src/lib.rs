@@ -27,7 +27,7 @@
 //!
 //! ProducerPerformance and the drain each run twice, through SCRAM and
 //! through a listener without authentication that only this broker has,
-//! and fresh producers are timed to their first delivery through both
+//! and new clients are timed to their first answer through both
 //! ([`scram`]): what authentication costs, before and after in one run.
 //!
 //! The results become a markdown report and an SVG plot ([`report`], [`plot`]).
@@ -96,8 +96,9 @@ pub struct BenchOptions {
     pub pgbench_duration: Duration,
     /// Records ProducerPerformance sends.
     pub producer_records: u64,
-    /// Fresh producers timed to their first delivery, per listener.
-    pub fresh_producers: usize,
+    /// New clients timed to their first metadata answer and first
+    /// delivery, each way, per listener.
+    pub fresh_clients: usize,
     /// The services' and the load generator's build profile.
     pub profile: Profile,
     /// `NAME=value` settings added to every service's environment (tuning).
@@ -124,7 +125,7 @@ impl BenchOptions {
             templates: 100,
             pgbench_duration: Duration::from_secs(15),
             producer_records: 300_000,
-            fresh_producers: 30,
+            fresh_clients: 30,
             profile: Profile::Release,
             knobs: Vec::new(),
             report: root.join("BENCHMARKS.md"),
@@ -148,7 +149,7 @@ impl BenchOptions {
             templates: 10,
             pgbench_duration: Duration::from_secs(2),
             producer_records: 5_000,
-            fresh_producers: 5,
+            fresh_clients: 5,
             profile: Profile::Debug,
             knobs: Vec::new(),
             report: dir.join("BENCHMARKS.md"),
@@ -364,10 +365,8 @@ async fn measure(
     let producer = producer_ceiling(infra, options, runtime, &event, &listeners.scram).await?;
     let producer_plain =
         producer_ceiling(infra, options, runtime, &event, &listeners.plain).await?;
-    let first_delivery_scram =
-        scram::first_delivery(&listeners.scram, options.fresh_producers).await?;
-    let first_delivery_plain =
-        scram::first_delivery(&listeners.plain, options.fresh_producers).await?;
+    let fresh_scram = scram::fresh_clients(&listeners.scram, options.fresh_clients).await?;
+    let fresh_plain = scram::fresh_clients(&listeners.plain, options.fresh_clients).await?;
     let ceilings_s = ceilings_began.elapsed().as_secs_f64();
 
     let drain_began = Instant::now();
@@ -395,8 +394,8 @@ async fn measure(
         scram: ScramCost {
             producer_plain,
             drain_plain,
-            first_delivery_scram,
-            first_delivery_plain,
+            fresh_scram,
+            fresh_plain,
         },
         timings: report::Timings {
             total_s: began.elapsed().as_secs_f64(),

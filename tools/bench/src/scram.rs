@@ -20,14 +20,15 @@
 //! requests are the same bytes as on the plaintext listener. SCRAM costs at
 //! each new connection (the client's PBKDF2 over the credential's
 //! iterations, and the extra round trips of the handshake), so besides the
-//! throughput of long-lived producers, [`first_delivery`] times fresh
-//! producers from creation to their first acknowledged record.
+//! throughput of long-lived producers, [`fresh_clients`] times new clients:
+//! to their first metadata answer (the connection's set-up alone), and, with
+//! the relay's producer settings, to their first acknowledged record.
 
 use std::time::{Duration, Instant};
 
 use platform::config::{KafkaAuth, Password};
 use platform::services::ORDER_SERVICE;
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::{BaseProducer, FutureProducer, FutureRecord, Producer};
 
 use super::ceilings::CEILING_TOPIC;
 use super::{BenchError, progress};
@@ -125,34 +126,59 @@ impl Listeners {
     }
 }
 
-/// How long fresh producers took from creation to their first acknowledged record.
+/// How long new clients took, one after the other.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
-pub(crate) struct FirstDelivery {
-    /// Producers created, one after the other.
-    pub(crate) producers: usize,
+pub(crate) struct Timed {
+    /// Clients timed.
+    pub(crate) clients: usize,
     /// Their median time, ms.
     pub(crate) median_ms: f64,
     /// The slowest, ms.
     pub(crate) max_ms: f64,
 }
 
-/// Creates `producers` producers through `listener`, one after the other,
-/// each with the relay's settings (idempotent, `acks=all`), and times each
-/// from creation to the acknowledgement of its first record: connecting,
-/// authenticating (SCRAM), metadata, the producer id and one produce.
-pub(crate) async fn first_delivery(
-    listener: &Listener,
-    producers: usize,
-) -> Result<FirstDelivery, BenchError> {
-    let mut times = Vec::with_capacity(producers);
-    for i in 0..producers.max(1) {
-        let began = Instant::now();
-        let mut config = rdkafka::ClientConfig::new();
-        for (key, value) in listener.auth.client_properties() {
-            config.set(key, value);
+impl Timed {
+    fn of(mut times: Vec<f64>) -> Self {
+        times.sort_by(f64::total_cmp);
+        Timed {
+            clients: times.len(),
+            median_ms: times.get(times.len() / 2).copied().unwrap_or(f64::NAN),
+            max_ms: times.last().copied().unwrap_or(f64::NAN),
         }
-        let producer: FutureProducer = config
-            .set("bootstrap.servers", &listener.bootstrap)
+    }
+}
+
+/// New clients through one listener.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub(crate) struct FreshClients {
+    /// From creation to the first metadata answer: connecting and authenticating.
+    pub(crate) metadata: Timed,
+    /// From creation to the acknowledgement of a first record, with the
+    /// relay's producer settings (idempotent, `acks=all`): also the
+    /// metadata of the topic, the producer id and one produce.
+    pub(crate) delivery: Timed,
+}
+
+/// Times `count` new clients through `listener` each way, one after the other.
+pub(crate) async fn fresh_clients(
+    listener: &Listener,
+    count: usize,
+) -> Result<FreshClients, BenchError> {
+    let (mut metadata, mut delivery) = (Vec::new(), Vec::new());
+    for i in 0..count.max(1) {
+        let began = Instant::now();
+        let client: BaseProducer = client_config(listener).create()?;
+        tokio::task::spawn_blocking(move || {
+            client
+                .client()
+                .fetch_metadata(Some(CEILING_TOPIC), Duration::from_secs(30))
+        })
+        .await
+        .map_err(|e| BenchError::Run(format!("the metadata request's task failed: {e}")))??;
+        metadata.push(began.elapsed().as_secs_f64() * 1000.0);
+
+        let began = Instant::now();
+        let producer: FutureProducer = client_config(listener)
             .set("enable.idempotence", "true")
             .set("acks", "all")
             .set("linger.ms", "0")
@@ -165,19 +191,26 @@ pub(crate) async fn first_delivery(
             )
             .await
             .map_err(|(error, _)| BenchError::Kafka(error))?;
-        times.push(began.elapsed().as_secs_f64() * 1000.0);
+        delivery.push(began.elapsed().as_secs_f64() * 1000.0);
     }
-    times.sort_by(f64::total_cmp);
-    let timed = FirstDelivery {
-        producers: times.len(),
-        median_ms: times[times.len() / 2],
-        max_ms: times[times.len() - 1],
+    let fresh = FreshClients {
+        metadata: Timed::of(metadata),
+        delivery: Timed::of(delivery),
     };
     progress(&format!(
-        "fresh producers through {}: first delivery after {:.1} ms (median of {}), at most {:.1} ms",
-        listener.name, timed.median_ms, timed.producers, timed.max_ms
+        "new clients through {}: first metadata answer after {:.1} ms, first delivery after {:.1} ms (medians of {})",
+        listener.name, fresh.metadata.median_ms, fresh.delivery.median_ms, fresh.metadata.clients
     ));
-    Ok(timed)
+    Ok(fresh)
+}
+
+fn client_config(listener: &Listener) -> rdkafka::ClientConfig {
+    let mut config = rdkafka::ClientConfig::new();
+    for (key, value) in listener.auth.client_properties() {
+        config.set(key, value);
+    }
+    config.set("bootstrap.servers", &listener.bootstrap);
+    config
 }
 
 /// What the same run measured through both listeners (the SCRAM side of the
@@ -188,8 +221,8 @@ pub(crate) struct ScramCost {
     pub(crate) producer_plain: super::ceilings::ProducerResult,
     /// The relay drain with order-service on the unauthenticated listener.
     pub(crate) drain_plain: super::drain::DrainResult,
-    /// Fresh producers through SCRAM.
-    pub(crate) first_delivery_scram: FirstDelivery,
-    /// Fresh producers without authentication.
-    pub(crate) first_delivery_plain: FirstDelivery,
+    /// New clients through SCRAM.
+    pub(crate) fresh_scram: FreshClients,
+    /// New clients without authentication.
+    pub(crate) fresh_plain: FreshClients,
 }
