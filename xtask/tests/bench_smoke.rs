@@ -1,6 +1,7 @@
 //! `cargo xtask bench --smoke` in-process: every phase of the benchmark runs
 //! (private infrastructure, two short rate steps, both ceilings, a small relay
-//! drain) and the report it writes is complete. Its numbers are not judged:
+//! drain, each of the last two through SCRAM and without authentication) and
+//! the report it writes is complete. Its numbers are not judged:
 //! performance goals are never asserted in tests. The report goes to a
 //! temporary directory, never over the workspace's BENCHMARKS.md. It runs the
 //! whole stack natively, also on a machine with Docker, and says so in one
@@ -59,6 +60,7 @@ async fn the_smoke_benchmark_writes_a_complete_report() {
         "## Relay drain",
         "## Footprint",
         "## Ceilings and ratios",
+        "## What SCRAM costs",
         "## Tuning",
     ] {
         assert!(report.contains(section), "no {section:?} in:\n{report}");
@@ -79,6 +81,22 @@ async fn the_smoke_benchmark_writes_a_complete_report() {
         "pgbench, the same with a NOTIFY in the transaction (the old wake-up)",
         1,
     );
+    // Both listeners of the broker carried the producer ceiling, the relay's
+    // drain and new clients: SCRAM in column 1, no authentication in 2.
+    for figure in [
+        "Producer ceiling (records/s)",
+        "Relay drain rate (events/s)",
+        "New client to its first metadata answer, median (ms)",
+        "New idempotent producer to its first delivery, median (ms)",
+    ] {
+        for column in [1, 2] {
+            assert!(
+                number_in_row(&report, figure, column) > 0.0,
+                "column {column} of {figure:?}"
+            );
+        }
+        number_in_row(&report, figure, 3);
+    }
     // Every server of the flow used CPU for the orders of each step (the
     // load generator's share may round to 0 at clock-tick resolution), and
     // pgbench's transaction cost PostgreSQL some.

@@ -10,7 +10,9 @@
 //! - **Kafka**: `org.apache.kafka.tools.ProducerPerformance` from the broker's
 //!   own jars, records as large as ours (value, key and headers together),
 //!   `acks=all`, `enable.idempotence=true`, the relay's linger and batch size,
-//!   to a topic with as many partitions as `orders`.
+//!   to a topic with as many partitions as `orders`, authenticated with
+//!   SCRAM-SHA-512 like the relay (and once more without authentication, for
+//!   what SCRAM costs: [`super::scram`]).
 
 use std::path::Path;
 use std::process::Stdio;
@@ -25,6 +27,7 @@ use shared_events::topics;
 
 use super::BenchError;
 use super::cpu::CpuCost;
+use super::scram::Listener;
 use devinfra::kafka::KafkaRuntime;
 use devinfra::postgres::{Postgres, create_owned_database, quote_literal, with_database};
 use devinfra::{InfraError, prereq, workspace_root};
@@ -33,7 +36,7 @@ use devinfra::{InfraError, prereq, workspace_root};
 const CEILING_DATABASE: &str = "bench_ceiling";
 
 /// The topic the producer ceiling writes to.
-const CEILING_TOPIC: &str = "bench-ceiling";
+pub(crate) const CEILING_TOPIC: &str = "bench-ceiling";
 
 /// pgbench clients.
 pub(crate) const PGBENCH_CLIENTS: u32 = 8;
@@ -224,25 +227,37 @@ pub(crate) async fn create_ceiling_topic(
     Ok(())
 }
 
-/// Runs ProducerPerformance: `records` records of `record_size` bytes.
+/// How ProducerPerformance runs: its records and the relay's producer settings.
+#[derive(Debug, Clone)]
+pub(crate) struct ProducerPlan {
+    /// Records sent.
+    pub(crate) records: u64,
+    /// Bytes per record.
+    pub(crate) record_size: usize,
+    /// `linger.ms`.
+    pub(crate) linger_ms: String,
+    /// `batch.size`.
+    pub(crate) batch_size: String,
+}
+
+/// Runs ProducerPerformance as `plan` says, through `listener`.
 pub(crate) async fn producer_performance(
     runtime: &KafkaRuntime,
-    bootstrap: &str,
+    listener: &Listener,
     logs: &Path,
-    records: u64,
-    record_size: usize,
-    linger_ms: &str,
-    batch_size: &str,
+    plan: &ProducerPlan,
 ) -> Result<ProducerResult, BenchError> {
-    // As the administrative principal, like every tool: its client
-    // properties in a file (the JAAS line holds spaces, which the tool's
-    // `key=value` arguments cannot carry).
-    let admin_properties = logs.join("producer-performance-admin.properties");
+    // The client's authentication in a properties file (a JAAS line holds
+    // spaces, which the tool's `key=value` arguments cannot carry).
+    let properties = logs.join(format!(
+        "producer-performance-{}.properties",
+        listener.auth.security_protocol.to_ascii_lowercase()
+    ));
     std::fs::write(
-        &admin_properties,
-        devinfra::kafka::access::admin_client_properties(),
+        &properties,
+        devinfra::kafka::access::java_client_properties(&listener.auth),
     )
-    .map_err(|e| InfraError::io("write", &admin_properties, e))?;
+    .map_err(|e| InfraError::io("write", &properties, e))?;
     let mut command = runtime.java_command(
         "512m",
         logs,
@@ -252,17 +267,17 @@ pub(crate) async fn producer_performance(
     command
         .args(["--topic", CEILING_TOPIC, "--throughput", "-1"])
         .arg("--num-records")
-        .arg(records.to_string())
+        .arg(plan.records.to_string())
         .arg("--record-size")
-        .arg(record_size.to_string())
+        .arg(plan.record_size.to_string())
         .arg("--command-config")
-        .arg(&admin_properties)
+        .arg(&properties)
         .arg("--command-property")
-        .arg(format!("bootstrap.servers={bootstrap}"))
+        .arg(format!("bootstrap.servers={}", listener.bootstrap))
         .arg("acks=all")
         .arg("enable.idempotence=true")
-        .arg(format!("linger.ms={linger_ms}"))
-        .arg(format!("batch.size={batch_size}"))
+        .arg(format!("linger.ms={}", plan.linger_ms))
+        .arg(format!("batch.size={}", plan.batch_size))
         .stdin(Stdio::null());
     let output = tokio::process::Command::from(command)
         .kill_on_drop(true)
@@ -275,8 +290,8 @@ pub(crate) async fn producer_performance(
     let stdout = String::from_utf8_lossy(&output.stdout);
     match (output.status.success(), parse_producer_performance(&stdout)) {
         (true, Some((records_per_s, mb_per_s, avg, p99))) => Ok(ProducerResult {
-            records,
-            record_size,
+            records: plan.records,
+            record_size: plan.record_size,
             records_per_s,
             mb_per_s,
             avg_latency_ms: avg,

@@ -25,6 +25,11 @@
 //! 5. **Relay drain** ([`drain`]): 100 000 events in the outbox, then the relay
 //!    released and timed until the outbox is empty.
 //!
+//! ProducerPerformance and the drain each run twice, through SCRAM and
+//! through a listener without authentication that only this broker has,
+//! and new clients are timed to their first answer through both
+//! ([`scram`]): what authentication costs, before and after in one run.
+//!
 //! The results become a markdown report and an SVG plot ([`report`], [`plot`]).
 //! A smoke mode ([`BenchOptions::smoke`]) goes through every phase in seconds
 //! with a debug build; `xtask/tests/bench_smoke.rs` runs it in `cargo xtask test`.
@@ -37,6 +42,7 @@ mod machine;
 mod plot;
 mod report;
 mod sample;
+mod scram;
 mod step;
 
 use std::path::PathBuf;
@@ -50,11 +56,12 @@ use orderflow_client::ClientError;
 
 pub use report::BenchResults;
 
-use ceilings::{PgbenchResult, ProducerResult};
+use ceilings::{PgbenchResult, ProducerPlan, ProducerResult};
 use cpu::{CpuCost, CpuMeter, Part};
 use drain::EventShape;
 use machine::Machine;
 use sample::{Probe, rss_kib};
+use scram::{Listener, Listeners, ScramCost};
 use step::{StepPlan, StepResult};
 
 /// How many rates are tried between the highest sustained and the lowest
@@ -89,6 +96,9 @@ pub struct BenchOptions {
     pub pgbench_duration: Duration,
     /// Records ProducerPerformance sends.
     pub producer_records: u64,
+    /// New clients timed to their first metadata answer and first
+    /// delivery, each way, per listener.
+    pub fresh_clients: usize,
     /// The services' and the load generator's build profile.
     pub profile: Profile,
     /// `NAME=value` settings added to every service's environment (tuning).
@@ -115,6 +125,7 @@ impl BenchOptions {
             templates: 100,
             pgbench_duration: Duration::from_secs(15),
             producer_records: 300_000,
+            fresh_clients: 30,
             profile: Profile::Release,
             knobs: Vec::new(),
             report: root.join("BENCHMARKS.md"),
@@ -138,6 +149,7 @@ impl BenchOptions {
             templates: 10,
             pgbench_duration: Duration::from_secs(2),
             producer_records: 5_000,
+            fresh_clients: 5,
             profile: Profile::Debug,
             knobs: Vec::new(),
             report: dir.join("BENCHMARKS.md"),
@@ -214,7 +226,9 @@ pub async fn run(options: &BenchOptions) -> Result<BenchResults, BenchError> {
         features: Vec::new(),
         knobs: options.knobs.clone(),
     };
-    let mut infra = PrivateInfra::start(runtime.clone(), &dir, plan).await?;
+    // A second listener without authentication: what SCRAM is priced against (scram.rs).
+    let mut infra =
+        PrivateInfra::start_with_unauthenticated_listener(runtime.clone(), &dir, plan).await?;
     let outcome = measure(&infra, options, &loadgen, &runtime, began).await;
     infra.stop().await;
     match &outcome {
@@ -346,20 +360,21 @@ async fn measure(
 
     let ceilings_began = Instant::now();
     let (pgbench, pgbench_no_notify) = pgbench_ceilings(infra, options, &meter, &event).await?;
-    let producer = producer_ceiling(infra, options, runtime, &event).await?;
+    let listeners = Listeners::prepare(infra).await?;
+    ceilings::create_ceiling_topic(&infra.cluster.bootstrap_servers(), 6).await?;
+    let producer = producer_ceiling(infra, options, runtime, &event, &listeners.scram).await?;
+    let producer_plain =
+        producer_ceiling(infra, options, runtime, &event, &listeners.plain).await?;
+    let fresh_scram = scram::fresh_clients(&listeners.scram, options.fresh_clients).await?;
+    let fresh_plain = scram::fresh_clients(&listeners.plain, options.fresh_clients).await?;
     let ceilings_s = ceilings_began.elapsed().as_secs_f64();
 
-    progress(&format!(
-        "relay drain: filling the outbox with {} events",
-        options.drain_events
-    ));
     let drain_began = Instant::now();
-    let events = drain::fill_outbox(infra, options.drain_events).await?;
-    let drained = drain::drain(infra, events, Duration::from_secs(600)).await?;
-    progress(&format!(
-        "  relay published {} events in {:.1}s: {:.0} events/s",
-        drained.events, drained.seconds, drained.events_per_s
-    ));
+    let drained = relay_drain(infra, options, &listeners.scram).await?;
+    // That drain emptied the outbox, templates and all: the same orders
+    // again, with the relay held off, so both drains publish the same events.
+    drain::hold_relay_and_place_templates(infra, options.templates).await?;
+    let drain_plain = relay_drain(infra, options, &listeners.plain).await?;
     let drain_s = drain_began.elapsed().as_secs_f64();
 
     Ok(BenchResults {
@@ -376,6 +391,12 @@ async fn measure(
         pgbench_no_notify,
         producer,
         drain: drained,
+        scram: ScramCost {
+            producer_plain,
+            drain_plain,
+            fresh_scram,
+            fresh_plain,
+        },
         timings: report::Timings {
             total_s: began.elapsed().as_secs_f64(),
             steps_s,
@@ -546,14 +567,39 @@ async fn warm_up(
     ))
 }
 
+/// Fills the outbox and times the relay draining it, order-service
+/// connecting through `listener`.
+async fn relay_drain(
+    infra: &PrivateInfra,
+    options: &BenchOptions,
+    listener: &Listener,
+) -> Result<drain::DrainResult, BenchError> {
+    progress(&format!(
+        "relay drain through {}: filling the outbox with {} events",
+        listener.name, options.drain_events
+    ));
+    let events = drain::fill_outbox(infra, options.drain_events).await?;
+    let drained = drain::drain(
+        infra,
+        events,
+        &listener.service_env,
+        Duration::from_secs(600),
+    )
+    .await?;
+    progress(&format!(
+        "  relay published {} events in {:.1}s: {:.0} events/s",
+        drained.events, drained.seconds, drained.events_per_s
+    ));
+    Ok(drained)
+}
+
 async fn producer_ceiling(
     infra: &PrivateInfra,
     options: &BenchOptions,
     runtime: &KafkaRuntime,
     event: &EventShape,
+    listener: &Listener,
 ) -> Result<ProducerResult, BenchError> {
-    let bootstrap = infra.cluster.bootstrap_servers();
-    ceilings::create_ceiling_topic(&bootstrap, 6).await?;
     let knob = |name: &str, default: &str| {
         infra
             .knobs()
@@ -569,22 +615,19 @@ async fn producer_ceiling(
         knob("KAFKA_BATCH_SIZE", "1000000"),
     );
     progress(&format!(
-        "Kafka ceiling: ProducerPerformance, {} records of {} bytes, acks=all, idempotent, linger.ms={linger}, batch.size={batch}",
-        options.producer_records, event.record_bytes
+        "Kafka ceiling through {}: ProducerPerformance, {} records of {} bytes, acks=all, idempotent, linger.ms={linger}, batch.size={batch}",
+        listener.name, options.producer_records, event.record_bytes
     ));
-    let result = ceilings::producer_performance(
-        runtime,
-        &bootstrap,
-        infra.dir(),
-        options.producer_records,
-        event.record_bytes,
-        &linger,
-        &batch,
-    )
-    .await?;
+    let plan = ProducerPlan {
+        records: options.producer_records,
+        record_size: event.record_bytes,
+        linger_ms: linger,
+        batch_size: batch,
+    };
+    let result = ceilings::producer_performance(runtime, listener, infra.dir(), &plan).await?;
     progress(&format!(
-        "  {:.0} records/s ({:.1} MB/s)",
-        result.records_per_s, result.mb_per_s
+        "  {:.0} records/s ({:.1} MB/s), p99 {:.0} ms",
+        result.records_per_s, result.mb_per_s, result.p99_latency_ms
     ));
     Ok(result)
 }

@@ -19,7 +19,7 @@ use sqlx::{Connection, PgConnection, PgPool};
 
 use crate::InfraError;
 use crate::infra::Settings;
-use crate::kafka::{KafkaCluster, KafkaRuntime, NodePorts};
+use crate::kafka::{KafkaCluster, KafkaRuntime, NodePorts, unauthenticated_listener};
 use crate::postgres::{Postgres, with_database};
 use crate::process;
 use crate::stack::{
@@ -58,6 +58,7 @@ pub struct PrivateInfra {
     pub pools: Pools,
     /// Settings added to every service's environment (the tuning knobs).
     knobs: Vec<(String, String)>,
+    unauthenticated_bootstrap: Option<String>,
     stopped: bool,
 }
 
@@ -84,6 +85,28 @@ impl PrivateInfra {
         dir: &Path,
         plan: PrivatePlan,
     ) -> Result<Self, StackError> {
+        Self::start_with(runtime, dir, plan, false).await
+    }
+
+    /// [`Self::start`], with every Kafka node given a second client listener
+    /// without authentication ([`crate::kafka::unauthenticated_listener`],
+    /// its addresses in [`Self::unauthenticated_bootstrap`]): what the
+    /// benchmark measures the cost of SCRAM against, and nothing else uses.
+    /// Its clients may do nothing until the run grants `User:ANONYMOUS` ACLs.
+    pub async fn start_with_unauthenticated_listener(
+        runtime: Arc<KafkaRuntime>,
+        dir: &Path,
+        plan: PrivatePlan,
+    ) -> Result<Self, StackError> {
+        Self::start_with(runtime, dir, plan, true).await
+    }
+
+    async fn start_with(
+        runtime: Arc<KafkaRuntime>,
+        dir: &Path,
+        plan: PrivatePlan,
+        unauthenticated_listener: bool,
+    ) -> Result<Self, StackError> {
         let PrivatePlan {
             nodes,
             profile,
@@ -92,6 +115,11 @@ impl PrivateInfra {
         } = plan;
         let mut cluster = KafkaCluster::new(runtime, dir.join("kafka"), NodePorts::free(nodes)?)?
             .kill_on_drop(true);
+        let unauthenticated_bootstrap = if unauthenticated_listener {
+            Some(add_unauthenticated_listeners(&mut cluster)?)
+        } else {
+            None
+        };
         let mut postgres = Postgres::new(dir.join("postgres"), process::free_port()?);
         postgres.kill_on_drop(true);
         let (kafka, pg) = tokio::join!(cluster.start(), start_postgres(&mut postgres));
@@ -122,6 +150,7 @@ impl PrivateInfra {
             stack,
             pools,
             knobs,
+            unauthenticated_bootstrap,
             stopped: false,
         };
         let started = futures::future::join_all(
@@ -175,6 +204,13 @@ impl PrivateInfra {
             .ok_or_else(|| StackError::config(format!("{service} is not running")))
     }
 
+    /// The nodes' listeners without authentication, when started with
+    /// [`Self::start_with_unauthenticated_listener`] (comma-separated, like
+    /// `KAFKA_BOOTSTRAP_SERVERS`).
+    pub fn unauthenticated_bootstrap(&self) -> Option<&str> {
+        self.unauthenticated_bootstrap.as_deref()
+    }
+
     /// The knobs every service was started with.
     pub fn knobs(&self) -> &[(String, String)] {
         &self.knobs
@@ -210,6 +246,34 @@ impl Drop for PrivateInfra {
             }
         }
     }
+}
+
+/// Gives every node of `cluster` (not started yet) a listener without
+/// authentication on a free port; returns their addresses.
+fn add_unauthenticated_listeners(cluster: &mut KafkaCluster) -> Result<String, InfraError> {
+    let nodes: Vec<(u32, NodePorts)> = cluster
+        .brokers()
+        .iter()
+        .map(|b| (b.node_id(), b.ports()))
+        .collect();
+    let taken: Vec<u16> = nodes
+        .iter()
+        .flat_map(|(_, p)| [p.client, p.controller])
+        .collect();
+    // Drawn with the nodes' own ports excluded, as those are free until the nodes start.
+    let ports: Vec<u16> = process::free_ports(nodes.len() + taken.len())?
+        .into_iter()
+        .filter(|port| !taken.contains(port))
+        .take(nodes.len())
+        .collect();
+    let mut addresses = Vec::with_capacity(nodes.len());
+    for ((id, node), port) in nodes.into_iter().zip(ports) {
+        if let Some(broker) = cluster.broker_mut(id) {
+            broker.set_properties(unauthenticated_listener(node, port));
+            addresses.push(format!("127.0.0.1:{port}"));
+        }
+    }
+    Ok(addresses.join(","))
 }
 
 /// Starts the server, turns commit timestamps on (a server setting: one

@@ -314,12 +314,28 @@ pub fn admin_client_config(bootstrap: &str) -> ClientConfig {
 /// The administrative principal as a Java client's properties (the
 /// `--command-config` file of Kafka's command-line tools).
 pub fn admin_client_properties() -> String {
-    format!(
-        "security.protocol={SECURITY_PROTOCOL}\n\
-         sasl.mechanism={STATIC_MECHANISM}\n\
-         sasl.jaas.config={}\n",
-        plain_login(ADMIN, &[])
-    )
+    java_client_properties(&admin_auth())
+}
+
+/// `auth` as a Java client's properties: the security protocol and, over
+/// SASL, the mechanism and a JAAS line logging in with its login module
+/// (`PlainLoginModule` or `ScramLoginModule`).
+pub fn java_client_properties(auth: &KafkaAuth) -> String {
+    let mut properties = format!("security.protocol={}\n", auth.security_protocol);
+    if auth.security_protocol.starts_with("SASL") {
+        let module = if auth.sasl_mechanism == STATIC_MECHANISM {
+            "org.apache.kafka.common.security.plain.PlainLoginModule"
+        } else {
+            "org.apache.kafka.common.security.scram.ScramLoginModule"
+        };
+        properties.push_str(&format!(
+            "sasl.mechanism={}\nsasl.jaas.config={module} required username=\"{}\" password=\"{}\";\n",
+            auth.sasl_mechanism,
+            auth.sasl_username,
+            auth.sasl_password.expose()
+        ));
+    }
+    properties
 }
 
 /// A `PlainLoginModule` JAAS line logging in as `user`; on a broker, the
@@ -534,7 +550,20 @@ mod tests {
     fn the_admin_properties_log_in_with_plain() {
         let properties = admin_client_properties();
         assert!(properties.contains("sasl.mechanism=PLAIN"));
-        assert!(properties.contains("username=\"admin\" password=\"admin\";"));
+        assert!(properties.contains(&format!("sasl.jaas.config={}", plain_login(ADMIN, &[]))));
+        let scram = java_client_properties(&KafkaAuth::sasl(SCRAM_MECHANISM, "bench", "b"));
+        assert!(scram.contains(
+            "sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule \
+             required username=\"bench\" password=\"b\";"
+        ));
+        let open = KafkaAuth {
+            security_protocol: "PLAINTEXT".into(),
+            ..admin_auth()
+        };
+        assert_eq!(
+            java_client_properties(&open),
+            "security.protocol=PLAINTEXT\n"
+        );
         assert_eq!(
             plain_login(BROKER, &[BROKER, ADMIN]),
             "org.apache.kafka.common.security.plain.PlainLoginModule required \

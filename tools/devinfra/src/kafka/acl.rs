@@ -27,8 +27,9 @@ use super::access::{self, Grant, Operation, Principal, Resource, Scope};
 /// How long one admin request may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// SCRAM iterations of the credentials created (Kafka's minimum is 4096).
-const SCRAM_ITERATIONS: i32 = 8192;
+/// SCRAM iterations of the credentials created (Kafka's minimum is 4096):
+/// the PBKDF2 rounds a client computes at each new connection.
+pub const SCRAM_ITERATIONS: i32 = 8192;
 
 /// Why the principals, ACLs or topics could not be applied.
 #[derive(Debug, thiserror::Error)]
@@ -83,6 +84,20 @@ pub async fn provision(
             create_acls(&admin, &principal.name, &principal.grants)?;
         }
         Ok(())
+    })
+    .await?
+}
+
+/// Creates `principal`'s SCRAM credential and ACLs on the cluster at
+/// `bootstrap`: a principal outside the flow's, which a private cluster adds
+/// for a tool of its own (the benchmark's producer ceiling).
+pub async fn add_principal(bootstrap: &str, principal: &Principal) -> Result<(), AclError> {
+    let admin: AdminClient<DefaultClientContext> =
+        access::admin_client_config(bootstrap).create()?;
+    let principal = principal.clone();
+    tokio::task::spawn_blocking(move || {
+        upsert_credentials(&admin, std::slice::from_ref(&principal))?;
+        create_acls(&admin, &principal.name, &principal.grants)
     })
     .await?
 }

@@ -30,6 +30,46 @@ pub(crate) const PROBE_INTERVAL: Duration = Duration::from_millis(250);
 /// The name of a node's client listener (SASL: see [`security_settings`]).
 pub const CLIENT_LISTENER: &str = "CLIENT";
 
+/// The name of the listener without authentication that only the
+/// benchmark's private broker has ([`unauthenticated_listener`]).
+pub const UNAUTHENTICATED_LISTENER: &str = "UNAUTHENTICATED";
+
+/// The properties that give a node on `node` a second client listener on
+/// `port` without authentication (`PLAINTEXT`), for the benchmark alone: it
+/// measures what SASL/SCRAM costs by running the same clients through both
+/// listeners of one broker. Its clients are `User:ANONYMOUS`, and the
+/// authorizer stays on, so they may do nothing until an ACL allows it; the
+/// brokers keep talking to each other on the authenticated listener. No
+/// other broker of the project has this listener.
+pub fn unauthenticated_listener(node: NodePorts, port: u16) -> Vec<(String, String)> {
+    let protocols: String = security_settings(&[CLIENT_LISTENER])
+        .into_iter()
+        .find(|(key, _)| key == "listener.security.protocol.map")
+        .map(|(_, map)| map)
+        .unwrap_or_default();
+    vec![
+        (
+            "listeners".into(),
+            format!(
+                "{CLIENT_LISTENER}://127.0.0.1:{},{CONTROLLER_LISTENER}://127.0.0.1:{},\
+                 {UNAUTHENTICATED_LISTENER}://127.0.0.1:{port}",
+                node.client, node.controller
+            ),
+        ),
+        (
+            "advertised.listeners".into(),
+            format!(
+                "{CLIENT_LISTENER}://127.0.0.1:{},{UNAUTHENTICATED_LISTENER}://127.0.0.1:{port}",
+                node.client
+            ),
+        ),
+        (
+            "listener.security.protocol.map".into(),
+            format!("{protocols},{UNAUTHENTICATED_LISTENER}:PLAINTEXT"),
+        ),
+    ]
+}
+
 /// The two loopback ports of one node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct NodePorts {
@@ -566,6 +606,37 @@ mod tests {
                 .count(),
             1
         );
+    }
+
+    #[test]
+    fn only_a_node_given_it_has_the_unauthenticated_listener() {
+        let ports = NodePorts {
+            client: 19094,
+            controller: 19095,
+        };
+        let mut broker = node(ports, "1@127.0.0.1:19093", Replication::for_nodes(1));
+        assert!(
+            !broker
+                .server_properties()
+                .contains(UNAUTHENTICATED_LISTENER),
+            "a node has no unauthenticated listener unless it is given one"
+        );
+        broker.set_properties(unauthenticated_listener(ports, 19099));
+        let props = broker.server_properties();
+        for expected in [
+            "listeners=CLIENT://127.0.0.1:19094,CONTROLLER://127.0.0.1:19095,UNAUTHENTICATED://127.0.0.1:19099",
+            "advertised.listeners=CLIENT://127.0.0.1:19094,UNAUTHENTICATED://127.0.0.1:19099",
+            "listener.security.protocol.map=CLIENT:SASL_PLAINTEXT,CONTROLLER:SASL_PLAINTEXT,UNAUTHENTICATED:PLAINTEXT",
+            // The brokers keep talking on SASL; ANONYMOUS gets no blanket allowance.
+            "inter.broker.listener.name=CLIENT",
+            "allow.everyone.if.no.acl.found=false",
+        ] {
+            assert!(
+                props.lines().any(|l| l == expected),
+                "missing {expected}:\n{props}"
+            );
+        }
+        assert!(!props.contains("ANONYMOUS"), "{props}");
     }
 
     #[tokio::test]

@@ -23,8 +23,10 @@ use std::time::Duration;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 
-pub use acl::{AclError, grant, provision, revoke};
-pub use broker::{CLIENT_LISTENER, KafkaBroker, NodePorts};
+pub use acl::{AclError, SCRAM_ITERATIONS, add_principal, grant, provision, revoke};
+pub use broker::{
+    CLIENT_LISTENER, KafkaBroker, NodePorts, UNAUTHENTICATED_LISTENER, unauthenticated_listener,
+};
 pub use cluster::KafkaCluster;
 pub(crate) use runtime::maven_classpath;
 pub use runtime::{KafkaRuntime, pinned_version};
