@@ -16,7 +16,8 @@ use shared_events::headers;
 use shared_events::topics;
 
 use super::{
-    DockerCheckError, FLOW_WITHIN, HEALTHY_WITHIN, POLL, command, output, readme, secs, shell,
+    DockerCheckError, FLOW_WITHIN, HEALTHY_WITHIN, POLL, SCALE_WITHIN, command, output, readme,
+    secs, shell,
 };
 use crate::commands::exit_code;
 
@@ -396,7 +397,7 @@ async fn scale_out(readme: &str) -> Result<(), DockerCheckError> {
     )?);
     let members = until(
         "shipping's partitions split between two instances",
-        FLOW_WITHIN,
+        SCALE_WITHIN,
         POLL,
         None,
         || {

@@ -285,5 +285,10 @@ fn secs(since: Instant) -> u64 {
 const HEALTHY_WITHIN: Duration = Duration::from_secs(300);
 /// How long a record may take through the flow, or a rebalance to settle.
 const FLOW_WITHIN: Duration = Duration::from_secs(120);
+/// How long the scale-out may take to show in Kafka's own group tool: each
+/// look is a JVM started in the broker's container, whose admin client waits
+/// up to its 60 s API timeout for the coordinator when the machine is busy
+/// (seen: two such looks filled the whole 120 s of [`FLOW_WITHIN`]).
+const SCALE_WITHIN: Duration = Duration::from_secs(300);
 /// How often a condition is looked at again.
 const POLL: Duration = Duration::from_millis(500);
