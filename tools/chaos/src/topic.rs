@@ -282,6 +282,28 @@ pub(crate) async fn replica_state(
     .await
 }
 
+/// Partition `partition` of `topic` as the metadata says: its leader and
+/// its replicas, the preferred leader first; `None` while it has no leader.
+pub(crate) async fn partition_replicas(
+    bootstrap: &str,
+    topic: &str,
+    partition: i32,
+) -> Result<Option<(i32, Vec<i32>)>, ChaosError> {
+    let (bootstrap, topic) = (bootstrap.to_owned(), topic.to_owned());
+    retrying(move || {
+        let consumer: BaseConsumer = client_config(&bootstrap).create()?;
+        let metadata = consumer.fetch_metadata(Some(&topic), REQUEST_TIMEOUT)?;
+        Ok(metadata
+            .topics()
+            .iter()
+            .filter(|t| t.name() == topic)
+            .flat_map(|t| t.partitions())
+            .find(|p| p.id() == partition && p.leader() >= 0)
+            .map(|p| (p.leader(), p.replicas().to_vec())))
+    })
+    .await
+}
+
 /// What the cluster says about a topic's replication: per partition its
 /// replicas and in-sync replicas, and the topic's `min.insync.replicas`.
 #[derive(Debug, Clone, PartialEq, Eq)]
