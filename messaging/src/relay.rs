@@ -13,16 +13,17 @@
 //! # One batch
 //!
 //! 1. Claim the oldest rows by id that are neither parked nor behind a parked
-//!    row of the same key. Rows are deleted once sent, so "unsent" is simply
-//!    "still there": a row whose transaction committed after a higher id is
-//!    picked up by a later batch, never skipped (the high-water-mark trap of
-//!    outbox relays that poll `id > last_seen`).
+//!    row of the same key, nor of a key with a record still in flight, nor
+//!    of a *benched* partition (below). Rows are deleted once sent, so
+//!    "unsent" is simply "still there": a row whose transaction committed
+//!    after a higher id is picked up by a later batch, never skipped (the
+//!    high-water-mark trap of outbox relays that poll `id > last_seen`).
 //! 2. Publish them in waves: the first wave holds the first row of each key,
 //!    the second the second row of each key, and so on, and a wave starts
-//!    only when every delivery report of the previous one is in. A key whose
-//!    row failed sends nothing more in this batch. So a later event of an
-//!    order is never produced before Kafka has acknowledged the earlier one:
-//!    neither librdkafka's retries nor a record failing on
+//!    only when the previous one is settled. A key whose row failed, or is
+//!    still in flight, sends nothing more in this batch. So a later event of
+//!    an order is never produced before Kafka has acknowledged the earlier
+//!    one: neither librdkafka's retries nor a record failing on
 //!    `message.timeout.ms` (which its idempotence guarantee excludes) can
 //!    reorder one order's events. Most batches hold one row per key and are
 //!    one wave.
@@ -39,11 +40,38 @@
 //!    same statement that deletes it, so the service can show where an
 //!    event went (the order page's journey).
 //!
+//! # One partition stuck
+//!
+//! A partition whose leader is away (its broker stopped or cut off, with no
+//! in-sync replica to take over), or whose produce requests fail (too few
+//! in-sync replicas), keeps its records in librdkafka until
+//! `message.timeout.ms`. Waiting for them would make every wave, and so every
+//! order, wait that long, and their rows, the oldest, would head every next
+//! claim. So a wave waits at most [`WAVE_WAIT`] (1 s) for its reports. A
+//! record not reported by then stays in flight (librdkafka keeps retrying
+//! it; its report is collected by a later batch, which then deletes the row
+//! or leaves it for a retry), its key is left out of every claim meanwhile,
+//! and its partition is *benched*: the claim leaves out the partition's
+//! rows until its records are reported, and for a growing backoff after one
+//! of them failed; then its rows are claimed again, and that wave is the
+//! probe. Healthy partitions flow at their usual pace; the stuck one's keys
+//! wait, in order, and flow once it takes records.
+//!
+//! The claim tells a row's partition by the partitioner's hash of its key
+//! (murmur2, as Kafka's Java client and this producer's `murmur2_random`
+//! compute it), stored with the row at enqueue (`key_hash`), modulo the
+//! partition count read from the topic's metadata at start. Order never
+//! depends on that computation being right (keys in flight are excluded by
+//! key, and a held key sends nothing more in a batch); only which rows wait
+//! does. Benched partitions are shown by `outbox_relay_partition_benched`,
+//! a `warn` naming the topic and partition, and `/health/ready`, which stays
+//! 200 and lists them under `degraded` while others take records.
+//!
 //! # When Kafka cannot take records
 //!
-//! A batch that had rows and published none of them makes `/health/ready`
-//! answer 503 with the reason, until a batch publishes again; intake goes
-//! on, the rows wait in the outbox. A *fatal* producer error (a fenced
+//! A record that failed with nothing delivered after it makes
+//! `/health/ready` answer 503 with the reason, until a record is delivered
+//! again; intake goes on, the rows wait in the outbox. A *fatal* producer error (a fenced
 //! idempotent producer) fails every later send of that producer instance,
 //! so after a failed batch the relay checks for one and replaces the
 //! instance ([`crate::kafka::RebuildingProducer`]); the failed rows are still

@@ -52,6 +52,15 @@ const SLOW_PARTITION_P99_BOUND: Duration = Duration::from_secs(15);
 /// of them, to reach both consumers once the load is over (else the check fails).
 const SLOW_PARTITION_SETTLE: Duration = Duration::from_secs(180);
 
+/// Orders placed while the partition takes no records, measured.
+const SLOW_PARTITION_PROBES: usize = 60;
+
+/// The pace of those orders (10 a second).
+const PROBE_PACE: Duration = Duration::from_millis(100);
+
+/// How long one of them may be retried before the scenario gives up.
+const PROBE_DEADLINE: Duration = Duration::from_secs(60);
+
 /// How long Kafka may take to carry out a partition reassignment.
 const REASSIGN_DEADLINE: Duration = Duration::from_secs(120);
 
@@ -1166,11 +1175,11 @@ impl Injector<'_> {
     }
 
     // 15. One partition takes no records: its replicas are cut to its
-    // leader alone, below the topic's min.insync.replicas (2), so every
-    // produce to it with acks=all fails NOT_ENOUGH_REPLICAS (librdkafka
-    // retries it until message.timeout.ms), while the other partitions take
-    // records as before. The load runs its course meanwhile; then the
-    // partition gets its replicas back.
+    // leader alone, and that node is stopped, so the partition has no leader
+    // and no replica to take over (librdkafka holds its records until
+    // message.timeout.ms), while the other partitions' leaders move to the
+    // two nodes left and take records as before. Then the node comes back
+    // and the partition gets its replicas back.
     async fn slow_partition(&mut self) -> Result<(), ChaosError> {
         let bootstrap = self.infra.settings.kafka_bootstrap_servers.clone();
         let known =
@@ -1187,24 +1196,22 @@ impl Injector<'_> {
             .ok_or_else(|| ChaosError::Scenario(format!("partition {stuck} has no leader")))?;
 
         self.reach(0.1).await;
-        let since: chrono::DateTime<chrono::Utc> = sqlx::query_scalar("SELECT now()")
-            .fetch_one(&self.infra.pools.orders)
-            .await
-            .map_err(ChaosError::Database)?;
         self.reassign(stuck, &[leader]).await?;
+        let node = u32::try_from(leader)
+            .map_err(|_| ChaosError::Scenario(format!("partition {stuck}: leader {leader}")))?;
+        self.broker(node)?.stop().await?;
         self.fault(format!(
-            "partition {stuck} of {ORDERS_TOPIC} cut to one replica (node {leader}), below \
-             min.insync.replicas 2: it takes no records"
+            "partition {stuck} of {ORDERS_TOPIC} cut to one replica (node {leader}), and node \
+             {leader} stopped: the partition has no leader"
         ));
+        // The load may be over by now (a quick run lasts seconds): the
+        // orders measured are placed here, with the fault in place.
+        let probes = self.place_probe_orders().await?;
         let api = ApiClient::new()?;
         let ready_url = format!("{}/health/ready", self.infra.url(Service::Order));
         let named = format!("{ORDERS_TOPIC}/{stuck}");
-        let mut readiness = None;
-
-        self.reach(1.0).await;
-        // Every order of the other partitions reaches both consumers while
-        // the stuck partition still takes nothing.
         let started = Instant::now();
+        let mut readiness = None;
         let effects = loop {
             if readiness.is_none()
                 && let Ok(reply) = api.get(&ready_url).await
@@ -1212,8 +1219,11 @@ impl Injector<'_> {
             {
                 readiness = Some((reply.status, reply.body));
             }
-            let effects = self.effects_by_partition(since, partitions, stuck).await?;
-            if effects.waiting == 0 || started.elapsed() >= SLOW_PARTITION_SETTLE {
+            let effects = self
+                .effects_by_partition(&probes, partitions, stuck)
+                .await?;
+            let done = effects.waiting == 0 && readiness.is_some();
+            if done || started.elapsed() >= SLOW_PARTITION_SETTLE {
                 break effects;
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
@@ -1252,9 +1262,10 @@ impl Injector<'_> {
             },
         );
 
+        self.broker(node)?.start().await?;
         self.reassign(stuck, &replicas).await?;
         self.fault(format!(
-            "partition {stuck} got its replicas back (nodes {replicas:?})"
+            "node {leader} restarted, partition {stuck} got its replicas back (nodes {replicas:?})"
         ));
         let rejoined = self
             .wait_for_isr(&bootstrap, |isr| isr == 3, REJOIN_DEADLINE)
@@ -1339,23 +1350,57 @@ impl Injector<'_> {
         }
     }
 
-    /// For the orders placed (and not cancelled) since `since`: how long
-    /// each order on a partition other than `stuck` took from its placement
-    /// to its later effect (invoice or shipment commit, the database's
-    /// clock), and how many on `stuck` have any effect yet.
+    /// Places [`SLOW_PARTITION_PROBES`] orders, [`PROBE_PACE`] apart, each
+    /// retried on a failure up to [`PROBE_DEADLINE`]; they are audited with
+    /// the load's. Returns their ids.
+    async fn place_probe_orders(&mut self) -> Result<Vec<uuid::Uuid>, ChaosError> {
+        let api = ApiClient::new()?;
+        let base = self.infra.url(Service::Order);
+        let mut orders = loadgen::OrderGenerator::new(0x510e);
+        let mut ids = Vec::with_capacity(SLOW_PARTITION_PROBES);
+        for i in 0..SLOW_PARTITION_PROBES {
+            let order = orders.next_order();
+            let key = format!("chaos-slow-partition-{i}");
+            let started = Instant::now();
+            let id = loop {
+                match api.place_order(&base, &order.body, Some(&key)).await {
+                    Ok(placed) => break placed.id,
+                    Err(e) if started.elapsed() >= PROBE_DEADLINE => {
+                        return Err(ChaosError::Scenario(format!(
+                            "placing probe order {i} during the fault: {e}"
+                        )));
+                    }
+                    Err(_) => tokio::time::sleep(PROBE_PACE).await,
+                }
+            };
+            self.out.accepted.push(Accepted {
+                order_id: id,
+                expected: order.expected,
+                at: SystemTime::now(),
+                cancelled: false,
+            });
+            ids.push(id);
+            tokio::time::sleep(PROBE_PACE).await;
+        }
+        Ok(ids)
+    }
+
+    /// For the orders `ids`: how long each on a partition other than
+    /// `stuck` took from its placement to its later effect (invoice or
+    /// shipment commit, both on the database's clock), and how many on
+    /// `stuck` have any effect yet.
     async fn effects_by_partition(
         &self,
-        since: chrono::DateTime<chrono::Utc>,
+        ids: &[uuid::Uuid],
         partitions: i32,
         stuck: i32,
     ) -> Result<PartitionEffects, ChaosError> {
-        let placed: Vec<(uuid::Uuid, chrono::DateTime<chrono::Utc>)> = sqlx::query_as(
-            "SELECT id, placed_at FROM orders WHERE placed_at >= $1 AND status = 'placed'",
-        )
-        .bind(since)
-        .fetch_all(&self.infra.pools.orders)
-        .await
-        .map_err(ChaosError::Database)?;
+        let placed: Vec<(uuid::Uuid, chrono::DateTime<chrono::Utc>)> =
+            sqlx::query_as("SELECT id, placed_at FROM orders WHERE id = ANY($1)")
+                .bind(ids)
+                .fetch_all(&self.infra.pools.orders)
+                .await
+                .map_err(ChaosError::Database)?;
         let ids: Vec<uuid::Uuid> = placed.iter().map(|(id, _)| *id).collect();
         let committed = |pool: sqlx::PgPool, sql: &'static str| {
             let ids = ids.clone();

@@ -11,8 +11,9 @@
 //! commit timestamps, on the database's clock).
 //!
 //! The run owns its infrastructure ([`devinfra::private::PrivateInfra`]): a single-node
-//! Kafka and a PostgreSQL for scenarios 1-7, a three-node cluster (RF 3,
-//! `min.insync.replicas` 2) and another PostgreSQL for scenario 8, all on free
+//! Kafka and a PostgreSQL for most scenarios, a three-node cluster (RF 3,
+//! `min.insync.replicas` 2) and another PostgreSQL for `broker-loss` and
+//! `slow-partition`, all on free
 //! ports in `<infra dir>/chaos/<run>`, stopped at the end. The logs stay
 //! there when a scenario fails. Only this run builds the consumers with
 //! their `fault-injection` feature ([`FAULT_INJECTION`]): the crash points
@@ -35,7 +36,7 @@
 //! | 12 | `replay-storm` | a record both consumers refuse, replayed three times for invoicing with `orderflow-admin dlq replay`; shipping's dead letters must not change, invoicing must gain one per replay |
 //! | 13 | `dead-letter-topic-gone` | invoicing's dead-letter topic deleted, then a poison record; invoicing must hold (503 naming the topic, `inbox_stalled` 1), skip nothing, and resume once the topic is back |
 //! | 14 | `stall-past-retention` | after the load, shipping is away while retention deletes records it never read; back, it must stop (503, an `error` naming the partitions and the records gone) and commit nothing past them, until an operator resets its offsets |
-//! | 15 | `slow-partition` | one partition of the three-node cluster cut to a single replica, below `min.insync.replicas`, so it takes no records while the load runs; the other partitions' orders must reach both consumers at their usual pace (p99 order→both effects under 15 s, half the relay's `message.timeout.ms`), the stuck partition's must wait and arrive in order once its replicas are back |
+//! | 15 | `slow-partition` | one partition of the three-node cluster cut to a single replica and that node stopped, so it has no leader; the other partitions' orders placed meanwhile must reach both consumers at their usual pace (p99 order→both effects under 15 s, half the relay's `message.timeout.ms`), the stuck partition's must wait and arrive in order once its replicas are back |
 //!
 //! Every tenth order is cancelled right after it was accepted, so orders have
 //! two events, and the audit checks on the topic that each order's

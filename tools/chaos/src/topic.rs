@@ -264,20 +264,8 @@ pub(crate) async fn replica_state(
     bootstrap: &str,
     topic: &str,
 ) -> Result<Vec<(usize, usize)>, ChaosError> {
-    let (bootstrap, topic) = (bootstrap.to_owned(), topic.to_owned());
-    retrying(move || {
-        let consumer: BaseConsumer = client_config(&bootstrap).create()?;
-        let metadata = consumer.fetch_metadata(Some(&topic), REQUEST_TIMEOUT)?;
-        Ok(metadata
-            .topics()
-            .iter()
-            .filter(|t| t.name() == topic)
-            .flat_map(|t| {
-                t.partitions()
-                    .iter()
-                    .map(|p| (p.replicas().len(), p.isr().len()))
-            })
-            .collect())
+    partition_metadata(bootstrap, topic, |p| {
+        Some((p.replicas().len(), p.isr().len()))
     })
     .await
 }
@@ -289,6 +277,19 @@ pub(crate) async fn partition_replicas(
     topic: &str,
     partition: i32,
 ) -> Result<Option<(i32, Vec<i32>)>, ChaosError> {
+    let found = partition_metadata(bootstrap, topic, move |p| {
+        (p.id() == partition && p.leader() >= 0).then(|| (p.leader(), p.replicas().to_vec()))
+    })
+    .await?;
+    Ok(found.into_iter().next())
+}
+
+/// `pick` of each partition of `topic` in the metadata, where it gives one.
+async fn partition_metadata<T: Send + 'static>(
+    bootstrap: &str,
+    topic: &str,
+    pick: impl Fn(&rdkafka::metadata::MetadataPartition) -> Option<T> + Send + Sync + Clone + 'static,
+) -> Result<Vec<T>, ChaosError> {
     let (bootstrap, topic) = (bootstrap.to_owned(), topic.to_owned());
     retrying(move || {
         let consumer: BaseConsumer = client_config(&bootstrap).create()?;
@@ -298,8 +299,8 @@ pub(crate) async fn partition_replicas(
             .iter()
             .filter(|t| t.name() == topic)
             .flat_map(|t| t.partitions())
-            .find(|p| p.id() == partition && p.leader() >= 0)
-            .map(|p| (p.leader(), p.replicas().to_vec())))
+            .filter_map(&pick)
+            .collect())
     })
     .await
 }
