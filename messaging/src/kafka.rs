@@ -406,9 +406,11 @@ pub async fn partition_count(kafka: &KafkaSettings, topic: &str) -> Result<i32, 
 }
 
 /// Creates each topic that the cluster's metadata does not show yet, then
-/// waits until it shows every one with all its partitions. An existing topic
-/// is left as it is (a smaller partition count is logged, never changed
-/// silently).
+/// waits until it shows every one, a created one with a leader for each of
+/// its partitions. An existing topic is left as it is (a smaller partition
+/// count is logged, never changed silently), and is not waited for: a
+/// partition of it without a leader (its broker away) must not keep a
+/// service from starting on the others.
 ///
 /// Where the brokers authorise requests, only the administrative principal
 /// may create topics: the stack's provisioning creates every topic of the
@@ -427,9 +429,12 @@ pub async fn ensure_topics(kafka: &KafkaSettings, topics: &[TopicSpec]) -> Resul
     }
     let config = kafka.client_config();
     let topics = topics.to_vec();
-    tokio::task::spawn_blocking(move || wait_for_topics(config, &topics, Duration::from_secs(30)))
-        .await
-        .map_err(|_| TopicError::Client(KafkaError::Canceled))?
+    let created: Vec<String> = missing.into_iter().map(|t| t.name).collect();
+    tokio::task::spawn_blocking(move || {
+        wait_for_topics(config, &topics, &created, Duration::from_secs(30))
+    })
+    .await
+    .map_err(|_| TopicError::Client(KafkaError::Canceled))?
 }
 
 /// The topics of `topics` that the cluster's metadata does not show.
@@ -525,17 +530,20 @@ pub async fn ensure_topics_patiently(
     }
 }
 
-/// Blocks until every topic shows up in the metadata with a leader for each
-/// partition. A topic that already existed with fewer partitions than
-/// configured is used as it is, with a warning: repartitioning would move keys.
+/// Blocks until every topic shows up in the metadata, those just `created`
+/// with a leader for each partition. A topic that already existed with
+/// fewer partitions than configured is used as it is, with a warning:
+/// repartitioning would move keys.
 fn wait_for_topics(
     config: ClientConfig,
     topics: &[TopicSpec],
+    created: &[String],
     timeout: Duration,
 ) -> Result<(), TopicError> {
     let consumer: BaseConsumer = config.create()?;
     let started = Instant::now();
     for topic in topics {
+        let needs_leaders = created.contains(&topic.name);
         loop {
             let partitions = consumer
                 .fetch_metadata(Some(&topic.name), Duration::from_secs(5))
@@ -545,7 +553,9 @@ fn wait_for_topics(
                         .iter()
                         .find(|t| t.name() == topic.name && t.error().is_none())
                         .filter(|t| !t.partitions().is_empty())
-                        .filter(|t| t.partitions().iter().all(|p| p.leader() >= 0))
+                        .filter(|t| {
+                            !needs_leaders || t.partitions().iter().all(|p| p.leader() >= 0)
+                        })
                         .map(|t| t.partitions().len() as i32)
                 });
             match partitions {

@@ -21,7 +21,9 @@
 //!     traceparent    TEXT,
 //!     created_at     TIMESTAMPTZ NOT NULL DEFAULT now(),
 //!     parked_at      TIMESTAMPTZ,   -- set by the relay when Kafka refuses
-//!     park_reason    TEXT           -- the event for good (see crate::relay)
+//!     park_reason    TEXT,          -- the event for good (see crate::relay)
+//!     key_hash       INTEGER        -- the partitioner's hash of record_key:
+//!                                   -- its partition is key_hash % partitions
 //! );
 //! CREATE INDEX outbox_parked_keys ON outbox (record_key, id) WHERE parked_at IS NOT NULL;
 //! ```
@@ -80,8 +82,8 @@ impl OutboxMessage {
 /// has committed.
 pub async fn enqueue(conn: &mut PgConnection, message: &OutboxMessage) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "INSERT INTO outbox (event_id, topic, record_key, event_type, schema_version, payload, traceparent)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        "INSERT INTO outbox (event_id, topic, record_key, event_type, schema_version, payload, traceparent, key_hash)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(message.event_id)
     .bind(&message.topic)
@@ -90,6 +92,7 @@ pub async fn enqueue(conn: &mut PgConnection, message: &OutboxMessage) -> Result
     .bind(message.schema_version)
     .bind(&message.payload)
     .bind(&message.traceparent)
+    .bind(shared_events::topics::key_hash(message.key.as_bytes()))
     .execute(conn)
     .await?;
     Ok(())

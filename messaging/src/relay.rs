@@ -13,16 +13,17 @@
 //! # One batch
 //!
 //! 1. Claim the oldest rows by id that are neither parked nor behind a parked
-//!    row of the same key. Rows are deleted once sent, so "unsent" is simply
-//!    "still there": a row whose transaction committed after a higher id is
-//!    picked up by a later batch, never skipped (the high-water-mark trap of
-//!    outbox relays that poll `id > last_seen`).
+//!    row of the same key, nor of a key with a record still in flight, nor
+//!    of a *benched* partition (below). Rows are deleted once sent, so
+//!    "unsent" is simply "still there": a row whose transaction committed
+//!    after a higher id is picked up by a later batch, never skipped (the
+//!    high-water-mark trap of outbox relays that poll `id > last_seen`).
 //! 2. Publish them in waves: the first wave holds the first row of each key,
 //!    the second the second row of each key, and so on, and a wave starts
-//!    only when every delivery report of the previous one is in. A key whose
-//!    row failed sends nothing more in this batch. So a later event of an
-//!    order is never produced before Kafka has acknowledged the earlier one:
-//!    neither librdkafka's retries nor a record failing on
+//!    only when the previous one is settled. A key whose row failed, or is
+//!    still in flight, sends nothing more in this batch. So a later event of
+//!    an order is never produced before Kafka has acknowledged the earlier
+//!    one: neither librdkafka's retries nor a record failing on
 //!    `message.timeout.ms` (which its idempotence guarantee excludes) can
 //!    reorder one order's events. Most batches hold one row per key and are
 //!    one wave.
@@ -39,11 +40,38 @@
 //!    same statement that deletes it, so the service can show where an
 //!    event went (the order page's journey).
 //!
+//! # One partition stuck
+//!
+//! A partition whose leader is away (its broker stopped or cut off, with no
+//! in-sync replica to take over), or whose produce requests fail (too few
+//! in-sync replicas), keeps its records in librdkafka until
+//! `message.timeout.ms`. Waiting for them would make every wave, and so every
+//! order, wait that long, and their rows, the oldest, would head every next
+//! claim. So a wave waits at most [`WAVE_WAIT`] (1 s) for its reports. A
+//! record not reported by then stays in flight (librdkafka keeps retrying
+//! it; its report is collected by a later batch, which then deletes the row
+//! or leaves it for a retry), its key is left out of every claim meanwhile,
+//! and its partition is *benched*: the claim leaves out the partition's
+//! rows until its records are reported, and for a growing backoff after one
+//! of them failed; then its rows are claimed again, and that wave is the
+//! probe. Healthy partitions flow at their usual pace; the stuck one's keys
+//! wait, in order, and flow once it takes records.
+//!
+//! The claim tells a row's partition by the partitioner's hash of its key
+//! (murmur2, as Kafka's Java client and this producer's `murmur2_random`
+//! compute it), stored with the row at enqueue (`key_hash`), modulo the
+//! partition count read from the topic's metadata at start. Order never
+//! depends on that computation being right (keys in flight are excluded by
+//! key, and a held key sends nothing more in a batch); only which rows wait
+//! does. Benched partitions are shown by `outbox_relay_partition_benched`,
+//! a `warn` naming the topic and partition, and `/health/ready`, which stays
+//! 200 and lists them under `degraded` while others take records.
+//!
 //! # When Kafka cannot take records
 //!
-//! A batch that had rows and published none of them makes `/health/ready`
-//! answer 503 with the reason, until a batch publishes again; intake goes
-//! on, the rows wait in the outbox. A *fatal* producer error (a fenced
+//! A record that failed with nothing delivered after it makes
+//! `/health/ready` answer 503 with the reason, until a record is delivered
+//! again; intake goes on, the rows wait in the outbox. A *fatal* producer error (a fenced
 //! idempotent producer) fails every later send of that producer instance,
 //! so after a failed batch the relay checks for one and replaces the
 //! instance ([`crate::kafka::RebuildingProducer`]); the failed rows are still
@@ -57,10 +85,13 @@
 //! notification sent while the listener reconnects is lost.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::time::Duration;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use platform::health::Readiness;
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
@@ -76,6 +107,18 @@ use uuid::Uuid;
 use crate::backoff::Backoff;
 use crate::kafka::{KafkaSettings, ProducerSettings, RebuildingProducer, ensure_topics_patiently};
 use crate::outbox::{CHANNEL, Wakeup};
+
+mod bench;
+
+use bench::{Bench, Change};
+
+/// How long a wave waits for its delivery reports. A healthy partition
+/// acknowledges within milliseconds; a record not reported by then is left in
+/// flight (librdkafka keeps retrying it until `message.timeout.ms`), its
+/// partition is benched and the batch goes on without it, so a partition
+/// that cannot take records costs the others at most this much per wave,
+/// never `message.timeout.ms`.
+const WAVE_WAIT: Duration = Duration::from_secs(1);
 
 /// How the relay batches, polls and backs off.
 #[derive(Debug, Clone, clap::Args)]
@@ -234,6 +277,8 @@ pub struct RelayMetrics {
     held: Gauge,
     batch_in_flight: Gauge,
     producer_rebuilds: Counter,
+    benched: Family<Vec<(String, String)>, Gauge>,
+    late: Gauge,
 }
 
 impl Default for RelayMetrics {
@@ -249,6 +294,8 @@ impl Default for RelayMetrics {
             held: Gauge::default(),
             batch_in_flight: Gauge::default(),
             producer_rebuilds: Counter::default(),
+            benched: Family::default(),
+            late: Gauge::default(),
         }
     }
 }
@@ -306,6 +353,16 @@ impl RelayMetrics {
             "outbox_relay_producer_rebuilds",
             "Relay producers replaced after a fatal error (a fenced idempotent producer, say)",
             m.producer_rebuilds.clone(),
+        );
+        registry.register(
+            "outbox_relay_partition_benched",
+            "1 for each partition (topic, partition) whose rows the relay keeps out of its batches because it cannot take records now",
+            m.benched.clone(),
+        );
+        registry.register(
+            "outbox_relay_late_records",
+            "Records sent by the relay that were not acknowledged within a wave's wait and are still in flight",
+            m.late.clone(),
         );
         m
     }
@@ -412,17 +469,47 @@ enum RowOutcome {
     Delivered(Delivered),
     Parked(String),
     Retry(KafkaError),
-    /// Not produced: an earlier row of its key failed in this batch.
+    /// Sent, and not reported within the wave's wait: still in flight.
+    Late(InFlight),
+    /// Not produced: an earlier row of its key failed or is late in this
+    /// batch, or its partition is benched.
     Held,
+}
+
+/// A record whose delivery report has not come yet, and the span of its
+/// publication (closed when the report comes).
+struct InFlight {
+    delivery: DeliveryFuture,
+    span: tracing::Span,
+}
+
+impl std::fmt::Debug for InFlight {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("InFlight")
+    }
+}
+
+/// A row whose record was late in an earlier batch: its key is kept out of
+/// the claim until its report comes (then it is deleted, or claimed again).
+#[derive(Debug)]
+struct Late {
+    row: OutboxRow,
+    partition: Option<i32>,
+    record: InFlight,
 }
 
 /// The name under which the relay reports on [`Readiness`].
 const READINESS_PART: &str = "relay";
 
-/// The session that holds the relay lock, if this instance is the active relay.
+/// The session that holds the relay lock, if this instance is the active
+/// relay, and what the relay carries from one batch to the next.
 struct Leadership {
     conn: Option<PgConnection>,
     leading: bool,
+    /// Records of earlier batches still in flight.
+    late: Vec<Late>,
+    /// The partitions kept out of the claim.
+    bench: Bench,
 }
 
 /// Publishes outbox rows to Kafka; see the module documentation.
@@ -437,6 +524,11 @@ pub struct Relay {
     leadership: tokio::sync::Mutex<Leadership>,
     /// The CloudEvents `ce_source` of every record: `/<client.id>`, i.e. `/order-service`.
     source: String,
+    /// The topic's partition count as the broker's metadata says (the
+    /// configured count until it has been read).
+    partitions: OnceLock<i32>,
+    /// Whether a delivery to another partition than computed was logged.
+    partition_mismatch_logged: AtomicBool,
 }
 
 impl Relay {
@@ -453,8 +545,11 @@ impl Relay {
         let producer =
             RebuildingProducer::new(&kafka, producer, metrics.producer_rebuilds.clone())?;
         let source = format!("/{}", kafka.client_id);
+        let bench = Bench::new(settings.max_backoff);
         Ok(Relay {
             source,
+            partitions: OnceLock::new(),
+            partition_mismatch_logged: AtomicBool::new(false),
             pool,
             kafka,
             producer,
@@ -465,6 +560,8 @@ impl Relay {
             leadership: tokio::sync::Mutex::new(Leadership {
                 conn: None,
                 leading: false,
+                late: Vec::new(),
+                bench,
             }),
         })
     }
@@ -505,6 +602,7 @@ impl Relay {
             gauges.abort();
             return;
         }
+        self.learn_partition_count().await;
         let mut listener = None;
         let mut backoff = Backoff::new(Duration::from_millis(100), self.settings.max_backoff);
         while !shutdown.is_cancelled() {
@@ -521,7 +619,6 @@ impl Relay {
                 self.producer.inject_fatal_error("injected by a test");
             }
             let outcome = self.publish_batch().await;
-            self.report_readiness(&outcome);
             let wait = match outcome {
                 Ok(batch) if batch.claimed as i64 >= self.settings.batch_size => {
                     backoff.reset();
@@ -529,6 +626,15 @@ impl Relay {
                 }
                 Ok(_) => {
                     backoff.reset();
+                    self.settings.poll_interval
+                }
+                Err(e @ RelayError::Delivery { .. }) => {
+                    // The partitions that failed are benched, each with its
+                    // own backoff: the others go on at the usual pace.
+                    self.metrics.publish_errors.inc();
+                    self.rebuild_producer_if_fatal();
+                    backoff.reset();
+                    tracing::warn!(error = %platform::error::chain(&e), "relay batch: some records failed; their partitions are benched");
                     self.settings.poll_interval
                 }
                 Err(e) => {
@@ -580,25 +686,151 @@ impl Relay {
         }
     }
 
-    /// Says on `/health/ready` whether the relay can publish: not ready after
-    /// a batch that had rows and published none of them (each of its records
-    /// waited `message.timeout.ms` for Kafka, or the producer or the database
-    /// refused at once), ready again with the first batch that publishes or
-    /// finds nothing to publish. Intake never waits on this: orders are
-    /// still taken and wait in the outbox.
-    fn report_readiness(&self, outcome: &Result<BatchOutcome, RelayError>) {
-        match outcome {
-            Ok(_) | Err(RelayError::Delivery { published: 1.., .. }) => {
-                self.readiness.ready(READINESS_PART)
-            }
-            Err(e) => self.readiness.not_ready(
+    /// Says on `/health/ready` whether the relay can publish: not ready when
+    /// the database failed, or when a record failed and none was delivered
+    /// since (Kafka takes nothing: each record waited `message.timeout.ms`,
+    /// or the producer refused at once); ready again with the first record
+    /// delivered. While some partitions are benched and others take records,
+    /// it stays ready and names the benched ones. Intake never waits on
+    /// this: orders are still taken and wait in the outbox.
+    fn report_readiness(&self, outcome: &Result<BatchOutcome, RelayError>, bench: &Bench) {
+        let cannot_publish = match outcome {
+            Err(e @ RelayError::Database(_)) => Some(platform::error::chain(e)),
+            _ => bench.failing().map(str::to_owned),
+        };
+        if let Some(reason) = cannot_publish {
+            self.readiness.not_ready(
                 READINESS_PART,
                 format!(
-                    "the outbox relay cannot publish; orders are taken and wait in the outbox: {}",
-                    platform::error::chain(e)
+                    "the outbox relay cannot publish; orders are taken and wait in the outbox: {reason}"
                 ),
+            );
+            return;
+        }
+        self.readiness.ready(READINESS_PART);
+        let benched: Vec<String> = bench
+            .benched()
+            .map(|(partition, for_, reason)| {
+                format!(
+                    "{}/{partition} for {} s ({reason})",
+                    self.kafka.topic,
+                    for_.as_secs()
+                )
+            })
+            .collect();
+        if !benched.is_empty() {
+            self.readiness.degraded(
+                READINESS_PART,
+                format!(
+                    "partitions that cannot take records now, their orders wait in the outbox \
+                     while the others flow: {}",
+                    benched.join(", ")
+                ),
+            );
+        }
+    }
+
+    /// The partition count of the relay's topic, read from the broker's
+    /// metadata once the topic exists: the partitioner picks a key's
+    /// partition among the partitions the topic really has, which may differ
+    /// from the configured count when the topic was created before.
+    async fn learn_partition_count(&self) {
+        let producer = self.producer.current();
+        let topic = self.kafka.topic.clone();
+        let read = tokio::task::spawn_blocking(move || {
+            producer
+                .client()
+                .fetch_metadata(Some(&topic), Duration::from_secs(10))
+                .map(|m| m.topics().first().map_or(0, |t| t.partitions().len()))
+        })
+        .await;
+        match read {
+            Ok(Ok(count)) if count > 0 => {
+                let count = i32::try_from(count).unwrap_or(i32::MAX);
+                let _ = self.partitions.set(count);
+            }
+            Ok(Ok(_)) | Ok(Err(_)) | Err(_) => tracing::warn!(
+                topic = %self.kafka.topic,
+                partitions = self.kafka.partitions,
+                "could not read the topic's partition count; assuming the configured one"
             ),
         }
+    }
+
+    /// The partition the producer's partitioner picks for `row`, if it is a
+    /// record of the relay's topic.
+    fn partition_of(&self, row: &OutboxRow) -> Option<i32> {
+        (row.topic == self.kafka.topic).then(|| {
+            shared_events::topics::partition_of(row.record_key.as_bytes(), self.partition_count())
+        })
+    }
+
+    fn partition_count(&self) -> i32 {
+        self.partitions
+            .get()
+            .copied()
+            .unwrap_or(self.kafka.partitions)
+    }
+
+    /// Logs what a delivery, failure or late report changed on the bench,
+    /// and checks the computed partition against the one Kafka reports.
+    fn log_bench(&self, partition: Option<i32>, change: Change, detail: &str) {
+        let Some(partition) = partition else {
+            return;
+        };
+        let topic = self.kafka.topic.as_str();
+        match change {
+            Change::Benched => tracing::warn!(
+                topic,
+                partition,
+                reason = detail,
+                "partition cannot take records: its rows stay in the outbox, out of the relay's \
+                 batches, and are retried after a backoff; the other partitions keep flowing"
+            ),
+            Change::Back(after) => tracing::info!(
+                topic,
+                partition,
+                benched_for = ?after,
+                "partition takes records again: its rows flow"
+            ),
+            Change::Still | Change::None => {}
+        }
+    }
+
+    /// Warns once when Kafka put a record on another partition than the
+    /// relay computed: the topic's partition count changed. Order is not
+    /// at stake (keys in flight are held by key), only which rows a bench
+    /// keeps out.
+    fn check_partition(&self, computed: Option<i32>, at: &Delivered) {
+        if computed.is_some_and(|p| p != at.partition)
+            && !self.partition_mismatch_logged.swap(true, Ordering::Relaxed)
+        {
+            tracing::warn!(
+                topic = %self.kafka.topic,
+                computed = ?computed,
+                delivered = at.partition,
+                partitions = self.partition_count(),
+                "a record went to another partition than the relay computed: the topic's \
+                 partition count changed; restart the service so its relay reads it again"
+            );
+        }
+    }
+
+    /// Sets the bench's gauges.
+    fn record_bench(&self, leadership: &Leadership) {
+        self.metrics.benched.clear();
+        for (partition, _, _) in leadership.bench.benched() {
+            self.metrics
+                .benched
+                .get_or_create(&vec![
+                    ("topic".to_owned(), self.kafka.topic.clone()),
+                    ("partition".to_owned(), partition.to_string()),
+                ])
+                .set(1);
+        }
+        self.metrics
+            .late
+            .set(i64::try_from(leadership.late.len()).unwrap_or(i64::MAX));
     }
 
     /// After a failed batch: a fatal producer error fails every later send
@@ -643,6 +875,13 @@ impl Relay {
             leadership.leading = false;
         }
         self.wakeup.set_leading(leadership.leading);
+        if leadership.leading || outcome.is_err() {
+            self.report_readiness(&outcome, &leadership.bench);
+        } else {
+            // Another instance publishes: this one has nothing to say.
+            self.readiness.ready(READINESS_PART);
+        }
+        self.record_bench(&leadership);
         outcome
     }
 
@@ -650,10 +889,16 @@ impl Relay {
         &self,
         leadership: &mut Leadership,
     ) -> Result<BatchOutcome, RelayError> {
-        let conn = match &mut leadership.conn {
+        let Leadership {
+            conn,
+            leading,
+            late,
+            bench,
+        } = leadership;
+        let conn = match conn {
             Some(conn) => conn,
             None => {
-                let mut conn = PgConnection::connect_with(&lock_session(&self.pool)).await?;
+                let mut fresh = PgConnection::connect_with(&lock_session(&self.pool)).await?;
                 // The relay's writes (deleting published rows, parking) need
                 // not wait for the WAL flush: a delete lost in a database
                 // crash only makes its rows publish again, which consumers'
@@ -662,22 +907,29 @@ impl Relay {
                 // their earlier ones. The order's own transaction, and every
                 // consumer's, stay synchronous.
                 sqlx::query("SET synchronous_commit = off")
-                    .execute(&mut conn)
+                    .execute(&mut fresh)
                     .await?;
-                leadership.conn.insert(conn)
+                conn.insert(fresh)
             }
         };
-        if !leadership.leading {
-            leadership.leading = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+        if !*leading {
+            *leading = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
                 .bind(self.settings.lock_key)
                 .fetch_one(&mut *conn)
                 .await?;
-            if !leadership.leading {
+            if !*leading {
                 // Another instance is the active relay; it publishes these rows.
                 return Ok(BatchOutcome::default());
             }
             tracing::info!("this instance is now the active relay");
         }
+        // The keys of records still in flight stay out of this claim, the
+        // row whose report has just come included (it is deleted below, after
+        // the claim): a later row of such a key is never sent before the
+        // earlier one is acknowledged, whatever partition the bench thinks
+        // it is on.
+        let in_flight: Vec<String> = late.iter().map(|l| l.row.record_key.clone()).collect();
+        let reported = take_reported(late).await;
         let rows: Vec<OutboxRow> = sqlx::query_as(
             "SELECT id, event_id, topic, record_key, event_type, schema_version, payload, traceparent
              FROM outbox o
@@ -685,30 +937,59 @@ impl Relay {
                AND NOT EXISTS (SELECT 1 FROM outbox p
                                WHERE p.parked_at IS NOT NULL
                                  AND p.record_key = o.record_key AND p.id < o.id)
+               AND NOT (o.record_key = ANY($2))
+               AND NOT (o.topic = $3 AND o.key_hash IS NOT NULL
+                        AND o.key_hash % $4 = ANY($5))
              ORDER BY o.id
              LIMIT $1",
         )
         .bind(self.settings.batch_size)
+        .bind(&in_flight)
+        .bind(&self.kafka.topic)
+        .bind(self.partition_count())
+        .bind(bench.excluded(Instant::now()))
         .fetch_all(&mut *conn)
         .await?;
-        if rows.is_empty() {
+        if rows.is_empty() && reported.is_empty() {
             return Ok(BatchOutcome::default());
         }
         tracing::Span::current().record("rows", rows.len());
         self.metrics.batch_in_flight.set(1);
 
-        let outcomes = self.publish_in_waves(&rows).await;
+        let partitions: Vec<Option<i32>> = rows.iter().map(|r| self.partition_of(r)).collect();
+        let outcomes = self.publish_in_waves(&rows, &partitions, bench).await;
 
         let mut delivered = Vec::new();
-        let (mut partitions, mut offsets) = (Vec::new(), Vec::new());
+        let (mut partitions_at, mut offsets) = (Vec::new(), Vec::new());
         let (mut parked_ids, mut parked_reasons) = (Vec::new(), Vec::new());
         let mut first_error = None;
         let mut failed = 0;
-        for (row, outcome) in rows.iter().zip(outcomes) {
+        let reported_count = reported.len();
+        for (row, partition, settled) in reported {
+            match settled {
+                Ok(at) => {
+                    self.log_bench(
+                        partition,
+                        bench.delivered(partition, true, Instant::now()),
+                        "",
+                    );
+                    delivered.push(row.id);
+                    partitions_at.push(at.partition);
+                    offsets.push(at.offset);
+                }
+                Err((e, _)) => {
+                    let (change, _) = bench.failed(partition, &e.to_string(), true, Instant::now());
+                    self.log_bench(partition, change, &e.to_string());
+                    failed += 1;
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        for ((row, partition), outcome) in rows.iter().zip(partitions).zip(outcomes) {
             match outcome {
                 RowOutcome::Delivered(at) => {
                     delivered.push(row.id);
-                    partitions.push(at.partition);
+                    partitions_at.push(at.partition);
                     offsets.push(at.offset);
                 }
                 RowOutcome::Parked(reason) => {
@@ -728,9 +1009,15 @@ impl Relay {
                     failed += 1;
                     first_error.get_or_insert(e);
                 }
+                RowOutcome::Late(record) => late.push(Late {
+                    row: row.clone(),
+                    partition,
+                    record,
+                }),
                 RowOutcome::Held => {}
             }
         }
+        let partitions = partitions_at;
         let mut tx = conn.begin().await?;
         // Delete what Kafka acknowledged and keep where it went, in one statement.
         sqlx::query(
@@ -771,7 +1058,7 @@ impl Relay {
             }),
             Some(first) => Err(RelayError::Delivery {
                 failed,
-                total: rows.len(),
+                total: rows.len() + reported_count,
                 published: delivered.len(),
                 first,
             }),
@@ -779,31 +1066,71 @@ impl Relay {
     }
 
     /// Publishes `rows` wave by wave (see the module documentation); one
-    /// outcome per row.
-    async fn publish_in_waves(&self, rows: &[OutboxRow]) -> Vec<RowOutcome> {
+    /// outcome per row. `partitions` is each row's partition, if known; a
+    /// partition found late or failing in a wave is benched at once, and
+    /// its rows in the later waves are held.
+    async fn publish_in_waves(
+        &self,
+        rows: &[OutboxRow],
+        partitions: &[Option<i32>],
+        bench: &mut Bench,
+    ) -> Vec<RowOutcome> {
         let keys: Vec<&str> = rows.iter().map(|r| r.record_key.as_str()).collect();
         let mut outcomes: Vec<Option<RowOutcome>> = (0..rows.len()).map(|_| None).collect();
         let mut stopped: HashSet<&str> = HashSet::new();
         for wave in waves(&keys) {
-            let (go, held): (Vec<usize>, Vec<usize>) =
-                wave.into_iter().partition(|&i| !stopped.contains(keys[i]));
+            let now = Instant::now();
+            let (go, held): (Vec<usize>, Vec<usize>) = wave.into_iter().partition(|&i| {
+                !stopped.contains(keys[i]) && !bench.is_excluded(partitions[i], now)
+            });
             for i in held {
+                // Its key sends nothing more in this batch, even if the
+                // bench's backoff ends before the next wave.
+                stopped.insert(keys[i]);
                 outcomes[i] = Some(RowOutcome::Held);
             }
             if go.is_empty() {
                 continue;
             }
             let wave_rows: Vec<&OutboxRow> = go.iter().map(|&i| &rows[i]).collect();
-            let results = self.produce_in_order(&wave_rows).await;
+            let results = self
+                .produce_in_order(&wave_rows, Instant::now() + WAVE_WAIT)
+                .await;
             for (&i, result) in go.iter().zip(results) {
                 let outcome = match result {
-                    Ok(at) => RowOutcome::Delivered(at),
-                    Err((e, client_side)) => match classify(&e, client_side) {
+                    Report::Settled(Ok(at)) => RowOutcome::Delivered(at),
+                    Report::Settled(Err((e, client_side))) => match classify(&e, client_side) {
                         Failure::Transient => RowOutcome::Retry(e),
                         Failure::Permanent => RowOutcome::Parked(e.to_string()),
                         Failure::Suspect => self.retry_alone(&rows[i]).await,
                     },
+                    Report::Late(record) => RowOutcome::Late(record),
                 };
+                let now = Instant::now();
+                let partition = partitions[i];
+                match &outcome {
+                    RowOutcome::Delivered(at) => {
+                        self.check_partition(partition, at);
+                        self.log_bench(partition, bench.delivered(partition, false, now), "");
+                    }
+                    RowOutcome::Retry(e) => {
+                        let (change, _) = bench.failed(partition, &e.to_string(), false, now);
+                        self.log_bench(partition, change, &e.to_string());
+                    }
+                    RowOutcome::Late(_) => {
+                        let change = bench.late(partition, now);
+                        if change == Change::Benched {
+                            tracing::info!(
+                                topic = %self.kafka.topic,
+                                partition,
+                                wait = ?WAVE_WAIT,
+                                "records not acknowledged within a wave's wait: left in flight, \
+                                 their partition is out of the batches until they are reported"
+                            );
+                        }
+                    }
+                    RowOutcome::Parked(_) | RowOutcome::Held => {}
+                }
                 if !matches!(outcome, RowOutcome::Delivered(_)) {
                     stopped.insert(keys[i]);
                 }
@@ -819,24 +1146,30 @@ impl Relay {
     /// Produces `row` with nothing else in flight, so its record batch holds
     /// it alone: parked if Kafka refuses it even so.
     async fn retry_alone(&self, row: &OutboxRow) -> RowOutcome {
-        match self.produce_in_order(&[row]).await.pop() {
-            Some(Ok(at)) => RowOutcome::Delivered(at),
-            Some(Err((e, client_side))) => match classify(&e, client_side) {
+        match self
+            .produce_in_order(&[row], Instant::now() + WAVE_WAIT)
+            .await
+            .pop()
+        {
+            Some(Report::Settled(Ok(at))) => RowOutcome::Delivered(at),
+            Some(Report::Settled(Err((e, client_side)))) => match classify(&e, client_side) {
                 Failure::Transient => RowOutcome::Retry(e),
                 Failure::Suspect | Failure::Permanent => RowOutcome::Parked(e.to_string()),
             },
+            Some(Report::Late(record)) => RowOutcome::Late(record),
             None => RowOutcome::Retry(KafkaError::Canceled),
         }
     }
 
-    /// Enqueues every row in order and waits for every delivery report;
-    /// returns one outcome per row, each error with whether the client
-    /// refused the record before sending it. When librdkafka's queue is
-    /// full, it waits for the oldest outstanding delivery and retries the
-    /// same row, so the order of the rows is never changed.
-    async fn produce_in_order(&self, rows: &[&OutboxRow]) -> Vec<Settled> {
+    /// Enqueues every row in order and waits for the delivery reports until
+    /// `deadline`; returns one report per row, each error with whether the
+    /// client refused the record before sending it, or the record still in
+    /// flight. When librdkafka's queue is full, it waits for the oldest
+    /// outstanding delivery and retries the same row, so the order of the
+    /// rows is never changed.
+    async fn produce_in_order(&self, rows: &[&OutboxRow], deadline: Instant) -> Vec<Report> {
         let producer = self.producer.current();
-        let mut outcomes: Vec<Option<Settled>> = Vec::with_capacity(rows.len());
+        let mut outcomes: Vec<Option<Report>> = Vec::with_capacity(rows.len());
         let mut in_flight: VecDeque<(usize, DeliveryFuture, tracing::Span)> = VecDeque::new();
         for (index, row) in rows.iter().enumerate() {
             outcomes.push(None);
@@ -856,25 +1189,31 @@ impl Relay {
                         record = back;
                         match in_flight.pop_front() {
                             Some((i, delivery, span)) => {
-                                outcomes[i] = Some(settle(delivery, &span).await);
+                                outcomes[i] = Some(Report::Settled(settled(delivery.await, &span)));
                             }
                             None => tokio::time::sleep(Duration::from_millis(5)).await,
                         }
                     }
                     Err((e, _)) => {
                         span.record("error", tracing::field::display(&e));
-                        outcomes[index] = Some(Err((e, true)));
+                        outcomes[index] = Some(Report::Settled(Err((e, true))));
                         break;
                     }
                 }
             }
         }
-        for (i, delivery, span) in in_flight {
-            outcomes[i] = Some(settle(delivery, &span).await);
+        for (i, mut delivery, span) in in_flight {
+            let deadline = tokio::time::Instant::from_std(deadline);
+            outcomes[i] = Some(
+                match tokio::time::timeout_at(deadline, &mut delivery).await {
+                    Ok(report) => Report::Settled(settled(report, &span)),
+                    Err(_) => Report::Late(InFlight { delivery, span }),
+                },
+            );
         }
         outcomes
             .into_iter()
-            .map(|o| o.unwrap_or(Err((KafkaError::Canceled, false))))
+            .map(|o| o.unwrap_or(Report::Settled(Err((KafkaError::Canceled, false)))))
             .collect()
     }
 }
@@ -978,9 +1317,18 @@ fn publish_span(row: &OutboxRow) -> tracing::Span {
     span
 }
 
-/// Waits for a delivery report; a failure is recorded in the row's `span`.
-async fn settle(delivery: DeliveryFuture, span: &tracing::Span) -> Settled {
-    let outcome = match delivery.await {
+/// A record's delivery report, or the record still in flight.
+enum Report {
+    Settled(Settled),
+    Late(InFlight),
+}
+
+/// What a delivery report says; a failure is recorded in the row's `span`.
+fn settled(
+    report: <DeliveryFuture as std::future::Future>::Output,
+    span: &tracing::Span,
+) -> Settled {
+    let outcome = match report {
         Ok(Ok(d)) => Ok(Delivered {
             partition: d.partition,
             offset: d.offset,
@@ -992,6 +1340,24 @@ async fn settle(delivery: DeliveryFuture, span: &tracing::Span) -> Settled {
         span.record("error", tracing::field::display(e));
     }
     outcome
+}
+
+/// Takes the rows of earlier batches whose reports have come, with their
+/// partition and report; the others stay in `late`. Never waits.
+async fn take_reported(late: &mut Vec<Late>) -> Vec<(OutboxRow, Option<i32>, Settled)> {
+    let mut reported = Vec::new();
+    let mut waiting = Vec::with_capacity(late.len());
+    for mut l in late.drain(..) {
+        match tokio::time::timeout(Duration::ZERO, &mut l.record.delivery).await {
+            Ok(report) => {
+                let settled = settled(report, &l.record.span);
+                reported.push((l.row, l.partition, settled));
+            }
+            Err(_) => waiting.push(l),
+        }
+    }
+    *late = waiting;
+    reported
 }
 
 /// The shortest time between two wake-up `NOTIFY`s of this instance: the

@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 #[derive(Debug, Clone, Default)]
 pub struct Readiness {
     problems: Arc<Mutex<BTreeMap<&'static str, String>>>,
+    degraded: Arc<Mutex<BTreeMap<&'static str, String>>>,
 }
 
 impl Readiness {
@@ -29,12 +30,36 @@ impl Readiness {
             .insert(part, reason.into());
     }
 
-    /// `part` works again.
+    /// `part` works again (and is no longer degraded).
     pub fn ready(&self, part: &'static str) {
         self.problems
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .remove(part);
+        self.degraded
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(part);
+    }
+
+    /// `part` does its work, but not all of it, because of `note` (a relay
+    /// with one partition benched, say): the service stays ready and
+    /// `/health/ready` names the note, until [`ready`](Self::ready).
+    pub fn degraded(&self, part: &'static str, note: impl Into<String>) {
+        self.degraded
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(part, note.into());
+    }
+
+    /// Each degraded part, with its note, by part name.
+    pub fn degradations(&self) -> Vec<(&'static str, String)> {
+        self.degraded
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|(part, note)| (*part, note.clone()))
+            .collect()
     }
 
     /// Each part that cannot work, with its reason, by part name.

@@ -197,7 +197,7 @@ pub(crate) async fn live() -> impl IntoResponse {
     path = "/health/ready",
     tag = "health",
     responses(
-        (status = 200, description = "The database answers and no part of the service has said it cannot work", body = Object, example = json!({ "status": "ready" })),
+        (status = 200, description = "The database answers and no part of the service has said it cannot work; `degraded` names parts that do only some of their work (the relay with a partition benched)", body = Object, example = json!({ "status": "ready" })),
         crate::openapi::ServerErrors
     )
 )]
@@ -217,7 +217,19 @@ pub(crate) async fn ready(State((pool, readiness)): State<(PgPool, Readiness)>) 
     )
     .await;
     match check {
-        Ok(Ok(_)) => axum::Json(serde_json::json!({ "status": "ready" })).into_response(),
+        Ok(Ok(_)) => {
+            let degraded: serde_json::Map<String, serde_json::Value> = readiness
+                .degradations()
+                .into_iter()
+                .map(|(part, note)| (part.to_owned(), serde_json::Value::String(note)))
+                .collect();
+            if degraded.is_empty() {
+                axum::Json(serde_json::json!({ "status": "ready" })).into_response()
+            } else {
+                axum::Json(serde_json::json!({ "status": "ready", "degraded": degraded }))
+                    .into_response()
+            }
+        }
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "readiness check failed");
             Problem::unavailable("the database is not reachable").into_response()

@@ -31,8 +31,14 @@ pub const PARTITIONER: &str = "murmur2_random";
 /// The partition Kafka's Java client (and [`PARTITIONER`]) picks for `key`
 /// among `partitions`: `toPositive(murmur2(key)) % partitions`.
 pub fn partition_of(key: &[u8], partitions: i32) -> i32 {
-    let positive = murmur2(key) & 0x7fff_ffff;
-    i32::try_from(positive % partitions.max(1).unsigned_abs()).unwrap_or(0)
+    key_hash(key) % partitions.max(1)
+}
+
+/// The part of [`partition_of`] that does not depend on the partition count:
+/// `toPositive(murmur2(key))`, never negative. The outbox stores it with each
+/// row, so the relay can tell a row's partition in SQL (`key_hash % partitions`).
+pub fn key_hash(key: &[u8]) -> i32 {
+    i32::try_from(murmur2(key) & 0x7fff_ffff).unwrap_or(0)
 }
 
 /// Kafka's `Utils.murmur2` (seed 0x9747b28c), as the Java client hashes keys.

@@ -42,6 +42,28 @@ const REJOIN_DEADLINE: Duration = Duration::from_secs(120);
 /// their replicas and its configuration) before its replication is judged.
 const TOPIC_KNOWN_DEADLINE: Duration = Duration::from_secs(60);
 
+/// How long the orders of the partitions that take records may take from
+/// their 201 to both effects (p99) while one partition takes none: half the
+/// relay's `message.timeout.ms` (30 s), which every relay batch waited for
+/// the stuck partition's records before partitions were benched.
+const SLOW_PARTITION_P99_BOUND: Duration = Duration::from_secs(15);
+
+/// How long the orders of the partitions that take records may take, all
+/// of them, to reach both consumers once the load is over (else the check fails).
+const SLOW_PARTITION_SETTLE: Duration = Duration::from_secs(180);
+
+/// Orders placed while the partition takes no records, measured.
+const SLOW_PARTITION_PROBES: usize = 60;
+
+/// The pace of those orders (10 a second).
+const PROBE_PACE: Duration = Duration::from_millis(100);
+
+/// How long one of them may be retried before the scenario gives up.
+const PROBE_DEADLINE: Duration = Duration::from_secs(60);
+
+/// How long Kafka may take to carry out a partition reassignment.
+const REASSIGN_DEADLINE: Duration = Duration::from_secs(120);
+
 /// How long a joining consumer may take to be assigned partitions.
 const ASSIGNMENT_DEADLINE: Duration = Duration::from_secs(60);
 
@@ -155,6 +177,8 @@ pub(crate) struct Injected {
 /// The injector of one scenario.
 pub(crate) struct Injector<'a> {
     pub(crate) infra: &'a mut PrivateInfra,
+    /// The Kafka release's JVM and jars, for Kafka's own command-line tools.
+    pub(crate) runtime: &'a devinfra::KafkaRuntime,
     pub(crate) progress: watch::Receiver<usize>,
     pub(crate) orders: usize,
     pub(crate) rng: StdRng,
@@ -181,6 +205,7 @@ impl Injector<'_> {
             Scenario::ReplayStorm => self.replay_storm().await?,
             Scenario::DeadLetterTopicGone => self.dead_letter_topic_gone().await?,
             Scenario::StallPastRetention => self.stall_past_retention().await?,
+            Scenario::SlowPartition => self.slow_partition().await?,
         }
         Ok(self.out)
     }
@@ -1149,6 +1174,280 @@ impl Injector<'_> {
         Ok(())
     }
 
+    // 15. One partition takes no records: its replicas are cut to its
+    // leader alone, and that node is stopped, so the partition has no leader
+    // and no replica to take over (librdkafka holds its records until
+    // message.timeout.ms), while the other partitions' leaders move to the
+    // two nodes left and take records as before. Then the node comes back
+    // and the partition gets its replicas back.
+    async fn slow_partition(&mut self) -> Result<(), ChaosError> {
+        let bootstrap = self.infra.settings.kafka_bootstrap_servers.clone();
+        let known =
+            topic::known_replication(&bootstrap, ORDERS_TOPIC, TOPIC_KNOWN_DEADLINE).await?;
+        let partitions = i32::try_from(known.partitions.len()).unwrap_or(0);
+        if partitions < 2 {
+            return Err(ChaosError::Scenario(format!(
+                "the orders topic has {partitions} partition(s); slow-partition needs two or more"
+            )));
+        }
+        let stuck = self.rng.random_range(0..partitions);
+        let (leader, replicas) = topic::partition_replicas(&bootstrap, ORDERS_TOPIC, stuck)
+            .await?
+            .ok_or_else(|| ChaosError::Scenario(format!("partition {stuck} has no leader")))?;
+
+        self.reach(0.1).await;
+        self.reassign(stuck, &[leader]).await?;
+        let node = u32::try_from(leader)
+            .map_err(|_| ChaosError::Scenario(format!("partition {stuck}: leader {leader}")))?;
+        self.broker(node)?.stop().await?;
+        self.fault(format!(
+            "partition {stuck} of {ORDERS_TOPIC} cut to one replica (node {leader}), and node \
+             {leader} stopped: the partition has no leader"
+        ));
+        // The load may be over by now (a quick run lasts seconds): the
+        // orders measured are placed here, with the fault in place.
+        let probes = self.place_probe_orders().await?;
+        let api = ApiClient::new()?;
+        let ready_url = format!("{}/health/ready", self.infra.url(Service::Order));
+        let named = format!("{ORDERS_TOPIC}/{stuck}");
+        let started = Instant::now();
+        let mut readiness = None;
+        let effects = loop {
+            if readiness.is_none()
+                && let Ok(reply) = api.get(&ready_url).await
+                && reply.body.contains(&named)
+            {
+                readiness = Some((reply.status, reply.body));
+            }
+            let effects = self
+                .effects_by_partition(&probes, partitions, stuck)
+                .await?;
+            let done = effects.waiting == 0 && readiness.is_some();
+            if done || started.elapsed() >= SLOW_PARTITION_SETTLE {
+                break effects;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        };
+        let p99 = effects.p99();
+        self.check(
+            "the other partitions kept flowing: p99 order→both effects within the bound",
+            effects.waiting == 0 && !effects.latencies.is_empty() && p99 <= SLOW_PARTITION_P99_BOUND,
+            format!(
+                "{} orders on the other {} partitions placed during the fault: p99 {:.1}s, max {:.1}s \
+                 (bound {SLOW_PARTITION_P99_BOUND:?}); {} without both effects after {:.0}s",
+                effects.latencies.len(),
+                partitions - 1,
+                p99.as_secs_f64(),
+                effects.latencies.last().copied().unwrap_or_default().as_secs_f64(),
+                effects.waiting,
+                started.elapsed().as_secs_f64()
+            ),
+        );
+        self.check(
+            "the stuck partition's orders waited for it",
+            effects.stuck_orders > 0 && effects.stuck_with_effects == 0,
+            format!(
+                "{} orders on partition {stuck}, {} of them with an effect before its replicas were back",
+                effects.stuck_orders, effects.stuck_with_effects
+            ),
+        );
+        self.check(
+            "readiness stayed 200 and named the benched partition",
+            readiness
+                .as_ref()
+                .is_some_and(|(status, body)| *status == 200 && body.contains("degraded")),
+            match &readiness {
+                Some((status, body)) => format!("{status}: {body}"),
+                None => format!("no answer of /health/ready named {named}"),
+            },
+        );
+
+        self.broker(node)?.start().await?;
+        self.reassign(stuck, &replicas).await?;
+        self.fault(format!(
+            "node {leader} restarted, partition {stuck} got its replicas back (nodes {replicas:?})"
+        ));
+        let rejoined = self
+            .wait_for_isr(&bootstrap, |isr| isr == 3, REJOIN_DEADLINE)
+            .await?;
+        self.check(
+            "the partition's replicas were back in its ISR",
+            rejoined.is_some(),
+            match rejoined {
+                Some(after) => format!(
+                    "3 in-sync replicas everywhere after {:.1}s",
+                    after.as_secs_f64()
+                ),
+                None => format!("not back in every ISR after {REJOIN_DEADLINE:?}"),
+            },
+        );
+        Ok(())
+    }
+
+    /// Reassigns `partition` of the orders topic to `replicas` (the first
+    /// one its preferred leader) with Kafka's own tool, and waits until the
+    /// metadata shows it.
+    async fn reassign(&self, partition: i32, replicas: &[i32]) -> Result<(), ChaosError> {
+        let bootstrap = self.infra.settings.kafka_bootstrap_servers.clone();
+        let dir = self.infra.dir().join("reassign");
+        let io = |what: &str, e: std::io::Error| {
+            ChaosError::Scenario(format!("{what} in {}: {e}", dir.display()))
+        };
+        std::fs::create_dir_all(&dir).map_err(|e| io("creating the directory", e))?;
+        let plan = dir.join(format!("partition-{partition}.json"));
+        let config = dir.join("admin.properties");
+        let json = serde_json::json!({
+            "version": 1,
+            "partitions": [{ "topic": ORDERS_TOPIC, "partition": partition, "replicas": replicas }],
+        });
+        std::fs::write(&plan, json.to_string()).map_err(|e| io("writing the plan", e))?;
+        std::fs::write(&config, devinfra::kafka::access::admin_client_properties())
+            .map_err(|e| io("writing the admin properties", e))?;
+        let mut command = tokio::process::Command::from(self.runtime.java_command(
+            "128m",
+            &dir,
+            std::iter::empty::<&str>(),
+            "org.apache.kafka.tools.reassign.ReassignPartitionsCommand",
+        ));
+        command
+            .arg("--bootstrap-server")
+            .arg(&bootstrap)
+            .arg("--command-config")
+            .arg(&config)
+            .arg("--reassignment-json-file")
+            .arg(&plan)
+            .arg("--execute")
+            .kill_on_drop(true);
+        let output = tokio::time::timeout(REASSIGN_DEADLINE, command.output())
+            .await
+            .map_err(|_| {
+                ChaosError::Scenario(format!(
+                    "kafka-reassign-partitions did not finish within {REASSIGN_DEADLINE:?}"
+                ))
+            })?
+            .map_err(|e| io("running kafka-reassign-partitions", e))?;
+        if !output.status.success() {
+            return Err(ChaosError::Scenario(format!(
+                "kafka-reassign-partitions failed ({}): {}{}",
+                output.status,
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            )));
+        }
+        let started = Instant::now();
+        loop {
+            let now = topic::partition_replicas(&bootstrap, ORDERS_TOPIC, partition).await?;
+            if now.as_ref().is_some_and(|(_, r)| r == replicas) {
+                return Ok(());
+            }
+            if started.elapsed() >= REASSIGN_DEADLINE {
+                return Err(ChaosError::Scenario(format!(
+                    "partition {partition}: replicas {now:?} after {REASSIGN_DEADLINE:?}, \
+                     not {replicas:?}"
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// Places [`SLOW_PARTITION_PROBES`] orders, [`PROBE_PACE`] apart, each
+    /// retried on a failure up to [`PROBE_DEADLINE`]; they are audited with
+    /// the load's. Returns their ids.
+    async fn place_probe_orders(&mut self) -> Result<Vec<uuid::Uuid>, ChaosError> {
+        let api = ApiClient::new()?;
+        let base = self.infra.url(Service::Order);
+        let mut orders = loadgen::OrderGenerator::new(0x510e);
+        let mut ids = Vec::with_capacity(SLOW_PARTITION_PROBES);
+        for i in 0..SLOW_PARTITION_PROBES {
+            let order = orders.next_order();
+            let key = format!("chaos-slow-partition-{i}");
+            let started = Instant::now();
+            let id = loop {
+                match api.place_order(&base, &order.body, Some(&key)).await {
+                    Ok(placed) => break placed.id,
+                    Err(e) if started.elapsed() >= PROBE_DEADLINE => {
+                        return Err(ChaosError::Scenario(format!(
+                            "placing probe order {i} during the fault: {e}"
+                        )));
+                    }
+                    Err(_) => tokio::time::sleep(PROBE_PACE).await,
+                }
+            };
+            self.out.accepted.push(Accepted {
+                order_id: id,
+                expected: order.expected,
+                at: SystemTime::now(),
+                cancelled: false,
+            });
+            ids.push(id);
+            tokio::time::sleep(PROBE_PACE).await;
+        }
+        Ok(ids)
+    }
+
+    /// For the orders `ids`: how long each on a partition other than
+    /// `stuck` took from its placement to its later effect (invoice or
+    /// shipment commit, both on the database's clock), and how many on
+    /// `stuck` have any effect yet.
+    async fn effects_by_partition(
+        &self,
+        ids: &[uuid::Uuid],
+        partitions: i32,
+        stuck: i32,
+    ) -> Result<PartitionEffects, ChaosError> {
+        let placed: Vec<(uuid::Uuid, chrono::DateTime<chrono::Utc>)> =
+            sqlx::query_as("SELECT id, placed_at FROM orders WHERE id = ANY($1)")
+                .bind(ids)
+                .fetch_all(&self.infra.pools.orders)
+                .await
+                .map_err(ChaosError::Database)?;
+        let ids: Vec<uuid::Uuid> = placed.iter().map(|(id, _)| *id).collect();
+        let committed = |pool: sqlx::PgPool, sql: &'static str| {
+            let ids = ids.clone();
+            async move {
+                sqlx::query_as::<_, (uuid::Uuid, Option<chrono::DateTime<chrono::Utc>>)>(sql)
+                    .bind(ids)
+                    .fetch_all(&pool)
+                    .await
+                    .map_err(ChaosError::Database)
+                    .map(|rows| {
+                        rows.into_iter()
+                            .filter_map(|(id, at)| at.map(|at| (id, at)))
+                            .collect::<std::collections::HashMap<_, _>>()
+                    })
+            }
+        };
+        let (invoiced, shipped) = tokio::try_join!(
+            committed(
+                self.infra.pools.invoicing.clone(),
+                "SELECT order_id, pg_xact_commit_timestamp(xmin) FROM invoices WHERE order_id = ANY($1)"
+            ),
+            committed(
+                self.infra.pools.shipping.clone(),
+                "SELECT order_id, pg_xact_commit_timestamp(xmin) FROM shipments WHERE order_id = ANY($1)"
+            ),
+        )?;
+        let mut effects = PartitionEffects::default();
+        for (id, at) in placed {
+            let on_stuck =
+                shared_events::topics::partition_of(id.to_string().as_bytes(), partitions) == stuck;
+            let (invoice, shipment) = (invoiced.get(&id), shipped.get(&id));
+            if on_stuck {
+                effects.stuck_orders += 1;
+                effects.stuck_with_effects += usize::from(invoice.is_some() || shipment.is_some());
+                continue;
+            }
+            match invoice.zip(shipment) {
+                Some((invoice, shipment)) => effects
+                    .latencies
+                    .push((*invoice.max(shipment) - at).to_std().unwrap_or_default()),
+                None => effects.waiting += 1,
+            }
+        }
+        effects.latencies.sort();
+        Ok(effects)
+    }
+
     /// Polls the topic's ISR sizes until `wanted` holds for every partition;
     /// how long that took, or `None` after `limit`.
     async fn wait_for_isr(
@@ -1320,5 +1619,30 @@ impl ProbeTally {
                 }
             }
         }
+    }
+}
+
+/// What became of the orders placed while one partition took no records.
+#[derive(Debug, Default)]
+struct PartitionEffects {
+    /// Order→both effects of the orders on the other partitions, sorted.
+    latencies: Vec<Duration>,
+    /// Orders on the other partitions without both effects yet.
+    waiting: usize,
+    /// Orders on the stuck partition.
+    stuck_orders: usize,
+    /// Of those, how many have an effect already.
+    stuck_with_effects: usize,
+}
+
+impl PartitionEffects {
+    /// The 99th percentile of [`latencies`](Self::latencies) (nearest rank).
+    fn p99(&self) -> Duration {
+        let n = self.latencies.len();
+        if n == 0 {
+            return Duration::ZERO;
+        }
+        let rank = (n * 99).div_ceil(100).max(1);
+        self.latencies[rank - 1]
     }
 }

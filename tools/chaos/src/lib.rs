@@ -11,8 +11,9 @@
 //! commit timestamps, on the database's clock).
 //!
 //! The run owns its infrastructure ([`devinfra::private::PrivateInfra`]): a single-node
-//! Kafka and a PostgreSQL for scenarios 1-7, a three-node cluster (RF 3,
-//! `min.insync.replicas` 2) and another PostgreSQL for scenario 8, all on free
+//! Kafka and a PostgreSQL for most scenarios, a three-node cluster (RF 3,
+//! `min.insync.replicas` 2) and another PostgreSQL for `broker-loss` and
+//! `slow-partition`, all on free
 //! ports in `<infra dir>/chaos/<run>`, stopped at the end. The logs stay
 //! there when a scenario fails. Only this run builds the consumers with
 //! their `fault-injection` feature ([`FAULT_INJECTION`]): the crash points
@@ -35,6 +36,7 @@
 //! | 12 | `replay-storm` | a record both consumers refuse, replayed three times for invoicing with `orderflow-admin dlq replay`; shipping's dead letters must not change, invoicing must gain one per replay |
 //! | 13 | `dead-letter-topic-gone` | invoicing's dead-letter topic deleted, then a poison record; invoicing must hold (503 naming the topic, `inbox_stalled` 1), skip nothing, and resume once the topic is back |
 //! | 14 | `stall-past-retention` | after the load, shipping is away while retention deletes records it never read; back, it must stop (503, an `error` naming the partitions and the records gone) and commit nothing past them, until an operator resets its offsets |
+//! | 15 | `slow-partition` | one partition of the three-node cluster cut to a single replica and that node stopped, so it has no leader; the other partitions' orders placed meanwhile must reach both consumers at their usual pace (p99 order→both effects under 15 s, half the relay's `message.timeout.ms`), the stuck partition's must wait and arrive in order once its replicas are back |
 //!
 //! Every tenth order is cancelled right after it was accepted, so orders have
 //! two events, and the audit checks on the topic that each order's
@@ -102,11 +104,13 @@ pub enum Scenario {
     DeadLetterTopicGone,
     /// A consumer away while retention deletes records it has not read.
     StallPastRetention,
+    /// One partition of a three-node cluster takes no records for a while.
+    SlowPartition,
 }
 
 impl Scenario {
     /// All of them, in order.
-    pub const ALL: [Scenario; 14] = [
+    pub const ALL: [Scenario; 15] = [
         Scenario::OrderService,
         Scenario::Invoicing,
         Scenario::Shipping,
@@ -121,6 +125,7 @@ impl Scenario {
         Scenario::ReplayStorm,
         Scenario::DeadLetterTopicGone,
         Scenario::StallPastRetention,
+        Scenario::SlowPartition,
     ];
 
     /// Its name on the command line and in the report.
@@ -140,13 +145,14 @@ impl Scenario {
             Scenario::ReplayStorm => "replay-storm",
             Scenario::DeadLetterTopicGone => "dead-letter-topic-gone",
             Scenario::StallPastRetention => "stall-past-retention",
+            Scenario::SlowPartition => "slow-partition",
         }
     }
 
     /// Kafka nodes it runs on.
     fn nodes(self) -> usize {
         match self {
-            Scenario::BrokerLoss => 3,
+            Scenario::BrokerLoss | Scenario::SlowPartition => 3,
             _ => 1,
         }
     }
@@ -440,7 +446,7 @@ pub async fn run(options: &ChaosOptions) -> Result<ChaosReport, ChaosError> {
         let mut infra = PrivateInfra::start(runtime.clone(), &dir, plan).await?;
         let mut outcome = Ok(());
         for scenario in scenarios {
-            match run_scenario(&mut infra, scenario, options).await {
+            match run_scenario(&mut infra, &runtime, scenario, options).await {
                 Ok(result) => {
                     if !result.passed() {
                         failed_dirs.push(infra.dir().to_path_buf());
@@ -472,6 +478,7 @@ pub async fn run(options: &ChaosOptions) -> Result<ChaosReport, ChaosError> {
 
 async fn run_scenario(
     infra: &mut PrivateInfra,
+    runtime: &devinfra::KafkaRuntime,
     scenario: Scenario,
     options: &ChaosOptions,
 ) -> Result<ScenarioResult, ChaosError> {
@@ -502,6 +509,7 @@ async fn run_scenario(
     let reporter = report_progress(progress.clone(), options.orders);
     let injector = Injector {
         infra: &mut *infra,
+        runtime,
         progress,
         orders: options.orders,
         rng: StdRng::seed_from_u64(options.seed.wrapping_add(scenario as u64)),

@@ -264,6 +264,32 @@ pub(crate) async fn replica_state(
     bootstrap: &str,
     topic: &str,
 ) -> Result<Vec<(usize, usize)>, ChaosError> {
+    partition_metadata(bootstrap, topic, |p| {
+        Some((p.replicas().len(), p.isr().len()))
+    })
+    .await
+}
+
+/// Partition `partition` of `topic` as the metadata says: its leader and
+/// its replicas, the preferred leader first; `None` while it has no leader.
+pub(crate) async fn partition_replicas(
+    bootstrap: &str,
+    topic: &str,
+    partition: i32,
+) -> Result<Option<(i32, Vec<i32>)>, ChaosError> {
+    let found = partition_metadata(bootstrap, topic, move |p| {
+        (p.id() == partition && p.leader() >= 0).then(|| (p.leader(), p.replicas().to_vec()))
+    })
+    .await?;
+    Ok(found.into_iter().next())
+}
+
+/// `pick` of each partition of `topic` in the metadata, where it gives one.
+async fn partition_metadata<T: Send + 'static>(
+    bootstrap: &str,
+    topic: &str,
+    pick: impl Fn(&rdkafka::metadata::MetadataPartition) -> Option<T> + Send + Sync + Clone + 'static,
+) -> Result<Vec<T>, ChaosError> {
     let (bootstrap, topic) = (bootstrap.to_owned(), topic.to_owned());
     retrying(move || {
         let consumer: BaseConsumer = client_config(&bootstrap).create()?;
@@ -272,11 +298,8 @@ pub(crate) async fn replica_state(
             .topics()
             .iter()
             .filter(|t| t.name() == topic)
-            .flat_map(|t| {
-                t.partitions()
-                    .iter()
-                    .map(|p| (p.replicas().len(), p.isr().len()))
-            })
+            .flat_map(|t| t.partitions())
+            .filter_map(&pick)
             .collect())
     })
     .await
