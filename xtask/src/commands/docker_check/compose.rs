@@ -490,10 +490,20 @@ async fn topic_commands(readme: &str, order: &str) -> Result<(), DockerCheckErro
         )));
     }
     shell(&format!("{dead_letters} --timeout-ms 10000"), &[]).await?;
-    let alter = readme::without_tty(&readme::command(
+    // The record-size example, not the README's other kafka-configs
+    // commands (the credential rotation of "Security model" comes first).
+    let alter = readme::commands(
         readme,
         "docker compose exec kafka /opt/kafka/bin/kafka-configs.sh",
-    )?);
+    )
+    .into_iter()
+    .find(|c| c.contains("--entity-type topics") && c.contains("max.message.bytes"))
+    .map(|c| readme::without_tty(&c))
+    .ok_or_else(|| {
+        DockerCheckError::Check(
+            "README.md has no kafka-configs command raising a topic's max.message.bytes".into(),
+        )
+    })?;
     shell(&alter, &[]).await?;
     let described = shell(
         &format!(
