@@ -925,7 +925,9 @@ fn the_readme_runs_the_kafka_tools_logged_in_and_with_kafka_4_flags() {
         .filter(|l| l.contains("/opt/kafka/bin/kafka-"))
         .collect();
     assert!(
-        tools.iter().any(|c| c.contains("kafka-console-consumer.sh")),
+        tools
+            .iter()
+            .any(|c| c.contains("kafka-console-consumer.sh")),
         "no console-consumer example"
     );
     for command in tools {
