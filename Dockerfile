@@ -31,9 +31,8 @@ RUN --mount=type=cache,id=orderflow-cargo-registry,target=/usr/local/cargo/regis
     --mount=type=cache,id=orderflow-target,target=/app/target \
     cargo build --release --locked \
       -p order-service -p invoicing-service -p shipping-service \
- && mkdir -p /app/bin \
- && cp target/release/order-service target/release/invoicing-service \
-       target/release/shipping-service /app/bin/
+ && install -D -t /app/bin target/release/order-service \
+       target/release/invoicing-service target/release/shipping-service
 
 FROM debian:bookworm-slim AS runtime
 # libssl3: the services link Debian's OpenSSL (librdkafka's SASL/SCRAM).
