@@ -6,14 +6,30 @@
 //! operator then sees that the service is up but not working, and why.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+/// Each part's reason or note, by part name.
+type Notes = Arc<Mutex<BTreeMap<&'static str, String>>>;
+
+/// `notes`, locked; a panic elsewhere while it was held leaves it usable.
+fn lock(notes: &Notes) -> MutexGuard<'_, BTreeMap<&'static str, String>> {
+    notes.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A copy of `notes`, by part name.
+fn entries(notes: &Notes) -> Vec<(&'static str, String)> {
+    lock(notes)
+        .iter()
+        .map(|(part, note)| (*part, note.clone()))
+        .collect()
+}
 
 /// The parts of a service that currently cannot do their work, with why.
 /// Cheap to clone; every clone shares the same state.
 #[derive(Debug, Clone, Default)]
 pub struct Readiness {
-    problems: Arc<Mutex<BTreeMap<&'static str, String>>>,
-    degraded: Arc<Mutex<BTreeMap<&'static str, String>>>,
+    problems: Notes,
+    degraded: Notes,
 }
 
 impl Readiness {
@@ -24,52 +40,30 @@ impl Readiness {
 
     /// `part` cannot do its work, because of `reason` (replaces its earlier reason).
     pub fn not_ready(&self, part: &'static str, reason: impl Into<String>) {
-        self.problems
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(part, reason.into());
+        lock(&self.problems).insert(part, reason.into());
     }
 
     /// `part` works again (and is no longer degraded).
     pub fn ready(&self, part: &'static str) {
-        self.problems
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(part);
-        self.degraded
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(part);
+        lock(&self.problems).remove(part);
+        lock(&self.degraded).remove(part);
     }
 
     /// `part` does its work, but not all of it, because of `note` (a relay
     /// with one partition benched, say): the service stays ready and
     /// `/health/ready` names the note, until [`ready`](Self::ready).
     pub fn degraded(&self, part: &'static str, note: impl Into<String>) {
-        self.degraded
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(part, note.into());
+        lock(&self.degraded).insert(part, note.into());
     }
 
     /// Each degraded part, with its note, by part name.
     pub fn degradations(&self) -> Vec<(&'static str, String)> {
-        self.degraded
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-            .map(|(part, note)| (*part, note.clone()))
-            .collect()
+        entries(&self.degraded)
     }
 
     /// Each part that cannot work, with its reason, by part name.
     pub fn problems(&self) -> Vec<(&'static str, String)> {
-        self.problems
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-            .map(|(part, reason)| (*part, reason.clone()))
-            .collect()
+        entries(&self.problems)
     }
 }
 
