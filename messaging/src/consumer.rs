@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use clap::{Command, Parser};
 use platform::config::{DbSettings, HttpSettings, LogSettings};
-use platform::db::DatabaseUrl;
+use platform::db::{DatabaseUrl, Planning};
 use platform::services::ServiceFacts;
 
 use platform::app::BindError;
@@ -104,7 +104,13 @@ pub async fn prepare<H: Handler>(
     migrator: &Migrator,
     handler: H,
 ) -> Result<Prepared<H>, StartupError> {
-    let pool = config.database.connect_and_migrate(migrator).await?;
+    // Every batch statement joins the batch's arrays with tables that grow
+    // from empty: plans cached on the empty tables would scan them whole
+    // for each record (see `Planning`).
+    let pool = config
+        .database
+        .connect_and_migrate_planning(migrator, Planning::EveryExecution)
+        .await?;
     crate::inbox::MIGRATOR
         .run(&pool)
         .await

@@ -66,7 +66,8 @@ pub async fn build(config: Config) -> Result<App, StartupError> {
     Ok(app.await?.with_task(service.inbox.into_task()))
 }
 
-static MIGRATOR: Migrator = sqlx::migrate!();
+/// The service's own tables (the inbox adds its own, [`messaging::inbox::MIGRATOR`]).
+pub static MIGRATOR: Migrator = sqlx::migrate!();
 
 /// The shipping service's reader and effects.
 #[derive(Debug, Clone, Copy, Default)]
