@@ -192,3 +192,35 @@ fn lag(series: &LagSeries, path: &Path) -> Drawn {
     root.present()?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_lag_sample_is_a_gap_not_a_value() {
+        let path = std::env::temp_dir().join(format!("lab-lag-{}.svg", std::process::id()));
+        let chart = Chart::Lag(LagSeries {
+            samples: vec![
+                (0.0, Some(0)),
+                (0.25, Some(40)),
+                (0.5, None),
+                (0.75, Some(80)),
+                (1.0, Some(0)),
+            ],
+            speed_up_at: 0.5,
+            producer_done_at: 0.75,
+        });
+        let drawn = chart.draw(&path).map(|()| std::fs::read_to_string(&path));
+        let _ = std::fs::remove_file(&path);
+        let svg = drawn
+            .expect("drawing the chart")
+            .expect("reading the chart");
+        // Two lines of lag (before and after the gap) and the legend's, the only ones 2 px wide.
+        let blue = svg
+            .lines()
+            .filter(|l| l.contains("<polyline") && l.contains("stroke-width=\"2\""))
+            .count();
+        assert_eq!(blue, 3, "{svg}");
+    }
+}

@@ -178,3 +178,34 @@ impl<T> Refutes<T> for Result<T, LabError> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn timeout() -> Result<(), LabError> {
+        Err(LabError::Timeout {
+            what: "the ISR to heal".into(),
+            waited_secs: 120,
+            last_seen: "p0: 1".into(),
+        })
+    }
+
+    #[test]
+    fn a_timeout_a_claim_depends_on_refutes_it_and_other_errors_stay() {
+        match timeout().refutes("replication.one-down") {
+            Err(LabError::Refuted {
+                claim, waited_secs, ..
+            }) => assert_eq!((claim, waited_secs), ("replication.one-down", 120)),
+            other => panic!("{other:?}"),
+        }
+        let other: Result<(), LabError> = Err(LabError::Inconsistent {
+            step: "x".into(),
+            what: "y".into(),
+        });
+        assert!(matches!(
+            other.refutes("replication.one-down"),
+            Err(LabError::Inconsistent { .. })
+        ));
+    }
+}

@@ -588,4 +588,156 @@ mod tests {
             "3-key-order-key--partition--order"
         );
     }
+
+    fn outcome(verdicts: Vec<(&'static str, Verdict)>) -> Outcome {
+        Outcome {
+            setup: "two groups".into(),
+            tables: Vec::new(),
+            notes: Vec::new(),
+            verdicts,
+            chart: None,
+        }
+    }
+
+    fn result(scenario: Scenario, outcome: Outcome) -> ScenarioResult {
+        ScenarioResult {
+            scenario,
+            outcome,
+            elapsed: Duration::from_secs(3),
+        }
+    }
+
+    fn report(results: Vec<ScenarioResult>) -> LabReport {
+        LabReport {
+            results,
+            quick: true,
+            kafka_version: "4.4.0".into(),
+            started: "today".into(),
+            cores: 2,
+            elapsed: Duration::from_secs(9),
+        }
+    }
+
+    #[test]
+    fn each_claim_is_graded_against_its_own_expected_verdict() {
+        let graded = |must_equal: Verdict| {
+            result(
+                Scenario::Parallelism,
+                outcome(vec![
+                    ("parallelism.must-equal", must_equal),
+                    ("parallelism.extras-idle", Verdict::Holds),
+                ]),
+            )
+        };
+        assert!(graded(Verdict::DoesNotHold("none idle".into())).as_expected());
+        // The false half graded kindly is a failure of the quick lab.
+        assert!(!graded(Verdict::HoldsWithNuance("none idle".into())).as_expected());
+    }
+
+    #[test]
+    fn a_claim_without_a_verdict_or_a_verdict_without_a_claim_is_unexpected() {
+        let missing = result(
+            Scenario::Parallelism,
+            outcome(vec![("parallelism.extras-idle", Verdict::Holds)]),
+        );
+        assert!(!missing.as_expected());
+        assert_eq!(missing.grades()[0].1.kind(), VerdictKind::NotShown);
+        let stray = result(
+            Scenario::Parallelism,
+            outcome(vec![
+                ("parallelism.must-equal", Verdict::DoesNotHold("x".into())),
+                ("parallelism.extras-idle", Verdict::Holds),
+                ("parallelism.typo", Verdict::Holds),
+            ]),
+        );
+        assert!(!stray.as_expected());
+        assert!(stray.text().contains("UNEXPECTED"), "{}", stray.text());
+    }
+
+    #[test]
+    fn background_claims_are_marked_with_their_source_and_not_graded_as_measured() {
+        let transactions = result(
+            Scenario::Transactions,
+            outcome(vec![(
+                "transactions.exactly-once",
+                Verdict::HoldsWithNuance("read_committed only".into()),
+            )]),
+        );
+        assert!(transactions.as_expected());
+        let (claim, grade) = &transactions.grades()[1];
+        assert_eq!(claim.id, "transactions.since-4.0");
+        assert!(matches!(
+            grade,
+            Grade::Background(VerdictKind::DoesNotHold, _)
+        ));
+        assert!(
+            grade.line().contains("background, not measured: KIP-98"),
+            "{}",
+            grade.line()
+        );
+        let markdown = report(vec![transactions]).markdown(|_| None);
+        assert!(
+            markdown.contains("does not hold (background)"),
+            "{markdown}"
+        );
+        assert!(
+            markdown.contains("Появилась в кафке версии 4.0"),
+            "{markdown}"
+        );
+        assert!(
+            markdown.contains("Appeared in Kafka version 4.0"),
+            "{markdown}"
+        );
+    }
+
+    #[test]
+    fn a_timed_out_wait_is_the_claims_verdict() {
+        let timed_out = result(
+            Scenario::Compaction,
+            Outcome::timed_out(
+                "compaction.last-per-key",
+                "the cleaner to keep one record per customer",
+                90,
+                "20 records of customer-0",
+            ),
+        );
+        let grades = timed_out.grades();
+        assert_eq!(
+            grades[0].1.line(),
+            "does not hold: the cleaner to keep one record per customer did not happen within 90 s"
+        );
+        // Not what the lab expects of compaction, so the quick run fails;
+        // LAB.md still has the verdict.
+        assert!(!timed_out.as_expected());
+        let markdown = report(vec![timed_out]).markdown(|_| None);
+        assert!(
+            markdown.contains("did not happen within 90 s"),
+            "{markdown}"
+        );
+        assert!(
+            markdown.contains("differ from the ones the lab expects"),
+            "{markdown}"
+        );
+    }
+
+    #[test]
+    fn the_header_claims_only_what_the_run_produced() {
+        let pubsub = result(
+            Scenario::PubSub,
+            outcome(vec![
+                (
+                    "pubsub.history",
+                    Verdict::HoldsWithNuance("earliest only".into()),
+                ),
+                ("pubsub.producer-unchanged", Verdict::Holds),
+            ]),
+        );
+        let markdown = report(vec![pubsub]).markdown(|_| None);
+        let header: String = markdown.lines().take(6).collect::<Vec<_>>().join("\n");
+        assert!(header.contains("2 claims"), "{header}");
+        assert!(header.contains("in 1 scenarios"), "{header}");
+        assert!(header.contains("quick (small) counts"), "{header}");
+        assert!(header.contains("(one node)"), "{header}");
+        assert!(!header.contains("three for replication"), "{header}");
+    }
 }

@@ -566,3 +566,28 @@ impl Writer {
         Ok(tallies.clone())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn led(id: i32, leader: i32) -> PartitionInfo {
+        PartitionInfo {
+            id,
+            leader,
+            replicas: vec![1, 2, 3],
+            isr: vec![1, 2, 3],
+        }
+    }
+
+    #[test]
+    fn only_leaderships_taken_from_a_killed_broker_by_a_live_one_count() {
+        let before = [led(0, 1), led(1, 2), led(2, 3)];
+        // Broker 3 killed: partition 2 moves to 1. Broker 2 killed: partition 1
+        // has no leader yet (-1), so it is not counted.
+        let after_3 = [led(0, 1), led(1, 2), led(2, 1)];
+        let after_2 = [led(0, 1), led(1, -1), led(2, 1)];
+        assert_eq!(leaders_moved(&before, &[(3, &after_3), (2, &after_2)]), 1);
+        assert_eq!(leaders_moved(&before, &[(3, &before)]), 0);
+    }
+}
