@@ -154,9 +154,9 @@ pub(crate) async fn run(lab: &mut Lab) -> Result<Outcome, LabError> {
         && event_records(&settled) == written;
     let verdict = if as_claimed {
         Verdict::HoldsWithNuance(format!(
-            "eventually and per key: the tombstoned keys were gone only after a later cleaning, past \
-             delete.retention.ms ({DELETE_RETENTION_MS} ms), and with unique keys nothing is compacted \
-             ({written} of {written} kept)"
+            "eventually and per key: the {tombstoned} tombstones were still there after the cleaning that \
+             kept one record per customer and gone only after a later one (delete.retention.ms={DELETE_RETENTION_MS}), \
+             and with unique keys nothing is compacted ({written} of {written} kept)"
         ))
     } else {
         Verdict::DoesNotHold(format!(
