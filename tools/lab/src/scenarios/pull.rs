@@ -142,8 +142,14 @@ pub(crate) async fn run(lab: &mut Lab) -> Result<Outcome, LabError> {
             break;
         }
         let seen = || lag.map_or_else(|| "lag not sampled".to_owned(), |lag| format!("lag {lag}"));
-        progress::check_deadline("the lag to drain", &ticker, deadline, seen)
-            .refutes("pull.own-pace")?;
+        if let Err(e) = progress::check_deadline("the lag to drain", &ticker, deadline, seen) {
+            // The run goes on with the next scenario: stop this one's clients.
+            consuming.abort();
+            if let Some(task) = producing {
+                task.abort();
+            }
+            return Err(e).refutes("pull.own-pace");
+        }
         ticker.tick(|| format!("{} at {:.0} s", seen(), now.as_secs_f64()));
         tokio::time::sleep(SAMPLE_EVERY).await;
     }
