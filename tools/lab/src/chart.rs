@@ -22,8 +22,9 @@ pub struct BatchPoint {
 /// Scenario 11's lag samples.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LagSeries {
-    /// (seconds since the producer started, records not yet committed by the group).
-    pub samples: Vec<(f64, i64)>,
+    /// (seconds since the producer started, records not yet committed by the
+    /// group); `None` where the sample failed, drawn as a gap in the line.
+    pub samples: Vec<(f64, Option<i64>)>,
     /// When the consumer dropped its processing delay.
     pub speed_up_at: f64,
     /// When the producer sent its last record.
@@ -129,7 +130,14 @@ fn lag(series: &LagSeries, path: &Path) -> Drawn {
     let root = SVGBackend::new(path, (880, 340)).into_drawing_area();
     root.fill(&WHITE)?;
     let x_max = series.samples.iter().map(|s| s.0).fold(1.0, f64::max);
-    let y_max = series.samples.iter().map(|s| s.1).max().unwrap_or(1).max(1) as f64 * 1.15;
+    let y_max = series
+        .samples
+        .iter()
+        .filter_map(|s| s.1)
+        .max()
+        .unwrap_or(1)
+        .max(1) as f64
+        * 1.15;
     let mut chart = ChartBuilder::on(&root)
         .caption(
             "A slow consumer's lag: records written but not yet processed",
@@ -146,13 +154,23 @@ fn lag(series: &LagSeries, path: &Path) -> Drawn {
         .x_label_formatter(&|x| format!("{x:.0}"))
         .y_label_formatter(&|y| format!("{y:.0}"))
         .draw()?;
-    chart
-        .draw_series(LineSeries::new(
-            series.samples.iter().map(|&(t, lag)| (t, lag as f64)),
+    // One line per run of successful samples: a failed sample leaves a gap
+    // rather than a value the run did not see.
+    for (i, run) in series
+        .samples
+        .split(|(_, lag)| lag.is_none())
+        .filter(|run| !run.is_empty())
+        .enumerate()
+    {
+        let line = chart.draw_series(LineSeries::new(
+            run.iter().filter_map(|&(t, lag)| Some((t, lag? as f64))),
             BLUE.stroke_width(2),
-        ))?
-        .label("consumer group lag")
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE.stroke_width(2)));
+        ))?;
+        if i == 0 {
+            line.label("consumer group lag (gaps: failed samples)")
+                .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE.stroke_width(2)));
+        }
+    }
     for (at, label, color) in [
         (series.speed_up_at, "consumer speeds up", RED),
         (series.producer_done_at, "producer done", GREY),
@@ -173,4 +191,36 @@ fn lag(series: &LagSeries, path: &Path) -> Drawn {
         .draw()?;
     root.present()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_lag_sample_is_a_gap_not_a_value() {
+        let path = std::env::temp_dir().join(format!("lab-lag-{}.svg", std::process::id()));
+        let chart = Chart::Lag(LagSeries {
+            samples: vec![
+                (0.0, Some(0)),
+                (0.25, Some(40)),
+                (0.5, None),
+                (0.75, Some(80)),
+                (1.0, Some(0)),
+            ],
+            speed_up_at: 0.5,
+            producer_done_at: 0.75,
+        });
+        let drawn = chart.draw(&path).map(|()| std::fs::read_to_string(&path));
+        let _ = std::fs::remove_file(&path);
+        let svg = drawn
+            .expect("drawing the chart")
+            .expect("reading the chart");
+        // Two lines of lag (before and after the gap) and the legend's, the only ones 2 px wide.
+        let blue = svg
+            .lines()
+            .filter(|l| l.contains("<polyline") && l.contains("stroke-width=\"2\""))
+            .count();
+        assert_eq!(blue, 3, "{svg}");
+    }
 }

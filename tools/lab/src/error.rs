@@ -59,6 +59,22 @@ pub enum LabError {
         /// The last observation.
         last_seen: String,
     },
+    /// A wait a claim depends on ran out (a cleaner that never ran, an ISR
+    /// that never healed): the claim does not hold. The run turns this into
+    /// the claim's verdict and goes on (see [`Refutes`]).
+    #[error(
+        "{what}: not reached after {waited_secs} s (last seen: {last_seen}), which refutes {claim}"
+    )]
+    Refuted {
+        /// The claim's id.
+        claim: &'static str,
+        /// What was awaited.
+        what: String,
+        /// How long the lab waited.
+        waited_secs: u64,
+        /// The last observation.
+        last_seen: String,
+    },
     /// A background task of a scenario failed.
     #[error("a background task of the lab failed while {step}")]
     Task {
@@ -135,5 +151,61 @@ impl<T> Step<T> for Result<T, std::io::Error> {
             step: step.into(),
             source,
         })
+    }
+}
+
+/// Marks a wait as one a claim depends on: its timeout refutes the claim.
+pub(crate) trait Refutes<T> {
+    /// The result, with a [`LabError::Timeout`] turned into
+    /// [`LabError::Refuted`] of `claim`; other errors unchanged.
+    fn refutes(self, claim: &'static str) -> Result<T, LabError>;
+}
+
+impl<T> Refutes<T> for Result<T, LabError> {
+    fn refutes(self, claim: &'static str) -> Result<T, LabError> {
+        self.map_err(|e| match e {
+            LabError::Timeout {
+                what,
+                waited_secs,
+                last_seen,
+            } => LabError::Refuted {
+                claim,
+                what,
+                waited_secs,
+                last_seen,
+            },
+            other => other,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn timeout() -> Result<(), LabError> {
+        Err(LabError::Timeout {
+            what: "the ISR to heal".into(),
+            waited_secs: 120,
+            last_seen: "p0: 1".into(),
+        })
+    }
+
+    #[test]
+    fn a_timeout_a_claim_depends_on_refutes_it_and_other_errors_stay() {
+        match timeout().refutes("replication.one-down") {
+            Err(LabError::Refuted {
+                claim, waited_secs, ..
+            }) => assert_eq!((claim, waited_secs), ("replication.one-down", 120)),
+            other => panic!("{other:?}"),
+        }
+        let other: Result<(), LabError> = Err(LabError::Inconsistent {
+            step: "x".into(),
+            what: "y".into(),
+        });
+        assert!(matches!(
+            other.refutes("replication.one-down"),
+            Err(LabError::Inconsistent { .. })
+        ));
     }
 }

@@ -2,14 +2,17 @@
 //! live on real brokers, with counts.
 //!
 //! Study notes and talks repeat a set of claims about Kafka; some are exact,
-//! some half true. Each [`Scenario`] here states one claim, runs the
-//! experiment that tests it on the lab's own infrastructure (a Kafka node, a
-//! three-node cluster where replication is the point, and a PostgreSQL where
-//! effects are counted; see the `infra` module), prints a small table of counts and
-//! gives a [`Verdict`]: holds, holds with a nuance (one line), or does not
-//! hold. A full run writes `LAB.md` and its two charts; the quick run, with
-//! smaller counts, is part of `cargo xtask test`, where a verdict other than
-//! the [expected](Scenario::expected) one fails the run: the lab is also a
+//! some half true, some wrong. Each [`Scenario`] here runs one experiment on
+//! the lab's own infrastructure (a Kafka node, a three-node cluster where
+//! replication is the point, and a PostgreSQL where effects are counted; see
+//! the `infra` module), prints a small table of counts, and grades each of
+//! its [claims](Scenario::claims) (a sentence of the notes, quoted) from those
+//! counts with a [`Verdict`]: holds, holds with a nuance (one line), does not
+//! hold, or not shown by the run. A wait the claim depends on that runs out
+//! (a cleaner that never runs) is a "does not hold", not an abort. A full
+//! run writes `LAB.md` and its two charts; the quick run, with smaller
+//! counts, is part of `cargo xtask test`, where a verdict other than the
+//! [expected](Grading::Measured) one fails the run: the lab is also a
 //! regression test of our understanding.
 //!
 //! The lab sits beside the order flow, not inside it: scenarios 4 and 12
@@ -21,6 +24,7 @@
 #![warn(missing_docs)]
 
 pub mod chart;
+pub mod claims;
 mod error;
 mod fault_proxy;
 mod infra;
@@ -35,8 +39,9 @@ use std::time::Instant;
 
 use devinfra::{DevInfra, prereq};
 
+pub use claims::{Claim, Grading, Quote};
 pub use error::LabError;
-pub use report::{LabReport, Outcome, ScenarioResult, Table, Verdict, VerdictKind};
+pub use report::{Grade, LabReport, Outcome, ScenarioResult, Table, Verdict, VerdictKind};
 
 use infra::LabInfra;
 
@@ -137,72 +142,8 @@ impl Scenario {
         }
     }
 
-    /// The claim it tests, as people say it.
-    pub fn claim(self) -> &'static str {
-        match self {
-            Scenario::PubSub => {
-                "A consumer group added later reads the whole history of a topic, and nothing changes on the producer."
-            }
-            Scenario::Parallelism => {
-                "The number of consumers must equal the number of partitions, otherwise a consumer waits idle."
-            }
-            Scenario::KeyOrder => {
-                "Kafka keeps events in order: all events of one key land in one partition and are read in the order written."
-            }
-            Scenario::CommitTiming => {
-                "Committing the offset before processing loses records in a crash (at-most-once), committing after \
-                 processing repeats them (at-least-once), and only deduplication by event id makes the effect happen once."
-            }
-            Scenario::BatchCommits => {
-                "Committing the offset every K records is faster than every record, and a crash makes up to K−1 records be processed again."
-            }
-            Scenario::Idempotence => {
-                "A producer retrying a write whose acknowledgement was lost writes the record twice, unless enable.idempotence is on."
-            }
-            Scenario::Transactions => {
-                "A consume-transform-produce step with Kafka transactions is exactly-once inside Kafka, even when it crashes mid-transaction \
-                 (often said to be new in Kafka 4.0)."
-            }
-            Scenario::Replication => {
-                "With three replicas, min.insync.replicas=2 and acks=all, no acknowledged record is lost when brokers fail \
-                 (and, as often said, every server holds every partition)."
-            }
-            Scenario::Retention => {
-                "Kafka keeps the history, so a consumer group reset to the beginning rebuilds a view identical to the live one."
-            }
-            Scenario::Compaction => {
-                "A compacted topic keeps the last record of every key, and a tombstone removes the key."
-            }
-            Scenario::Pull => {
-                "Consumers pull, so a slow consumer does not slow the producer: its lag grows, and drains once it speeds up."
-            }
-            Scenario::WhenToSend => {
-                "Sending the event after the database write loses events, sending it before invents events for orders that never \
-                 committed, and the transactional outbox does neither."
-            }
-        }
-    }
-
-    /// The verdict the lab expects; another one fails the quick run.
-    pub fn expected(self) -> VerdictKind {
-        match self {
-            Scenario::CommitTiming
-            | Scenario::BatchCommits
-            | Scenario::Pull
-            | Scenario::WhenToSend => VerdictKind::Holds,
-            Scenario::PubSub
-            | Scenario::Parallelism
-            | Scenario::KeyOrder
-            | Scenario::Idempotence
-            | Scenario::Transactions
-            | Scenario::Replication
-            | Scenario::Retention
-            | Scenario::Compaction => VerdictKind::HoldsWithNuance,
-        }
-    }
-
     /// Runs on the three-node cluster (all others on the single node).
-    fn three_nodes(self) -> bool {
+    pub(crate) fn three_nodes(self) -> bool {
         self == Scenario::Replication
     }
 
@@ -276,17 +217,23 @@ impl Lab {
     }
 }
 
-/// The scenarios as `--list` prints them: number, name, claim.
+/// The scenarios as `--list` prints them: number, name, title, claims.
 pub fn list() -> String {
     let mut out = String::new();
     for scenario in Scenario::ALL {
         out.push_str(&format!(
-            "{:>2}  {:<14} {}\n    {}\n",
+            "{:>2}  {:<14} {}\n",
             scenario.number(),
             scenario.name(),
             scenario.title(),
-            scenario.claim()
         ));
+        for claim in scenario.claims() {
+            let background = match claim.grading {
+                Grading::Measured(_) => "",
+                Grading::Background { .. } => " (background)",
+            };
+            out.push_str(&format!("    - {}{background}\n", claim.text));
+        }
     }
     out
 }
@@ -349,15 +296,28 @@ async fn run_scenarios(
     let mut results = Vec::new();
     for &scenario in &options.scenarios {
         println!(
-            "\n== {}. {}: {}\nClaim: {}",
+            "\n== {}. {}: {}",
             scenario.number(),
             scenario.name(),
             scenario.title(),
-            scenario.claim()
         );
+        for claim in scenario.claims() {
+            println!("Claim: {}", claim.text);
+        }
         eprintln!("lab: running {scenario}");
         let started = Instant::now();
-        let outcome = scenarios::run(scenario, lab).await?;
+        let outcome = match scenarios::run(scenario, lab).await {
+            Ok(outcome) => outcome,
+            // The wait a claim depends on ran out: that is the claim's
+            // verdict, and the run goes on with the next scenario.
+            Err(LabError::Refuted {
+                claim,
+                what,
+                waited_secs,
+                last_seen,
+            }) => Outcome::timed_out(claim, &what, waited_secs, &last_seen),
+            Err(e) => return Err(e),
+        };
         let result = ScenarioResult {
             scenario,
             outcome,
@@ -420,7 +380,9 @@ mod tests {
     fn the_list_names_every_claim() {
         let listed = list();
         for scenario in Scenario::ALL {
-            assert!(listed.contains(scenario.claim()), "{scenario}");
+            for claim in scenario.claims() {
+                assert!(listed.contains(claim.text), "{}", claim.id);
+            }
         }
     }
 }

@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use crate::Scenario;
 use crate::chart::Chart;
+use crate::claims::{Claim, Grading};
 
-/// What the counts say about a scenario's claim.
+/// What the counts say about a claim.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
     /// The claim held as stated.
@@ -16,9 +17,12 @@ pub enum Verdict {
     HoldsWithNuance(String),
     /// The claim did not hold; what was seen instead (one line).
     DoesNotHold(String),
+    /// The run could not decide (it saw neither what the claim says nor
+    /// its refutation, or stopped before it got there); why (one line).
+    NotShown(String),
 }
 
-/// A verdict without its line, for what a scenario is expected to find.
+/// A verdict without its line, for what a claim is expected to get.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum VerdictKind {
     /// Holds.
@@ -27,6 +31,8 @@ pub enum VerdictKind {
     HoldsWithNuance,
     /// Does not hold.
     DoesNotHold,
+    /// Not shown by the run.
+    NotShown,
 }
 
 impl VerdictKind {
@@ -36,6 +42,7 @@ impl VerdictKind {
             VerdictKind::Holds => "holds",
             VerdictKind::HoldsWithNuance => "holds with a nuance",
             VerdictKind::DoesNotHold => "does not hold",
+            VerdictKind::NotShown => "not shown by this run",
         }
     }
 }
@@ -47,6 +54,7 @@ impl Verdict {
             Verdict::Holds => VerdictKind::Holds,
             Verdict::HoldsWithNuance(_) => VerdictKind::HoldsWithNuance,
             Verdict::DoesNotHold(_) => VerdictKind::DoesNotHold,
+            Verdict::NotShown(_) => VerdictKind::NotShown,
         }
     }
 
@@ -54,7 +62,9 @@ impl Verdict {
     pub fn line(&self) -> String {
         match self {
             Verdict::Holds => self.kind().label().to_owned(),
-            Verdict::HoldsWithNuance(line) | Verdict::DoesNotHold(line) => {
+            Verdict::HoldsWithNuance(line)
+            | Verdict::DoesNotHold(line)
+            | Verdict::NotShown(line) => {
                 format!("{}: {line}", self.kind().label())
             }
         }
@@ -161,10 +171,65 @@ pub struct Outcome {
     pub tables: Vec<Table>,
     /// Facts worth a line below the tables.
     pub notes: Vec<String>,
-    /// What the counts say.
-    pub verdict: Verdict,
+    /// What the counts say, per measured claim (by [`Claim::id`]).
+    pub verdicts: Vec<(&'static str, Verdict)>,
     /// A time series or curve worth a picture (LAB.md only).
     pub chart: Option<Chart>,
+}
+
+impl Outcome {
+    /// What is left of a scenario a claim-relevant wait ended: the wait
+    /// did not see `what` within `waited_secs`, which refutes `claim`; the
+    /// scenario's other claims get no verdict from this run.
+    pub fn timed_out(claim: &'static str, what: &str, waited_secs: u64, last_seen: &str) -> Self {
+        Outcome {
+            setup: "the scenario stopped at the wait below; its tables were not completed".into(),
+            tables: Vec::new(),
+            notes: vec![format!("Last seen while waiting: {last_seen}.")],
+            verdicts: vec![(
+                claim,
+                Verdict::DoesNotHold(format!("{what} did not happen within {waited_secs} s")),
+            )],
+            chart: None,
+        }
+    }
+}
+
+/// How one claim came out in a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Grade {
+    /// Graded from the run's counts.
+    Measured(Verdict),
+    /// Not measured; what a source says (see [`Grading::Background`]).
+    Background(VerdictKind, &'static str),
+}
+
+impl Grade {
+    /// Its verdict's kind.
+    pub fn kind(&self) -> VerdictKind {
+        match self {
+            Grade::Measured(verdict) => verdict.kind(),
+            Grade::Background(kind, _) => *kind,
+        }
+    }
+
+    /// "holds with a nuance: ...", or "does not hold (background, not measured: source)".
+    pub fn line(&self) -> String {
+        match self {
+            Grade::Measured(verdict) => verdict.line(),
+            Grade::Background(kind, source) => {
+                format!("{} (background, not measured: {source})", kind.label())
+            }
+        }
+    }
+
+    /// The verdict's label, marked when it is background.
+    pub fn label(&self) -> String {
+        match self {
+            Grade::Measured(verdict) => verdict.kind().label().to_owned(),
+            Grade::Background(kind, _) => format!("{} (background)", kind.label()),
+        }
+    }
 }
 
 /// One scenario's outcome in a run.
@@ -179,12 +244,52 @@ pub struct ScenarioResult {
 }
 
 impl ScenarioResult {
-    /// The verdict is the one this scenario is expected to reach.
-    pub fn as_expected(&self) -> bool {
-        self.outcome.verdict.kind() == self.scenario.expected()
+    /// Each claim of the scenario with how it came out: a measured claim the
+    /// outcome gave no verdict for is "not shown".
+    pub fn grades(&self) -> Vec<(&'static Claim, Grade)> {
+        self.scenario
+            .claims()
+            .iter()
+            .map(|claim| {
+                let grade = match claim.grading {
+                    Grading::Background { verdict, source } => Grade::Background(verdict, source),
+                    Grading::Measured(_) => Grade::Measured(
+                        self.outcome
+                            .verdicts
+                            .iter()
+                            .find(|(id, _)| *id == claim.id)
+                            .map_or_else(
+                                || Verdict::NotShown("this run gave it no verdict".into()),
+                                |(_, verdict)| verdict.clone(),
+                            ),
+                    ),
+                };
+                (claim, grade)
+            })
+            .collect()
     }
 
-    /// Setup, tables, notes and verdict as terminal text.
+    /// Verdicts the outcome gave for claims the scenario does not declare
+    /// (a bug in the lab, which fails the run).
+    pub fn strays(&self) -> Vec<&'static str> {
+        self.outcome
+            .verdicts
+            .iter()
+            .map(|(id, _)| *id)
+            .filter(|id| self.scenario.claims().iter().all(|c| c.id != *id))
+            .collect()
+    }
+
+    /// Every measured claim got the verdict the lab expects.
+    pub fn as_expected(&self) -> bool {
+        self.strays().is_empty()
+            && self
+                .grades()
+                .iter()
+                .all(|(claim, grade)| expected(claim).is_none_or(|kind| grade.kind() == kind))
+    }
+
+    /// Setup, tables, notes and verdicts as terminal text.
     pub fn text(&self) -> String {
         let mut out = format!("Setup: {}\n\n", sentence(&self.outcome.setup));
         for table in &self.outcome.tables {
@@ -194,21 +299,35 @@ impl ScenarioResult {
         for note in &self.outcome.notes {
             let _ = writeln!(out, "- {note}");
         }
-        let _ = writeln!(
-            out,
-            "Verdict: {}{} ({:.0} s)",
-            self.outcome.verdict.line(),
-            if self.as_expected() {
-                String::new()
-            } else {
-                format!(
-                    "  [UNEXPECTED: this lab expects \"{}\"]",
-                    self.scenario.expected().label()
-                )
-            },
-            self.elapsed.as_secs_f64()
-        );
+        for (claim, grade) in self.grades() {
+            let _ = writeln!(
+                out,
+                "Verdict on \"{}\": {}{}",
+                claim.text,
+                grade.line(),
+                match expected(claim) {
+                    Some(kind) if kind != grade.kind() =>
+                        format!("  [UNEXPECTED: this lab expects \"{}\"]", kind.label()),
+                    _ => String::new(),
+                }
+            );
+        }
+        for stray in self.strays() {
+            let _ = writeln!(
+                out,
+                "UNEXPECTED: a verdict for \"{stray}\", a claim this scenario does not declare"
+            );
+        }
+        let _ = writeln!(out, "({:.0} s)", self.elapsed.as_secs_f64());
         out
+    }
+}
+
+/// The verdict a measured claim is expected to get; `None` for background.
+fn expected(claim: &Claim) -> Option<VerdictKind> {
+    match claim.grading {
+        Grading::Measured(kind) => Some(kind),
+        Grading::Background { .. } => None,
     }
 }
 
@@ -230,69 +349,157 @@ pub struct LabReport {
 }
 
 impl LabReport {
-    /// True when every scenario reached its expected verdict.
+    /// True when every measured claim got its expected verdict.
     pub fn as_expected(&self) -> bool {
         self.results.iter().all(ScenarioResult::as_expected)
     }
 
-    /// The summary: scenario | verdict | expected | seconds.
+    /// The summary: one row per claim.
     pub fn summary(&self) -> Table {
-        let mut table = Table::new(&["#", "scenario", "verdict", "as expected", "seconds"]);
+        let mut table = Table::new(&["#", "claim", "verdict", "as expected", "seconds"]);
         for r in &self.results {
-            table.row(vec![
-                r.scenario.number().to_string(),
-                r.scenario.name().to_owned(),
-                r.outcome.verdict.kind().label().to_owned(),
-                if r.as_expected() { "yes" } else { "NO" }.to_owned(),
-                format!("{:.0}", r.elapsed.as_secs_f64()),
-            ]);
+            for (i, (claim, grade)) in r.grades().into_iter().enumerate() {
+                table.row(vec![
+                    if i == 0 {
+                        r.scenario.number().to_string()
+                    } else {
+                        String::new()
+                    },
+                    claim.id.to_owned(),
+                    grade.label(),
+                    match expected(claim) {
+                        None => "-",
+                        Some(kind) if kind == grade.kind() => "yes",
+                        Some(_) => "NO",
+                    }
+                    .to_owned(),
+                    if i == 0 {
+                        format!("{:.0}", r.elapsed.as_secs_f64())
+                    } else {
+                        String::new()
+                    },
+                ]);
+            }
         }
         table
     }
 
-    /// LAB.md: how it was made, the summary, then each scenario's claim,
-    /// setup, counts, verdict and chart (`chart_links` by scenario).
+    /// LAB.md: how it was made, the summary (per claim: the notes' sentence
+    /// and the verdict; per scenario: its takeaway), then each scenario's
+    /// claims, setup, counts, verdicts and chart (`chart_link` by scenario).
     pub fn markdown(&self, chart_link: impl Fn(Scenario) -> Option<String>) -> String {
-        let mut out = String::from(
-            "# The Kafka lab\n\n\
-             Twelve claims people learn about Kafka, each tested on real brokers and counted. \
-             `cargo xtask lab` wrote this file: every number below comes from its last full run \
-             (do not edit by hand).\n\n",
-        );
+        let graded: Vec<_> = self.results.iter().map(|r| (r, r.grades())).collect();
+        let claims = graded.iter().map(|(_, g)| g.len()).sum::<usize>();
+        let background = graded
+            .iter()
+            .flat_map(|(_, g)| g)
+            .filter(|(_, grade)| matches!(grade, Grade::Background(..)))
+            .count();
+        let refuted = graded
+            .iter()
+            .flat_map(|(_, g)| g)
+            .filter(|(_, grade)| matches!(grade, Grade::Measured(Verdict::DoesNotHold(_))))
+            .count();
+        let mut out = String::from("# The Kafka lab\n\n");
         let _ = writeln!(
             out,
-            "That run: Apache Kafka {} in KRaft mode (one node; three for replication) and PostgreSQL, \
-             as local processes on free ports of a {}-core machine; started {}, {:.0} s in all.\n",
+            "{claims} claims from the study notes the lab is built on, tested in {} scenarios on real brokers \
+             and counted: {} measured by the run below ({refuted} of them do not hold), {background} background \
+             (history no run can measure; the source is named). `cargo xtask lab` wrote this file from the \
+             counts of that run (do not edit by hand).\n",
+            self.results.len(),
+            claims - background
+        );
+        let three = self.results.iter().any(|r| r.scenario.three_nodes());
+        let _ = writeln!(
+            out,
+            "That run: {} counts; Apache Kafka {} in KRaft mode ({}) and PostgreSQL, as local processes on \
+             free ports of a {}-core machine; started {}, {:.0} s in all.\n",
+            if self.quick { "quick (small)" } else { "full" },
             self.kafka_version,
+            if three {
+                "one node; three for replication"
+            } else {
+                "one node"
+            },
             self.cores,
             self.started,
             self.elapsed.as_secs_f64()
         );
+        if !self.as_expected() {
+            out.push_str(
+                "**Some verdicts differ from the ones the lab expects (marked below): this run is not a \
+                 clean record.**\n\n",
+            );
+        }
         out.push_str(
             "Run one scenario with `cargo xtask lab <name>`, list them with `cargo xtask lab --list`; \
-             `cargo xtask test` runs every scenario with smaller counts and fails when a verdict \
-             is not the expected one.\n\n",
+             `cargo xtask test` runs every scenario with smaller counts and fails when a measured claim's \
+             verdict is not the expected one.\n\n",
         );
-        let mut summary = Table::new(&["#", "scenario", "claim", "verdict"]);
-        for r in &self.results {
-            summary.row(vec![
-                r.scenario.number().to_string(),
-                format!("[{}](#{})", r.scenario.name(), anchor(r.scenario)),
-                r.scenario.claim().to_owned(),
-                r.outcome.verdict.kind().label().to_owned(),
-            ]);
+        let mut summary = Table::new(&[
+            "#",
+            "scenario and takeaway",
+            "claim, in the notes' words",
+            "verdict",
+        ]);
+        for (r, grades) in &graded {
+            for (i, (claim, grade)) in grades.iter().enumerate() {
+                let (number, scenario) = if i == 0 {
+                    (
+                        r.scenario.number().to_string(),
+                        format!(
+                            "[{}](#{}): {}",
+                            r.scenario.name(),
+                            anchor(r.scenario),
+                            r.scenario.takeaway()
+                        ),
+                    )
+                } else {
+                    (String::new(), String::new())
+                };
+                summary.row(vec![
+                    number,
+                    scenario,
+                    format!(
+                        "{} <br>*«{}»* ({}: \"{}\")",
+                        claim.text,
+                        claim.quote.original,
+                        claim.quote.notes,
+                        claim.quote.translation
+                    ),
+                    format!(
+                        "{}{}",
+                        grade.label(),
+                        match expected(claim) {
+                            Some(kind) if kind != grade.kind() => " (UNEXPECTED)",
+                            _ => "",
+                        }
+                    ),
+                ]);
+            }
         }
         out.push_str(&summary.markdown());
-        for r in &self.results {
+        out.push_str(
+            "\nThe notes are quoted in their own words (Italian 000, Portuguese 001 and 003, Russian 002 and \
+             004), with a translation.\n",
+        );
+        for (r, grades) in &graded {
             let _ = write!(
                 out,
-                "\n## {}. {}: {}\n\n**Claim.** {}\n\n**Setup.** {}\n\n",
+                "\n## {}. {}: {}\n\n",
                 r.scenario.number(),
                 r.scenario.name(),
                 r.scenario.title(),
-                r.scenario.claim(),
-                sentence(&r.outcome.setup)
             );
+            for (claim, _) in grades {
+                let _ = writeln!(
+                    out,
+                    "**Claim.** {} (notes {}: *«{}»*, \"{}\")\n",
+                    claim.text, claim.quote.notes, claim.quote.original, claim.quote.translation
+                );
+            }
+            let _ = write!(out, "**Setup.** {}\n\n", sentence(&r.outcome.setup));
             for table in &r.outcome.tables {
                 out.push_str(&table.markdown());
                 out.push('\n');
@@ -306,12 +513,10 @@ impl LabReport {
             if !r.outcome.notes.is_empty() {
                 out.push('\n');
             }
-            let _ = writeln!(
-                out,
-                "**Verdict: {}** ({:.0} s)",
-                r.outcome.verdict.line(),
-                r.elapsed.as_secs_f64()
-            );
+            for (claim, grade) in grades {
+                let _ = writeln!(out, "**Verdict on \"{}\": {}**\n", claim.text, grade.line());
+            }
+            let _ = writeln!(out, "({:.0} s)", r.elapsed.as_secs_f64());
         }
         out
     }
@@ -382,5 +587,157 @@ mod tests {
             anchor(Scenario::KeyOrder),
             "3-key-order-key--partition--order"
         );
+    }
+
+    fn outcome(verdicts: Vec<(&'static str, Verdict)>) -> Outcome {
+        Outcome {
+            setup: "two groups".into(),
+            tables: Vec::new(),
+            notes: Vec::new(),
+            verdicts,
+            chart: None,
+        }
+    }
+
+    fn result(scenario: Scenario, outcome: Outcome) -> ScenarioResult {
+        ScenarioResult {
+            scenario,
+            outcome,
+            elapsed: Duration::from_secs(3),
+        }
+    }
+
+    fn report(results: Vec<ScenarioResult>) -> LabReport {
+        LabReport {
+            results,
+            quick: true,
+            kafka_version: "4.4.0".into(),
+            started: "today".into(),
+            cores: 2,
+            elapsed: Duration::from_secs(9),
+        }
+    }
+
+    #[test]
+    fn each_claim_is_graded_against_its_own_expected_verdict() {
+        let graded = |must_equal: Verdict| {
+            result(
+                Scenario::Parallelism,
+                outcome(vec![
+                    ("parallelism.must-equal", must_equal),
+                    ("parallelism.extras-idle", Verdict::Holds),
+                ]),
+            )
+        };
+        assert!(graded(Verdict::DoesNotHold("none idle".into())).as_expected());
+        // The false half graded kindly is a failure of the quick lab.
+        assert!(!graded(Verdict::HoldsWithNuance("none idle".into())).as_expected());
+    }
+
+    #[test]
+    fn a_claim_without_a_verdict_or_a_verdict_without_a_claim_is_unexpected() {
+        let missing = result(
+            Scenario::Parallelism,
+            outcome(vec![("parallelism.extras-idle", Verdict::Holds)]),
+        );
+        assert!(!missing.as_expected());
+        assert_eq!(missing.grades()[0].1.kind(), VerdictKind::NotShown);
+        let stray = result(
+            Scenario::Parallelism,
+            outcome(vec![
+                ("parallelism.must-equal", Verdict::DoesNotHold("x".into())),
+                ("parallelism.extras-idle", Verdict::Holds),
+                ("parallelism.typo", Verdict::Holds),
+            ]),
+        );
+        assert!(!stray.as_expected());
+        assert!(stray.text().contains("UNEXPECTED"), "{}", stray.text());
+    }
+
+    #[test]
+    fn background_claims_are_marked_with_their_source_and_not_graded_as_measured() {
+        let transactions = result(
+            Scenario::Transactions,
+            outcome(vec![(
+                "transactions.exactly-once",
+                Verdict::HoldsWithNuance("read_committed only".into()),
+            )]),
+        );
+        assert!(transactions.as_expected());
+        let (claim, grade) = &transactions.grades()[1];
+        assert_eq!(claim.id, "transactions.since-4.0");
+        assert!(matches!(
+            grade,
+            Grade::Background(VerdictKind::DoesNotHold, _)
+        ));
+        assert!(
+            grade.line().contains("background, not measured: KIP-98"),
+            "{}",
+            grade.line()
+        );
+        let markdown = report(vec![transactions]).markdown(|_| None);
+        assert!(
+            markdown.contains("does not hold (background)"),
+            "{markdown}"
+        );
+        assert!(
+            markdown.contains("Появилась в кафке версии 4.0"),
+            "{markdown}"
+        );
+        assert!(
+            markdown.contains("Appeared in Kafka version 4.0"),
+            "{markdown}"
+        );
+    }
+
+    #[test]
+    fn a_timed_out_wait_is_the_claims_verdict() {
+        let timed_out = result(
+            Scenario::Compaction,
+            Outcome::timed_out(
+                "compaction.last-per-key",
+                "the cleaner to keep one record per customer",
+                90,
+                "20 records of customer-0",
+            ),
+        );
+        let grades = timed_out.grades();
+        assert_eq!(
+            grades[0].1.line(),
+            "does not hold: the cleaner to keep one record per customer did not happen within 90 s"
+        );
+        // Not what the lab expects of compaction, so the quick run fails;
+        // LAB.md still has the verdict.
+        assert!(!timed_out.as_expected());
+        let markdown = report(vec![timed_out]).markdown(|_| None);
+        assert!(
+            markdown.contains("did not happen within 90 s"),
+            "{markdown}"
+        );
+        assert!(
+            markdown.contains("differ from the ones the lab expects"),
+            "{markdown}"
+        );
+    }
+
+    #[test]
+    fn the_header_claims_only_what_the_run_produced() {
+        let pubsub = result(
+            Scenario::PubSub,
+            outcome(vec![
+                (
+                    "pubsub.history",
+                    Verdict::HoldsWithNuance("earliest only".into()),
+                ),
+                ("pubsub.producer-unchanged", Verdict::Holds),
+            ]),
+        );
+        let markdown = report(vec![pubsub]).markdown(|_| None);
+        let header: String = markdown.lines().take(6).collect::<Vec<_>>().join("\n");
+        assert!(header.contains("2 claims"), "{header}");
+        assert!(header.contains("in 1 scenarios"), "{header}");
+        assert!(header.contains("quick (small) counts"), "{header}");
+        assert!(header.contains("(one node)"), "{header}");
+        assert!(!header.contains("three for replication"), "{header}");
     }
 }

@@ -70,7 +70,7 @@ pub(crate) async fn run(lab: &mut Lab) -> Result<Outcome, LabError> {
             } else {
                 format!("{distinct} of {records}")
             },
-            (handled as usize).div_ceil(every).to_string(),
+            (first.commits + second.commits).to_string(),
             format!("{throughput:.0}"),
             reprocessed.to_string(),
             (every - 1).to_string(),
@@ -122,7 +122,7 @@ pub(crate) async fn run(lab: &mut Lab) -> Result<Outcome, LabError> {
              batches the same way, and its dedup makes the repeats harmless (scenario 4)."
                 .into(),
         ],
-        verdict,
+        verdicts: vec![("batch-commits.trade-off", verdict)],
         chart: Some(Chart::BatchCommits(
             points.into_iter().map(|(_, p)| p).collect(),
         )),

@@ -115,7 +115,7 @@ pub(crate) async fn run(lab: &mut Lab) -> Result<Outcome, LabError> {
              processed_events with ON CONFLICT DO NOTHING in the effect's own transaction; a conflict skips the effect."
                 .into(),
         ],
-        verdict,
+        verdicts: vec![("commit-timing.guarantee", verdict)],
         chart: None,
     })
 }

@@ -78,6 +78,8 @@ pub(crate) struct Incarnation {
     pub handled: u64,
     /// Records the dedup skipped.
     pub skipped: u64,
+    /// Offset commits it made (each one acknowledged by the coordinator).
+    pub commits: u64,
     /// Time from its first record to its last one handled.
     pub busy: Duration,
     /// It crashed (rather than reaching the end of the topic).
@@ -119,6 +121,7 @@ pub(crate) async fn incarnation(
         let offsets = next_offsets(&batch);
         if setup.commit == Commit::BeforeProcessing {
             kafka::commit(&consumer, &offsets, setup.topic).await?;
+            done.commits += 1;
         }
         for (i, record) in batch.iter().enumerate() {
             if crash_after == Some(i) {
@@ -134,6 +137,7 @@ pub(crate) async fn incarnation(
         }
         if setup.commit != Commit::BeforeProcessing {
             kafka::commit(&consumer, &offsets, setup.topic).await?;
+            done.commits += 1;
         }
         done.busy = first_record.map(|t| t.elapsed()).unwrap_or_default();
         ticker.tick(|| format!("{} handled", done.handled));

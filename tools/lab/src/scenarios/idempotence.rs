@@ -84,24 +84,42 @@ pub(crate) async fn run(lab: &mut Lab) -> Result<Outcome, LabError> {
             missing.to_string(),
         ]);
     }
-    let verdict = match found.as_slice() {
-        [(dropped_off, dup_off, 0), (dropped_on, 0, 0)]
-            if *dropped_off > 0 && *dropped_on > 0 && *dup_off as u64 == *dropped_off =>
+    let (duplicates, resent) = match found.as_slice() {
+        [(dropped_off, dup_off, 0), (dropped_on, dup_on, 0)]
+            if *dropped_off > 0 && *dropped_on > 0 =>
         {
-            Verdict::HoldsWithNuance(format!(
-                "every one of the {dropped_off} lost acknowledgements became a duplicate without idempotence, none with it; \
-                 librdkafka leaves it off by default (the Java client turns it on since Kafka 3.0), and it \
-                 covers one producer session only: a restarted producer (a relay after a crash) can still \
-                 write a record twice"
-            ))
+            (
+                if *dup_off as u64 == *dropped_off && *dup_on == 0 {
+                    Verdict::Holds
+                } else {
+                    Verdict::DoesNotHold(format!(
+                        "{dup_off} duplicates for {dropped_off} lost acknowledgements without idempotence, \
+                     {dup_on} with it"
+                    ))
+                },
+                if *dup_off > 0 {
+                    Verdict::DoesNotHold(format!(
+                        "with the client's default retries (the producer sets none), it resent the write behind \
+                     each of the {dropped_off} lost acknowledgements: {dup_off} duplicates on the topic; \
+                     librdkafka retries by default, and so does the Java client since Kafka 2.1 (KIP-91)"
+                    ))
+                } else {
+                    Verdict::HoldsWithNuance(format!(
+                        "no duplicate for {dropped_off} lost acknowledgements without idempotence"
+                    ))
+                },
+            )
         }
-        _ => Verdict::DoesNotHold(format!(
-            "(acknowledgements dropped, duplicates, missing) without and with idempotence: {found:?}"
-        )),
+        _ => {
+            let seen = Verdict::NotShown(format!(
+                "(acknowledgements dropped, duplicates, missing) without and with idempotence: {found:?}"
+            ));
+            (seen.clone(), seen)
+        }
     };
     Ok(Outcome {
         setup: format!(
-            "topics `idempotence.off` and `idempotence.on` (1 partition); a producer (acks=all, retries on) \
+            "topics `idempotence.off` and `idempotence.on` (1 partition); a producer (acks=all, `retries` left at the client's default) \
              sends {records} records one at a time to the broker through a fault-injecting TCP proxy (test \
              code) that swallows every {EVERY}th Produce response, at most {max_drops} times, after the broker \
              stored the record, and closes the connection. The broker advertises the proxy's address on the \
@@ -112,8 +130,18 @@ pub(crate) async fn run(lab: &mut Lab) -> Result<Outcome, LabError> {
             "With idempotence the broker knows the producer's id and each batch's sequence number, \
              recognises the retry as a batch it already has, and acknowledges it without appending it again."
                 .into(),
+            "librdkafka leaves enable.idempotence off by default; the Java client turns it on since Kafka 3.0 \
+             (KIP-679)."
+                .into(),
+            "Background (not measured here; KIP-98): the producer id and sequence numbers live as long as \
+             the producer; a restarted producer (a relay after a crash) gets a new id, so it can still write \
+             a record twice unless it is transactional."
+                .into(),
         ],
-        verdict,
+        verdicts: vec![
+            ("idempotence.duplicates", duplicates),
+            ("idempotence.not-resent-by-default", resent),
+        ],
         chart: None,
     })
 }

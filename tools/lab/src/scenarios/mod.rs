@@ -1,7 +1,8 @@
 //! The twelve experiments, one module each. Every one creates its own topics
 //! (and database, where it counts effects in PostgreSQL) on the lab's
 //! infrastructure, runs, and returns its [`Outcome`]: the setup with this
-//! run's sizes, its tables of counts, and the verdict those counts give.
+//! run's sizes, its tables of counts, and the verdict those counts give
+//! for each of its claims (see the `claims` module).
 
 mod batch_commits;
 mod commit_timing;

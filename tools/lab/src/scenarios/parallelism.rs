@@ -50,21 +50,40 @@ pub(crate) async fn run(lab: &mut Lab) -> Result<Outcome, LabError> {
         ]);
         found.push((members, idle, several));
     }
-    let verdict = match found.as_slice() {
-        [(_, 2, 0), (fewer, 0, several)] if *several > 0 => Verdict::HoldsWithNuance(format!(
-            "only the members beyond the partition count idle (2 of {}); with fewer members than partitions \
-             ({fewer} for {PARTITIONS}) none idles and {several} read two partitions each",
-            PARTITIONS + 2
-        )),
-        _ => Verdict::DoesNotHold(format!(
-            "(members, idle, with several) per group: {found:?}"
-        )),
+    let extra = PARTITIONS + 2;
+    let (must_equal, extras_idle) = match found.as_slice() {
+        [(more, idle_more, _), (fewer, idle_fewer, several)] => (
+            if *idle_fewer == 0 {
+                Verdict::DoesNotHold(format!(
+                    "with {fewer} members for {PARTITIONS} partitions no member idled: {several} read two \
+                     partitions each; a group may have fewer members than partitions"
+                ))
+            } else {
+                Verdict::HoldsWithNuance(format!(
+                    "with {fewer} members for {PARTITIONS} partitions, {idle_fewer} idled"
+                ))
+            },
+            if *idle_more == more - PARTITIONS {
+                Verdict::Holds
+            } else {
+                Verdict::DoesNotHold(format!(
+                    "with {more} members for {PARTITIONS} partitions, {idle_more} idled (not {})",
+                    more - PARTITIONS
+                ))
+            },
+        ),
+        _ => {
+            let seen = Verdict::NotShown(format!(
+                "(members, idle, with several) per group: {found:?}"
+            ));
+            (seen.clone(), seen)
+        }
     };
     Ok(Outcome {
         setup: format!(
             "topic `{TOPIC}` with {PARTITIONS} partitions; a group of {} members, then a group of {} members, \
              all subscribed at once (librdkafka's default range assignor, the classic group protocol).",
-            PARTITIONS + 2,
+            extra,
             PARTITIONS - 2
         ),
         tables: vec![table],
@@ -73,7 +92,10 @@ pub(crate) async fn run(lab: &mut Lab) -> Result<Outcome, LabError> {
              wait as hot standbys; more partitions, not more members, raise a group's ceiling."
                 .into(),
         ],
-        verdict,
+        verdicts: vec![
+            ("parallelism.must-equal", must_equal),
+            ("parallelism.extras-idle", extras_idle),
+        ],
         chart: None,
     })
 }

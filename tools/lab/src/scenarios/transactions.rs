@@ -93,7 +93,7 @@ pub(crate) async fn run(lab: &mut Lab) -> Result<Outcome, LabError> {
         Verdict::HoldsWithNuance(format!(
             "for read_committed readers and inside Kafka only (the read_uncommitted reader saw the \
              {aborted_by_crash} records of the aborted transaction(s); a database effect still needs its own \
-             dedup, scenario 4), and since Kafka 0.11 (KIP-98, 2017), not 4.0"
+             dedup, scenario 4)"
         ))
     } else {
         Verdict::DoesNotHold(format!(
@@ -117,7 +117,7 @@ pub(crate) async fn run(lab: &mut Lab) -> Result<Outcome, LabError> {
              (June 2017); KIP-447 (Kafka 2.5) made it scale to many input partitions per producer."
                 .into(),
         ],
-        verdict,
+        verdicts: vec![("transactions.exactly-once", verdict)],
         chart: None,
     })
 }

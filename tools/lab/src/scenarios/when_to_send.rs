@@ -282,7 +282,7 @@ pub(crate) async fn run(lab: &mut Lab) -> Result<Outcome, LabError> {
              (scenario 4)."
                 .into(),
         ],
-        verdict,
+        verdicts: vec![("when-to-send.outbox", verdict)],
         chart: None,
     })
 }
@@ -396,7 +396,6 @@ impl RelayRun {
             max_backoff: Duration::from_secs(1),
             lock_key: RELAY_LOCK_KEY,
             linger: Duration::ZERO,
-            ..RelaySettings::default()
         };
         let relay = Relay::new(
             pool.clone(),
