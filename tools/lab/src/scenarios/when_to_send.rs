@@ -388,6 +388,8 @@ impl RelayRun {
             partitions: PARTITIONS,
             ..KafkaSettings::local(bootstrap, devinfra::kafka::access::admin_auth(), topic)
         };
+        // Needless only where `fault-injection` is off.
+        #[allow(clippy::needless_update)]
         let settings = RelaySettings {
             enabled: true,
             batch_size: 20,
@@ -396,6 +398,9 @@ impl RelayRun {
             max_backoff: Duration::from_secs(1),
             lock_key: RELAY_LOCK_KEY,
             linger: Duration::ZERO,
+            // One field more in `fault-injection` builds (the workspace's
+            // tests turn that feature on).
+            ..RelaySettings::default()
         };
         let relay = Relay::new(
             pool.clone(),
