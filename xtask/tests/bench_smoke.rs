@@ -109,7 +109,13 @@ async fn the_smoke_benchmark_writes_a_complete_report() {
         }
         number_in_row(&report, rate, 6);
         assert!(number_in_row(&report, rate, 7) > 0.0, "total at {rate}");
+        // Above idle (what the orders cost beyond the idle processes).
+        number_in_row(&report, rate, 8);
     }
+    assert!(
+        report.contains("**Idle.** Before the first order"),
+        "the idle baseline is reported:\n{report}"
+    );
     assert!(
         number_in_row(
             &report,

@@ -104,6 +104,46 @@ impl CpuMeter {
     }
 }
 
+/// What each part burns with no load at all: its CPU milliseconds per second
+/// of wall time (a JVM's housekeeping, consumers' polls and heartbeats, the
+/// relay's and the purges' timers, PostgreSQL's background processes).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub(crate) struct IdleRate {
+    /// CPU milliseconds per second, per part.
+    pub(crate) ms_per_s: Reading,
+    /// How long it was measured, seconds.
+    pub(crate) window_s: f64,
+}
+
+impl IdleRate {
+    /// The rate between two readings `seconds` apart.
+    pub(crate) fn between(before: &Reading, after: &Reading, seconds: f64) -> Self {
+        let per_s = CpuCost::between(before, after, 1).ms;
+        IdleRate {
+            ms_per_s: per_s
+                .into_iter()
+                .map(|(part, ms)| (part, ms / seconds.max(f64::MIN_POSITIVE)))
+                .collect(),
+            window_s: seconds,
+        }
+    }
+
+    /// CPU milliseconds per second of every part together.
+    pub(crate) fn total_ms_per_s(&self) -> f64 {
+        self.ms_per_s.values().sum()
+    }
+}
+
+impl CpuMeter {
+    /// Each part's CPU rate while nothing is asked of it for `window`.
+    pub(crate) async fn idle(&self, window: std::time::Duration) -> IdleRate {
+        let before = self.read();
+        let started = std::time::Instant::now();
+        tokio::time::sleep(window).await;
+        IdleRate::between(&before, &self.read(), started.elapsed().as_secs_f64())
+    }
+}
+
 /// CPU milliseconds per unit of work (an order, a transaction) of each part
 /// between two readings, and their total.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -132,6 +172,26 @@ impl CpuCost {
             ms,
             total_ms,
             units,
+        }
+    }
+
+    /// The same cost without what each part burns idle (`idle`) over the
+    /// `seconds` the cost was measured in: the work the units themselves
+    /// caused. Never below 0 for a part.
+    pub(crate) fn above(&self, idle: &IdleRate, seconds: f64) -> Self {
+        let units = self.units.max(1) as f64;
+        let ms: Reading = self
+            .ms
+            .iter()
+            .map(|(part, ms)| {
+                let background = idle.ms_per_s.get(part).copied().unwrap_or(0.0) * seconds;
+                (*part, (ms * units - background).max(0.0) / units)
+            })
+            .collect();
+        CpuCost {
+            total_ms: ms.values().sum(),
+            ms,
+            units: self.units,
         }
     }
 
@@ -300,6 +360,31 @@ mod tests {
         assert_eq!(cost.of(Part::Postgres), 0.0);
         assert_eq!(cost.total_ms, 3.0);
         assert_eq!(cost.largest(), Some((Part::Order, 2.0 / 3.0)));
+    }
+
+    #[test]
+    fn above_idle_takes_off_each_parts_idle_rate_over_the_window() {
+        let before: Reading = [(Part::Order, 0.0), (Part::Kafka, 0.0)]
+            .into_iter()
+            .collect();
+        // 10 s idle: order-service 0.1 s of CPU, Kafka 0.5 s.
+        let idle_after: Reading = [(Part::Order, 0.1), (Part::Kafka, 0.5)]
+            .into_iter()
+            .collect();
+        let idle = IdleRate::between(&before, &idle_after, 10.0);
+        assert_eq!(idle.ms_per_s[&Part::Order], 10.0);
+        assert_eq!(idle.ms_per_s[&Part::Kafka], 50.0);
+        assert_eq!(idle.total_ms_per_s(), 60.0);
+        // 1 000 orders in 4 s: order-service 1.04 s, Kafka 0.1 s (less than
+        // its idle rate would burn: rounding of ticks, so 0, never negative).
+        let after: Reading = [(Part::Order, 1.04), (Part::Kafka, 0.1)]
+            .into_iter()
+            .collect();
+        let cost = CpuCost::between(&before, &after, 1000).above(&idle, 4.0);
+        assert!((cost.of(Part::Order) - 1.0).abs() < 1e-9, "{cost:?}");
+        assert_eq!(cost.of(Part::Kafka), 0.0);
+        assert!((cost.total_ms - 1.0).abs() < 1e-9);
+        assert_eq!(cost.units, 1000);
     }
 
     #[test]

@@ -88,6 +88,8 @@ pub struct BenchOptions {
     pub warm_up_round: Duration,
     /// The warm-up ends after this even if the cost of an order still moves.
     pub warm_up_max: Duration,
+    /// How long each process's idle CPU is measured, before any load.
+    pub idle_window: Duration,
     /// Events in the outbox for the relay drain.
     pub drain_events: i64,
     /// Orders placed through the API as templates of the drain's events.
@@ -121,6 +123,7 @@ impl BenchOptions {
             duration: Duration::from_secs(20),
             warm_up_round: Duration::from_secs(5),
             warm_up_max: Duration::from_secs(60),
+            idle_window: Duration::from_secs(10),
             drain_events: 100_000,
             templates: 100,
             pgbench_duration: Duration::from_secs(15),
@@ -145,6 +148,7 @@ impl BenchOptions {
             duration: Duration::from_secs(3),
             warm_up_round: Duration::from_secs(1),
             warm_up_max: Duration::from_secs(3),
+            idle_window: Duration::from_secs(2),
             drain_events: 1_000,
             templates: 10,
             pgbench_duration: Duration::from_secs(2),
@@ -272,6 +276,19 @@ async fn measure(
         .filter_map(|b| b.pid())
         .collect();
     let meter = CpuMeter::new(pids, brokers, infra.postgres.pid());
+    // Before any order: what the processes burn with nothing to do, so that
+    // each step can say what its orders cost above it.
+    let idle = meter.idle(options.idle_window).await;
+    progress(&format!(
+        "idle CPU over {:.0}s: {:.1} ms/s in all ({})",
+        idle.window_s,
+        idle.total_ms_per_s(),
+        idle.ms_per_s
+            .iter()
+            .map(|(part, ms)| format!("{} {ms:.1}", part.name()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
     let (warm_up, mut effects) = warm_up(infra, &probe, &meter, loadgen, options).await?;
     let steps_began = Instant::now();
     let mut steps: Vec<StepResult> = Vec::new();
@@ -384,6 +401,7 @@ async fn measure(
         machine,
         knobs: infra.knobs().to_vec(),
         idle_rss_kib,
+        idle,
         warm_up,
         steps,
         event,

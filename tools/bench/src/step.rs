@@ -109,6 +109,9 @@ pub(crate) struct StepResult {
     /// CPU time per accepted order of each process tree, from the first
     /// request until every effect was committed.
     pub(crate) cpu: CpuCost,
+    /// The wall time `cpu` was measured over, seconds (for what idle
+    /// processes burn in that time, [`CpuCost::above`]).
+    pub(crate) cpu_window_s: f64,
     /// Whether the rate is sustained (see the module documentation).
     pub(crate) sustained: bool,
     /// Why not, when it is not.
@@ -142,6 +145,7 @@ pub(crate) async fn run_step(
     let (stop, stopped) = watch::channel(false);
     let sampling = probe.sample_until(SAMPLE_INTERVAL, stopped);
     let cpu_before = meter.read();
+    let cpu_since = Instant::now();
     let loading = async {
         let summary = run_loadgen(loadgen, &order_url, plan, &out).await?;
         let outcomes = read_outcomes(&out)?;
@@ -160,11 +164,19 @@ pub(crate) async fn run_step(
         let settled_after = settled.then(|| load_ended.elapsed().as_secs_f64());
         // The load generator has been reaped: its time is in the reading.
         let cpu = CpuCost::between(&cpu_before, &meter.read(), accepted.len());
+        let cpu_window_s = cpu_since.elapsed().as_secs_f64();
         let _ = stop.send(true);
-        Ok::<_, BenchError>((summary, outcomes, accepted, settled_after, expected, cpu))
+        Ok::<_, BenchError>((
+            summary,
+            outcomes,
+            accepted,
+            settled_after,
+            expected,
+            (cpu, cpu_window_s),
+        ))
     };
     let (samples, loaded) = tokio::join!(sampling, loading);
-    let (summary, outcomes, accepted, settled_after_s, expected, cpu) = loaded?;
+    let (summary, outcomes, accepted, settled_after_s, expected, (cpu, cpu_window_s)) = loaded?;
     let samples = samples?;
 
     let mut http = latency::histogram()?;
@@ -188,7 +200,14 @@ pub(crate) async fn run_step(
         settled_after_s,
         &outcomes,
     );
-    Ok((StepResult { cpu, ..result }, expected))
+    Ok((
+        StepResult {
+            cpu,
+            cpu_window_s,
+            ..result
+        },
+        expected,
+    ))
 }
 
 /// Runs the load generator and returns its summary.
@@ -408,6 +427,7 @@ fn judge(
         shipping_lag,
         rss_peak_kib,
         cpu: CpuCost::default(),
+        cpu_window_s: 0.0,
         sustained: reasons.is_empty(),
         reasons,
     }
