@@ -238,14 +238,14 @@ pub(crate) async fn run(lab: &mut Lab) -> Result<Outcome, LabError> {
     })
 }
 
-/// With acks=1, records acknowledged before the freeze and lost anyway: a
-/// running follower lags its leader too.
+/// With acks=1, records written before the freeze and lost anyway: they
+/// had reached the leader, not yet the follower.
 fn lagged(one: &Run) -> Option<String> {
     let lost = one.counts.phases[0][2];
     (lost > 0).then(|| {
         format!(
-            "{lost} of the records acks=1 lost were acknowledged before the follower froze, which had not \
-             fetched them yet: a running follower trails its leader too."
+            "{lost} of the records acks=1 lost were written before the follower froze: they had reached the \
+             leader, not yet the follower."
         )
     })
 }
@@ -279,26 +279,17 @@ async fn run_once(lab: &mut Lab, acks: Acks, rate: u64, steady: Duration) -> Res
     let inspector = Inspector::new(&bootstrap)?;
     wait_for_partition(&inspector, topic, Some(LEADER), &[LEADER, FOLLOWER]).await?;
 
+    let started = Instant::now();
     let writer = Writer::start(&bootstrap, topic, acks, rate)?;
+    // A new producer first connects and authenticates; its first records
+    // wait for that, and must not still be waiting when the follower freezes.
+    acknowledged(&writer, started, 1, Duration::from_secs(60)).await?;
     // Deliberate: the writer runs with both replicas up for this long.
     tokio::time::sleep(steady).await;
     let follower = Frozen::freeze(pid(lab, FOLLOWER)?)?;
     writer.phase(FROZEN);
     let frozen_at = Instant::now();
-    let unreplicated = progress::until(
-        &format!("the leader to acknowledge {UNREPLICATED} records written after the freeze"),
-        FREEZE_AT_MOST,
-        Duration::from_millis(20),
-        || async {
-            let acknowledged = writer.acknowledged_since(frozen_at);
-            Ok(if acknowledged >= UNREPLICATED {
-                Seen::Ready(())
-            } else {
-                Seen::NotYet(format!("{acknowledged} acknowledged"))
-            })
-        },
-    )
-    .await;
+    let unreplicated = acknowledged(&writer, frozen_at, UNREPLICATED, FREEZE_AT_MOST).await;
     match unreplicated {
         // acks=all: no acknowledgement while the follower in the ISR is frozen.
         Ok(()) | Err(LabError::Timeout { .. }) => {}
@@ -389,6 +380,30 @@ fn count(sent: &[Sent], on_topic: &BTreeSet<usize>, killed_at: Instant) -> Count
         longest_gap,
         after_kill,
     }
+}
+
+/// Waits until `writer` has had `count` records written at or after
+/// `since` acknowledged.
+async fn acknowledged(
+    writer: &Writer,
+    since: Instant,
+    count: usize,
+    timeout: Duration,
+) -> Result<(), LabError> {
+    progress::until(
+        &format!("the leader to acknowledge {count} records"),
+        timeout,
+        Duration::from_millis(20),
+        || async {
+            let acknowledged = writer.acknowledged_since(since);
+            Ok(if acknowledged >= count {
+                Seen::Ready(())
+            } else {
+                Seen::NotYet(format!("{acknowledged} acknowledged"))
+            })
+        },
+    )
+    .await
 }
 
 /// "1.2 s", or "none" for a time the run never reached.
