@@ -38,8 +38,11 @@ const LEADER: i32 = 2;
 /// Its only follower, frozen and then elected.
 const FOLLOWER: i32 = 3;
 /// The leader is killed once it has acknowledged this many records written
-/// after the follower froze (records the follower cannot have)...
-const UNREPLICATED: usize = 10;
+/// after the follower froze. The frozen follower fetches none of them, but
+/// a fetch it sent just before freezing is answered with the leader's first
+/// append after it, which waits in the follower's socket and is read on
+/// thawing: so not one record, but enough to span several appends...
+const UNREPLICATED: usize = 25;
 /// ...or once the follower has been frozen this long, well under
 /// [`FENCE_AFTER_MS`], so that the controller still counts the follower
 /// alive and in the ISR when the leader dies (a broker heartbeats every
