@@ -11,9 +11,10 @@
 //! On the lab's three brokers, once per setting and with the same workload:
 //! a topic with one partition on brokers 2 (leader) and 3 (follower),
 //! `min.insync.replicas=1` and unclean leader election off, written at a
-//! steady rate. The follower is frozen (SIGSTOP) for a second, shorter than
-//! the controller's fencing time, so it stays in the ISR but fetches
-//! nothing; then the leader is killed (SIGKILL) and the follower thawed. The
+//! steady rate. The follower is frozen (SIGSTOP), so it stays in the ISR
+//! but fetches nothing, until the leader has acknowledged a few records
+//! written since, or for at most 2 s (the controller fences a silent broker
+//! after 4); then the leader is killed (SIGKILL) and the follower thawed. The
 //! controller fences the dead leader and elects the follower, the writer
 //! goes on, the old leader restarts, and a reader compares what is on the
 //! topic with what was acknowledged. Brokers 2 and 3, not 1: node 1 also
