@@ -7,7 +7,7 @@
 //!   and from the start, the log cleaner looking for work every half second
 //!   (scenarios 9 and 10 wait for those), and a second listener whose
 //!   advertised address is the `AckDroppingProxy` (scenario 6).
-//! - **Three nodes** for replication: three brokers, the controller quorum on
+//! - **Three nodes** for replication and acks: three brokers, the controller quorum on
 //!   node 1 only (as production runs controllers apart from brokers), so
 //!   killing brokers 2 and 3 takes away replicas but never the cluster's
 //!   ability to change its metadata. A broker that stops heartbeating is

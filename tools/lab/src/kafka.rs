@@ -94,6 +94,7 @@ pub(crate) struct TopicPlan {
     name: String,
     partitions: i32,
     replication: i32,
+    assignment: Option<Vec<Vec<i32>>>,
     configs: Vec<(String, String)>,
 }
 
@@ -104,6 +105,7 @@ impl TopicPlan {
             name: name.to_owned(),
             partitions,
             replication: 1,
+            assignment: None,
             configs: Vec::new(),
         }
     }
@@ -111,6 +113,15 @@ impl TopicPlan {
     /// With `factor` replicas of every partition.
     pub(crate) fn replication(mut self, factor: i32) -> Self {
         self.replication = factor;
+        self
+    }
+
+    /// With each partition's replicas on these brokers, the first one its
+    /// preferred leader (one list per partition, replacing the partition
+    /// count and replication factor).
+    pub(crate) fn assignment(mut self, replicas: &[&[i32]]) -> Self {
+        self.partitions = i32::try_from(replicas.len()).unwrap_or(i32::MAX);
+        self.assignment = Some(replicas.iter().map(|r| r.to_vec()).collect());
         self
     }
 
@@ -125,11 +136,15 @@ impl TopicPlan {
 pub(crate) async fn create_topic(bootstrap: &str, plan: &TopicPlan) -> Result<(), LabError> {
     let step = format!("creating topic {}", plan.name);
     let admin: AdminClient<DefaultClientContext> = client(bootstrap).create().step(&step)?;
-    let mut topic = NewTopic::new(
-        &plan.name,
-        plan.partitions,
-        TopicReplication::Fixed(plan.replication),
-    );
+    let assignment: Option<Vec<&[i32]>> = plan
+        .assignment
+        .as_ref()
+        .map(|partitions| partitions.iter().map(Vec::as_slice).collect());
+    let replication = match &assignment {
+        Some(replicas) => TopicReplication::Variable(replicas),
+        None => TopicReplication::Fixed(plan.replication),
+    };
+    let mut topic = NewTopic::new(&plan.name, plan.partitions, replication);
     for (key, value) in &plan.configs {
         topic = topic.set(key, value);
     }

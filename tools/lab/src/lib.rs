@@ -72,11 +72,13 @@ pub enum Scenario {
     Pull,
     /// 12. When to send the event: dual write, send first, or the outbox.
     WhenToSend,
+    /// 13. acks=1 against acks=all when the leader dies.
+    Acks,
 }
 
 impl Scenario {
     /// All of them, in order.
-    pub const ALL: [Scenario; 12] = [
+    pub const ALL: [Scenario; 13] = [
         Scenario::PubSub,
         Scenario::Parallelism,
         Scenario::KeyOrder,
@@ -89,9 +91,10 @@ impl Scenario {
         Scenario::Compaction,
         Scenario::Pull,
         Scenario::WhenToSend,
+        Scenario::Acks,
     ];
 
-    /// Its number (1-12).
+    /// Its number (1-13).
     pub fn number(self) -> usize {
         Scenario::ALL
             .iter()
@@ -114,6 +117,7 @@ impl Scenario {
             Scenario::Compaction => "compaction",
             Scenario::Pull => "pull",
             Scenario::WhenToSend => "when-to-send",
+            Scenario::Acks => "acks",
         }
     }
 
@@ -139,12 +143,13 @@ impl Scenario {
             Scenario::Compaction => "Log compaction keeps the last record per key",
             Scenario::Pull => "Pull lets the consumer set its pace",
             Scenario::WhenToSend => "When to send the event",
+            Scenario::Acks => "acks=1 against acks=all on leader failure",
         }
     }
 
     /// Runs on the three-node cluster (all others on the single node).
     pub(crate) fn three_nodes(self) -> bool {
-        self == Scenario::Replication
+        matches!(self, Scenario::Replication | Scenario::Acks)
     }
 
     /// Counts effects in PostgreSQL.
@@ -372,8 +377,8 @@ mod tests {
                 Some(scenario)
             );
         }
-        assert_eq!(Scenario::from_name("13"), None);
-        assert_eq!(Scenario::ALL.len(), 12);
+        assert_eq!(Scenario::from_name("14"), None);
+        assert_eq!(Scenario::ALL.len(), 13);
     }
 
     #[test]

@@ -400,27 +400,42 @@ impl LabReport {
             .flat_map(|(_, g)| g)
             .filter(|(_, grade)| matches!(grade, Grade::Measured(Verdict::DoesNotHold(_))))
             .count();
+        let own = graded
+            .iter()
+            .flat_map(|(_, g)| g)
+            .filter(|(claim, _)| claim.quote.is_none())
+            .count();
+        let sources = match own {
+            0 => String::new(),
+            n => format!(" and {n} of the lab's own"),
+        };
         let mut out = String::from("# The Kafka lab\n\n");
         let _ = writeln!(
             out,
-            "{claims} claims from the study notes the lab is built on, tested in {} scenarios on real brokers \
+            "{} claims from the study notes the lab is built on{sources}, tested in {} scenarios on real brokers \
              and counted: {} measured by the run below ({refuted} of them do not hold), {background} background \
              (history no run can measure; the source is named). `cargo xtask lab` wrote this file from the \
              counts of that run (do not edit by hand).\n",
+            claims - own,
             self.results.len(),
             claims - background
         );
-        let three = self.results.iter().any(|r| r.scenario.three_nodes());
+        let three: Vec<&str> = self
+            .results
+            .iter()
+            .filter(|r| r.scenario.three_nodes())
+            .map(|r| r.scenario.name())
+            .collect();
         let _ = writeln!(
             out,
             "That run: {} counts; Apache Kafka {} in KRaft mode ({}) and PostgreSQL, as local processes on \
              free ports of a {}-core machine; started {}, {:.0} s in all.\n",
             if self.quick { "quick (small)" } else { "full" },
             self.kafka_version,
-            if three {
-                "one node; three for replication"
+            if three.is_empty() {
+                "one node".to_owned()
             } else {
-                "one node"
+                format!("one node; three for {}", three.join(" and "))
             },
             self.cores,
             self.started,
@@ -461,13 +476,13 @@ impl LabReport {
                 summary.row(vec![
                     number,
                     scenario,
-                    format!(
-                        "{} <br>*«{}»* ({}: \"{}\")",
-                        claim.text,
-                        claim.quote.original,
-                        claim.quote.notes,
-                        claim.quote.translation
-                    ),
+                    match claim.quote {
+                        Some(quote) => format!(
+                            "{} <br>*«{}»* ({}: \"{}\")",
+                            claim.text, quote.original, quote.notes, quote.translation
+                        ),
+                        None => format!("{} <br>*({OWN_CLAIM})*", claim.text),
+                    },
                     format!(
                         "{}{}",
                         grade.label(),
@@ -493,11 +508,14 @@ impl LabReport {
                 r.scenario.title(),
             );
             for (claim, _) in grades {
-                let _ = writeln!(
-                    out,
-                    "**Claim.** {} (notes {}: *«{}»*, \"{}\")\n",
-                    claim.text, claim.quote.notes, claim.quote.original, claim.quote.translation
-                );
+                let _ = match claim.quote {
+                    Some(quote) => writeln!(
+                        out,
+                        "**Claim.** {} (notes {}: *«{}»*, \"{}\")\n",
+                        claim.text, quote.notes, quote.original, quote.translation
+                    ),
+                    None => writeln!(out, "**Claim.** {} ({OWN_CLAIM})\n", claim.text),
+                };
             }
             let _ = write!(out, "**Setup.** {}\n\n", sentence(&r.outcome.setup));
             for table in &r.outcome.tables {
@@ -521,6 +539,9 @@ impl LabReport {
         out
     }
 }
+
+/// How LAB.md marks a claim that quotes no sentence of the notes.
+const OWN_CLAIM: &str = "the lab's own claim: the notes do not say it";
 
 /// `text` with its first letter upper-case.
 fn sentence(text: &str) -> String {
@@ -716,6 +737,36 @@ mod tests {
         );
         assert!(
             markdown.contains("differ from the ones the lab expects"),
+            "{markdown}"
+        );
+    }
+
+    #[test]
+    fn a_claim_of_the_labs_own_says_so_instead_of_quoting_the_notes() {
+        let acks = result(
+            Scenario::Acks,
+            outcome(vec![
+                (
+                    "acks.copy-before-ack",
+                    Verdict::DoesNotHold("acks=1 lost 22".into()),
+                ),
+                ("acks.lost", Verdict::HoldsWithNuance("both stall".into())),
+            ]),
+        );
+        assert!(acks.as_expected());
+        let markdown = report(vec![acks]).markdown(|_| None);
+        assert!(
+            markdown.contains(
+                "1 claims from the study notes the lab is built on and 1 of the lab's own, tested in 1 scenarios"
+            ),
+            "{markdown}"
+        );
+        assert!(
+            markdown.contains(&format!("**Claim.** When the leader dies, a producer with acks=1 can lose records it was told were written; with acks=all it loses none. ({OWN_CLAIM})")),
+            "{markdown}"
+        );
+        assert!(
+            markdown.contains("(one node; three for acks)"),
             "{markdown}"
         );
     }

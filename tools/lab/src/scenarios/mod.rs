@@ -1,9 +1,10 @@
-//! The twelve experiments, one module each. Every one creates its own topics
+//! The thirteen experiments, one module each. Every one creates its own topics
 //! (and database, where it counts effects in PostgreSQL) on the lab's
 //! infrastructure, runs, and returns its [`Outcome`]: the setup with this
 //! run's sizes, its tables of counts, and the verdict those counts give
 //! for each of its claims (see the `claims` module).
 
+mod acks;
 mod batch_commits;
 mod commit_timing;
 mod compaction;
@@ -35,6 +36,7 @@ pub(crate) async fn run(scenario: Scenario, lab: &mut Lab) -> Result<Outcome, La
         Scenario::Compaction => compaction::run(lab).await,
         Scenario::Pull => pull::run(lab).await,
         Scenario::WhenToSend => when_to_send::run(lab).await,
+        Scenario::Acks => acks::run(lab).await,
     }
 }
 

@@ -360,7 +360,8 @@ fn isr_line(partitions: &[PartitionInfo]) -> String {
         .join("; ")
 }
 
-fn kill(cluster: &mut devinfra::KafkaCluster, node: u32) -> Result<(), LabError> {
+/// SIGKILLs node `node` of the lab's cluster.
+pub(super) fn kill(cluster: &mut devinfra::KafkaCluster, node: u32) -> Result<(), LabError> {
     eprintln!("lab:     SIGKILL Kafka node {node}");
     match cluster.broker_mut(node) {
         Some(broker) => Ok(broker.kill()?),
