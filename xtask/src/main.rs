@@ -172,7 +172,8 @@ enum Command {
     },
     /// The Kafka lab: claims people learn about Kafka, each run on real
     /// brokers of its own with counts and a verdict (holds / holds with a
-    /// nuance / does not hold); a full run of every scenario writes LAB.md.
+    /// nuance / does not hold / not shown by this run); a full run of every
+    /// scenario writes LAB.md.
     Lab {
         /// Scenarios to run, by name or number (all of them by default).
         #[arg(value_parser = parse_scenario)]
@@ -298,8 +299,9 @@ fn parse_scenario(name: &str) -> Result<lab::Scenario, String> {
     lab::Scenario::from_name(name).ok_or_else(|| {
         let known: Vec<&str> = lab::Scenario::ALL.iter().map(|s| s.name()).collect();
         format!(
-            "unknown scenario {name:?}; one of {} (or 1-12)",
-            known.join(", ")
+            "unknown scenario {name:?}; one of {} (or 1-{})",
+            known.join(", "),
+            known.len()
         )
     })
 }
