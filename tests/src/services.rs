@@ -245,8 +245,13 @@ impl EventProducer {
     }
 }
 
-/// Reads `topic` from the start in a new group until `count` records have
-/// arrived; fails after [`PATIENCE`].
+/// Reads `topic` from the start in a new group until `count` different
+/// records (partition and offset) have arrived; fails after [`PATIENCE`].
+///
+/// A record that comes a second time is skipped: the group commits nothing,
+/// so a rebalance while it reads (a coordinator still loading on a broker
+/// that has just started, say) starts its partitions from the beginning
+/// again, and the repeats would take the places of records not read yet.
 pub async fn read_records(
     infra: &TestInfra,
     topic: &str,
@@ -262,12 +267,15 @@ pub async fn read_records(
     consumer.subscribe(&[topic])?;
     let deadline = Instant::now() + PATIENCE;
     let mut records = Vec::with_capacity(count);
+    let mut seen = std::collections::HashSet::new();
     while records.len() < count {
         let message = tokio::time::timeout_at(deadline, consumer.recv())
             .await
             .map_err(|_| anyhow!("{topic}: {} of {count} records", records.len()))?
             .with_context(|| format!("reading {topic}"))?;
-        records.push(message.detach());
+        if seen.insert((message.partition(), message.offset())) {
+            records.push(message.detach());
+        }
     }
     Ok(records)
 }
