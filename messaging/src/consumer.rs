@@ -109,7 +109,7 @@ pub async fn prepare<H: Handler>(
     // for each record (see `Planning`).
     let pool = config
         .database
-        .connect_and_migrate_planning(migrator, Planning::EveryExecution)
+        .connect_and_migrate(migrator, Planning::EveryExecution)
         .await?;
     crate::inbox::MIGRATOR
         .run(&pool)

@@ -69,13 +69,9 @@ impl DbSettings {
     /// starting, say) that took longer than `acquire_timeout`: answers of
     /// 503 in the first seconds of a service that said it was ready. So
     /// the pool is warm before the service listens, and sqlx keeps that
-    /// many open afterwards.
-    pub async fn connect(&self) -> Result<PgPool, StartupError> {
-        self.connect_planning(Planning::Cached).await
-    }
-
-    /// [`connect`](Self::connect), with `planning` for every connection.
-    pub async fn connect_planning(&self, planning: Planning) -> Result<PgPool, StartupError> {
+    /// many open afterwards. PostgreSQL plans the statements of every
+    /// connection as `planning` says.
+    pub async fn connect(&self, planning: Planning) -> Result<PgPool, StartupError> {
         if self.min_connections > self.max_connections {
             return Err(StartupError::PoolSize {
                 min: self.min_connections,
@@ -104,19 +100,14 @@ impl DbSettings {
         Ok(pool)
     }
 
-    /// Opens the pool and brings the schema up to date with `migrator`.
-    pub async fn connect_and_migrate(&self, migrator: &Migrator) -> Result<PgPool, StartupError> {
-        self.connect_and_migrate_planning(migrator, Planning::Cached)
-            .await
-    }
-
-    /// [`connect_and_migrate`](Self::connect_and_migrate), with `planning`.
-    pub async fn connect_and_migrate_planning(
+    /// Opens the pool ([`connect`](Self::connect)) and brings the schema up
+    /// to date with `migrator`.
+    pub async fn connect_and_migrate(
         &self,
         migrator: &Migrator,
         planning: Planning,
     ) -> Result<PgPool, StartupError> {
-        let pool = self.connect_planning(planning).await?;
+        let pool = self.connect(planning).await?;
         migrator.run(&pool).await.map_err(StartupError::Migrate)?;
         Ok(pool)
     }
