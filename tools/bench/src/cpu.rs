@@ -102,6 +102,14 @@ impl CpuMeter {
         );
         reading
     }
+
+    /// Each part's CPU rate while nothing is asked of it for `window`.
+    pub(crate) async fn idle(&self, window: std::time::Duration) -> IdleRate {
+        let before = self.read();
+        let started = std::time::Instant::now();
+        tokio::time::sleep(window).await;
+        IdleRate::between(&before, &self.read(), started.elapsed().as_secs_f64())
+    }
 }
 
 /// What each part burns with no load at all: its CPU milliseconds per second
@@ -132,15 +140,17 @@ impl IdleRate {
     pub(crate) fn total_ms_per_s(&self) -> f64 {
         self.ms_per_s.values().sum()
     }
-}
 
-impl CpuMeter {
-    /// Each part's CPU rate while nothing is asked of it for `window`.
-    pub(crate) async fn idle(&self, window: std::time::Duration) -> IdleRate {
-        let before = self.read();
-        let started = std::time::Instant::now();
-        tokio::time::sleep(window).await;
-        IdleRate::between(&before, &self.read(), started.elapsed().as_secs_f64())
+    /// Each part's rate in report order, e.g. `order-service 10.0, Kafka 252.9`.
+    pub(crate) fn by_part(&self) -> String {
+        Part::ALL
+            .iter()
+            .map(|part| {
+                let ms = self.ms_per_s.get(part).copied().unwrap_or(0.0);
+                format!("{} {ms:.1}", part.name())
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 

@@ -283,11 +283,7 @@ async fn measure(
         "idle CPU over {:.0}s: {:.1} ms/s in all ({})",
         idle.window_s,
         idle.total_ms_per_s(),
-        idle.ms_per_s
-            .iter()
-            .map(|(part, ms)| format!("{} {ms:.1}", part.name()))
-            .collect::<Vec<_>>()
-            .join(", ")
+        idle.by_part()
     ));
     let (warm_up, mut effects) = warm_up(infra, &probe, &meter, loadgen, options).await?;
     let steps_began = Instant::now();

@@ -557,15 +557,7 @@ impl BenchResults {
             idle.total_ms_per_s(),
             idle.total_ms_per_s() / 10.0,
             idle.window_s,
-            Part::ALL
-                .iter()
-                .map(|part| format!(
-                    "{} {:.1}",
-                    part.name(),
-                    idle.ms_per_s.get(part).copied().unwrap_or(0.0)
-                ))
-                .collect::<Vec<_>>()
-                .join(", "),
+            idle.by_part(),
             idle.total_ms_per_s() / 100.0,
             idle.total_ms_per_s() / 1000.0,
         );
