@@ -8,6 +8,8 @@
 //! that are not (which only a principal allowed to create topics can: the
 //! stack's provisioning creates them all first).
 
+mod rebootstrap;
+
 use std::time::{Duration, Instant};
 
 use platform::config::KafkaAuth;
@@ -17,6 +19,12 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{FutureProducer, Producer as _};
+
+pub use rebootstrap::{Rebootstrap, STATISTICS_INTERVAL_MS};
+
+/// This crate's producers: idempotent ([`producer`]), and given their
+/// bootstrap servers back when left without a broker ([`Rebootstrap`]).
+pub type Producer = FutureProducer<Rebootstrap>;
 
 /// Where the brokers are and how the orders topic is shaped.
 #[derive(Debug, Clone, clap::Args)]
@@ -184,8 +192,10 @@ impl Default for ProducerSettings {
 pub fn producer(
     kafka: &KafkaSettings,
     settings: &ProducerSettings,
-) -> Result<FutureProducer, KafkaError> {
-    kafka
+) -> Result<Producer, KafkaError> {
+    let rebootstrap = Rebootstrap::new(&kafka.bootstrap_servers);
+    let binder = rebootstrap.binder();
+    let producer: Producer = kafka
         .client_config()
         .set("enable.idempotence", "true")
         .set("acks", "all")
@@ -196,7 +206,10 @@ pub fn producer(
             "message.timeout.ms",
             settings.message_timeout_ms.to_string(),
         )
-        .create()
+        .set("statistics.interval.ms", STATISTICS_INTERVAL_MS)
+        .create_with_context(rebootstrap)?;
+    binder.attach(producer.client());
+    Ok(producer)
 }
 
 /// The broker's refusal in `error` when it refuses this principal's request
@@ -236,7 +249,7 @@ pub struct RebuildingProducer {
 struct SharedProducer {
     kafka: KafkaSettings,
     settings: ProducerSettings,
-    current: std::sync::RwLock<FutureProducer>,
+    current: std::sync::RwLock<Producer>,
     rebuilds: prometheus_client::metrics::counter::Counter,
 }
 
@@ -259,7 +272,7 @@ impl RebuildingProducer {
     }
 
     /// The producer instance to send through now (a cheap handle).
-    pub fn current(&self) -> FutureProducer {
+    pub fn current(&self) -> Producer {
         self.shared
             .current
             .read()

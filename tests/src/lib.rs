@@ -15,6 +15,7 @@
 pub mod browser;
 pub mod containers;
 pub mod events;
+pub mod private_kafka;
 pub mod services;
 
 use std::fmt;

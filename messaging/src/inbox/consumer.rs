@@ -33,7 +33,7 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use super::InboxMetrics;
 use super::settings::InboxSettings;
-use crate::kafka::KafkaSettings;
+use crate::kafka::{KafkaSettings, Rebootstrap, STATISTICS_INTERVAL_MS};
 
 /// The inbox's consumer, shared with the task that places its partitions.
 pub(super) type InboxConsumer = Arc<StreamConsumer<InboxContext>>;
@@ -65,7 +65,7 @@ pub(super) fn subscribe(
             settings.fetch_wait_max.as_millis().to_string(),
         )
         .set("fetch.min.bytes", settings.fetch_min_bytes.to_string())
-        .set("statistics.interval.ms", "5000");
+        .set("statistics.interval.ms", STATISTICS_INTERVAL_MS);
     // Under KIP-848 the broker owns the session and the heartbeat
     // (group.consumer.session.timeout.ms, group.consumer.heartbeat.interval.ms)
     // and librdkafka refuses to create a consumer that sets them.
@@ -91,11 +91,15 @@ pub(super) fn subscribe(
                     .to_string(),
             );
     }
+    let rebootstrap = Rebootstrap::new(&kafka.bootstrap_servers);
+    let binder = rebootstrap.binder();
     let consumer: StreamConsumer<InboxContext> = config.create_with_context(InboxContext {
         metrics,
         new_group_start: new_group_start(settings),
         unplaced: std::sync::Mutex::default(),
+        rebootstrap,
     })?;
+    binder.attach(consumer.client());
     consumer.subscribe(topics)?;
     Ok(Arc::new(consumer))
 }
@@ -241,6 +245,8 @@ pub(super) struct InboxContext {
     /// Partitions assigned while their committed offsets could not be read
     /// (so none was given a start): see [`place`].
     unplaced: std::sync::Mutex<std::collections::HashSet<(String, i32)>>,
+    /// Gives the consumer its bootstrap servers back when it has no broker left.
+    rebootstrap: Rebootstrap,
 }
 
 impl InboxContext {
@@ -299,6 +305,7 @@ impl ClientContext for InboxContext {
             .map(|p| p.consumer_lag)
             .sum();
         self.metrics.lag.set(lag);
+        self.rebootstrap.check(&statistics);
     }
 }
 

@@ -9,6 +9,7 @@
 mod acquisition;
 mod admin;
 mod boundary;
+mod broker_restarts;
 mod consumers;
 mod drift;
 mod error_messages;

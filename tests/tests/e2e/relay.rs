@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, anyhow};
+use e2e::private_kafka::PrivateKafka;
 use e2e::services::{header, metric, read_records, wait_until};
 use e2e::{ServiceRole, TestInfra};
 use rdkafka::Message;
@@ -26,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 /// One running order-service instance with its relay.
-struct OrderService {
+pub(crate) struct OrderService {
     base: String,
     client: Client,
     stop: CancellationToken,
@@ -34,7 +35,7 @@ struct OrderService {
 }
 
 impl OrderService {
-    async fn start(config: order_service::Config) -> anyhow::Result<Self> {
+    pub(crate) async fn start(config: order_service::Config) -> anyhow::Result<Self> {
         // Silent unless asked: `RUST_LOG=messaging=debug cargo xtask test`.
         if std::env::var_os("RUST_LOG").is_some() {
             platform::telemetry::init();
@@ -51,7 +52,7 @@ impl OrderService {
         })
     }
 
-    async fn place(&self, i: usize) -> anyhow::Result<Value> {
+    pub(crate) async fn place(&self, i: usize) -> anyhow::Result<Value> {
         self.place_body(&order(i)).await
     }
 
@@ -101,7 +102,7 @@ impl OrderService {
     }
 
     /// Graceful stop: drains HTTP, lets the relay finish its batch.
-    async fn stop(self) -> anyhow::Result<()> {
+    pub(crate) async fn stop(self) -> anyhow::Result<()> {
         self.stop.cancel();
         self.task.await??;
         Ok(())
@@ -141,11 +142,11 @@ fn oversized_order() -> Value {
     body
 }
 
-fn id_of(order: &Value) -> String {
+pub(crate) fn id_of(order: &Value) -> String {
     order["id"].as_str().unwrap_or_default().to_owned()
 }
 
-async fn outbox_len(pool: &PgPool) -> anyhow::Result<i64> {
+pub(crate) async fn outbox_len(pool: &PgPool) -> anyhow::Result<i64> {
     Ok(sqlx::query_scalar("SELECT count(*) FROM outbox")
         .fetch_one(pool)
         .await?)
@@ -972,38 +973,6 @@ async fn while_kafka_is_away_the_relay_holds_no_transaction_open() -> anyhow::Re
     .await?;
     service.stop().await?;
     kafka.stop().await
-}
-
-/// A single-node Kafka of one test's own, which it may stop and start.
-struct PrivateKafka {
-    cluster: devinfra::KafkaCluster,
-    dir: std::path::PathBuf,
-}
-
-impl PrivateKafka {
-    /// Starts it; `test` names the test for the one line a machine without
-    /// a JDK and Maven gets instead.
-    async fn start(test: &str) -> anyhow::Result<Self> {
-        devinfra::prereq::native_test(
-            test,
-            "it stops and restarts a broker of its own",
-            devinfra::prereq::NativeNeeds::Kafka,
-        )
-        .await?;
-        let runtime = Arc::new(devinfra::DevInfra::from_env()?.kafka_runtime().await?);
-        let dir = std::env::temp_dir().join(format!("e2e-kafka-{}", Uuid::new_v4().simple()));
-        let mut cluster =
-            devinfra::KafkaCluster::new(runtime, &dir, devinfra::NodePorts::free(1)?)?
-                .kill_on_drop(true);
-        cluster.start().await?;
-        Ok(PrivateKafka { cluster, dir })
-    }
-
-    async fn stop(mut self) -> anyhow::Result<()> {
-        self.cluster.stop().await?;
-        let _ = std::fs::remove_dir_all(&self.dir);
-        Ok(())
-    }
 }
 
 /// The relay's lock session carries server-side TCP keepalives: PostgreSQL
