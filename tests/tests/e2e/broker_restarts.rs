@@ -14,8 +14,9 @@
 //! The first test makes that case for sure: it cuts the broker off from its
 //! controller (iptables) while its consumer asks for metadata all the time.
 //! The second runs the whole flow through freezes and restarts while orders
-//! keep coming: a freeze meets the case only now and then (the broker's
-//! first heartbeat after it often comes before the fence).
+//! keep coming: a freeze meets the case only now and then (the broker is
+//! fenced when it wakes, but unfenced again at its next heartbeat, within
+//! 2 s, and a client must ask in between).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
