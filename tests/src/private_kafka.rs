@@ -21,12 +21,6 @@ impl PrivateKafka {
     /// Starts it; `test` names the test for the one line a machine without
     /// a JDK and Maven gets instead.
     pub async fn start(test: &str) -> anyhow::Result<Self> {
-        Self::start_with(test, Vec::new()).await
-    }
-
-    /// Starts it with `properties` added to (or replacing) the node's
-    /// `server.properties` defaults.
-    pub async fn start_with(test: &str, properties: Vec<(String, String)>) -> anyhow::Result<Self> {
         devinfra::prereq::native_test(
             test,
             "it stops and restarts a broker of its own",
@@ -38,10 +32,6 @@ impl PrivateKafka {
         let mut cluster =
             devinfra::KafkaCluster::new(runtime, &dir, devinfra::NodePorts::free(1)?)?
                 .kill_on_drop(true);
-        cluster
-            .broker_mut(1)
-            .context("node 1")?
-            .set_properties(properties);
         cluster.start().await?;
         Ok(PrivateKafka { cluster, dir })
     }

@@ -51,7 +51,6 @@ struct Shared {
 /// Binds a [`Rebootstrap`] to the client it went into as (part of) the
 /// context, which the client owns from then on; and tells how often it
 /// added the bootstrap servers again.
-#[derive(Clone)]
 pub struct Binder(Arc<Shared>);
 
 impl Binder {
