@@ -19,9 +19,12 @@
 //! nothing (the order keeps its first invoice) and raises nothing, because
 //! the invoice records the event that issued it.
 
+use axum::extract::{Query, State};
+use axum::routing::get;
+use axum::{Json, Router};
 use messaging::inbox::EventMeta;
-use platform::Problem;
-use platform::pagination::{KeyedPageRequest, Page, TextCursor, text_cursor_schema, text_key};
+use platform_web::Problem;
+use platform_web::pagination::{KeyedPageRequest, Page, TextCursor, text_cursor_schema, text_key};
 use serde::{Deserialize, Serialize};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
@@ -99,7 +102,7 @@ pub struct BalanceQuery {
 
 /// The schema of `customer`: what [`text_key`] takes.
 fn customer_schema() -> utoipa::openapi::Object {
-    platform::schema::key_or_empty(
+    platform_web::schema::key_or_empty(
         MAX_EMAIL,
         "Only this customer's balances (the e-mail address, exactly; empty: every customer).",
     )
@@ -165,6 +168,43 @@ pub async fn list(pool: &PgPool, filter: &BalanceFilter) -> Result<Page<Balance>
     Ok(Page::from_keyed_rows(rows, &filter.page, |b: &Balance| {
         TextCursor(vec![b.customer_email.clone(), b.currency.clone()])
     }))
+}
+
+/// The balances' part of the read API and of its OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(balances),
+    tags((name = "balances", description = "Each customer's open balance per currency, moved by the order events"))
+)]
+struct BalancesApi;
+
+/// `GET /balances?customer=&currency=&limit=&cursor=`, with its document.
+pub fn api() -> (Router<PgPool>, utoipa::openapi::OpenApi) {
+    use utoipa::OpenApi as _;
+    (
+        Router::new().route("/balances", get(balances)),
+        BalancesApi::openapi(),
+    )
+}
+
+/// `GET /balances?customer=&currency=&limit=&cursor=`: by customer, then currency.
+#[utoipa::path(
+    get,
+    path = "/balances",
+    tag = "balances",
+    params(BalanceQuery),
+    responses(
+        (status = 200, description = "A page of open balances, by customer e-mail, then currency", body = Page<Balance>),
+        platform_web::openapi::BadRequest, platform_web::openapi::ServerErrors
+    )
+)]
+#[tracing::instrument(skip_all)]
+async fn balances(
+    State(pool): State<PgPool>,
+    Query(query): Query<BalanceQuery>,
+) -> Result<Json<Page<Balance>>, Problem> {
+    let filter = query.parse()?;
+    Ok(Json(list(&pool, &filter).await?))
 }
 
 #[cfg(test)]

@@ -6,90 +6,100 @@
 //! computed here, not trusted from the event); each `OrderCancelled` cancels
 //! it, even when the cancellation arrives first. Both move the customer's
 //! open [`balance`], a running figure that only the inbox's dedup keeps
-//! exactly-once (what the chaos audit checks from outside). The consumer runtime
-//! (dedup, offset after effect, dead-lettering, retries) is
-//! [`messaging::inbox`]; this crate supplies only its [`reader`] (the tolerant
-//! reader), its effects and queries ([`store`]), its read [`api`] and its
-//! [`pages`]. The
-//! process around them is [`platform::app`]; [`messaging::inbox`] also documents how to
-//! rebuild the invoices from the topic's history.
+//! exactly-once (what the chaos audit checks from outside).
+//!
+//! This crate is its domain only: the [`reader`] (the tolerant reader), the
+//! [`invoice`] it makes, its effects ([`store`], [`balance`]) and its
+//! [`pages`]. The service around them (settings, inbox, cancellation rule,
+//! read API, page frame, process) is [`consumer_kit`]; [`messaging::inbox`]
+//! documents how to rebuild the invoices from the topic's history.
 
-pub mod api;
 pub mod balance;
 pub mod invoice;
 pub mod pages;
 pub mod reader;
 pub mod store;
 
-use messaging::cancellation;
-use messaging::consumer::{self, ConsumerConfig};
-use messaging::inbox::{ApplyError, Handler, NewEvent, Rejection};
-use messaging::reader::OrderEvent;
-use platform::services::INVOICING_SERVICE;
+use axum::Router;
+use consumer_kit::{Consumer, ReadModel};
+use maud::Markup;
+use messaging::inbox::{ApplyError, EventMeta, Rejection};
+use platform::services::{INVOICING_SERVICE, ServiceFacts};
+use platform_web::web::PageLinks;
 use shared_events::RawEnvelope;
-use sqlx::PgConnection;
 use sqlx::migrate::Migrator;
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
 
-pub use messaging::consumer::StartupError;
-pub use platform::app::{App, RunError};
-
+use crate::invoice::{Invoice, NewInvoice};
 use crate::reader::InvoicingEvent;
-
-/// The service's configuration; [`cli`] reads it with its defaults.
-pub type Config = ConsumerConfig;
-
-/// The command line: every setting with this service's defaults.
-pub fn cli() -> clap::Command {
-    messaging::consumer::cli(&INVOICING_SERVICE, ABOUT)
-}
-
-const ABOUT: &str = "Issues one invoice per placed order (billing address, prices, totals) from the orders topic; serves the invoices over HTTP.";
-
-/// Connects and migrates the database, assembles the inbox and the read API
-/// and binds the listener; nothing runs until [`App::run_until_stopped`].
-pub async fn build(config: Config) -> Result<App, StartupError> {
-    let service = consumer::prepare(&config, &MIGRATOR, Invoicing).await?;
-    let routes = api::routes(service.pool.clone())
-        .merge(pages::routes(service.pool.clone(), config.links.clone()));
-    let name = INVOICING_SERVICE.name;
-    let app = App::serve(
-        name,
-        &config.http,
-        routes,
-        service.pool,
-        service.readiness,
-        service.registry,
-    );
-    Ok(app.await?.with_task(service.inbox.into_task()))
-}
 
 /// The service's own tables (the inbox adds its own, [`messaging::inbox::MIGRATOR`]).
 pub static MIGRATOR: Migrator = sqlx::migrate!();
 
-/// The invoicing service's reader and effects.
+/// The invoicing service's domain.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Invoicing;
 
-impl Handler for Invoicing {
-    type Event = InvoicingEvent;
+impl Consumer for Invoicing {
+    const SERVICE: ServiceFacts = INVOICING_SERVICE;
+    const ABOUT: &'static str = "Issues one invoice per placed order (billing address, prices, totals) from the orders topic; serves the invoices over HTTP.";
+    const READ_MODEL: ReadModel = ReadModel {
+        table: "invoices",
+        view: "invoices_with_lines",
+        singular: "invoice",
+        plural: "invoices",
+        title: "Invoices",
+    };
 
-    fn decode(&self, envelope: &RawEnvelope) -> Result<Option<InvoicingEvent>, Rejection> {
-        reader::read(envelope)
+    type Placed = NewInvoice;
+    type Item = Invoice;
+    type Row = store::InvoiceRow;
+
+    fn migrator() -> &'static Migrator {
+        &MIGRATOR
     }
 
-    fn effect_table(&self) -> &'static str {
-        "invoices"
+    fn read(&self, envelope: &RawEnvelope) -> Result<Option<InvoicingEvent>, Rejection> {
+        reader::read(envelope)
     }
 
     async fn apply(
         &self,
         conn: &mut PgConnection,
-        events: &[NewEvent<'_, InvoicingEvent>],
+        placed: &[(&EventMeta, &NewInvoice)],
+        cancelled: &[Uuid],
     ) -> Result<(), ApplyError> {
-        let (placed, cancelled) = OrderEvent::split(events);
-        store::issue(conn, &placed).await?;
-        balance::apply(conn, &placed, &cancelled).await?;
-        cancellation::cancel(conn, &cancelled, "invoices").await?;
+        store::issue(conn, placed).await?;
+        balance::apply(conn, placed, cancelled).await?;
         Ok(())
+    }
+
+    fn item(row: store::InvoiceRow) -> Result<Invoice, sqlx::Error> {
+        Invoice::try_from(row)
+    }
+
+    fn id(invoice: &Invoice) -> Uuid {
+        invoice.id
+    }
+
+    fn list_intro(&self, _links: &PageLinks) -> Markup {
+        pages::intro()
+    }
+
+    fn list_table(&self, invoices: &[Invoice], links: &PageLinks) -> Markup {
+        pages::table(invoices, links)
+    }
+
+    fn show(&self, invoice: &Invoice, links: &PageLinks) -> (String, Markup) {
+        pages::invoice(invoice, links)
+    }
+
+    fn more_api(&self) -> Option<(Router<PgPool>, utoipa::openapi::OpenApi)> {
+        Some(balance::api())
+    }
+
+    fn more_pages(&self) -> Router<consumer_kit::pages::PageState> {
+        pages::more()
     }
 }

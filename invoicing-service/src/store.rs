@@ -6,10 +6,8 @@
 //! before it, as [`messaging::cancellation`] explains.
 
 use messaging::inbox::EventMeta;
-use messaging::view::View;
-use platform::pagination::{Page, PageRequest};
 use sqlx::types::Json;
-use sqlx::{FromRow, PgConnection, PgPool};
+use sqlx::{FromRow, PgConnection};
 use uuid::Uuid;
 
 use crate::invoice::{
@@ -131,33 +129,10 @@ pub async fn issue(
     Ok(())
 }
 
-/// What the read API reads: a invoice with its lines in order, in one row.
-const VIEW: View = View("invoices_with_lines");
-
-/// The invoice `id`, if it exists.
-pub async fn find(pool: &PgPool, id: Uuid) -> Result<Option<Invoice>, sqlx::Error> {
-    VIEW.find(pool, id, <Invoice as TryFrom<InvoiceRow>>::try_from)
-        .await
-}
-
-/// One page of invoices, newest first, optionally only those of one order.
-pub async fn list(
-    pool: &PgPool,
-    order_id: Option<Uuid>,
-    page: PageRequest,
-) -> Result<Page<Invoice>, sqlx::Error> {
-    VIEW.page(
-        pool,
-        order_id,
-        page,
-        <Invoice as TryFrom<InvoiceRow>>::try_from,
-        |invoice: &Invoice| invoice.id,
-    )
-    .await
-}
-
+/// A row of `invoices_with_lines`: an invoice with its lines in order, in
+/// one row, as the read API and the pages read it.
 #[derive(FromRow)]
-struct InvoiceRow {
+pub struct InvoiceRow {
     id: Uuid,
     order_id: Uuid,
     status: String,

@@ -11,19 +11,18 @@
 //! processed go to a [`dead_letter`] topic; transient failures are retried
 //! with capped [`backoff`]. [`kafka`] holds the client settings shared by both
 //! sides and the explicit topic provisioning that nothing may skip. There is
-//! no HTTP here: a service runs its relay or inbox as a background task of
-//! `platform::app`.
+//! no HTTP here, and no web crate: a service runs its relay or inbox as a
+//! [`platform::task::BackgroundTask`]; the shell of a consuming service
+//! (settings, read API, pages) is the `consumer-kit` crate.
 
 pub mod backoff;
 pub mod cancellation;
-pub mod consumer;
 pub mod dead_letter;
 pub mod inbox;
 pub mod kafka;
 pub mod outbox;
 pub mod reader;
 pub mod relay;
-pub mod view;
 
 /// A histogram of items per batch (records of an inbox batch, events of a
 /// relay batch): 1 to 4096, in powers of two.

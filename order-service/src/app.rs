@@ -1,7 +1,7 @@
 //! Wiring: from a [`Config`] to a running service.
 //!
 //! [`build`] does everything that can fail at start-up (connect, migrate,
-//! bind, create the relay's producer) and returns a [`platform::app::App`]
+//! bind, create the relay's producer) and returns a [`platform_web::app::App`]
 //! that has not served anything yet; tests build the same `App` on port 0
 //! against a fresh database, or drive its router with
 //! `tower::ServiceExt::oneshot` without a socket. Running it serves HTTP
@@ -13,10 +13,11 @@
 use std::sync::Arc;
 
 use axum::Router;
-use platform::app::{App, BackgroundTask, BindError};
 use platform::db::{Planning, StartupError as DbError};
 use platform::health::Readiness;
 use platform::services::ORDER_SERVICE;
+use platform::task::BackgroundTask;
+use platform_web::app::{App, BindError};
 use prometheus_client::registry::Registry;
 use tokio_util::sync::CancellationToken;
 
@@ -171,8 +172,8 @@ mod tests {
     use axum::body::Body;
     use axum::http::{Method, Request, StatusCode, header};
     use http_body_util::BodyExt;
-    use platform::http::HttpLimits;
-    use platform::web::security::AllowedHosts;
+    use platform_web::http::HttpLimits;
+    use platform_web::web::security::AllowedHosts;
     use serde_json::{Value, json};
     use sqlx::PgPool;
     use sqlx::postgres::PgPoolOptions;
@@ -198,12 +199,12 @@ mod tests {
         let upstream = Upstream::new("http://127.0.0.1:1", "http://127.0.0.1:1").unwrap();
         let pages = Pages::new(
             state.clone(),
-            platform::web::PageLinks::local(),
+            platform_web::web::PageLinks::local(),
             upstream.clone(),
             Overview::new(registry.clone(), upstream),
         );
         let hosts = AllowedHosts::local("127.0.0.1:8081".parse().unwrap());
-        platform::http::with_common_layers(
+        platform_web::http::with_common_layers(
             routes(state, pages),
             pool,
             Readiness::new(),
@@ -230,7 +231,11 @@ mod tests {
             .unwrap()
             .to_owned();
         let body = response.into_body().collect().await.unwrap().to_bytes();
-        assert_eq!(content_type, platform::problem::CONTENT_TYPE, "{status}");
+        assert_eq!(
+            content_type,
+            platform_web::problem::CONTENT_TYPE,
+            "{status}"
+        );
         (status, serde_json::from_slice(&body).unwrap())
     }
 
@@ -350,7 +355,7 @@ mod tests {
         assert_eq!(response.status(), StatusCode::OK);
         assert_eq!(
             response.headers()[header::CONTENT_SECURITY_POLICY],
-            platform::openapi::CSP,
+            platform_web::openapi::CSP,
             "the common layers keep the page's own policy"
         );
         let response = app()
@@ -359,7 +364,7 @@ mod tests {
             .unwrap();
         assert_eq!(
             response.headers()[header::CONTENT_SECURITY_POLICY],
-            platform::web::security::CONTENT_SECURITY_POLICY,
+            platform_web::web::security::CONTENT_SECURITY_POLICY,
             "every other answer gets the services' policy"
         );
     }

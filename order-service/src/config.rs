@@ -9,10 +9,11 @@ use std::time::Duration;
 use clap::{Command, Parser};
 use messaging::kafka::{KafkaSettings, ProducerSettings};
 use messaging::relay::RelaySettings;
-use platform::config::{DbSettings, HttpSettings, LogSettings};
+use platform::config::{DbSettings, LogSettings};
 use platform::db::DatabaseUrl;
 use platform::services::ORDER_SERVICE;
-use platform::web::PageLinks;
+use platform_web::config::HttpSettings;
+use platform_web::web::PageLinks;
 
 /// How the order service runs.
 #[derive(Debug, Clone, Parser)]
@@ -83,7 +84,7 @@ pub struct UpstreamSettings {
         id = "invoicing_api_url",
         long = "invoicing-api-url",
         env = "INVOICING_API_URL",
-        value_parser = platform::web::base_url
+        value_parser = platform_web::web::base_url
     )]
     pub invoicing_api_url: Option<String>,
     /// Where order-service reads shipping-service's API for its pages (unset: SHIPPING_SERVICE_URL)
@@ -91,7 +92,7 @@ pub struct UpstreamSettings {
         id = "shipping_api_url",
         long = "shipping-api-url",
         env = "SHIPPING_API_URL",
-        value_parser = platform::web::base_url
+        value_parser = platform_web::web::base_url
     )]
     pub shipping_api_url: Option<String>,
 }

@@ -34,4 +34,4 @@ pub mod store;
 
 pub use app::{StartupError, build};
 pub use config::Config;
-pub use platform::app::{App, RunError};
+pub use platform_web::app::{App, RunError};

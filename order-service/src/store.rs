@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use messaging::outbox::{self, OutboxMessage, Wakeup};
-use platform::pagination::PageRequest;
+use platform_web::pagination::PageRequest;
 use shared_events::TraceParent;
 use sqlx::migrate::Migrator;
 use sqlx::{FromRow, PgConnection, PgPool};

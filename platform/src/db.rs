@@ -230,21 +230,6 @@ pub fn unavailable_detail(error: &sqlx::Error) -> &'static str {
     }
 }
 
-/// A database error as an HTTP answer: 503 when it is transient (the client
-/// may retry), 500 otherwise. The error is logged in full; the client never
-/// sees SQL or driver internals.
-impl From<sqlx::Error> for crate::Problem {
-    fn from(error: sqlx::Error) -> Self {
-        if is_transient(&error) {
-            tracing::warn!(error = %error, "database unavailable");
-            crate::Problem::unavailable(unavailable_detail(&error))
-        } else {
-            tracing::error!(error = ?error, "database error");
-            crate::Problem::internal()
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -255,18 +240,6 @@ mod tests {
         let shown = format!("{url:?}");
         assert_eq!(shown, "postgres://orders:***@127.0.0.1:15432/orders");
         assert!(!shown.contains("s3cret"));
-    }
-
-    #[test]
-    fn database_errors_answer_503_when_transient_and_500_otherwise() {
-        let unavailable = crate::Problem::from(sqlx::Error::PoolTimedOut);
-        assert_eq!(unavailable.status().as_u16(), 503);
-        assert_eq!(unavailable.detail(), POOL_BUSY, "a busy pool says so");
-        let away = crate::Problem::from(sqlx::Error::PoolClosed);
-        assert_eq!(away.detail(), DATABASE_UNAVAILABLE);
-        let bug = crate::Problem::from(sqlx::Error::RowNotFound);
-        assert_eq!(bug.status().as_u16(), 500);
-        assert!(!bug.detail().contains("no rows"));
     }
 
     #[test]

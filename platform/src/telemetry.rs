@@ -31,12 +31,16 @@ use std::ffi::OsStr;
 use std::io::IsTerminal as _;
 
 use opentelemetry::propagation::TextMapPropagator as _;
-use opentelemetry::trace::{TraceContextExt as _, TracerProvider as _};
+use opentelemetry::trace::TraceContextExt as _;
+#[cfg(feature = "otlp")]
+use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
+#[cfg(feature = "otlp")]
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
+#[cfg(feature = "otlp")]
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 
@@ -52,12 +56,14 @@ pub const TRACEPARENT: &str = "traceparent";
 
 /// What [`init_service`] installed; [`Telemetry::shutdown`] sends the spans
 /// still buffered before the process exits.
+#[cfg(feature = "otlp")]
 #[derive(Debug)]
 #[must_use = "shut it down at exit, or the last spans are lost"]
 pub struct Telemetry {
     provider: Option<SdkTracerProvider>,
 }
 
+#[cfg(feature = "otlp")]
 impl Telemetry {
     /// Whether spans are exported.
     pub fn exporting(&self) -> bool {
@@ -76,6 +82,7 @@ impl Telemetry {
 }
 
 /// Why the span export could not be set up.
+#[cfg(feature = "otlp")]
 #[derive(Debug, thiserror::Error)]
 pub enum TelemetryError {
     /// The OTLP exporter could not be built (a bad endpoint, a bad header variable).
@@ -89,6 +96,7 @@ pub enum TelemetryError {
 /// The log of [`init_with`], plus the OTLP span export when the standard
 /// variables ask for it (see the module documentation); `service` is the
 /// name spans carry when `OTEL_SERVICE_NAME` is not set.
+#[cfg(feature = "otlp")]
 pub fn init_service(filter: &str, service: &str) -> Result<Telemetry, TelemetryError> {
     let endpoint_set = [OTLP_TRACES_ENDPOINT_VAR, OTLP_ENDPOINT_VAR]
         .iter()
@@ -116,6 +124,7 @@ pub fn init_service(filter: &str, service: &str) -> Result<Telemetry, TelemetryE
 /// A provider exporting in batches over OTLP/HTTP. The exporter's blocking
 /// HTTP client is built (and later dropped) off the async runtime: it runs
 /// a runtime of its own, which may not be created or dropped inside another.
+#[cfg(feature = "otlp")]
 fn tracer_provider(name: &str) -> Result<SdkTracerProvider, TelemetryError> {
     let exporter = std::thread::spawn(|| {
         opentelemetry_otlp::SpanExporter::builder()
@@ -229,6 +238,12 @@ mod tests {
     use std::sync::{Arc, Mutex};
 
     use super::*;
+    #[cfg(not(feature = "otlp"))]
+    use opentelemetry::trace::TracerProvider as _;
+    #[cfg(not(feature = "otlp"))]
+    use opentelemetry_sdk::trace::SdkTracerProvider;
+    #[cfg(not(feature = "otlp"))]
+    use tracing_subscriber::layer::SubscriberExt as _;
 
     #[test]
     fn colours_only_on_a_terminal_and_never_with_no_color() {

@@ -7,92 +7,103 @@
 //! Both move the [`pick_list`], a running figure of the units to pick per
 //! SKU that only the inbox's dedup keeps exactly-once (what the chaos audit
 //! checks from outside).
+//!
 //! Shipping holds no price, e-mail address or billing address: its reader
 //! does not declare them, so they never reach its tables or its API. Several
-//! instances in the one group split the topic's partitions between them. The
-//! consumer runtime (dedup, offset after effect, dead-lettering, retries) is
-//! [`messaging::inbox`]; this crate supplies only its [`reader`] (the tolerant
-//! reader), its effects and queries ([`store`]), its read [`api`] and its
-//! [`pages`]. The
-//! process around them is [`platform::app`]; [`messaging::inbox`] also documents how to
-//! rebuild the shipments from the topic's history.
+//! instances in the one group split the topic's partitions between them.
+//!
+//! This crate is its domain only: the [`reader`] (the tolerant reader), the
+//! [`shipment`] it makes, its effects ([`store`], [`pick_list`]) and its
+//! [`pages`]. The service around them (settings, inbox, cancellation rule,
+//! read API, page frame, process) is [`consumer_kit`]; [`messaging::inbox`]
+//! documents how to rebuild the shipments from the topic's history.
 
-pub mod api;
 pub mod pages;
 pub mod pick_list;
 pub mod reader;
 pub mod shipment;
 pub mod store;
 
-use messaging::cancellation;
-use messaging::consumer::{self, ConsumerConfig};
-use messaging::inbox::{ApplyError, Handler, NewEvent, Rejection};
-use messaging::reader::OrderEvent;
-use platform::services::SHIPPING_SERVICE;
+use axum::Router;
+use consumer_kit::{Consumer, ReadModel};
+use maud::Markup;
+use messaging::inbox::{ApplyError, EventMeta, Rejection};
+use platform::services::{SHIPPING_SERVICE, ServiceFacts};
+use platform_web::web::PageLinks;
 use shared_events::RawEnvelope;
-use sqlx::PgConnection;
 use sqlx::migrate::Migrator;
-
-pub use messaging::consumer::StartupError;
-pub use platform::app::{App, RunError};
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
 
 use crate::reader::ShippingEvent;
-
-/// The service's configuration; [`cli`] reads it with its defaults.
-pub type Config = ConsumerConfig;
-
-/// The command line: every setting with this service's defaults.
-pub fn cli() -> clap::Command {
-    messaging::consumer::cli(&SHIPPING_SERVICE, ABOUT)
-}
-
-const ABOUT: &str = "Creates one shipment per placed order (recipient, shipping address, what to pack; no prices) from the orders topic; serves the shipments over HTTP.";
-
-/// Connects and migrates the database, assembles the inbox and the read API
-/// and binds the listener; nothing runs until [`App::run_until_stopped`].
-pub async fn build(config: Config) -> Result<App, StartupError> {
-    let service = consumer::prepare(&config, &MIGRATOR, Shipping).await?;
-    let routes = api::routes(service.pool.clone())
-        .merge(pages::routes(service.pool.clone(), config.links.clone()));
-    let name = SHIPPING_SERVICE.name;
-    let app = App::serve(
-        name,
-        &config.http,
-        routes,
-        service.pool,
-        service.readiness,
-        service.registry,
-    );
-    Ok(app.await?.with_task(service.inbox.into_task()))
-}
+use crate::shipment::{NewShipment, Shipment};
 
 /// The service's own tables (the inbox adds its own, [`messaging::inbox::MIGRATOR`]).
 pub static MIGRATOR: Migrator = sqlx::migrate!();
 
-/// The shipping service's reader and effects.
+/// The shipping service's domain.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Shipping;
 
-impl Handler for Shipping {
-    type Event = ShippingEvent;
+impl Consumer for Shipping {
+    const SERVICE: ServiceFacts = SHIPPING_SERVICE;
+    const ABOUT: &'static str = "Creates one shipment per placed order (recipient, shipping address, what to pack; no prices) from the orders topic; serves the shipments over HTTP.";
+    const READ_MODEL: ReadModel = ReadModel {
+        table: "shipments",
+        view: "shipments_with_lines",
+        singular: "shipment",
+        plural: "shipments",
+        title: "Shipments",
+    };
 
-    fn decode(&self, envelope: &RawEnvelope) -> Result<Option<ShippingEvent>, Rejection> {
-        reader::read(envelope)
+    type Placed = NewShipment;
+    type Item = Shipment;
+    type Row = store::ShipmentRow;
+
+    fn migrator() -> &'static Migrator {
+        &MIGRATOR
     }
 
-    fn effect_table(&self) -> &'static str {
-        "shipments"
+    fn read(&self, envelope: &RawEnvelope) -> Result<Option<ShippingEvent>, Rejection> {
+        reader::read(envelope)
     }
 
     async fn apply(
         &self,
         conn: &mut PgConnection,
-        events: &[NewEvent<'_, ShippingEvent>],
+        placed: &[(&EventMeta, &NewShipment)],
+        cancelled: &[Uuid],
     ) -> Result<(), ApplyError> {
-        let (placed, cancelled) = OrderEvent::split(events);
-        store::create(conn, &placed).await?;
-        pick_list::apply(conn, &placed, &cancelled).await?;
-        cancellation::cancel(conn, &cancelled, "shipments").await?;
+        store::create(conn, placed).await?;
+        pick_list::apply(conn, placed, cancelled).await?;
         Ok(())
+    }
+
+    fn item(row: store::ShipmentRow) -> Result<Shipment, sqlx::Error> {
+        Shipment::try_from(row)
+    }
+
+    fn id(shipment: &Shipment) -> Uuid {
+        shipment.id
+    }
+
+    fn list_intro(&self, _links: &PageLinks) -> Markup {
+        pages::intro()
+    }
+
+    fn list_table(&self, shipments: &[Shipment], links: &PageLinks) -> Markup {
+        pages::table(shipments, links)
+    }
+
+    fn show(&self, shipment: &Shipment, links: &PageLinks) -> (String, Markup) {
+        pages::shipment(shipment, links)
+    }
+
+    fn more_api(&self) -> Option<(Router<PgPool>, utoipa::openapi::OpenApi)> {
+        Some(pick_list::api())
+    }
+
+    fn more_pages(&self) -> Router<consumer_kit::pages::PageState> {
+        pages::more()
     }
 }

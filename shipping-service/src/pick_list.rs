@@ -19,9 +19,12 @@
 //! creates nothing (the order keeps its first shipment) and adds nothing,
 //! because the shipment records the event that created it.
 
+use axum::extract::{Query, State};
+use axum::routing::get;
+use axum::{Json, Router};
 use messaging::inbox::EventMeta;
-use platform::Problem;
-use platform::pagination::{KeyedPageRequest, Page, TextCursor, text_cursor_schema, text_key};
+use platform_web::Problem;
+use platform_web::pagination::{KeyedPageRequest, Page, TextCursor, text_cursor_schema, text_key};
 use serde::{Deserialize, Serialize};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
@@ -94,7 +97,7 @@ pub struct PickListQuery {
 
 /// The schema of `sku`: what [`text_key`] takes.
 fn sku_schema() -> utoipa::openapi::Object {
-    platform::schema::key_or_empty(MAX_SKU, "Only this SKU (exactly; empty: every SKU).")
+    platform_web::schema::key_or_empty(MAX_SKU, "Only this SKU (exactly; empty: every SKU).")
 }
 
 /// A validated [`PickListQuery`].
@@ -136,6 +139,43 @@ pub async fn list(pool: &PgPool, filter: &PickListFilter) -> Result<Page<ToPick>
     Ok(Page::from_keyed_rows(rows, &filter.page, |p: &ToPick| {
         TextCursor(vec![p.sku.clone()])
     }))
+}
+
+/// The pick list's part of the read API and of its OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(pick_list),
+    tags((name = "pick list", description = "The units to pick per SKU, moved by the order events"))
+)]
+struct PickListApi;
+
+/// `GET /pick-list?sku=&limit=&cursor=`, with its document.
+pub fn api() -> (Router<PgPool>, utoipa::openapi::OpenApi) {
+    use utoipa::OpenApi as _;
+    (
+        Router::new().route("/pick-list", get(pick_list)),
+        PickListApi::openapi(),
+    )
+}
+
+/// `GET /pick-list?sku=&limit=&cursor=`: by SKU.
+#[utoipa::path(
+    get,
+    path = "/pick-list",
+    tag = "pick list",
+    params(PickListQuery),
+    responses(
+        (status = 200, description = "A page of the units to pick, by SKU", body = Page<ToPick>),
+        platform_web::openapi::BadRequest, platform_web::openapi::ServerErrors
+    )
+)]
+#[tracing::instrument(skip_all)]
+async fn pick_list(
+    State(pool): State<PgPool>,
+    Query(query): Query<PickListQuery>,
+) -> Result<Json<Page<ToPick>>, Problem> {
+    let filter = query.parse()?;
+    Ok(Json(list(&pool, &filter).await?))
 }
 
 #[cfg(test)]

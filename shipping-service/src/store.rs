@@ -6,10 +6,8 @@
 //! before it, as [`messaging::cancellation`] explains.
 
 use messaging::inbox::EventMeta;
-use messaging::view::View;
-use platform::pagination::{Page, PageRequest};
 use sqlx::types::Json;
-use sqlx::{FromRow, PgConnection, PgPool};
+use sqlx::{FromRow, PgConnection};
 use uuid::Uuid;
 
 use crate::shipment::{
@@ -108,33 +106,10 @@ pub async fn create(
     Ok(())
 }
 
-/// What the read API reads: a shipment with its lines in order, in one row.
-const VIEW: View = View("shipments_with_lines");
-
-/// The shipment `id`, if it exists.
-pub async fn find(pool: &PgPool, id: Uuid) -> Result<Option<Shipment>, sqlx::Error> {
-    VIEW.find(pool, id, <Shipment as TryFrom<ShipmentRow>>::try_from)
-        .await
-}
-
-/// One page of shipments, newest first, optionally only those of one order.
-pub async fn list(
-    pool: &PgPool,
-    order_id: Option<Uuid>,
-    page: PageRequest,
-) -> Result<Page<Shipment>, sqlx::Error> {
-    VIEW.page(
-        pool,
-        order_id,
-        page,
-        <Shipment as TryFrom<ShipmentRow>>::try_from,
-        |shipment: &Shipment| shipment.id,
-    )
-    .await
-}
-
+/// A row of `shipments_with_lines`: a shipment with its lines in order, in
+/// one row, as the read API and the pages read it.
 #[derive(FromRow)]
-struct ShipmentRow {
+pub struct ShipmentRow {
     id: Uuid,
     order_id: Uuid,
     status: String,

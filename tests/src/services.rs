@@ -14,9 +14,8 @@ use std::future::Future;
 use std::time::Duration;
 
 use anyhow::{Context as _, anyhow, bail};
-use messaging::consumer::ConsumerConfig;
-use platform::app::{App, RunError};
-use platform::services::ServiceFacts;
+use consumer_kit::ConsumerConfig;
+use platform_web::app::RunError;
 use rdkafka::Message;
 use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
 use rdkafka::message::OwnedMessage;
@@ -62,30 +61,9 @@ pub fn fresh_group(service: &str) -> String {
     format!("{service}-{}", Uuid::new_v4().simple())
 }
 
-/// A consuming service, as the tests start it: its facts and its `build`.
-pub trait ConsumerUnderTest {
-    /// Its facts (name, port, database, consumer group).
-    const SERVICE: ServiceFacts;
-
-    /// Builds it from `config`, bound and migrated, not yet running.
-    fn build(config: ConsumerConfig) -> impl Future<Output = anyhow::Result<App>> + Send;
-}
-
-impl ConsumerUnderTest for invoicing_service::Invoicing {
-    const SERVICE: ServiceFacts = platform::services::INVOICING_SERVICE;
-
-    async fn build(config: ConsumerConfig) -> anyhow::Result<App> {
-        Ok(invoicing_service::build(config).await?)
-    }
-}
-
-impl ConsumerUnderTest for shipping_service::Shipping {
-    const SERVICE: ServiceFacts = platform::services::SHIPPING_SERVICE;
-
-    async fn build(config: ConsumerConfig) -> anyhow::Result<App> {
-        Ok(shipping_service::build(config).await?)
-    }
-}
+/// A consuming service, as the tests start it: the kit's [`Consumer`]
+/// (its facts, and [`consumer_kit::build`] builds it as its binary does).
+pub use consumer_kit::Consumer as ConsumerUnderTest;
 
 /// A service's configuration for one test: `database_url`, `topic`, consumer
 /// group `group`, a free port, a small pool, short retry delays and a
@@ -127,7 +105,7 @@ impl ServiceUnderTest {
     /// Builds the service from `config` (pool, migrations, listener) and runs it.
     pub async fn start<S: ConsumerUnderTest>(config: ConsumerConfig) -> anyhow::Result<Self> {
         let group = config.inbox.group_id.clone();
-        let app = S::build(config)
+        let app = consumer_kit::build::<S>(config)
             .await
             .with_context(|| format!("starting {} in group {group}", S::SERVICE.name))?;
         let base_url = format!("http://{}", app.local_addr());

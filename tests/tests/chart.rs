@@ -112,8 +112,14 @@ fn environment(container: &Value) -> BTreeMap<String, Option<String>> {
 fn service_commands() -> [(ServiceFacts, clap::Command); 3] {
     [
         (ORDER_SERVICE, order_service::Config::cli()),
-        (INVOICING_SERVICE, invoicing_service::cli()),
-        (SHIPPING_SERVICE, shipping_service::cli()),
+        (
+            INVOICING_SERVICE,
+            consumer_kit::command::<invoicing_service::Invoicing>(),
+        ),
+        (
+            SHIPPING_SERVICE,
+            consumer_kit::command::<shipping_service::Shipping>(),
+        ),
     ]
 }
 
@@ -207,7 +213,7 @@ fn the_chart_declares_the_topics_the_services_use_with_their_partitions() {
         expected.insert(shared_events::topics::retry(orders, group));
     }
     // The dedup window must outlive any redelivery the topic can make.
-    let dedup_hours: i64 = declared(&invoicing_service::cli())
+    let dedup_hours: i64 = declared(&consumer_kit::command::<invoicing_service::Invoicing>())
         .into_iter()
         .find(|v| v.name == "PROCESSED_RETENTION_HOURS")
         .and_then(|v| v.default)

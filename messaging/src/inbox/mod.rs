@@ -171,7 +171,8 @@ use uuid::Uuid;
 use crate::backoff::Backoff;
 use crate::dead_letter::DeadLetter;
 use crate::kafka::{
-    KafkaSettings, RebuildingProducer, TopicSpec, ensure_topics_patiently, partition_count,
+    KafkaSettings, ProducerSettings, RebuildingProducer, TopicSpec, ensure_topics_patiently,
+    partition_count,
 };
 
 pub use metrics::InboxMetrics;
@@ -326,12 +327,15 @@ impl<H: Handler> Inbox<H> {
         }
     }
 
-    /// The inbox of a consuming service configured by `config`: its
-    /// dead-letter producer made, its metrics registered on `registry`.
+    /// The inbox of a consuming service reading `kafka` with `settings`: its
+    /// dead-letter producer made with `producer`, its metrics registered on
+    /// `registry`.
     pub fn for_service(
         pool: PgPool,
         handler: H,
-        config: &crate::consumer::ConsumerConfig,
+        kafka: &KafkaSettings,
+        producer: &ProducerSettings,
+        settings: &InboxSettings,
         registry: &mut prometheus_client::registry::Registry,
         readiness: Readiness,
     ) -> Result<Self, KafkaError> {
@@ -341,12 +345,12 @@ impl<H: Handler> Inbox<H> {
             "Dead-letter producers replaced after a fatal error (a fenced idempotent producer, say)",
             rebuilds.clone(),
         );
-        let producer = RebuildingProducer::new(&config.kafka, &config.producer, rebuilds)?;
+        let producer = RebuildingProducer::new(kafka, producer, rebuilds)?;
         Ok(Inbox::new(
             pool,
             handler,
-            config.kafka.clone(),
-            config.inbox.clone(),
+            kafka.clone(),
+            settings.clone(),
             InboxMetrics::register(registry),
             readiness,
             producer,
@@ -355,8 +359,8 @@ impl<H: Handler> Inbox<H> {
 
     /// The inbox as a service's background task: it consumes until the
     /// service stops, and its failure stops the service.
-    pub fn into_task(self) -> platform::app::BackgroundTask {
-        platform::app::BackgroundTask::fallible("inbox", move |stop| self.run(stop))
+    pub fn into_task(self) -> platform::task::BackgroundTask {
+        platform::task::BackgroundTask::fallible("inbox", move |stop| self.run(stop))
     }
 
     /// The topics this inbox needs besides its retry topic: the source topic

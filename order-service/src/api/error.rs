@@ -2,7 +2,7 @@
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use platform::{FieldError, Problem};
+use platform_web::{FieldError, Problem};
 use uuid::Uuid;
 
 use crate::store::StoreError;

@@ -19,7 +19,7 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{FromRequest, Request};
 use axum::http::{HeaderMap, StatusCode};
-use platform::FieldError;
+use platform_web::FieldError;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 

@@ -65,7 +65,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     let mut document = ApiDoc::openapi();
     object_when_sent(&mut document, "/orders/{id}/cancel", "CancelRequest");
     state_the_body_limit(&mut document);
-    platform::openapi::document(
+    platform_web::openapi::document(
         document,
         "order-service",
         "Takes orders and writes each with its event in one transaction (transactional outbox). \
@@ -117,7 +117,7 @@ fn state_the_body_limit(document: &mut utoipa::openapi::OpenApi) {
 /// with `/openapi.json` and the reference page `/api-docs`.
 pub fn routes(state: AppState) -> Router {
     Router::new()
-        .merge(platform::openapi::routes(&openapi()))
+        .merge(platform_web::openapi::routes(&openapi()))
         .route(
             "/orders",
             post(orders::place_order).get(orders::list_orders),

@@ -6,8 +6,8 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use platform::openapi::{BadRequest, BodyErrors, NotFound, ProblemDocument, ServerErrors};
-use platform::pagination::{Page, PageRequest};
+use platform_web::openapi::{BadRequest, BodyErrors, NotFound, ProblemDocument, ServerErrors};
+use platform_web::pagination::{Page, PageRequest};
 use serde::Deserialize;
 use shared_events::TraceParent;
 use tracing::Instrument as _;
@@ -179,7 +179,7 @@ pub struct ListQuery {
     #[param(value_type = Option<i64>, minimum = 1, maximum = 500)]
     pub limit: Option<String>,
     /// `next_cursor` of the previous page (empty: the first page).
-    #[param(required = false, schema_with = platform::pagination::cursor_schema)]
+    #[param(required = false, schema_with = platform_web::pagination::cursor_schema)]
     pub cursor: Option<String>,
 }
 

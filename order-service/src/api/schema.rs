@@ -2,13 +2,13 @@
 //!
 //! Each function is one field's schema in the OpenAPI document
 //! (`#[schema(schema_with = ...)]` in [`super::request`]), made by
-//! [`platform::schema`] from the constants the validation uses, so the
+//! [`platform_web::schema`] from the constants the validation uses, so the
 //! document says exactly what [`super::validate`] accepts. One rule has no
 //! JSON Schema: a SKU may appear on one line only (JSON Schema can ask for
 //! unique items, not for items unique by one property); the document says
 //! so in words on `lines`.
 
-use platform::schema;
+use platform_web::schema;
 use utoipa::openapi::schema::{Object, Schema};
 
 use crate::domain::{

@@ -3,7 +3,7 @@
 //! The rules themselves are the domain's (`crate::domain`); this module
 //! walks the request and collects what they say.
 
-use platform::FieldError;
+use platform_web::FieldError;
 use serde_json::Number;
 
 use super::request::{

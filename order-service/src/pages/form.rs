@@ -16,10 +16,10 @@
 //! it twice, by a double click, a reload or the back button, places one
 //! order.
 
-use platform::FieldError;
 use platform::money::{self, AmountError};
-use platform::web::PageError;
-use platform::web::form::Form;
+use platform_web::FieldError;
+use platform_web::web::PageError;
+use platform_web::web::form::Form;
 use serde_json::Number;
 
 use crate::api::headers::IdempotencyKey;

@@ -16,8 +16,8 @@
 use chrono::{DateTime, Utc};
 use maud::{Markup, html};
 use messaging::dead_letter::Recorded;
-use platform::web::PageLinks;
-use platform::web::format::{elapsed, time};
+use platform_web::web::PageLinks;
+use platform_web::web::format::{elapsed, time};
 use shared_events::EventType;
 use uuid::Uuid;
 

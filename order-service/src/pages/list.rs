@@ -6,10 +6,10 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::response::Response;
 use maud::html;
-use platform::pagination::OrderListQuery;
-use platform::web::format::{money, time};
-use platform::web::layout::{Section, page, pager, status};
-use platform::web::{PageError, list_query, ok};
+use platform_web::pagination::OrderListQuery;
+use platform_web::web::format::{money, time};
+use platform_web::web::layout::{Section, page, pager, status};
+use platform_web::web::{PageError, list_query, ok};
 
 use super::{Pages, store_error};
 
@@ -26,7 +26,7 @@ pub async fn list(
         .list_orders(request)
         .await
         .map_err(store_error)?;
-    let page_of = platform::pagination::Page::from_rows(orders, request, |o| o.id);
+    let page_of = platform_web::pagination::Page::from_rows(orders, request, |o| o.id);
     let content = html! {
         div.actions {
             h1 { "Orders" }

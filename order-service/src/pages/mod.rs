@@ -13,7 +13,7 @@
 //! and cancelled by the same store calls, and hostile input gets a 4xx page
 //! that says what is wrong, with nothing written. Form posts from another
 //! site's page are refused, as is every unsafe request to the service from
-//! one, by the platform's [`platform::web::security::guard`].
+//! one, by the platform's [`platform_web::web::security::guard`].
 
 pub mod form;
 pub mod journey;
@@ -28,8 +28,8 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
-use platform::web::form::MAX_FORM_BYTES;
-use platform::web::{PageError, PageLinks};
+use platform_web::web::form::MAX_FORM_BYTES;
+use platform_web::web::{PageError, PageLinks};
 
 use crate::api::AppState;
 use crate::store::StoreError;
@@ -70,7 +70,7 @@ pub fn routes(pages: Pages) -> Router {
         .route("/order/{id}/journey", get(order::journey))
         .route("/overview", get(overview::show))
         .route("/overview/charts", get(overview::charts))
-        .merge(platform::web::assets::routes())
+        .merge(platform_web::web::assets::routes())
         .layer(DefaultBodyLimit::max(MAX_FORM_BYTES))
         .with_state(pages)
 }

@@ -10,10 +10,10 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use maud::{Markup, html};
-use platform::FieldError;
-use platform::web::PageError;
-use platform::web::form::Form;
-use platform::web::layout::{Section, page};
+use platform_web::FieldError;
+use platform_web::web::PageError;
+use platform_web::web::form::Form;
+use platform_web::web::layout::{Section, page};
 use serde::Deserialize;
 use shared_events::TraceParent;
 use uuid::Uuid;
@@ -37,7 +37,7 @@ pub async fn blank(
     State(pages): State<Pages>,
     query: Result<Query<NewQuery>, QueryRejection>,
 ) -> Result<Response, PageError> {
-    let query = platform::web::query(query)?;
+    let query = platform_web::web::query(query)?;
     let Some(key) = query.key else {
         return Ok(Redirect::to(&format!("/new?key={}", Uuid::new_v4())).into_response());
     };

@@ -8,10 +8,10 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use maud::{Markup, html};
-use platform::web::form::Form;
-use platform::web::format::{money, time};
-use platform::web::layout::{Section, page, status};
-use platform::web::{PageError, path_id};
+use platform_web::web::form::Form;
+use platform_web::web::format::{money, time};
+use platform_web::web::layout::{Section, page, status};
+use platform_web::web::{PageError, path_id};
 use serde::Deserialize;
 use shared_events::TraceParent;
 
@@ -46,7 +46,7 @@ pub async fn show(
     Path(id): Path<String>,
     query: Result<Query<ShowQuery>, QueryRejection>,
 ) -> Result<Response, PageError> {
-    let query = platform::web::query(query)?;
+    let query = platform_web::web::query(query)?;
     let order = find(&pages, &id).await?;
     let notice = query.resent.is_some().then(|| {
         html! { "This form had been sent already: this is the order it placed. Nothing was placed twice." }

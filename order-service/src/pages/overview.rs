@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 use axum::extract::State;
 use axum::response::{Html, IntoResponse, Response};
 use maud::{Markup, html};
-use platform::web::layout::{Section, page};
-use platform::web::{PageError, ok};
+use platform_web::web::layout::{Section, page};
+use platform_web::web::{PageError, ok};
 use prometheus_client::registry::Registry;
 
 use super::Pages;

@@ -1,5 +1,5 @@
 //! The HTTP boundary against other sites' pages, as an attacker meets it
-//! (see `platform::web::security`): each test here was an attack that
+//! (see `platform_web::web::security`): each test here was an attack that
 //! succeeded before the boundary existed.
 //!
 //! - A page of another site (here a `file:` page in headless Chromium)
@@ -186,8 +186,8 @@ async fn routes_of(
         pages
             .iter()
             .chain(&[
-                ("GET", platform::web::assets::STYLESHEET),
-                ("GET", platform::web::assets::SCRIPT),
+                ("GET", platform_web::web::assets::STYLESHEET),
+                ("GET", platform_web::web::assets::SCRIPT),
             ])
             .map(|(method, path)| ((*method).to_owned(), (*path).to_owned())),
     );

@@ -133,8 +133,14 @@ fn published(entry: &str) -> Published<'_> {
 fn service_commands() -> [(&'static str, clap::Command); 3] {
     [
         (ORDER_SERVICE.name, order_service::Config::cli()),
-        (INVOICING_SERVICE.name, invoicing_service::cli()),
-        (SHIPPING_SERVICE.name, shipping_service::cli()),
+        (
+            INVOICING_SERVICE.name,
+            consumer_kit::command::<invoicing_service::Invoicing>(),
+        ),
+        (
+            SHIPPING_SERVICE.name,
+            consumer_kit::command::<shipping_service::Shipping>(),
+        ),
     ]
 }
 
@@ -282,7 +288,7 @@ fn each_service_allows_every_name_it_is_reached_under_in_compose() {
     for (name, _) in service_variables() {
         let svc = service(&compose, name);
         let env = environment(svc);
-        let allowed = platform::web::security::parse_hosts(
+        let allowed = platform_web::web::security::parse_hosts(
             env.get("ALLOWED_HOSTS").map_or("", String::as_str),
         )
         .unwrap_or_else(|e| panic!("{name}'s ALLOWED_HOSTS: {e}"));

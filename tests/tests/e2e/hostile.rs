@@ -7,7 +7,7 @@
 //! abandoned clients is that they cost the server a bounded time: a request
 //! that stalls mid-body is answered 408 after `http_limits.request_timeout`,
 //! a connection that never completes its request head is closed after
-//! [`platform::http::HEADER_READ_TIMEOUT`], and neither keeps anyone else
+//! [`platform_web::http::HEADER_READ_TIMEOUT`], and neither keeps anyone else
 //! from being served meanwhile.
 //!
 //! Malformed HTTP that the server's HTTP/1 parser itself refuses (a broken
@@ -18,7 +18,7 @@
 use std::io::ErrorKind;
 use std::time::Duration;
 
-use platform::http::HEADER_READ_TIMEOUT;
+use platform_web::http::HEADER_READ_TIMEOUT;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -57,7 +57,7 @@ impl Setup {
         ServiceUnderTest::start::<Invoicing>(self.config()).await
     }
 
-    fn config(&self) -> messaging::consumer::ConsumerConfig {
+    fn config(&self) -> consumer_kit::ConsumerConfig {
         consumer_config::<Invoicing>(&self.infra, &self.database_url, &self.topic, &self.group)
     }
 

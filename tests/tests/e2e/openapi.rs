@@ -10,7 +10,7 @@
 //! accepts, and any allowed request it refuses
 //! (`positive_data_acceptance`): the document must state every rule the
 //! service enforces (patterns, enums, lengths, bounds; see
-//! `platform::schema`). One rule has no JSON Schema (a SKU on one line of
+//! `platform_web::schema`). One rule has no JSON Schema (a SKU on one line of
 //! an order only): a hook (`tests/contracts/schemathesis_hooks.py`) drops
 //! exactly the refusals that name nothing but a repeated SKU, and says why.
 //! Its size is bounded (`--max-examples`), so it takes seconds per service.

@@ -14,7 +14,7 @@ use e2e::browser::Browser;
 use e2e::services::{EventProducer, ServiceUnderTest, consumer_config, fresh_group, wait_until};
 use e2e::{ServiceRole, TestInfra};
 use invoicing_service::Invoicing;
-use platform::web::PageLinks;
+use platform_web::web::PageLinks;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use shipping_service::Shipping;

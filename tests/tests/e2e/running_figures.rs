@@ -367,8 +367,7 @@ async fn a_consumers_batch_statements_are_planned_for_each_batch_not_cached_on_e
 
     let (url, _) = infra.fresh_database(ServiceRole::Shipping).await?;
     let config = consumer_config::<Shipping>(&infra, &url, &topic, &fresh_group("plans"));
-    let shipping =
-        messaging::consumer::prepare(&config, &shipping_service::MIGRATOR, Shipping).await?;
+    let shipping = consumer_kit::prepare(&config, Shipping).await?;
     let mut conn = shipping.pool.acquire().await?;
     for _ in 0..BATCHES {
         shipping_service::pick_list::apply(&mut conn, &[], &cancelled).await?;
@@ -382,8 +381,7 @@ async fn a_consumers_batch_statements_are_planned_for_each_batch_not_cached_on_e
 
     let (url, _) = infra.fresh_database(ServiceRole::Invoicing).await?;
     let config = consumer_config::<Invoicing>(&infra, &url, &topic, &fresh_group("plans"));
-    let invoicing =
-        messaging::consumer::prepare(&config, &invoicing_service::MIGRATOR, Invoicing).await?;
+    let invoicing = consumer_kit::prepare(&config, Invoicing).await?;
     let mut conn = invoicing.pool.acquire().await?;
     for _ in 0..BATCHES {
         invoicing_service::balance::apply(&mut conn, &[], &cancelled).await?;

@@ -21,72 +21,13 @@
 
 use std::collections::HashMap;
 use std::error::Error as StdError;
-use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
 
 use axum::Router;
+use platform::task::{BackgroundTask, TaskError};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-
-/// What a background task's failure is carried as.
-pub type TaskError = Box<dyn StdError + Send + Sync>;
-
-type TaskFuture = Pin<Box<dyn Future<Output = Result<(), TaskError>> + Send>>;
-
-/// A long-running part of a service beside its HTTP server, told to stop
-/// through the token it is given.
-pub struct BackgroundTask {
-    name: &'static str,
-    start: Box<dyn FnOnce(CancellationToken) -> TaskFuture + Send>,
-}
-
-impl BackgroundTask {
-    /// A task called `name` that cannot fail, started as `start(stop)`.
-    pub fn new<F, Fut>(name: &'static str, start: F) -> Self
-    where
-        F: FnOnce(CancellationToken) -> Fut + Send + 'static,
-        Fut: Future<Output = ()> + Send + 'static,
-    {
-        Self::fallible(name, move |stop| {
-            let run = start(stop);
-            async move {
-                run.await;
-                Ok::<(), std::convert::Infallible>(())
-            }
-        })
-    }
-
-    /// A task called `name`, started as `start(stop)`, whose error stops the service.
-    pub fn fallible<F, Fut, E>(name: &'static str, start: F) -> Self
-    where
-        F: FnOnce(CancellationToken) -> Fut + Send + 'static,
-        Fut: Future<Output = Result<(), E>> + Send + 'static,
-        E: StdError + Send + Sync + 'static,
-    {
-        BackgroundTask {
-            name,
-            start: Box::new(move |stop| {
-                let run = start(stop);
-                Box::pin(async move { run.await.map_err(|e| Box::new(e) as TaskError) })
-            }),
-        }
-    }
-
-    /// The task's name.
-    pub fn name(&self) -> &'static str {
-        self.name
-    }
-}
-
-impl std::fmt::Debug for BackgroundTask {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BackgroundTask")
-            .field("name", &self.name)
-            .finish_non_exhaustive()
-    }
-}
 
 /// Why a service could not listen.
 #[derive(Debug, thiserror::Error)]
@@ -169,7 +110,7 @@ impl App {
         http: &crate::config::HttpSettings,
         routes: Router,
         pool: sqlx::PgPool,
-        readiness: crate::health::Readiness,
+        readiness: platform::health::Readiness,
         metrics: impl Into<std::sync::Arc<prometheus_client::registry::Registry>>,
     ) -> Result<Self, BindError> {
         let mut app = App::bind(name, http.addr, Router::new()).await?;
@@ -215,9 +156,10 @@ impl App {
         let mut tasks = JoinSet::new();
         let mut names = HashMap::new();
         for task in background {
-            let handle = tasks.spawn((task.start)(stop_tasks.clone()));
-            names.insert(handle.id(), task.name);
-            tracing::info!(task = task.name, "background task started");
+            let name = task.name();
+            let handle = tasks.spawn(task.start(stop_tasks.clone()));
+            names.insert(handle.id(), name);
+            tracing::info!(task = name, "background task started");
         }
 
         let stop_http = shutdown.child_token();
@@ -229,7 +171,7 @@ impl App {
                 served = &mut server => break served,
                 Some(ended) = tasks.join_next_with_id(), if !tasks.is_empty() => {
                     let error = task_ended(&names, ended);
-                    tracing::error!(error = %crate::error::chain(&error), "stopping the service");
+                    tracing::error!(error = %platform::error::chain(&error), "stopping the service");
                     failure.get_or_insert(error);
                     stop_http.cancel();
                 }
@@ -243,7 +185,7 @@ impl App {
                 Ok((_, Ok(()))) => tracing::info!(task, "background task stopped"),
                 Ok((_, Err(source))) => {
                     let error = RunError::TaskFailed { task, source };
-                    tracing::error!(error = %crate::error::chain(&error), "while stopping");
+                    tracing::error!(error = %platform::error::chain(&error), "while stopping");
                     failure.get_or_insert(error);
                 }
                 Err(e) => {

@@ -4,7 +4,7 @@
 //! A view is a table or SQL view with `id` (UUIDv7, so "newest first" is
 //! "id descending") and `order_id` columns; each service maps its own rows.
 
-use platform::pagination::{Page, PageRequest};
+use platform_web::pagination::{Page, PageRequest};
 use sqlx::postgres::PgRow;
 use sqlx::{AssertSqlSafe, FromRow, PgPool};
 use uuid::Uuid;

@@ -1,27 +1,21 @@
-//! What a consuming service (invoicing, shipping) is configured with: the
-//! platform's HTTP, database and log settings, and the Kafka, dead-letter
-//! producer and inbox settings of this crate, each declared once.
+//! What every consuming service is configured with: the platform's HTTP,
+//! database and log settings, and messaging's Kafka, dead-letter producer
+//! and inbox settings, each declared once.
 //!
-//! Both consumers read the same settings; only their defaults differ (port,
-//! database, consumer group), and [`cli`] takes those from
+//! Every consumer reads the same settings; only their defaults differ (port,
+//! database, consumer group), and [`cli`] takes those from its entry in
 //! [`platform::services`].
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use clap::{Command, Parser};
-use platform::config::{DbSettings, HttpSettings, LogSettings};
-use platform::db::{DatabaseUrl, Planning};
+use messaging::inbox::InboxSettings;
+use messaging::kafka::{KafkaSettings, ProducerSettings};
+use platform::config::{DbSettings, LogSettings};
+use platform::db::DatabaseUrl;
 use platform::services::ServiceFacts;
-
-use platform::app::BindError;
-use platform::health::Readiness;
-use prometheus_client::registry::Registry;
-use sqlx::PgPool;
-use sqlx::migrate::Migrator;
-
-use crate::inbox::{Handler, Inbox, InboxSettings};
-use crate::kafka::{KafkaSettings, ProducerSettings};
+use platform_web::config::HttpSettings;
 
 /// How a consuming service runs.
 #[derive(Debug, Clone, Parser)]
@@ -44,7 +38,7 @@ pub struct ConsumerConfig {
     pub inbox: InboxSettings,
     /// Where a browser reaches each service's pages.
     #[command(flatten)]
-    pub links: platform::web::PageLinks,
+    pub links: platform_web::web::PageLinks,
     /// The log.
     #[command(flatten)]
     pub log: LogSettings,
@@ -65,71 +59,6 @@ pub fn cli(service: &ServiceFacts, about: &'static str) -> Command {
         ],
     )
     .about(about)
-}
-
-/// Why a consuming service could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum StartupError {
-    /// The database could not be reached or migrated.
-    #[error("the service's database could not be readied")]
-    Database(#[from] platform::db::StartupError),
-    /// The inbox's tables could not be migrated.
-    #[error("the inbox's tables could not be migrated")]
-    InboxTables(#[source] sqlx::migrate::MigrateError),
-    /// The dead-letter producer could not be created.
-    #[error("the dead-letter producer could not be created")]
-    Kafka(#[from] rdkafka::error::KafkaError),
-    /// The HTTP address could not be bound.
-    #[error("the read API could not listen")]
-    Bind(#[from] BindError),
-}
-
-/// What a consuming service is made of, ready to be served: its migrated
-/// pool, its inbox, and the metrics and readiness they report on.
-pub struct Prepared<H: Handler> {
-    /// The service's database, its schema and the inbox's tables migrated.
-    pub pool: PgPool,
-    /// The inbox, to run as the service's background task.
-    pub inbox: Inbox<H>,
-    /// The metrics registry the inbox registered on.
-    pub registry: Registry,
-    /// What `/health/ready` reports; the inbox marks itself stalled on it.
-    pub readiness: Readiness,
-}
-
-/// Connects and migrates the database (the service's `migrator`, then the
-/// inbox's tables) and makes the inbox of `handler`.
-pub async fn prepare<H: Handler>(
-    config: &ConsumerConfig,
-    migrator: &Migrator,
-    handler: H,
-) -> Result<Prepared<H>, StartupError> {
-    // Every batch statement joins the batch's arrays with tables that grow
-    // from empty: plans cached on the empty tables would scan them whole
-    // for each record (see `Planning`).
-    let pool = config
-        .database
-        .connect_and_migrate(migrator, Planning::EveryExecution)
-        .await?;
-    crate::inbox::MIGRATOR
-        .run(&pool)
-        .await
-        .map_err(StartupError::InboxTables)?;
-    let mut registry = Registry::default();
-    let readiness = Readiness::new();
-    let inbox = Inbox::for_service(
-        pool.clone(),
-        handler,
-        config,
-        &mut registry,
-        readiness.clone(),
-    )?;
-    Ok(Prepared {
-        pool,
-        inbox,
-        registry,
-        readiness,
-    })
 }
 
 impl ConsumerConfig {

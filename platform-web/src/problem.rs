@@ -175,6 +175,21 @@ pub async fn ensure_problem_body(
     fixed
 }
 
+/// A database error as an HTTP answer: 503 when it is transient (the client
+/// may retry), 500 otherwise. The error is logged in full; the client never
+/// sees SQL or driver internals.
+impl From<sqlx::Error> for Problem {
+    fn from(error: sqlx::Error) -> Self {
+        if platform::db::is_transient(&error) {
+            tracing::warn!(error = %error, "database unavailable");
+            Problem::unavailable(platform::db::unavailable_detail(&error))
+        } else {
+            tracing::error!(error = ?error, "database error");
+            Problem::internal()
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -196,5 +211,21 @@ mod tests {
         let r = Problem::not_found("no order 42").into_response();
         assert_eq!(r.status(), StatusCode::NOT_FOUND);
         assert_eq!(r.headers()[header::CONTENT_TYPE], CONTENT_TYPE);
+    }
+
+    #[test]
+    fn database_errors_answer_503_when_transient_and_500_otherwise() {
+        let unavailable = Problem::from(sqlx::Error::PoolTimedOut);
+        assert_eq!(unavailable.status().as_u16(), 503);
+        assert_eq!(
+            unavailable.detail(),
+            platform::db::POOL_BUSY,
+            "a busy pool says so"
+        );
+        let away = Problem::from(sqlx::Error::PoolClosed);
+        assert_eq!(away.detail(), platform::db::DATABASE_UNAVAILABLE);
+        let bug = Problem::from(sqlx::Error::RowNotFound);
+        assert_eq!(bug.status().as_u16(), 500);
+        assert!(!bug.detail().contains("no rows"));
     }
 }

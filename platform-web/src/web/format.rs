@@ -5,9 +5,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 /// An amount in minor units as `EUR 318.00` or `JPY 1,999`: the
-/// currency's own decimal places ([`crate::money::format`]).
+/// currency's own decimal places ([`platform::money::format`]).
 pub fn money(minor: i64, currency: &str) -> String {
-    crate::money::format(minor, currency)
+    platform::money::format(minor, currency)
 }
 
 /// A point in time as `2026-12-01 15:33:44.123 UTC`.

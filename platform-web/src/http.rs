@@ -30,9 +30,9 @@ use tokio_util::task::TaskTracker;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
-use crate::health::Readiness;
 use crate::problem::{Problem, ensure_problem_body};
 use crate::web::security::AllowedHosts;
+use platform::health::Readiness;
 
 /// How long a connection may go without a complete request head (request
 /// line and headers) before [`serve`] closes it: a client that connects and
@@ -165,10 +165,10 @@ fn request_span(request: &Request) -> tracing::Span {
     // Continue the caller's trace (exported spans only; see telemetry).
     if let Some(traceparent) = request
         .headers()
-        .get(crate::telemetry::TRACEPARENT)
+        .get(platform::telemetry::TRACEPARENT)
         .and_then(|v| v.to_str().ok())
     {
-        crate::telemetry::continue_trace(&span, traceparent);
+        platform::telemetry::continue_trace(&span, traceparent);
     }
     span
 }

@@ -24,7 +24,7 @@ use axum::response::{Html, IntoResponse, Response};
 use clap::Args;
 use maud::{Markup, html};
 
-use crate::services::{INVOICING_SERVICE, ORDER_SERVICE, SHIPPING_SERVICE, ServiceFacts};
+use platform::services::{INVOICING_SERVICE, ORDER_SERVICE, SHIPPING_SERVICE, ServiceFacts};
 
 /// Where a browser reaches each service's pages, for the links between them.
 #[derive(Debug, Clone, Args)]
@@ -148,7 +148,7 @@ impl PageError {
 
     /// A database error as a page: 503 when it is only unavailable, 500 otherwise (logged).
     pub fn database(error: &sqlx::Error) -> Self {
-        if crate::db::is_transient(error) {
+        if platform::db::is_transient(error) {
             tracing::warn!(error = %error, "database unavailable");
             Self::unavailable("the database is unavailable; try again in a moment")
         } else {
@@ -278,7 +278,7 @@ mod tests {
     #[test]
     fn the_declared_defaults_are_where_each_service_listens_locally() {
         let declared: Links =
-            crate::config::defaults(<Links as clap::CommandFactory>::command()).unwrap();
+            platform::config::defaults(<Links as clap::CommandFactory>::command()).unwrap();
         let local = PageLinks::local();
         assert_eq!(declared.links.order, local.order);
         assert_eq!(declared.links.invoicing, local.invoicing);
