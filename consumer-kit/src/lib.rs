@@ -25,6 +25,7 @@
 
 pub mod api;
 pub mod config;
+pub mod contract;
 pub mod pages;
 pub mod view;
 

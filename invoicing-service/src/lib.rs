@@ -34,6 +34,8 @@ use uuid::Uuid;
 use crate::invoice::{Invoice, NewInvoice};
 use crate::reader::InvoicingEvent;
 
+consumer_kit::reader_contract_tests!(Invoicing);
+
 /// The service's own tables (the inbox adds its own, [`messaging::inbox::MIGRATOR`]).
 pub static MIGRATOR: Migrator = sqlx::migrate!();
 

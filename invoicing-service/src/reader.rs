@@ -84,10 +84,7 @@ fn price_line(line: OrderedLine) -> Result<InvoiceLine, String> {
 mod tests {
     use proptest::prelude::*;
     use serde_json::{Value, json};
-    use shared_events::arbitrary::{
-        event_valid_under_any_schema, order_placed, read_or_refused_with_a_reason, record_value,
-        valid_under_its_schema,
-    };
+    use shared_events::arbitrary::order_placed;
     use shared_events::samples::{self, ALL};
     use shared_events::{Envelope, RawEnvelope};
 
@@ -206,13 +203,6 @@ mod tests {
     }
 
     #[test]
-    fn unknown_event_types_are_skipped() {
-        let mut value = sample("order_placed.v1.json");
-        value["event_type"] = json!("OrderShipped");
-        assert_eq!(read(&envelope(&value)), Ok(None));
-    }
-
-    #[test]
     fn payloads_breaking_the_rules_are_rejected() {
         let cases = [
             ("quantity 0", vec![("/data/lines/0/quantity", json!(0))]),
@@ -279,20 +269,6 @@ mod tests {
         assert!(rejection.0.starts_with("lines[1].quantity"), "{rejection}");
     }
 
-    /// Schema evolution: fields added to a v1 event change nothing this
-    /// reader reads.
-    #[test]
-    fn fields_added_to_a_v1_event_change_nothing_it_reads() {
-        let original = sample("order_placed.v1.json");
-        let mut added = original.clone();
-        added["data"]["gift_message"] = json!("Happy birthday");
-        added["data"]["customer"]["loyalty_tier"] = json!("gold");
-        added["data"]["lines"][1]["colour"] = json!("black");
-        added["partition_hint"] = json!(3);
-        assert!(valid_under_its_schema(&added), "still valid v1");
-        assert_eq!(read(&envelope(&added)), read(&envelope(&original)));
-    }
-
     /// Schema evolution: an OrderPlaced v2 that renamed `billing_address`
     /// (and dropped `customer.email`) is refused, naming the field invoicing
     /// can no longer find, so it is dead-lettered rather than guessed at.
@@ -310,24 +286,6 @@ mod tests {
     }
 
     proptest! {
-        /// The contract test against the producer's schema: whatever is valid
-        /// under it is read or refused with a reason, never a panic.
-        #[test]
-        fn every_event_valid_under_the_producers_schema_is_read_or_refused_with_a_reason(
-            event in event_valid_under_any_schema()
-        ) {
-            if let Err(why) = read_or_refused_with_a_reason(&event, read) {
-                return Err(TestCaseError::fail(why));
-            }
-        }
-
-        #[test]
-        fn no_record_value_makes_the_reader_panic(record in record_value()) {
-            if let Ok(env) = RawEnvelope::from_slice(&record) {
-                let _ = read(&env);
-            }
-        }
-
         #[test]
         fn accepted_orders_round_trip_what_invoicing_reads(order in order_placed()) {
             let wire = Envelope::new(order.order_id, order.placed_at, "test", order.clone());

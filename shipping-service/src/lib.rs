@@ -38,6 +38,8 @@ use uuid::Uuid;
 use crate::reader::ShippingEvent;
 use crate::shipment::{NewShipment, Shipment};
 
+consumer_kit::reader_contract_tests!(Shipping);
+
 /// The service's own tables (the inbox adds its own, [`messaging::inbox::MIGRATOR`]).
 pub static MIGRATOR: Migrator = sqlx::migrate!();
 
