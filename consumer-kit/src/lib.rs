@@ -26,6 +26,7 @@
 pub mod api;
 pub mod config;
 pub mod contract;
+pub mod figure;
 pub mod pages;
 pub mod view;
 
@@ -271,4 +272,27 @@ pub async fn main<C: Consumer>() -> anyhow::Result<()> {
         .with_context(|| format!("{name} stopped with an error"))?;
     telemetry.shutdown();
     Ok(())
+}
+
+/// The lines of the rows a batch just inserted, numbered from 1 in order:
+/// `(row id, line number, line)` for each row of `ids` (one per placement
+/// of `placed`, in order) that `inserted` holds, for a second set-based
+/// statement that writes them all. A placement whose order had a row
+/// already inserted nothing and gets no lines.
+pub fn numbered_lines<'a, P, L>(
+    ids: &[Uuid],
+    placed: &[(&EventMeta, &'a P)],
+    inserted: &[Uuid],
+    lines_of: impl Fn(&'a P) -> &'a [L],
+) -> Vec<(Uuid, i32, &'a L)> {
+    let inserted: std::collections::HashSet<&Uuid> = inserted.iter().collect();
+    ids.iter()
+        .zip(placed)
+        .filter(|(id, _)| inserted.contains(id))
+        .flat_map(|(id, (_, placement))| {
+            (1..)
+                .zip(lines_of(placement))
+                .map(move |(no, line)| (*id, no, line))
+        })
+        .collect()
 }

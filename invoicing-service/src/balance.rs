@@ -19,12 +19,12 @@
 //! nothing (the order keeps its first invoice) and raises nothing, because
 //! the invoice records the event that issued it.
 
-use axum::extract::{Query, State};
-use axum::routing::get;
-use axum::{Json, Router};
+use consumer_kit::figure::Figure;
+use maud::{Markup, html};
 use messaging::inbox::EventMeta;
 use platform_web::Problem;
 use platform_web::pagination::{KeyedPageRequest, Page, TextCursor, text_cursor_schema, text_key};
+use platform_web::web::format::money;
 use serde::{Deserialize, Serialize};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
@@ -170,41 +170,63 @@ pub async fn list(pool: &PgPool, filter: &BalanceFilter) -> Result<Page<Balance>
     }))
 }
 
-/// The balances' part of the read API and of its OpenAPI document.
-#[derive(utoipa::OpenApi)]
-#[openapi(
-    paths(balances),
-    tags((name = "balances", description = "Each customer's open balance per currency, moved by the order events"))
-)]
-struct BalancesApi;
+/// The balances as the kit serves them: `GET /balances` and `GET /open-balances`.
+#[derive(Debug, Clone, Copy)]
+pub struct Balances;
 
-/// `GET /balances?customer=&currency=&limit=&cursor=`, with its document.
-pub fn api() -> (Router<PgPool>, utoipa::openapi::OpenApi) {
-    use utoipa::OpenApi as _;
-    (
-        Router::new().route("/balances", get(balances)),
-        BalancesApi::openapi(),
-    )
-}
+impl Figure for Balances {
+    type Query = BalanceQuery;
+    type Filter = BalanceFilter;
+    type Item = Balance;
 
-/// `GET /balances?customer=&currency=&limit=&cursor=`: by customer, then currency.
-#[utoipa::path(
-    get,
-    path = "/balances",
-    tag = "balances",
-    params(BalanceQuery),
-    responses(
-        (status = 200, description = "A page of open balances, by customer e-mail, then currency", body = Page<Balance>),
-        platform_web::openapi::BadRequest, platform_web::openapi::ServerErrors
-    )
-)]
-#[tracing::instrument(skip_all)]
-async fn balances(
-    State(pool): State<PgPool>,
-    Query(query): Query<BalanceQuery>,
-) -> Result<Json<Page<Balance>>, Problem> {
-    let filter = query.parse()?;
-    Ok(Json(list(&pool, &filter).await?))
+    const API_PATH: &'static str = "/balances";
+    const PAGE_PATH: &'static str = "/open-balances";
+    const TAG: (&'static str, &'static str) = (
+        "balances",
+        "Each customer's open balance per currency, moved by the order events",
+    );
+    const SUMMARY: &'static str =
+        "`GET /balances?customer=&currency=&limit=&cursor=`: by customer, then currency.";
+    const ANSWER: &'static str = "A page of open balances, by customer e-mail, then currency";
+    const TITLE: &'static str = "Open balances";
+    const EMPTY: &'static str = "No balances yet.";
+
+    fn parse(query: &BalanceQuery) -> Result<BalanceFilter, Problem> {
+        query.parse()
+    }
+
+    fn first_page(filter: &BalanceFilter) -> bool {
+        filter.page.first_page()
+    }
+
+    async fn list(pool: &PgPool, filter: &BalanceFilter) -> Result<Page<Balance>, sqlx::Error> {
+        list(pool, filter).await
+    }
+
+    fn intro() -> Markup {
+        html! {
+            p.muted { "What each customer owes, per currency: each placed order adds its invoice's total, \
+                       each cancellation takes it off again. A running figure that only the inbox's \
+                       deduplication keeps right: the chaos audit compares it with the open invoices." }
+        }
+    }
+
+    fn table(balances: &[Balance]) -> Markup {
+        html! {
+            table {
+                thead { tr { th { "Customer" } th { "Currency" } th.num { "Open" } } }
+                tbody {
+                    @for balance in balances {
+                        tr {
+                            td { (balance.customer_email) }
+                            td { (balance.currency) }
+                            td.num { (money(balance.open_cents, &balance.currency)) }
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -98,10 +98,10 @@ impl Consumer for Invoicing {
     }
 
     fn more_api(&self) -> Option<(Router<PgPool>, utoipa::openapi::OpenApi)> {
-        Some(balance::api())
+        Some(consumer_kit::figure::api::<balance::Balances>())
     }
 
     fn more_pages(&self) -> Router<consumer_kit::pages::PageState> {
-        pages::more()
+        consumer_kit::figure::page::<balance::Balances, Self>()
     }
 }

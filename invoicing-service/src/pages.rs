@@ -4,25 +4,12 @@
 //! ([`consumer_kit::pages`]), from the same queries as the JSON API;
 //! `maud` escapes every value a customer typed.
 
-use axum::Router;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
-use axum::response::Response;
-use axum::routing::get;
-use consumer_kit::pages::{PageState, frame};
 use maud::{Markup, html};
+use platform_web::web::PageLinks;
 use platform_web::web::format::{money, time};
-use platform_web::web::layout::{key_order_pager, status};
-use platform_web::web::{PageError, PageLinks, query as query_of};
+use platform_web::web::layout::status;
 
-use crate::Invoicing;
-use crate::balance::{self, BalanceQuery};
 use crate::invoice::{Invoice, InvoiceStatus};
-
-/// `GET /open-balances`.
-pub fn more() -> Router<PageState> {
-    Router::new().route("/open-balances", get(balances))
-}
 
 fn label(status: InvoiceStatus) -> &'static str {
     match status {
@@ -101,41 +88,4 @@ pub fn invoice(invoice: &Invoice, links: &PageLinks) -> (String, Markup) {
         }
     };
     (format!("Invoice for {}", invoice.customer.name), content)
-}
-
-async fn balances(
-    State(pages): State<PageState>,
-    query: Result<Query<BalanceQuery>, QueryRejection>,
-) -> Result<Response, PageError> {
-    let filter = query_of(query)?
-        .parse()
-        .map_err(|problem| PageError::from_problem(&problem))?;
-    let balances = balance::list(&pages.pool, &filter)
-        .await
-        .map_err(|e| PageError::database(&e))?;
-    let content = html! {
-        h1 { "Open balances" }
-        p.muted { "What each customer owes, per currency: each placed order adds its invoice's total, \
-                   each cancellation takes it off again. A running figure that only the inbox's \
-                   deduplication keeps right: the chaos audit compares it with the open invoices." }
-        @if balances.items.is_empty() {
-            p.card { "No balances yet." }
-        } @else {
-            table {
-                thead { tr { th { "Customer" } th { "Currency" } th.num { "Open" } } }
-                tbody {
-                    @for balance in &balances.items {
-                        tr {
-                            td { (balance.customer_email) }
-                            td { (balance.currency) }
-                            td.num { (money(balance.open_cents, &balance.currency)) }
-                        }
-                    }
-                }
-            }
-        }
-        (key_order_pager(balances.next_cursor.as_deref(), filter.page.first_page()))
-        p { a href="/" { "« All invoices" } }
-    };
-    Ok(frame::<Invoicing>("Open balances", &pages.links, content))
 }

@@ -75,17 +75,8 @@ pub async fn issue(
     .await?;
 
     // The lines of the invoices just issued, numbered from 1 in order.
-    let issued: std::collections::HashSet<Uuid> = inserted.into_iter().collect();
-    let lines: Vec<(Uuid, i32, &InvoiceLine)> = ids
-        .iter()
-        .zip(placed)
-        .filter(|(id, _)| issued.contains(id))
-        .flat_map(|(id, (_, invoice))| {
-            (1..)
-                .zip(&invoice.lines)
-                .map(move |(no, line)| (*id, no, line))
-        })
-        .collect();
+    let lines: Vec<(Uuid, i32, &InvoiceLine)> =
+        consumer_kit::numbered_lines(&ids, placed, &inserted, |invoice| &invoice.lines);
     sqlx::query(
         "INSERT INTO invoice_lines
              (invoice_id, line_no, sku, name, quantity, unit_price_cents, line_total_cents)
@@ -122,8 +113,8 @@ pub async fn issue(
     .execute(&mut *conn)
     .await?;
     tracing::info!(
-        issued = issued.len(),
-        already_invoiced = placed.len() - issued.len(),
+        issued = inserted.len(),
+        already_invoiced = placed.len() - inserted.len(),
         "invoices issued"
     );
     Ok(())

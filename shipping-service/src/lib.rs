@@ -102,10 +102,10 @@ impl Consumer for Shipping {
     }
 
     fn more_api(&self) -> Option<(Router<PgPool>, utoipa::openapi::OpenApi)> {
-        Some(pick_list::api())
+        Some(consumer_kit::figure::api::<pick_list::PickList>())
     }
 
     fn more_pages(&self) -> Router<consumer_kit::pages::PageState> {
-        pages::more()
+        consumer_kit::figure::page::<pick_list::PickList, Self>()
     }
 }

@@ -5,25 +5,12 @@
 //! frame ([`consumer_kit::pages`]), from the same queries as the JSON API;
 //! `maud` escapes every value a customer typed.
 
-use axum::Router;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
-use axum::response::Response;
-use axum::routing::get;
-use consumer_kit::pages::{PageState, frame};
 use maud::{Markup, html};
+use platform_web::web::PageLinks;
 use platform_web::web::format::time;
-use platform_web::web::layout::{key_order_pager, status};
-use platform_web::web::{PageError, PageLinks, query as query_of};
+use platform_web::web::layout::status;
 
-use crate::Shipping;
-use crate::pick_list::{self, PickListQuery};
 use crate::shipment::{Shipment, ShipmentStatus};
-
-/// `GET /to-pick`.
-pub fn more() -> Router<PageState> {
-    Router::new().route("/to-pick", get(to_pick))
-}
 
 fn label(status: ShipmentStatus) -> &'static str {
     match status {
@@ -96,38 +83,4 @@ pub fn shipment(shipment: &Shipment, links: &PageLinks) -> (String, Markup) {
         }
     };
     (format!("Shipment for {}", shipment.recipient.name), content)
-}
-
-async fn to_pick(
-    State(pages): State<PageState>,
-    query: Result<Query<PickListQuery>, QueryRejection>,
-) -> Result<Response, PageError> {
-    let filter = query_of(query)?
-        .parse()
-        .map_err(|problem| PageError::from_problem(&problem))?;
-    let to_pick = pick_list::list(&pages.pool, &filter)
-        .await
-        .map_err(|e| PageError::database(&e))?;
-    let content = html! {
-        h1 { "Units to pick" }
-        p.muted { "What the warehouse picks for the pending shipments, per SKU: each placed order \
-                   adds its quantities, each cancellation takes them off again. A running figure \
-                   that only the inbox's deduplication keeps right: the chaos audit compares it \
-                   with the pending shipments." }
-        @if to_pick.items.is_empty() {
-            p.card { "Nothing to pick yet." }
-        } @else {
-            table {
-                thead { tr { th { "SKU" } th.num { "Units" } } }
-                tbody {
-                    @for item in &to_pick.items {
-                        tr { td.mono { (item.sku) } td.num { (item.units) } }
-                    }
-                }
-            }
-        }
-        (key_order_pager(to_pick.next_cursor.as_deref(), filter.page.first_page()))
-        p { a href="/" { "« All shipments" } }
-    };
-    Ok(frame::<Shipping>("Units to pick", &pages.links, content))
 }

@@ -19,9 +19,8 @@
 //! creates nothing (the order keeps its first shipment) and adds nothing,
 //! because the shipment records the event that created it.
 
-use axum::extract::{Query, State};
-use axum::routing::get;
-use axum::{Json, Router};
+use consumer_kit::figure::Figure;
+use maud::{Markup, html};
 use messaging::inbox::EventMeta;
 use platform_web::Problem;
 use platform_web::pagination::{KeyedPageRequest, Page, TextCursor, text_cursor_schema, text_key};
@@ -141,41 +140,59 @@ pub async fn list(pool: &PgPool, filter: &PickListFilter) -> Result<Page<ToPick>
     }))
 }
 
-/// The pick list's part of the read API and of its OpenAPI document.
-#[derive(utoipa::OpenApi)]
-#[openapi(
-    paths(pick_list),
-    tags((name = "pick list", description = "The units to pick per SKU, moved by the order events"))
-)]
-struct PickListApi;
+/// The units to pick as the kit serves them: `GET /pick-list` and `GET /to-pick`.
+#[derive(Debug, Clone, Copy)]
+pub struct PickList;
 
-/// `GET /pick-list?sku=&limit=&cursor=`, with its document.
-pub fn api() -> (Router<PgPool>, utoipa::openapi::OpenApi) {
-    use utoipa::OpenApi as _;
-    (
-        Router::new().route("/pick-list", get(pick_list)),
-        PickListApi::openapi(),
-    )
-}
+impl Figure for PickList {
+    type Query = PickListQuery;
+    type Filter = PickListFilter;
+    type Item = ToPick;
 
-/// `GET /pick-list?sku=&limit=&cursor=`: by SKU.
-#[utoipa::path(
-    get,
-    path = "/pick-list",
-    tag = "pick list",
-    params(PickListQuery),
-    responses(
-        (status = 200, description = "A page of the units to pick, by SKU", body = Page<ToPick>),
-        platform_web::openapi::BadRequest, platform_web::openapi::ServerErrors
-    )
-)]
-#[tracing::instrument(skip_all)]
-async fn pick_list(
-    State(pool): State<PgPool>,
-    Query(query): Query<PickListQuery>,
-) -> Result<Json<Page<ToPick>>, Problem> {
-    let filter = query.parse()?;
-    Ok(Json(list(&pool, &filter).await?))
+    const API_PATH: &'static str = "/pick-list";
+    const PAGE_PATH: &'static str = "/to-pick";
+    const TAG: (&'static str, &'static str) = (
+        "pick list",
+        "The units to pick per SKU, moved by the order events",
+    );
+    const SUMMARY: &'static str = "`GET /pick-list?sku=&limit=&cursor=`: by SKU.";
+    const ANSWER: &'static str = "A page of the units to pick, by SKU";
+    const TITLE: &'static str = "Units to pick";
+    const EMPTY: &'static str = "Nothing to pick yet.";
+
+    fn parse(query: &PickListQuery) -> Result<PickListFilter, Problem> {
+        query.parse()
+    }
+
+    fn first_page(filter: &PickListFilter) -> bool {
+        filter.page.first_page()
+    }
+
+    async fn list(pool: &PgPool, filter: &PickListFilter) -> Result<Page<ToPick>, sqlx::Error> {
+        list(pool, filter).await
+    }
+
+    fn intro() -> Markup {
+        html! {
+            p.muted { "What the warehouse picks for the pending shipments, per SKU: each placed order \
+                       adds its quantities, each cancellation takes them off again. A running figure \
+                       that only the inbox's deduplication keeps right: the chaos audit compares it \
+                       with the pending shipments." }
+        }
+    }
+
+    fn table(items: &[ToPick]) -> Markup {
+        html! {
+            table {
+                thead { tr { th { "SKU" } th.num { "Units" } } }
+                tbody {
+                    @for item in items {
+                        tr { td.mono { (item.sku) } td.num { (item.units) } }
+                    }
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]

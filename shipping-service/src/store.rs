@@ -66,17 +66,8 @@ pub async fn create(
     .await?;
 
     // The lines of the shipments just created, numbered from 1 in order.
-    let created: std::collections::HashSet<Uuid> = inserted.into_iter().collect();
-    let lines: Vec<(Uuid, i32, &ShipmentLine)> = ids
-        .iter()
-        .zip(placed)
-        .filter(|(id, _)| created.contains(id))
-        .flat_map(|(id, (_, shipment))| {
-            (1..)
-                .zip(&shipment.lines)
-                .map(move |(no, line)| (*id, no, line))
-        })
-        .collect();
+    let lines: Vec<(Uuid, i32, &ShipmentLine)> =
+        consumer_kit::numbered_lines(&ids, placed, &inserted, |shipment| &shipment.lines);
     sqlx::query(
         "INSERT INTO shipment_lines (shipment_id, line_no, sku, name, quantity)
          SELECT * FROM UNNEST($1::uuid[], $2::int[], $3::text[], $4::text[], $5::int[])",
@@ -99,8 +90,8 @@ pub async fn create(
     .execute(&mut *conn)
     .await?;
     tracing::info!(
-        created = created.len(),
-        already_shipped = placed.len() - created.len(),
+        created = inserted.len(),
+        already_shipped = placed.len() - inserted.len(),
         "shipments created"
     );
     Ok(())
