@@ -153,7 +153,7 @@ impl Scenario {
     }
 
     /// Counts effects in PostgreSQL.
-    fn postgres(self) -> bool {
+    pub(crate) fn postgres(self) -> bool {
         matches!(
             self,
             Scenario::CommitTiming | Scenario::BatchCommits | Scenario::WhenToSend
