@@ -417,7 +417,7 @@ fn offline_table(offline: Offline) -> Table {
         (WIDE, 2, WIDE_PARTITIONS, offline.wide),
     ] {
         table.row(vec![
-            format!("`{topic}`"),
+            topic.to_owned(),
             factor.to_string(),
             partitions.to_string(),
             without.to_string(),
