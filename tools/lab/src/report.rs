@@ -182,14 +182,29 @@ impl Outcome {
     /// did not see `what` within `waited_secs`, which refutes `claim`; the
     /// scenario's other claims get no verdict from this run.
     pub fn timed_out(claim: &'static str, what: &str, waited_secs: u64, last_seen: &str) -> Self {
+        let refuted = (
+            claim,
+            Verdict::DoesNotHold(format!("{what} did not happen within {waited_secs} s")),
+        );
+        // The scenario's other claims, graded after that wait, say so.
+        let others = crate::claims::find(claim)
+            .map(|(scenario, _)| scenario.claims())
+            .unwrap_or_default()
+            .iter()
+            .filter(|c| c.id != claim && matches!(c.grading, Grading::Measured(_)))
+            .map(|c| {
+                (
+                    c.id,
+                    Verdict::NotShown(format!(
+                        "the scenario stopped before grading it: {what} did not happen within {waited_secs} s"
+                    )),
+                )
+            });
         Outcome {
             setup: "the scenario stopped at the wait below; its tables were not completed".into(),
             tables: Vec::new(),
             notes: vec![format!("Last seen while waiting: {last_seen}.")],
-            verdicts: vec![(
-                claim,
-                Verdict::DoesNotHold(format!("{what} did not happen within {waited_secs} s")),
-            )],
+            verdicts: std::iter::once(refuted).chain(others).collect(),
             chart: None,
         }
     }
@@ -759,6 +774,24 @@ mod tests {
         assert!(
             markdown.contains("did not happen within 90 s"),
             "{markdown}"
+        );
+        // In a scenario of several claims, the others are not shown, and say why.
+        let pubsub = result(
+            Scenario::PubSub,
+            Outcome::timed_out(
+                "pubsub.history",
+                "the analytics group to read 2000",
+                60,
+                "0",
+            ),
+        );
+        assert!(pubsub.strays().is_empty());
+        let grades = pubsub.grades();
+        assert_eq!(grades[0].1.kind(), VerdictKind::DoesNotHold);
+        assert_eq!(
+            grades[1].1.line(),
+            "not shown by this run: the scenario stopped before grading it: the analytics group to read \
+             2000 did not happen within 60 s"
         );
         assert!(
             markdown.contains("differ from the ones the lab expects"),
