@@ -153,7 +153,7 @@ impl Scenario {
     }
 
     /// Counts effects in PostgreSQL.
-    fn postgres(self) -> bool {
+    pub(crate) fn postgres(self) -> bool {
         matches!(
             self,
             Scenario::CommitTiming | Scenario::BatchCommits | Scenario::WhenToSend
@@ -311,18 +311,7 @@ async fn run_scenarios(
         }
         eprintln!("lab: running {scenario}");
         let started = Instant::now();
-        let outcome = match scenarios::run(scenario, lab).await {
-            Ok(outcome) => outcome,
-            // The wait a claim depends on ran out: that is the claim's
-            // verdict, and the run goes on with the next scenario.
-            Err(LabError::Refuted {
-                claim,
-                what,
-                waited_secs,
-                last_seen,
-            }) => Outcome::timed_out(claim, &what, waited_secs, &last_seen),
-            Err(e) => return Err(e),
-        };
+        let outcome = graded(scenarios::run(scenario, lab).await)?;
         let result = ScenarioResult {
             scenario,
             outcome,
@@ -332,6 +321,21 @@ async fn run_scenarios(
         results.push(result);
     }
     Ok(results)
+}
+
+/// A scenario's outcome, with a wait a claim depends on that ran out
+/// ([`LabError::Refuted`]) turned into that claim's "does not hold", so the
+/// run goes on with the next scenario; any other error ends the run.
+fn graded(run: Result<Outcome, LabError>) -> Result<Outcome, LabError> {
+    match run {
+        Err(LabError::Refuted {
+            claim,
+            what,
+            waited_secs,
+            last_seen,
+        }) => Ok(Outcome::timed_out(claim, &what, waited_secs, &last_seen)),
+        other => other,
+    }
 }
 
 /// Writes LAB.md to `path` and the charts into `charts`.
@@ -379,6 +383,34 @@ mod tests {
         }
         assert_eq!(Scenario::from_name("14"), None);
         assert_eq!(Scenario::ALL.len(), 13);
+    }
+
+    #[test]
+    fn a_refuted_wait_is_a_does_not_hold_verdict_and_other_errors_end_the_run() {
+        let refuted = graded(Err(LabError::Refuted {
+            claim: "compaction.last-per-key",
+            what: "the cleaner to keep one record per customer".into(),
+            waited_secs: 90,
+            last_seen: "20 records of customer-0".into(),
+        }))
+        .expect("a refuted wait is a verdict, not an error");
+        assert_eq!(
+            refuted.verdicts,
+            vec![(
+                "compaction.last-per-key",
+                Verdict::DoesNotHold(
+                    "the cleaner to keep one record per customer did not happen within 90 s".into()
+                )
+            )]
+        );
+        // A timeout no claim depends on (a broker that does not start) is not
+        // a verdict: it ends the run.
+        let timeout = graded(Err(LabError::Timeout {
+            what: "the broker to start".into(),
+            waited_secs: 60,
+            last_seen: "connection refused".into(),
+        }));
+        assert!(matches!(timeout, Err(LabError::Timeout { .. })));
     }
 
     #[test]

@@ -182,14 +182,29 @@ impl Outcome {
     /// did not see `what` within `waited_secs`, which refutes `claim`; the
     /// scenario's other claims get no verdict from this run.
     pub fn timed_out(claim: &'static str, what: &str, waited_secs: u64, last_seen: &str) -> Self {
+        let refuted = (
+            claim,
+            Verdict::DoesNotHold(format!("{what} did not happen within {waited_secs} s")),
+        );
+        // The scenario's other claims, graded after that wait, say so.
+        let others = crate::claims::find(claim)
+            .map(|(scenario, _)| scenario.claims())
+            .unwrap_or_default()
+            .iter()
+            .filter(|c| c.id != claim && matches!(c.grading, Grading::Measured(_)))
+            .map(|c| {
+                (
+                    c.id,
+                    Verdict::NotShown(format!(
+                        "the scenario stopped before grading it: {what} did not happen within {waited_secs} s"
+                    )),
+                )
+            });
         Outcome {
             setup: "the scenario stopped at the wait below; its tables were not completed".into(),
             tables: Vec::new(),
             notes: vec![format!("Last seen while waiting: {last_seen}.")],
-            verdicts: vec![(
-                claim,
-                Verdict::DoesNotHold(format!("{what} did not happen within {waited_secs} s")),
-            )],
+            verdicts: std::iter::once(refuted).chain(others).collect(),
             chart: None,
         }
     }
@@ -400,6 +415,17 @@ impl LabReport {
             .flat_map(|(_, g)| g)
             .filter(|(_, grade)| matches!(grade, Grade::Measured(Verdict::DoesNotHold(_))))
             .count();
+        // A claim the run gave no verdict was not measured: the header says
+        // so rather than count it among the measured ones.
+        let not_shown = graded
+            .iter()
+            .flat_map(|(_, g)| g)
+            .filter(|(_, grade)| matches!(grade, Grade::Measured(Verdict::NotShown(_))))
+            .count();
+        let not_shown_line = match not_shown {
+            0 => String::new(),
+            n => format!(", {n} not shown by it (it gave them no verdict)"),
+        };
         let own = graded
             .iter()
             .flat_map(|(_, g)| g)
@@ -413,12 +439,12 @@ impl LabReport {
         let _ = writeln!(
             out,
             "{} claims from the study notes the lab is built on{sources}, tested in {} scenarios on real brokers \
-             and counted: {} measured by the run below ({refuted} of them do not hold), {background} background \
-             (history no run can measure; the source is named). `cargo xtask lab` wrote this file from the \
-             counts of that run (do not edit by hand).\n",
+             and counted: {} measured by the run below ({refuted} of them do not hold){not_shown_line}, \
+             {background} background (history no run can measure; the source is named). `cargo xtask lab` \
+             wrote this file from the counts of that run (do not edit by hand).\n",
             claims - own,
             self.results.len(),
-            claims - background
+            claims - background - not_shown
         );
         let three: Vec<&str> = self
             .results
@@ -428,14 +454,18 @@ impl LabReport {
             .collect();
         let _ = writeln!(
             out,
-            "That run: {} counts; Apache Kafka {} in KRaft mode ({}) and PostgreSQL, as local processes on \
-             free ports of a {}-core machine; started {}, {:.0} s in all.\n",
+            "That run: {} counts; Apache Kafka {} in KRaft mode ({}){}, as local processes on free ports of \
+             a {}-core machine; started {}, {:.0} s in all.\n",
             if self.quick { "quick (small)" } else { "full" },
             self.kafka_version,
-            if three.is_empty() {
-                "one node".to_owned()
+            nodes(
+                &three,
+                self.results.iter().any(|r| !r.scenario.three_nodes())
+            ),
+            if self.results.iter().any(|r| r.scenario.postgres()) {
+                " and PostgreSQL"
             } else {
-                format!("one node; three for {}", three.join(" and "))
+                ""
             },
             self.cores,
             self.started,
@@ -537,6 +567,16 @@ impl LabReport {
             let _ = writeln!(out, "({:.0} s)", r.elapsed.as_secs_f64());
         }
         out
+    }
+}
+
+/// The Kafka nodes a run used: one, three for `three` (the scenarios that
+/// ran on the three-node cluster), or both.
+fn nodes(three: &[&str], single: bool) -> String {
+    match (single, three.is_empty()) {
+        (true, true) => "one node".to_owned(),
+        (true, false) => format!("one node; three for {}", three.join(" and ")),
+        (false, _) => format!("three nodes, for {}", three.join(" and ")),
     }
 }
 
@@ -735,6 +775,24 @@ mod tests {
             markdown.contains("did not happen within 90 s"),
             "{markdown}"
         );
+        // In a scenario of several claims, the others are not shown, and say why.
+        let pubsub = result(
+            Scenario::PubSub,
+            Outcome::timed_out(
+                "pubsub.history",
+                "the analytics group to read 2000",
+                60,
+                "0",
+            ),
+        );
+        assert!(pubsub.strays().is_empty());
+        let grades = pubsub.grades();
+        assert_eq!(grades[0].1.kind(), VerdictKind::DoesNotHold);
+        assert_eq!(
+            grades[1].1.line(),
+            "not shown by this run: the scenario stopped before grading it: the analytics group to read \
+             2000 did not happen within 60 s"
+        );
         assert!(
             markdown.contains("differ from the ones the lab expects"),
             "{markdown}"
@@ -765,10 +823,6 @@ mod tests {
             markdown.contains(&format!("**Claim.** When the leader dies, a producer with acks=1 can lose records it was told were written; with acks=all it loses none. ({OWN_CLAIM})")),
             "{markdown}"
         );
-        assert!(
-            markdown.contains("(one node; three for acks)"),
-            "{markdown}"
-        );
     }
 
     #[test]
@@ -790,5 +844,46 @@ mod tests {
         assert!(header.contains("quick (small) counts"), "{header}");
         assert!(header.contains("(one node)"), "{header}");
         assert!(!header.contains("three for replication"), "{header}");
+        // No scenario of this run counted effects in PostgreSQL.
+        assert!(!header.contains("PostgreSQL"), "{header}");
+    }
+
+    #[test]
+    fn the_header_does_not_count_a_claim_without_a_verdict_as_measured() {
+        // Compaction's wait ran out: its one claim does not hold. Pull gave
+        // no verdict at all: its claim is not shown, and not "measured".
+        let compaction = result(
+            Scenario::Compaction,
+            Outcome::timed_out("compaction.last-per-key", "the cleaner to run", 90, "20"),
+        );
+        let pull = result(Scenario::Pull, outcome(Vec::new()));
+        let batch = result(
+            Scenario::BatchCommits,
+            outcome(vec![("batch-commits.trade-off", Verdict::Holds)]),
+        );
+        let markdown = report(vec![compaction, pull, batch]).markdown(|_| None);
+        let header: String = markdown.lines().take(6).collect::<Vec<_>>().join("\n");
+        assert!(
+            header.contains(
+                "2 measured by the run below (1 of them do not hold), 1 not shown by it (it gave them no \
+                 verdict), 0 background"
+            ),
+            "{header}"
+        );
+        assert!(header.contains("(one node) and PostgreSQL"), "{header}");
+    }
+
+    #[test]
+    fn a_run_on_the_three_nodes_only_does_not_claim_the_single_node() {
+        let acks = result(
+            Scenario::Acks,
+            outcome(vec![
+                ("acks.copy-before-ack", Verdict::DoesNotHold("x".into())),
+                ("acks.lost", Verdict::HoldsWithNuance("y".into())),
+            ]),
+        );
+        let markdown = report(vec![acks]).markdown(|_| None);
+        assert!(markdown.contains("(three nodes, for acks),"), "{markdown}");
+        assert!(!markdown.contains("one node"), "{markdown}");
     }
 }

@@ -96,22 +96,66 @@ pub(crate) async fn incarnation(
     consumer
         .subscribe(&[setup.topic])
         .step(format!("subscribing {}", setup.group))?;
+    let what = format!("{} reading {}", setup.label, setup.topic);
+    let mut log = KafkaLog {
+        consumer,
+        topic: setup.topic,
+        ended: BTreeSet::new(),
+        what: what.clone(),
+    };
+    consume(
+        &mut log,
+        &mut Postgres(setup),
+        setup.commit,
+        setup.batch,
+        crash,
+        &what,
+    )
+    .await
+}
+
+/// What an incarnation reads and commits its offsets to: the topic in a
+/// run, a list of records in the tests.
+pub(crate) trait Log {
+    /// The next `size` records, fewer at the end of the log; `None` once
+    /// the end has been reached and nothing more came.
+    async fn next_batch(&mut self, size: usize) -> Result<Option<Vec<Record>>, LabError>;
+    /// Commits `offsets` (per partition, the next one to read); returns
+    /// once the group coordinator has acknowledged them.
+    async fn commit(&mut self, offsets: &BTreeMap<i32, i64>) -> Result<(), LabError>;
+}
+
+/// Where an incarnation applies each record's effect.
+pub(crate) trait Effects {
+    /// Applies the record's effect; false when the dedup found it applied before.
+    async fn apply(&mut self, record: &Record) -> Result<bool, LabError>;
+}
+
+/// The loop of one incarnation: batches of `size` records from `log`, each
+/// applied to `effects` and committed when `commit` says, until the log
+/// ends or `crash` stops it. Every commit counted is one `log` acknowledged
+/// (counted as it happens, never worked out from the records handled).
+pub(crate) async fn consume(
+    log: &mut impl Log,
+    effects: &mut impl Effects,
+    commit: Commit,
+    size: usize,
+    crash: Option<Crash>,
+    what: &str,
+) -> Result<Incarnation, LabError> {
     let mut done = Incarnation::default();
-    let mut ended = BTreeSet::new();
     let mut first_record: Option<Instant> = None;
     let mut batches = 0;
-    let what = format!("{} reading {}", setup.label, setup.topic);
-    let mut ticker = Ticker::new(&what);
+    let mut ticker = Ticker::new(what);
     let deadline = Instant::now() + Duration::from_secs(300);
     loop {
-        progress::check_deadline(&what, &ticker, deadline, || {
+        progress::check_deadline(what, &ticker, deadline, || {
             format!("{} handled", done.handled)
         })?;
-        let batch = collect(&consumer, setup.batch, &mut ended, &what).await?;
+        let Some(batch) = log.next_batch(size).await? else {
+            break;
+        };
         if batch.is_empty() {
-            if !ended.is_empty() {
-                break;
-            }
             ticker.tick(|| format!("{} handled, waiting for records", done.handled));
             continue;
         }
@@ -119,8 +163,8 @@ pub(crate) async fn incarnation(
         batches += 1;
         let crash_after = crash.filter(|c| c.batch == batches).map(|c| c.after);
         let offsets = next_offsets(&batch);
-        if setup.commit == Commit::BeforeProcessing {
-            kafka::commit(&consumer, &offsets, setup.topic).await?;
+        if commit == Commit::BeforeProcessing {
+            log.commit(&offsets).await?;
             done.commits += 1;
         }
         for (i, record) in batch.iter().enumerate() {
@@ -130,19 +174,52 @@ pub(crate) async fn incarnation(
                 done.crashed = true;
                 return Ok(done);
             }
-            if !apply(setup, record).await? {
+            if !effects.apply(record).await? {
                 done.skipped += 1;
             }
             done.handled += 1;
         }
-        if setup.commit != Commit::BeforeProcessing {
-            kafka::commit(&consumer, &offsets, setup.topic).await?;
+        if commit != Commit::BeforeProcessing {
+            log.commit(&offsets).await?;
             done.commits += 1;
         }
         done.busy = first_record.map(|t| t.elapsed()).unwrap_or_default();
         ticker.tick(|| format!("{} handled", done.handled));
     }
     Ok(done)
+}
+
+/// The topic, read and committed by one consumer of the group.
+struct KafkaLog<'a> {
+    consumer: Arc<StreamConsumer>,
+    topic: &'a str,
+    /// Partitions whose end the consumer has reached.
+    ended: BTreeSet<i32>,
+    what: String,
+}
+
+impl Log for KafkaLog<'_> {
+    async fn next_batch(&mut self, size: usize) -> Result<Option<Vec<Record>>, LabError> {
+        let batch = collect(&self.consumer, size, &mut self.ended, &self.what).await?;
+        Ok(if batch.is_empty() && !self.ended.is_empty() {
+            None
+        } else {
+            Some(batch)
+        })
+    }
+
+    async fn commit(&mut self, offsets: &BTreeMap<i32, i64>) -> Result<(), LabError> {
+        kafka::commit(&self.consumer, offsets, self.topic).await
+    }
+}
+
+/// The effects table in PostgreSQL, with the setup's dedup rule.
+struct Postgres<'a, 'b>(&'a Setup<'b>);
+
+impl Effects for Postgres<'_, '_> {
+    async fn apply(&mut self, record: &Record) -> Result<bool, LabError> {
+        apply(self.0, record).await
+    }
 }
 
 /// The next `size` records, fewer only at the end of the topic (a partition's
@@ -263,4 +340,147 @@ pub(crate) async fn prepare(
     )
     .await?;
     Ok((bootstrap, pool))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One partition of `len` records, and what the group coordinator keeps
+    /// of it between incarnations: the committed offset, and how many
+    /// commits it acknowledged.
+    struct Partition {
+        len: i64,
+        committed: i64,
+        acknowledged_commits: u64,
+    }
+
+    /// An incarnation's consumer: it reads from the committed offset on.
+    struct Reader<'a> {
+        partition: &'a mut Partition,
+        next: i64,
+    }
+
+    impl Log for Reader<'_> {
+        async fn next_batch(&mut self, size: usize) -> Result<Option<Vec<Record>>, LabError> {
+            if self.next >= self.partition.len {
+                return Ok(None);
+            }
+            let end = (self.next + size as i64).min(self.partition.len);
+            let batch = (self.next..end)
+                .map(|offset| Record {
+                    partition: 0,
+                    offset,
+                    key: None,
+                    value: Some(offset.to_string()),
+                })
+                .collect();
+            self.next = end;
+            Ok(Some(batch))
+        }
+
+        async fn commit(&mut self, offsets: &BTreeMap<i32, i64>) -> Result<(), LabError> {
+            self.partition.committed = offsets[&0];
+            self.partition.acknowledged_commits += 1;
+            Ok(())
+        }
+    }
+
+    /// How many times each offset's effect was applied.
+    #[derive(Default)]
+    struct Applied(BTreeMap<i64, u32>);
+
+    impl Effects for Applied {
+        async fn apply(&mut self, record: &Record) -> Result<bool, LabError> {
+            *self.0.entry(record.offset).or_default() += 1;
+            Ok(true)
+        }
+    }
+
+    /// A crashing incarnation, then one that reads to the end, both in
+    /// batches of `size`; what each did.
+    async fn crash_and_restart(
+        partition: &mut Partition,
+        applied: &mut Applied,
+        commit: Commit,
+        size: usize,
+        crash: Crash,
+    ) -> (Incarnation, Incarnation) {
+        let mut runs = Vec::new();
+        for crash in [Some(crash), None] {
+            let next = partition.committed;
+            let mut reader = Reader {
+                partition: &mut *partition,
+                next,
+            };
+            runs.push(
+                consume(&mut reader, &mut *applied, commit, size, crash, "test")
+                    .await
+                    .expect("an in-memory incarnation cannot fail"),
+            );
+        }
+        (runs[0], runs[1])
+    }
+
+    #[tokio::test]
+    async fn offset_commits_are_the_ones_the_coordinator_acknowledged_not_records_over_k() {
+        // Batch-commits' worst case, small: 40 records, K = 10, a crash in
+        // the second batch one record before its commit.
+        let mut partition = Partition {
+            len: 40,
+            committed: 0,
+            acknowledged_commits: 0,
+        };
+        let mut applied = Applied::default();
+        let crash = Crash { batch: 2, after: 9 };
+        let (first, second) = crash_and_restart(
+            &mut partition,
+            &mut applied,
+            Commit::AfterProcessing,
+            10,
+            crash,
+        )
+        .await;
+        assert!(first.crashed && !second.crashed);
+        assert_eq!((first.commits, second.commits), (1, 3));
+        assert_eq!(
+            first.commits + second.commits,
+            partition.acknowledged_commits
+        );
+        // 19 + 30 records handled: ceil(49 / 10) would say 5 commits, one
+        // the coordinator never saw.
+        let handled = first.handled + second.handled;
+        assert_eq!(handled, 49);
+        assert_ne!(handled.div_ceil(10), partition.acknowledged_commits);
+        // The 9 records of the uncommitted batch were applied twice (K − 1).
+        let twice = applied.0.values().filter(|&&n| n == 2).count();
+        assert_eq!((applied.0.len(), twice), (40, 9));
+    }
+
+    #[tokio::test]
+    async fn committing_before_processing_loses_the_rest_of_the_crashed_batch() {
+        let mut partition = Partition {
+            len: 40,
+            committed: 0,
+            acknowledged_commits: 0,
+        };
+        let mut applied = Applied::default();
+        let crash = Crash { batch: 2, after: 9 };
+        let (first, second) = crash_and_restart(
+            &mut partition,
+            &mut applied,
+            Commit::BeforeProcessing,
+            10,
+            crash,
+        )
+        .await;
+        // The crashed batch was committed before it was applied.
+        assert_eq!((first.commits, second.commits), (2, 2));
+        assert_eq!(partition.acknowledged_commits, 4);
+        assert_eq!(partition.committed, 40);
+        // Record 19 was never applied; none twice.
+        assert_eq!(applied.0.len(), 39);
+        assert!(!applied.0.contains_key(&19));
+        assert!(applied.0.values().all(|&n| n == 1));
+    }
 }

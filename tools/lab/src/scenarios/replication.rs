@@ -8,7 +8,10 @@
 //! producer without retries tries to write; then both are restarted and
 //! the ISR is watched until it is whole again. At the end every
 //! acknowledged record is looked for on the topic. A second topic with
-//! replication factor 2 shows where replicas live.
+//! replication factor 2 shows where replicas live, and a third one with the
+//! same factor and twice its partitions whether more partitions lower the
+//! risk: with two brokers down, the partitions without a leader are counted
+//! on all three.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -25,7 +28,11 @@ use crate::{Lab, LabError, Outcome, Table, Verdict};
 
 const TOPIC: &str = "replication.orders";
 const SPREAD: &str = "replication.spread";
+/// Replication factor 2 like `SPREAD`, with twice its partitions.
+const WIDE: &str = "replication.spread-wide";
 const PARTITIONS: i32 = 3;
+const SPREAD_PARTITIONS: usize = 6;
+const WIDE_PARTITIONS: usize = 12;
 
 /// What became of the records written in one phase.
 #[derive(Debug, Default, Clone)]
@@ -50,13 +57,15 @@ pub(crate) async fn run(lab: &mut Lab) -> Result<Outcome, LabError> {
             .config("min.insync.replicas", 2),
     )
     .await?;
-    kafka::create_topic(
-        &bootstrap,
-        &TopicPlan::new(SPREAD, 6)
-            .replication(2)
-            .config("min.insync.replicas", 1),
-    )
-    .await?;
+    for (topic, partitions) in [(SPREAD, SPREAD_PARTITIONS), (WIDE, WIDE_PARTITIONS)] {
+        kafka::create_topic(
+            &bootstrap,
+            &TopicPlan::new(topic, partitions as i32)
+                .replication(2)
+                .config("min.insync.replicas", 1),
+        )
+        .await?;
+    }
     let inspector = Inspector::new(&bootstrap)?;
     let (placement, most_held) = placement_table(&inspector).await?;
 
@@ -186,25 +195,15 @@ pub(crate) async fn run(lab: &mut Lab) -> Result<Outcome, LabError> {
             one_down.written
         ))
     };
-    let every_server = if most_held < 6 {
+    let every_server = if most_held < SPREAD_PARTITIONS {
         Verdict::DoesNotHold(format!(
             "a broker holds only its replicas: with replication factor 2 on 3 brokers, no broker held more \
-             than {most_held} of 6 partitions"
+             than {most_held} of {SPREAD_PARTITIONS} partitions"
         ))
     } else {
         Verdict::Holds
     };
-    let more_partitions = match offline {
-        (0, spread_offline) if spread_offline > 0 => Verdict::DoesNotHold(format!(
-            "with two brokers down, {spread_offline} of the 6 partitions of `{SPREAD}` (replication factor 2) \
-             had no leader, against 0 of the {PARTITIONS} of `{TOPIC}` (replication factor 3): replicas lower \
-             the risk, more partitions only spread it"
-        )),
-        (orders_offline, spread_offline) => Verdict::NotShown(format!(
-            "partitions without a leader with two brokers down: {orders_offline} of {PARTITIONS} at RF 3, \
-             {spread_offline} of 6 at RF 2"
-        )),
-    };
+    let more_partitions = more_partitions_verdict(offline);
     let moved = leaders_moved(&before, &[(3, &one_down_leaders), (2, &two_down_leaders)]);
     let zookeeper = if moved > 0 {
         Verdict::DoesNotHold(format!(
@@ -241,11 +240,13 @@ pub(crate) async fn run(lab: &mut Lab) -> Result<Outcome, LabError> {
              min.insync.replicas=2; an idempotent acks=all producer writes {rate} records/s for {} s, \
              broker 3 is SIGKILLed and writing goes on for {} s; then broker 2 is SIGKILLed and a producer \
              without retries tries {probes} records; then both restart and {after} more records are written. \
-             Topic `{SPREAD}` (6 partitions, replication factor 2) shows where replicas live.",
+             Topic `{SPREAD}` ({SPREAD_PARTITIONS} partitions, replication factor 2) shows where replicas \
+             live; it and `{WIDE}` ({WIDE_PARTITIONS} partitions, replication factor 2) are counted for \
+             partitions without a leader while only broker 1 is up.",
             phase.as_secs(),
             phase.as_secs()
         ),
-        tables: vec![placement, phases],
+        tables: vec![placement, phases, offline_table(offline)],
         notes,
         verdicts: vec![
             ("replication.no-loss", no_loss),
@@ -275,7 +276,9 @@ async fn placement_table(inspector: &Inspector) -> Result<(Table, usize), LabErr
                 partitions.len() == count && partitions.iter().all(|p| p.replicas.len() == factor)
             };
             Ok(
-                if complete(&orders, PARTITIONS as usize, 3) && complete(&spread, 6, 2) {
+                if complete(&orders, PARTITIONS as usize, 3)
+                    && complete(&spread, SPREAD_PARTITIONS, 2)
+                {
                     Seen::Ready((orders, spread))
                 } else {
                     Seen::NotYet(format!(
@@ -389,9 +392,76 @@ fn leaders_moved(before: &[PartitionInfo], after: &[(i32, &[PartitionInfo])]) ->
         .sum()
 }
 
-/// With only broker 1 up: how many partitions of each topic have no leader
-/// (`TOPIC`, `SPREAD`), once no partition names a dead broker as leader.
-async fn offline_partitions(inspector: &Inspector) -> Result<(usize, usize), LabError> {
+/// Partitions without a leader per topic, with only broker 1 up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Offline {
+    /// Of `TOPIC`'s `PARTITIONS` (replication factor 3).
+    orders: usize,
+    /// Of `SPREAD`'s `SPREAD_PARTITIONS` (replication factor 2).
+    spread: usize,
+    /// Of `WIDE`'s `WIDE_PARTITIONS` (replication factor 2).
+    wide: usize,
+}
+
+/// The counts of partitions without a leader, as a table.
+fn offline_table(offline: Offline) -> Table {
+    let mut table = Table::new(&[
+        "topic (only broker 1 up)",
+        "replication factor",
+        "partitions",
+        "without a leader",
+    ]);
+    for (topic, factor, partitions, without) in [
+        (TOPIC, 3, PARTITIONS as usize, offline.orders),
+        (SPREAD, 2, SPREAD_PARTITIONS, offline.spread),
+        (WIDE, 2, WIDE_PARTITIONS, offline.wide),
+    ] {
+        table.row(vec![
+            topic.to_owned(),
+            factor.to_string(),
+            partitions.to_string(),
+            without.to_string(),
+        ]);
+    }
+    table
+}
+
+/// "The more partitions, the lower the risk", from the partitions left
+/// without a leader: at the same replication factor, twice the partitions
+/// must leave fewer of them without a leader for the claim to hold.
+fn more_partitions_verdict(offline: Offline) -> Verdict {
+    let Offline {
+        orders,
+        spread,
+        wide,
+    } = offline;
+    if spread == 0 && wide == 0 {
+        return Verdict::NotShown(format!(
+            "no partition at replication factor 2 lost its leader with two brokers down ({orders} of \
+             {PARTITIONS} at factor 3)"
+        ));
+    }
+    let share = |n: usize, of: usize| n as f64 / of as f64 * 100.0;
+    let counted = format!(
+        "with two brokers down, {wide} of the {WIDE_PARTITIONS} partitions of `{WIDE}` had no leader \
+         ({:.0}%) against {spread} of the {SPREAD_PARTITIONS} of `{SPREAD}` ({:.0}%), both at replication \
+         factor 2; at factor 3, {orders} of the {PARTITIONS} of `{TOPIC}`",
+        share(wide, WIDE_PARTITIONS),
+        share(spread, SPREAD_PARTITIONS),
+    );
+    if wide >= spread {
+        Verdict::DoesNotHold(format!(
+            "{counted}: more partitions left as many or more without a leader; replicas lower the risk, \
+             partitions only spread it"
+        ))
+    } else {
+        Verdict::HoldsWithNuance(counted)
+    }
+}
+
+/// With only broker 1 up: how many partitions of each topic have no leader,
+/// once no partition names a dead broker as leader.
+async fn offline_partitions(inspector: &Inspector) -> Result<Offline, LabError> {
     let settled =
         |partitions: &[PartitionInfo]| partitions.iter().all(|p| p.leader == 1 || p.leader < 0);
     let offline = |partitions: &[PartitionInfo]| partitions.iter().filter(|p| p.leader < 0).count();
@@ -402,14 +472,25 @@ async fn offline_partitions(inspector: &Inspector) -> Result<(usize, usize), Lab
         || async {
             let orders = inspector.partitions(TOPIC).await?;
             let spread = inspector.partitions(SPREAD).await?;
+            let wide = inspector.partitions(WIDE).await?;
             Ok(
-                if settled(&orders) && settled(&spread) && spread.len() == 6 {
-                    Seen::Ready((offline(&orders), offline(&spread)))
+                if settled(&orders)
+                    && settled(&spread)
+                    && settled(&wide)
+                    && spread.len() == SPREAD_PARTITIONS
+                    && wide.len() == WIDE_PARTITIONS
+                {
+                    Seen::Ready(Offline {
+                        orders: offline(&orders),
+                        spread: offline(&spread),
+                        wide: offline(&wide),
+                    })
                 } else {
                     Seen::NotYet(format!(
-                        "{}; spread: {}",
+                        "{}; spread: {}; wide: {}",
                         isr_line(&orders),
-                        isr_line(&spread)
+                        isr_line(&spread),
+                        isr_line(&wide)
                     ))
                 },
             )
@@ -592,5 +673,36 @@ mod tests {
         let after_2 = [led(0, 1), led(1, -1), led(2, 1)];
         assert_eq!(leaders_moved(&before, &[(3, &after_3), (2, &after_2)]), 1);
         assert_eq!(leaders_moved(&before, &[(3, &before)]), 0);
+    }
+
+    #[test]
+    fn more_partitions_lower_the_risk_only_if_fewer_of_them_lose_their_leader() {
+        let offline = |spread, wide| Offline {
+            orders: 0,
+            spread,
+            wide,
+        };
+        // Twice the partitions, the same share without a leader.
+        let same_share = more_partitions_verdict(offline(2, 4));
+        assert_eq!(same_share.kind(), crate::VerdictKind::DoesNotHold);
+        assert!(
+            same_share.line().contains("4 of the 12 partitions"),
+            "{}",
+            same_share.line()
+        );
+        assert_eq!(
+            more_partitions_verdict(offline(2, 2)).kind(),
+            crate::VerdictKind::DoesNotHold
+        );
+        // Fewer partitions without a leader on the wider topic: the claim holds.
+        assert_eq!(
+            more_partitions_verdict(offline(2, 1)).kind(),
+            crate::VerdictKind::HoldsWithNuance
+        );
+        // Nothing lost its leader: the run shows neither.
+        assert_eq!(
+            more_partitions_verdict(offline(0, 0)).kind(),
+            crate::VerdictKind::NotShown
+        );
     }
 }

@@ -11,6 +11,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use crate::error::Refutes;
 use crate::kafka::{self, GroupReader, Inspector, Record, TopicPlan};
 use crate::progress::{self, Seen};
 use crate::{Lab, LabError, Outcome, Table, Verdict};
@@ -46,7 +47,11 @@ pub(crate) async fn run(lab: &mut Lab) -> Result<Outcome, LabError> {
     write_orders(&bootstrap, KEPT, 0..orders).await?;
     live.wait_for(orders * STATUSES.len(), WAIT).await?;
     let replay = GroupReader::start(&bootstrap, "retention-replay", KEPT, &[])?;
-    replay.wait_for(orders * STATUSES.len(), WAIT).await?;
+    // A replay that never reads the whole history refutes the claim.
+    replay
+        .wait_for(orders * STATUSES.len(), WAIT)
+        .await
+        .refutes("retention.replay")?;
     replay.wait_ended(PARTITIONS as usize, WAIT).await?;
     let (live_view, replay_view, _) = compare(&mut table, KEPT, &live, &replay);
     let kept_identical = live_view == replay_view && live_view.len() == orders;

@@ -30,7 +30,7 @@ use sqlx::{Connection, PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::error::Step;
+use crate::error::{Refutes, Step};
 use crate::kafka::{self, TopicPlan};
 use crate::progress::{self, Seen};
 use crate::{Lab, LabError, Outcome, Table, Verdict};
@@ -225,8 +225,11 @@ pub(crate) async fn run(lab: &mut Lab) -> Result<Outcome, LabError> {
             }
         }
         if let Some(running) = relay {
-            wait_for_empty_outbox(&pool).await?;
+            // A relay that never publishes every committed row loses events:
+            // that refutes the claim, and the run goes on (its relay stopped).
+            let published = wait_for_empty_outbox(&pool).await;
             running.stop().await?;
+            published.refutes("when-to-send.outbox")?;
         }
         tally(&pool, &bootstrap, design, &mut count).await?;
         table.row(vec![
