@@ -91,16 +91,6 @@ enum Command {
     /// Stop the services (they drain), the trace backend if it runs, then
     /// Kafka and PostgreSQL.
     Down,
-    /// The OTLP receiver in front of Zipkin (started detached by `up --tracing`).
-    #[command(hide = true)]
-    OtlpReceiver {
-        /// Where to listen for OTLP/HTTP.
-        #[arg(long)]
-        listen: std::net::SocketAddr,
-        /// Zipkin's base URL.
-        #[arg(long)]
-        zipkin: String,
-    },
     /// Show the infrastructure and the services: running or not, pid, address, since when.
     Status,
     /// Rebuild a consuming service's view from the topic's history in a new
@@ -390,9 +380,6 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                 tracing,
             )
             .await?;
-        }
-        Command::OtlpReceiver { listen, zipkin } => {
-            commands::otlp_receiver(listen, &zipkin).await?;
         }
         Command::Chaos {
             quick,

@@ -2,21 +2,22 @@
 //!
 //! The three services run as processes (each exports under its own service
 //! name, which one process could not do) on fresh databases and a fresh
-//! topic, with `OTEL_EXPORTER_OTLP_ENDPOINT` pointing at devinfra's OTLP
-//! receiver, which forwards to a Zipkin server started from its Maven jar. An
-//! order is placed with a caller's `traceparent`; the test then asks Zipkin's
-//! own query API for that trace and checks that it holds the spans of all
-//! three services with the right parents: request → transaction → publish →
-//! each consumer.
+//! topic, with `OTEL_EXPORTER_OTLP_ENDPOINT` pointing at the OTLP receiver
+//! (the `otlp-receiver` crate, served in-process), which forwards to a Zipkin
+//! server devinfra starts from its Maven jar. An order is placed with a
+//! caller's `traceparent`; the test then asks Zipkin's own query API for that
+//! trace and checks that it holds the spans of all three services with the
+//! right parents: request → transaction → publish → each consumer.
 
 use std::collections::HashMap;
 
 use anyhow::{Context as _, bail, ensure};
 use devinfra::infra::{Settings, service_url_var};
 use devinfra::stack::{Launch, Service, ServicePorts, Stack};
-use devinfra::zipkin::{OtlpReceiver, Zipkin};
+use devinfra::zipkin::Zipkin;
 use e2e::services::{fresh_group, wait_until};
 use e2e::{ServiceRole, TestInfra};
+use otlp_receiver::OtlpReceiver;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;

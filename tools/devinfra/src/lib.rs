@@ -12,10 +12,11 @@
 //! background processes (built once, started detached, found again by pid
 //! file, stopped with a drain), [`private`] gives a chaos or benchmark run
 //! infrastructure of its own, [`rebuild`] rebuilds a consumer's view from
-//! the topic, [`zipkin`] runs the trace backend (Zipkin, with an OTLP
-//! receiver in front), and [`contract_tools`] installs the tools that check
-//! the API and event contracts. `cargo xtask`, the chaos and benchmark runs
-//! and the end-to-end tests all run the flow on these.
+//! the topic, [`zipkin`] runs the trace backend (Zipkin; the OTLP receiver
+//! in front of it is the `otlp-receiver` crate), and [`contract_tools`]
+//! installs the tools that check the API and event contracts. `cargo xtask`,
+//! the chaos and benchmark runs and the end-to-end tests all run the flow on
+//! these.
 
 pub mod contract_tools;
 pub mod error;

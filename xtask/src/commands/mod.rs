@@ -24,7 +24,7 @@ pub use infra::{infra_down, infra_status, infra_up};
 pub use kafka::{kafka_tool, watch_topic};
 pub use lab::lab;
 pub use rebuild::rebuild;
-pub use stack::{down, otlp_receiver, status, up};
+pub use stack::{down, status, up};
 pub use test::test;
 
 /// A child's exit status as ours: its code, or 128 + the signal that ended it.

@@ -1,14 +1,13 @@
 //! `cargo xtask up|down|status`: the infrastructure and the three services together.
 
 use std::io::Write as _;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use devinfra::infra::{DevInfra, port_from_env};
 use devinfra::process::{self, PidFile, Signal};
-use devinfra::stack::{Profile, ServiceProcess, Stack, StackError, report_started};
-use devinfra::zipkin::{self, OtlpReceiver, Zipkin};
+use devinfra::stack::{Profile, ServiceProcess, Stack, StackError, build_binary, report_started};
+use devinfra::zipkin::{self, Zipkin};
 use devinfra::{InfraError, workspace_root};
 
 use super::infra::{print_settings, print_status};
@@ -18,7 +17,7 @@ use super::infra::{print_settings, print_status};
 /// the services' URLs as `NAME=value` on stdout, and the pages to open on stderr.
 ///
 /// With `tracing`, Zipkin and the OTLP receiver in front of it are started
-/// first (see `devinfra::zipkin`) and the services get
+/// first (see `devinfra::zipkin` and the `otlp-receiver` crate) and the services get
 /// `OTEL_EXPORTER_OTLP_ENDPOINT`; `ZIPKIN_URL` is printed too. Services that
 /// already run keep their environment: `down` first to switch tracing on.
 pub async fn up(nodes: usize, profile: Profile, tracing: bool) -> Result<(), StackError> {
@@ -27,7 +26,7 @@ pub async fn up(nodes: usize, profile: Profile, tracing: bool) -> Result<(), Sta
     let mut stack = Stack::new(&infra, &report.settings)?.with_profile(profile);
     let mut zipkin_url = None;
     if tracing {
-        let (zipkin, otlp) = start_tracing(&infra).await?;
+        let (zipkin, otlp) = start_tracing(&infra, profile).await?;
         stack = stack.with_env(vec![(
             platform::telemetry::OTLP_ENDPOINT_VAR.to_owned(),
             otlp,
@@ -53,9 +52,13 @@ fn tracing_dir(infra: &DevInfra) -> PathBuf {
     infra.dir().join("zipkin")
 }
 
-/// Starts Zipkin and the OTLP receiver (detached) unless they run; returns
-/// Zipkin's URL and the receiver's.
-async fn start_tracing(infra: &DevInfra) -> Result<(String, String), StackError> {
+/// The OTLP receiver's package and binary (`tools/otlp-receiver`).
+const RECEIVER: &str = "otlp-receiver";
+
+/// Starts Zipkin and the OTLP receiver (its binary built with `profile`, like
+/// the services, and run detached) unless they run; returns Zipkin's URL and
+/// the receiver's.
+async fn start_tracing(infra: &DevInfra, profile: Profile) -> Result<(String, String), StackError> {
     let dir = tracing_dir(infra);
     let zipkin_port = port_from_env("ZIPKIN_PORT", zipkin::DEFAULT_PORT)?;
     let otlp_port = port_from_env("OTLP_PORT", zipkin::DEFAULT_OTLP_PORT)?;
@@ -70,13 +73,11 @@ async fn start_tracing(infra: &DevInfra) -> Result<(String, String), StackError>
     let running = pid_file.read().is_some_and(is_receiver);
     if !running {
         process::ensure_port_free(otlp_port, "the OTLP receiver", Some("OTLP_PORT"))?;
-        let exe =
-            std::env::current_exe().map_err(|e| InfraError::io("find", "the xtask binary", e))?;
+        let exe = build_binary(RECEIVER, profile).await?;
         let log = dir.join("otlp-receiver.log");
         let (out, err) = process::append_log(&log)?;
         let mut command = std::process::Command::new(&exe);
         command
-            .arg("otlp-receiver")
             .arg("--listen")
             .arg(format!("127.0.0.1:{otlp_port}"))
             .arg("--zipkin")
@@ -98,9 +99,9 @@ async fn start_tracing(infra: &DevInfra) -> Result<(String, String), StackError>
     Ok((zipkin.url(), otlp))
 }
 
-/// Whether `pid` is an OTLP receiver of ours.
+/// Whether `pid` is an OTLP receiver of ours (its binary's path names it).
 fn is_receiver(pid: u32) -> bool {
-    process::command_line(pid).is_some_and(|line| line.contains("otlp-receiver"))
+    process::command_line(pid).is_some_and(|line| line.contains(RECEIVER))
 }
 
 /// Stops the OTLP receiver and Zipkin, if they run.
@@ -123,18 +124,6 @@ async fn stop_tracing(infra: &DevInfra) -> Result<(), StackError> {
         zipkin.stop().await?;
         eprintln!("xtask: stopped Zipkin");
     }
-    Ok(())
-}
-
-/// Runs the OTLP receiver in front of the Zipkin at `zipkin` until SIGTERM or Ctrl-C.
-pub async fn otlp_receiver(listen: SocketAddr, zipkin: &str) -> Result<(), StackError> {
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .map_err(|e| InfraError::io("listen on", listen.to_string(), e))?;
-    OtlpReceiver::new(zipkin)
-        .serve(listener, platform::shutdown::on_signal())
-        .await
-        .map_err(|e| InfraError::io("serve OTLP on", listen.to_string(), e))?;
     Ok(())
 }
 

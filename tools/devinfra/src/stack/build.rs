@@ -1,5 +1,6 @@
 //! Building the three service binaries once (and the benchmark's load
-//! generator), and finding where cargo put them.
+//! generator, and the OTLP receiver in front of Zipkin), and finding where
+//! cargo put them.
 //!
 //! The paths come from cargo itself (`--message-format=json-render-diagnostics`
 //! reports every executable it produced or found up to date), so a shared or
