@@ -55,17 +55,18 @@ impl Binaries {
     }
 }
 
-/// Runs `cargo build -p order-service -p invoicing-service -p shipping-service`
+/// Runs `cargo build -p order-service -p invoicing-service ...`, one `-p` per
+/// registered service ([`platform::services::ALL`]),
 /// (with `--release` for [`Profile::Release`], and `--features` with
 /// `features` when there are any, e.g. `invoicing-service/fault-injection`)
 /// and returns the executables.
 pub async fn build_services(profile: Profile, features: &[String]) -> Result<Binaries, StackError> {
-    let packages = Service::ALL.map(Service::binary);
+    let packages: Vec<&str> = platform::services::ALL.iter().map(|s| s.name).collect();
     let messages = cargo_build(&packages, profile, features).await?;
     let mut paths = Vec::new();
-    for service in Service::ALL {
-        let path = executable(&messages, service.binary()).ok_or(StackError::MissingBinary {
-            binary: service.binary(),
+    for &service in platform::services::ALL {
+        let path = executable(&messages, service.name).ok_or(StackError::MissingBinary {
+            binary: service.name,
         })?;
         paths.push((service, path));
     }
