@@ -10,9 +10,9 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, ensure};
+use e2e::TestInfra;
 use e2e::browser::Browser;
 use e2e::services::{EventProducer, ServiceUnderTest, consumer_config, fresh_group, wait_until};
-use e2e::{ServiceRole, TestInfra};
 use invoicing_service::Invoicing;
 use platform::services::{INVOICING_SERVICE, ORDER_SERVICE, SHIPPING_SERVICE};
 use platform::web::PageLinks;
@@ -57,9 +57,9 @@ impl Flow {
             .with(&ORDER_SERVICE, format!("http://127.0.0.1:{}", ports[0]))
             .with(&INVOICING_SERVICE, format!("http://127.0.0.1:{}", ports[1]))
             .with(&SHIPPING_SERVICE, format!("http://127.0.0.1:{}", ports[2]));
-        let (orders_url, orders) = infra.fresh_database(ServiceRole::Orders).await?;
-        let (invoicing_url, _) = infra.fresh_database(ServiceRole::Invoicing).await?;
-        let (shipping_url, _) = infra.fresh_database(ServiceRole::Shipping).await?;
+        let (orders_url, orders) = infra.fresh_database(&ORDER_SERVICE).await?;
+        let (invoicing_url, _) = infra.fresh_database(&INVOICING_SERVICE).await?;
+        let (shipping_url, _) = infra.fresh_database(&SHIPPING_SERVICE).await?;
         let mut config = order_service::Config::for_flow(
             orders_url,
             e2e::admin_kafka(infra.kafka_bootstrap_servers(), &topic),
@@ -537,7 +537,10 @@ async fn the_shipping_pages_show_no_price_no_email_and_no_billing_address() -> a
     ];
     for url in [
         format!("{}/", flow.links.of(&SHIPPING_SERVICE)),
-        format!("{}/shipment/{shipment_id}", flow.links.of(&SHIPPING_SERVICE)),
+        format!(
+            "{}/shipment/{shipment_id}",
+            flow.links.of(&SHIPPING_SERVICE)
+        ),
     ] {
         browser.open(&url).await?;
         let page = browser.client().source().await?;
@@ -641,7 +644,10 @@ async fn a_script_in_a_customer_name_is_text_on_every_page_and_in_the_journey() 
             ),
             "main",
         ),
-        (format!("{}/", flow.links.of(&SHIPPING_SERVICE)), "tbody td:nth-child(2)"),
+        (
+            format!("{}/", flow.links.of(&SHIPPING_SERVICE)),
+            "tbody td:nth-child(2)",
+        ),
         (
             format!(
                 "{}/shipment/{}",
