@@ -1,4 +1,4 @@
-//! Building the three service binaries once (and the benchmark's load
+//! Building the registered services' binaries once (and the benchmark's load
 //! generator), and finding where cargo put them.
 //!
 //! The paths come from cargo itself (`--message-format=json-render-diagnostics`
@@ -39,7 +39,7 @@ impl Profile {
     }
 }
 
-/// Where the three service executables are.
+/// Where the registered services' executables are.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Binaries {
     paths: Vec<(Service, PathBuf)>,

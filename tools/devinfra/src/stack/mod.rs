@@ -1,9 +1,10 @@
-//! The three services as plain background processes, on top of the infrastructure.
+//! The registered services ([`platform::services::ALL`]) as plain background
+//! processes, on top of the infrastructure.
 //!
 //! `cargo xtask up`, `demo` and `rebuild` (and the chaos and benchmark runs to
 //! come) start the services one way: the binaries are built once (`cargo build
-//! -p order-service -p invoicing-service -p shipping-service`, `--release` on
-//! request), then each instance is spawned detached (its own session, stdin
+//! -p order-service -p invoicing-service ...`, one `-p` per registered service,
+//! `--release` on request), then each instance is spawned detached (its own session, stdin
 //! closed, output appended to `<infra dir>/services/<name>.log`) with an
 //! environment made from the infra's [`Settings`] and nothing inherited that
 //! could change its behaviour. Its pid and port go to `<name>.pid`, so a later
@@ -18,7 +19,7 @@
 //! confused, and a recycled pid is never signalled.
 //!
 //! Instance 1 of a service is the one on its configured port
-//! (`ORDER_SERVICE_PORT`, ...); further instances (a second shipping consumer
+//! (`ORDER_SERVICE_PORT`, ..., `<NAME>_PORT` for each registered service); further instances (a second shipping consumer
 //! for rebalance tests) take a free port and join the same consumer group.
 //! [`Launch`] runs anything else, such as a rebuild in a new group and database.
 
@@ -277,7 +278,7 @@ impl Stack {
         urls
     }
 
-    /// The binaries, built on first use (one `cargo build` for all three).
+    /// The binaries, built on first use (one `cargo build` for every service).
     pub async fn build(&self) -> Result<&Binaries, StackError> {
         self.binaries
             .get_or_try_init(|| build_services(self.profile, &self.features))
