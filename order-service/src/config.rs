@@ -11,7 +11,7 @@ use messaging::kafka::{KafkaSettings, ProducerSettings};
 use messaging::relay::RelaySettings;
 use platform::config::{DbSettings, LogSettings};
 use platform::db::DatabaseUrl;
-use platform::services::ORDER_SERVICE;
+use platform::services::{INVOICING_SERVICE, ORDER_SERVICE, SHIPPING_SERVICE};
 use platform_web::config::HttpSettings;
 use platform_web::web::PageLinks;
 
@@ -103,7 +103,7 @@ impl Config {
         self.upstream
             .invoicing_api_url
             .as_deref()
-            .unwrap_or(&self.links.invoicing)
+            .unwrap_or(self.links.of(&INVOICING_SERVICE))
     }
 
     /// Where this service reads shipping's API.
@@ -111,7 +111,7 @@ impl Config {
         self.upstream
             .shipping_api_url
             .as_deref()
-            .unwrap_or(&self.links.shipping)
+            .unwrap_or(self.links.of(&SHIPPING_SERVICE))
     }
 }
 

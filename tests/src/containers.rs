@@ -30,6 +30,7 @@
 //! Ctrl-C or SIGTERM. Only a SIGKILL leaves them behind, each labelled [`LABEL`] so one
 //! command finds them (see the README).
 
+use platform::services;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Mutex, Once, PoisonError};
@@ -42,7 +43,7 @@ use testcontainers_modules::testcontainers::runners::AsyncRunner;
 use testcontainers_modules::testcontainers::{ContainerAsync, ContainerRequest, Image, ImageExt};
 use tokio::sync::OnceCell;
 
-use crate::{KAFKA_BOOTSTRAP_SERVERS, POSTGRES_ADMIN_URL, ServiceRole, TestInfra};
+use crate::{KAFKA_BOOTSTRAP_SERVERS, POSTGRES_ADMIN_URL, TestInfra};
 
 /// The Kafka image and tag, as in docker-compose.yml.
 pub const KAFKA_IMAGE: (&str, &str) = ("apache/kafka", "4.4.0");
@@ -344,14 +345,9 @@ async fn start() -> anyhow::Result<TestInfra> {
     };
     let bootstrap = format!("127.0.0.1:{kafka_port}");
     let admin = url("postgres", "postgres", "postgres");
-    let services: Vec<(String, String)> = ServiceRole::ALL
+    let services: Vec<(String, String)> = services::ALL
         .iter()
-        .map(|r| {
-            (
-                r.database_url_var().to_owned(),
-                url(r.name(), r.name(), r.name()),
-            )
-        })
+        .map(|r| (r.database_url_var(), url(r.role(), r.role(), r.role())))
         .collect();
     Ok(TestInfra::from_lookup(|name| match name {
         KAFKA_BOOTSTRAP_SERVERS => Some(bootstrap.clone()),

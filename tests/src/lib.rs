@@ -13,6 +13,7 @@
 //! sees another's data.
 
 pub mod browser;
+pub mod commands;
 pub mod containers;
 pub mod events;
 pub mod private_kafka;
@@ -24,7 +25,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, anyhow, bail};
 use devinfra::kafka::access::{self, admin_client_config};
 use messaging::kafka::KafkaSettings;
-use platform::services::{INVOICING_SERVICE, ORDER_SERVICE, SHIPPING_SERVICE, ServiceFacts};
+use platform::services::ServiceFacts;
 use rdkafka::ClientConfig;
 use rdkafka::admin::{
     AdminClient, AdminOptions, AlterConfig, NewTopic, ResourceSpecifier, TopicReplication,
@@ -47,53 +48,10 @@ pub const NO_INFRA: &str = "no Kafka/PostgreSQL: run the tests with `cargo xtask
 /// How long a freshly created topic may take until all its partitions have leaders.
 const TOPIC_READY_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// A service that owns a database and logs in with its own role.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ServiceRole {
-    /// order-service: orders, order lines, the outbox.
-    Orders,
-    /// invoicing-service: invoices and its dedup records.
-    Invoicing,
-    /// shipping-service: shipments and its dedup records.
-    Shipping,
-}
-
-impl ServiceRole {
-    /// Every service role.
-    pub const ALL: [ServiceRole; 3] = [
-        ServiceRole::Orders,
-        ServiceRole::Invoicing,
-        ServiceRole::Shipping,
-    ];
-
-    /// What is fixed about the service: its name, port, database and group.
-    pub fn facts(self) -> ServiceFacts {
-        match self {
-            ServiceRole::Orders => ORDER_SERVICE,
-            ServiceRole::Invoicing => INVOICING_SERVICE,
-            ServiceRole::Shipping => SHIPPING_SERVICE,
-        }
-    }
-
-    /// The role name (also its own database's name), from [`ServiceRole::facts`].
-    pub fn name(self) -> &'static str {
-        self.facts().role()
-    }
-
-    /// The variable holding the service's database URL.
-    pub fn database_url_var(self) -> &'static str {
-        match self {
-            ServiceRole::Orders => "ORDERS_DATABASE_URL",
-            ServiceRole::Invoicing => "INVOICING_DATABASE_URL",
-            ServiceRole::Shipping => "SHIPPING_DATABASE_URL",
-        }
-    }
-}
-
 /// The infrastructure is not in the environment; displays as one line saying how to provide it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MissingInfra {
-    variable: &'static str,
+    variable: String,
 }
 
 impl fmt::Display for MissingInfra {
@@ -132,7 +90,9 @@ pub enum AcquireError {
 pub struct TestInfra {
     kafka_bootstrap_servers: String,
     admin_url: String,
-    service_urls: [String; 3],
+    /// Each registered service's database URL: (its database, URL), in the
+    /// registry's order.
+    service_urls: Vec<(&'static str, String)>,
 }
 
 impl TestInfra {
@@ -151,8 +111,9 @@ impl TestInfra {
         }
     }
 
-    /// Reads `KAFKA_BOOTSTRAP_SERVERS`, `POSTGRES_ADMIN_URL` and the three
-    /// `<SERVICE>_DATABASE_URL`s; fails with one line if any is missing.
+    /// Reads `KAFKA_BOOTSTRAP_SERVERS`, `POSTGRES_ADMIN_URL` and every
+    /// registered service's `<DATABASE>_DATABASE_URL`; fails with one line if
+    /// any is missing.
     fn from_environment() -> Result<Self, MissingInfra> {
         Self::from_lookup(|name| std::env::var(name).ok().filter(|v| !v.trim().is_empty()))
     }
@@ -161,14 +122,17 @@ impl TestInfra {
     pub(crate) fn from_lookup(
         lookup: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, MissingInfra> {
-        let get = |variable: &'static str| lookup(variable).ok_or(MissingInfra { variable });
+        let get = |variable: &str| {
+            lookup(variable).ok_or_else(|| MissingInfra {
+                variable: variable.to_owned(),
+            })
+        };
         let kafka_bootstrap_servers = get(KAFKA_BOOTSTRAP_SERVERS)?;
         let admin_url = get(POSTGRES_ADMIN_URL)?;
-        let service_urls = [
-            get(ServiceRole::Orders.database_url_var())?,
-            get(ServiceRole::Invoicing.database_url_var())?,
-            get(ServiceRole::Shipping.database_url_var())?,
-        ];
+        let service_urls = platform::services::ALL
+            .iter()
+            .map(|service| Ok((service.database, get(&service.database_url_var())?)))
+            .collect::<Result<_, MissingInfra>>()?;
         Ok(TestInfra {
             kafka_bootstrap_servers,
             admin_url,
@@ -195,14 +159,16 @@ impl TestInfra {
         &self.admin_url
     }
 
-    /// The URL a service connects with: its role, its own database.
-    pub fn service_url(&self, role: ServiceRole) -> &str {
-        let index = match role {
-            ServiceRole::Orders => 0,
-            ServiceRole::Invoicing => 1,
-            ServiceRole::Shipping => 2,
-        };
-        &self.service_urls[index]
+    /// The URL `service` connects with: its role, its own database.
+    ///
+    /// # Panics
+    /// When `service` is not in the registry ([`platform::services::ALL`]).
+    pub fn service_url(&self, service: &ServiceFacts) -> &str {
+        self.service_urls
+            .iter()
+            .find(|(database, _)| *database == service.database)
+            .map(|(_, url)| url.as_str())
+            .unwrap_or_else(|| panic!("{service} is not in platform::services::ALL"))
     }
 
     /// A Kafka client configuration with the bootstrap servers set, as the
@@ -218,21 +184,23 @@ impl TestInfra {
         admin_kafka(&self.kafka_bootstrap_servers, topic)
     }
 
-    /// A new database named by a UUID, owned by `role`, that no other role may
-    /// connect to; returns its URL as `role` and a pool connected as `role`.
-    pub async fn fresh_database(&self, role: ServiceRole) -> anyhow::Result<(String, PgPool)> {
+    /// A new database named by a UUID, owned by `service`'s role, that no
+    /// other role may connect to; returns its URL as that role and a pool
+    /// connected as that role.
+    pub async fn fresh_database(&self, service: &ServiceFacts) -> anyhow::Result<(String, PgPool)> {
+        let role = service.role();
         let name = Uuid::new_v4().to_string();
         let mut admin = PgConnection::connect(&self.admin_url)
             .await
             .context("connecting as the PostgreSQL superuser (POSTGRES_ADMIN_URL)")?;
         let database = quote_ident(&name);
-        let owner = quote_ident(role.name());
+        let owner = quote_ident(role);
         sqlx::raw_sql(AssertSqlSafe(format!(
             "CREATE DATABASE {database} OWNER {owner}"
         )))
         .execute(&mut admin)
         .await
-        .with_context(|| format!("creating database {name} for {}", role.name()))?;
+        .with_context(|| format!("creating database {name} for {role}"))?;
         sqlx::raw_sql(AssertSqlSafe(format!(
             "REVOKE CONNECT, TEMPORARY ON DATABASE {database} FROM PUBLIC"
         )))
@@ -241,13 +209,13 @@ impl TestInfra {
         .with_context(|| format!("closing database {name} to other roles"))?;
         admin.close().await?;
 
-        let url = with_database(self.service_url(role), &name)?;
+        let url = with_database(self.service_url(service), &name)?;
         let pool = PgPoolOptions::new()
             .max_connections(5)
             .acquire_timeout(Duration::from_secs(10))
             .connect(&url)
             .await
-            .with_context(|| format!("connecting to {name} as {}", role.name()))?;
+            .with_context(|| format!("connecting to {name} as {role}"))?;
         Ok((url, pool))
     }
 
@@ -540,7 +508,7 @@ mod tests {
         ]);
         let infra = TestInfra::from_lookup(|k| set.get(k).cloned()).expect("complete");
         assert_eq!(
-            infra.service_url(ServiceRole::Shipping),
+            infra.service_url(&platform::services::SHIPPING_SERVICE),
             "postgres://shipping:shipping@127.0.0.1:15432/shipping"
         );
         assert_eq!(infra.kafka_bootstrap_servers(), "127.0.0.1:19092");

@@ -108,19 +108,9 @@ fn environment(container: &Value) -> BTreeMap<String, Option<String>> {
         .collect()
 }
 
-/// The three services with their declared command lines.
-fn service_commands() -> [(ServiceFacts, clap::Command); 3] {
-    [
-        (ORDER_SERVICE, order_service::Config::cli()),
-        (
-            INVOICING_SERVICE,
-            consumer_kit::command::<invoicing_service::Invoicing>(),
-        ),
-        (
-            SHIPPING_SERVICE,
-            consumer_kit::command::<shipping_service::Shipping>(),
-        ),
-    ]
+/// The registered services with their declared command lines.
+fn service_commands() -> Vec<(&'static ServiceFacts, clap::Command)> {
+    e2e::commands::all()
 }
 
 /// The settings a deployment may set: every declared, non-hidden one
@@ -140,7 +130,7 @@ const OTEL_SERVICE_NAME: &str = platform::telemetry::SERVICE_NAME_VAR;
 fn every_setting_a_service_declares_is_set_in_its_deployment_and_nothing_else() {
     for (values, objects) in renderings() {
         for (service, command) in service_commands() {
-            let set: BTreeSet<String> = environment(container(&objects, &service))
+            let set: BTreeSet<String> = environment(container(&objects, service))
                 .into_keys()
                 .collect();
             let mut expected: BTreeSet<String> =
@@ -255,7 +245,7 @@ fn the_chart_declares_the_topics_the_services_use_with_their_partitions() {
             "{values}: {orders} keeps records {retention_ms} ms, longer than the consumers' dedup window ({dedup_hours} h)"
         );
         for (service, _) in service_commands() {
-            let env = environment(container(&objects, &service));
+            let env = environment(container(&objects, service));
             let value = |name: &str| env.get(name).cloned().flatten();
             assert_eq!(
                 value("ORDERS_TOPIC").as_deref(),
@@ -426,7 +416,7 @@ fn the_chart_runs_the_workspaces_services_from_the_image_the_dockerfile_builds()
             "{values}: one Deployment per service"
         );
         for service in services::ALL {
-            let container = container(&objects, &service);
+            let container = container(&objects, service);
             let image = text(&container["image"]);
             let (repository, _tag) = image.rsplit_once(':').expect("a tagged image");
             let (compose_repository, _) = compose_image(service.name)
@@ -554,20 +544,20 @@ fn each_service_reaches_only_dns_its_database_kafka_and_the_apis_it_reads() {
     let base = ["53/UDP", "53/TCP", "5432/TCP", "9092/TCP"];
     for service in services::ALL {
         let mut expected: BTreeSet<String> = base.iter().map(|p| (*p).to_owned()).collect();
-        if service == ORDER_SERVICE {
+        if *service == ORDER_SERVICE {
             for read in [INVOICING_SERVICE, SHIPPING_SERVICE] {
                 expected.insert(format!("{}/TCP", read.port));
             }
         }
         assert_eq!(
-            egress_ports(&objects, &service),
+            egress_ports(&objects, service),
             expected,
             "{}",
             service.name
         );
         // The release is named orderflow: its clusters are orderflow-<database>.
         assert_eq!(
-            egress_databases(&objects, &service),
+            egress_databases(&objects, service),
             BTreeSet::from([format!("orderflow-{}", service.database)]),
             "{}: its own database only",
             service.name

@@ -16,6 +16,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use demo::DemoOptions;
 use devinfra::kafka::KafkaTool;
 use devinfra::stack::{Profile, Service};
+use platform::services;
 use shared_events::topics;
 
 /// Development tasks of the order flow: real Kafka and PostgreSQL without Docker.
@@ -97,8 +98,8 @@ enum Command {
     /// database and consumer group, and compare it with the live view.
     Rebuild {
         /// The service whose view is rebuilt.
-        #[arg(value_enum)]
-        service: Consumer,
+        #[arg(value_parser = consumer())]
+        service: Service,
         /// How long the rebuild may take to catch up, in seconds.
         #[arg(long, default_value_t = 600)]
         timeout_secs: u64,
@@ -209,22 +210,17 @@ enum Command {
     },
 }
 
-/// The services whose view can be rebuilt from the topic.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum Consumer {
-    /// invoicing-service.
-    Invoicing,
-    /// shipping-service.
-    Shipping,
-}
-
-impl From<Consumer> for Service {
-    fn from(consumer: Consumer) -> Self {
-        match consumer {
-            Consumer::Invoicing => Service::Invoicing,
-            Consumer::Shipping => Service::Shipping,
-        }
-    }
+/// The services whose view can be rebuilt from the topic: the registry's
+/// consumers, by short name (`invoicing`, `shipping`, ...).
+fn consumer() -> impl clap::builder::TypedValueParser<Value = Service> {
+    use clap::builder::TypedValueParser as _;
+    clap::builder::PossibleValuesParser::new(services::consumers().map(|s| s.short)).map(
+        |name: String| {
+            services::find(&name)
+                .copied()
+                .expect("a possible value names a registered service")
+        },
+    )
 }
 
 #[derive(Debug, Subcommand)]
@@ -473,8 +469,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             service,
             timeout_secs,
         } => {
-            let identical =
-                commands::rebuild(service.into(), Duration::from_secs(timeout_secs)).await?;
+            let identical = commands::rebuild(service, Duration::from_secs(timeout_secs)).await?;
             if !identical {
                 return Ok(ExitCode::FAILURE);
             }

@@ -16,6 +16,7 @@
 use chrono::{DateTime, Utc};
 use maud::{Markup, html};
 use messaging::dead_letter::Recorded;
+use platform::services::{INVOICING_SERVICE, SHIPPING_SERVICE};
 use platform_web::web::PageLinks;
 use platform_web::web::format::{elapsed, time};
 use shared_events::EventType;
@@ -205,14 +206,14 @@ impl Journey {
                 label,
                 Some(e.at),
                 Some(after),
-                html! { a href={ (links.invoicing) "/invoice/" (e.id) } { "invoice " (short(e.id)) } " issued" },
+                html! { a href={ (links.of(&INVOICING_SERVICE)) "/invoice/" (e.id) } { "invoice " (short(e.id)) } " issued" },
             ),
             (Downstream::Made(e), Consumer::Shipping) => step(
                 name,
                 label,
                 Some(e.at),
                 Some(after),
-                html! { a href={ (links.shipping) "/shipment/" (e.id) } { "shipment " (short(e.id)) } " created, to be packed" },
+                html! { a href={ (links.of(&SHIPPING_SERVICE)) "/shipment/" (e.id) } { "shipment " (short(e.id)) } " created, to be packed" },
             ),
             (Downstream::NotYet, _) => waiting(
                 name,

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use axum::extract::State;
 use axum::response::{Html, IntoResponse, Response};
 use maud::{Markup, html};
+use platform::services::{self, ORDER_SERVICE};
 use platform_web::web::layout::{Section, page};
 use platform_web::web::{PageError, ok};
 use prometheus_client::registry::Registry;
@@ -285,19 +286,16 @@ pub async fn show(State(pages): State<Pages>) -> Result<Response, PageError> {
                   "invoiced and shipped by two consumers, each with its own database." }
         div.services {
             div.card {
-                h2 { a href={ (links.order) "/" } { "order-service" } }
-                p { "Takes orders, writes each with its event in one transaction; its relay publishes them." }
+                h2 { a href={ (links.order) "/" } { (ORDER_SERVICE.name) } }
+                p { (ORDER_SERVICE.summary) }
                 p { a href={ (links.order) "/new" } { "Place an order" } " · " a href={ (links.order) "/metrics" } { "metrics" } }
             }
-            div.card {
-                h2 { a href={ (links.invoicing) "/" } { "invoicing-service" } }
-                p { "Issues one invoice per order: billing address, prices, totals." }
-                p { a href={ (links.invoicing) "/metrics" } { "metrics" } }
-            }
-            div.card {
-                h2 { a href={ (links.shipping) "/" } { "shipping-service" } }
-                p { "Creates one shipment per order: recipient, address, what to pack. No prices." }
-                p { a href={ (links.shipping) "/metrics" } { "metrics" } }
+            @for service in services::consumers() {
+                div.card {
+                    h2 { a href={ (links.of(service)) "/" } { (service.name) } }
+                    p { (service.summary) }
+                    p { a href={ (links.of(service)) "/metrics" } { "metrics" } }
+                }
             }
         }
         h2 { "The last minutes" }

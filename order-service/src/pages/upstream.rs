@@ -30,20 +30,22 @@ impl Consumer {
     /// Both, in the order of the flow.
     pub const BOTH: [Consumer; 2] = [Consumer::Invoicing, Consumer::Shipping];
 
+    /// Its entry in the registry of services.
+    fn facts(self) -> &'static platform::services::ServiceFacts {
+        match self {
+            Consumer::Invoicing => &platform::services::INVOICING_SERVICE,
+            Consumer::Shipping => &platform::services::SHIPPING_SERVICE,
+        }
+    }
+
     /// The service's name.
     pub fn service(self) -> &'static str {
-        match self {
-            Consumer::Invoicing => platform::services::INVOICING_SERVICE.name,
-            Consumer::Shipping => platform::services::SHIPPING_SERVICE.name,
-        }
+        self.facts().name
     }
 
     /// Its collection in the API (`invoices`, `shipments`).
     fn collection(self) -> &'static str {
-        match self {
-            Consumer::Invoicing => "invoices",
-            Consumer::Shipping => "shipments",
-        }
+        self.facts().collection.trim_start_matches('/')
     }
 }
 

@@ -1,12 +1,13 @@
 //! The frame of every page: head (the stylesheet and the one script, both
-//! served by the service itself), the navigation between the three
-//! services' pages and the overview, the content, and a footer linking each
+//! served by the service itself), the navigation between the services'
+//! pages (every service of the registry) and the overview, the content, and a footer linking each
 //! service's API reference (`/api-docs`).
 
 use maud::{DOCTYPE, Markup, html};
 
 use super::PageLinks;
 use super::assets::{SCRIPT, STYLESHEET};
+use platform::services;
 
 /// Which part of the navigation a page belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -15,39 +16,45 @@ pub enum Section {
     Orders,
     /// order-service's new-order form.
     NewOrder,
-    /// invoicing-service's pages.
-    Invoices,
-    /// shipping-service's pages.
-    Shipments,
+    /// A consumer's pages, by its name in the registry ([`platform::services::ALL`]).
+    Consumer(&'static str),
     /// The overview with the live charts.
     Overview,
 }
 
+#[allow(non_upper_case_globals)]
+impl Section {
+    /// invoicing-service's pages.
+    pub const Invoices: Section = Section::Consumer(services::INVOICING_SERVICE.name);
+    /// shipping-service's pages.
+    pub const Shipments: Section = Section::Consumer(services::SHIPPING_SERVICE.name);
+}
+
 /// A complete page: `title`, the navigation with `current` marked, `content`.
+///
+/// The navigation and the footer list every service of the registry: the
+/// orders and the new-order form, each consumer's list, then the overview.
 pub fn page(title: &str, links: &PageLinks, current: Section, content: Markup) -> Markup {
-    let nav = [
+    let mut nav = vec![
         (Section::Orders, format!("{}/", links.order), "Orders"),
         (
             Section::NewOrder,
             format!("{}/new", links.order),
             "New order",
         ),
-        (
-            Section::Invoices,
-            format!("{}/", links.invoicing),
-            "Invoices",
-        ),
-        (
-            Section::Shipments,
-            format!("{}/", links.shipping),
-            "Shipments",
-        ),
-        (
-            Section::Overview,
-            format!("{}/overview", links.order),
-            "Overview",
-        ),
     ];
+    nav.extend(services::consumers().map(|service| {
+        (
+            Section::Consumer(service.name),
+            format!("{}/", links.of(service)),
+            service.label,
+        )
+    }));
+    nav.push((
+        Section::Overview,
+        format!("{}/overview", links.order),
+        "Overview",
+    ));
     document(
         title,
         html! {
@@ -66,11 +73,10 @@ pub fn page(title: &str, links: &PageLinks, current: Section, content: Markup) -
             main { (content) }
             footer.apis {
                 "API reference (OpenAPI): "
-                a href={ (links.order) "/api-docs" } { "order-service" }
-                " · "
-                a href={ (links.invoicing) "/api-docs" } { "invoicing-service" }
-                " · "
-                a href={ (links.shipping) "/api-docs" } { "shipping-service" }
+                @for (i, service) in services::ALL.iter().enumerate() {
+                    @if i > 0 { " · " }
+                    a href={ (links.of(service)) "/api-docs" } { (service.name) }
+                }
             }
         },
     )

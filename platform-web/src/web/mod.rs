@@ -21,58 +21,135 @@ pub mod security;
 
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
-use clap::Args;
 use maud::{Markup, html};
 
-use platform::services::{INVOICING_SERVICE, ORDER_SERVICE, SHIPPING_SERVICE, ServiceFacts};
+use platform::services::{self, ORDER_SERVICE, ServiceFacts};
 
-/// Where a browser reaches each service's pages, for the links between them.
-#[derive(Debug, Clone, Args)]
+/// Where a browser reaches each service's pages, for the links between them:
+/// one setting per service of the registry ([`services::ALL`]), named after
+/// it: `--order-service-url` / `ORDER_SERVICE_URL`, default its local
+/// address (`http://127.0.0.1:8081`), and so on for every consumer.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PageLinks {
-    /// Where a browser reaches order-service's pages (every service's pages link there)
-    #[arg(
-        id = "order_service_url",
-        long = "order-service-url",
-        env = "ORDER_SERVICE_URL",
-        default_value = "http://127.0.0.1:8081",
-        value_parser = base_url
-    )]
+    /// Where a browser reaches order-service's pages (every service's pages link there).
     pub order: String,
-    /// Where a browser reaches invoicing-service's pages
-    #[arg(
-        id = "invoicing_service_url",
-        long = "invoicing-service-url",
-        env = "INVOICING_SERVICE_URL",
-        default_value = "http://127.0.0.1:8082",
-        value_parser = base_url
-    )]
-    pub invoicing: String,
-    /// Where a browser reaches shipping-service's pages
-    #[arg(
-        id = "shipping_service_url",
-        long = "shipping-service-url",
-        env = "SHIPPING_SERVICE_URL",
-        default_value = "http://127.0.0.1:8083",
-        value_parser = base_url
-    )]
-    pub shipping: String,
+    /// Where a browser reaches each other service's pages: (its name, URL),
+    /// in the registry's order.
+    others: Vec<(&'static str, String)>,
 }
 
 impl PageLinks {
     /// The local defaults: each service on 127.0.0.1 at its port.
     pub fn local() -> Self {
         PageLinks {
-            order: local_url(&ORDER_SERVICE),
-            invoicing: local_url(&INVOICING_SERVICE),
-            shipping: local_url(&SHIPPING_SERVICE),
+            order: ORDER_SERVICE.local_url(),
+            others: services::ALL
+                .iter()
+                .filter(|s| s.name != ORDER_SERVICE.name)
+                .map(|s| (s.name, s.local_url()))
+                .collect(),
         }
+    }
+
+    /// Where a browser reaches `service`'s pages.
+    ///
+    /// # Panics
+    /// When `service` is not in the registry ([`services::ALL`]).
+    pub fn of(&self, service: &ServiceFacts) -> &str {
+        if service.name == ORDER_SERVICE.name {
+            return &self.order;
+        }
+        self.others
+            .iter()
+            .find(|(name, _)| *name == service.name)
+            .map(|(_, url)| url.as_str())
+            .unwrap_or_else(|| panic!("{} is not in platform::services::ALL", service.name))
+    }
+
+    /// The same links with `service`'s pages at `url`.
+    pub fn with(mut self, service: &ServiceFacts, url: impl Into<String>) -> Self {
+        self.set(service, url.into());
+        self
+    }
+
+    /// Puts `service`'s pages at `url`.
+    pub fn set(&mut self, service: &ServiceFacts, url: String) {
+        if service.name == ORDER_SERVICE.name {
+            self.order = url;
+        } else if let Some((_, old)) = self.others.iter_mut().find(|(n, _)| *n == service.name) {
+            *old = url;
+        } else {
+            self.others.push((service.name, url));
+        }
+    }
+
+    /// The setting of `service`'s page address, declared once for every service.
+    fn arg(service: &ServiceFacts) -> clap::Arg {
+        let help = if service.name == ORDER_SERVICE.name {
+            format!(
+                "Where a browser reaches {}'s pages (every service's pages link there)",
+                service.name
+            )
+        } else {
+            format!("Where a browser reaches {}'s pages", service.name)
+        };
+        clap::Arg::new(Self::arg_id(service))
+            .long(service.url_flag())
+            .env(service.url_var())
+            .default_value(service.local_url())
+            .value_parser(base_url)
+            .value_name(service.short.to_ascii_uppercase())
+            .action(clap::ArgAction::Set)
+            .help(help)
+    }
+
+    /// The argument id of `service`'s page address: `order_service_url`, ...
+    fn arg_id(service: &ServiceFacts) -> String {
+        service.url_flag().replace('-', "_")
+    }
+}
+
+impl clap::Args for PageLinks {
+    fn augment_args(command: clap::Command) -> clap::Command {
+        services::ALL
+            .iter()
+            .fold(command, |command, service| command.arg(Self::arg(service)))
+    }
+
+    fn augment_args_for_update(command: clap::Command) -> clap::Command {
+        Self::augment_args(command)
+    }
+}
+
+impl clap::FromArgMatches for PageLinks {
+    fn from_arg_matches(matches: &clap::ArgMatches) -> Result<Self, clap::Error> {
+        let mut links = PageLinks::local();
+        links.update_from_arg_matches(matches)?;
+        Ok(links)
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &clap::ArgMatches) -> Result<(), clap::Error> {
+        for service in services::ALL {
+            let id = Self::arg_id(service);
+            match matches.try_get_one::<String>(&id) {
+                Ok(Some(url)) => self.set(service, url.clone()),
+                Ok(None) => {}
+                Err(e) => {
+                    return Err(clap::Error::raw(
+                        clap::error::ErrorKind::InvalidValue,
+                        format!("{id}: {e}"),
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 }
 
 /// `http://127.0.0.1:<port>` of `service`: where `cargo xtask up` and
 /// docker-compose publish it.
 pub fn local_url(service: &ServiceFacts) -> String {
-    format!("http://127.0.0.1:{}", service.port)
+    service.local_url()
 }
 
 /// Parses a base URL: `http://` or `https://`, no query or fragment; a
@@ -280,9 +357,9 @@ mod tests {
         let declared: Links =
             platform::config::defaults(<Links as clap::CommandFactory>::command()).unwrap();
         let local = PageLinks::local();
-        assert_eq!(declared.links.order, local.order);
-        assert_eq!(declared.links.invoicing, local.invoicing);
-        assert_eq!(declared.links.shipping, local.shipping);
+        for service in services::ALL {
+            assert_eq!(declared.links.of(service), local.of(service), "{service}");
+        }
     }
 
     #[test]

@@ -4,16 +4,17 @@
 //! the consumer takes them, parked outbox events listed, retried after the
 //! cause is fixed, or discarded with a reason.
 
+use platform::services::{INVOICING_SERVICE, ORDER_SERVICE, SHIPPING_SERVICE};
 use std::sync::Arc;
 
 use anyhow::{Context as _, ensure};
 
+use e2e::TestInfra;
 use e2e::events::{cancelled, placed};
 use e2e::services::{
     ConsumerUnderTest, EventProducer, ServiceUnderTest, consumer_config, fresh_group, init_logs,
     read_records, wait_until,
 };
-use e2e::{ServiceRole, TestInfra};
 use invoicing_service::Invoicing;
 use messaging::dead_letter::DeadLetter;
 use rdkafka::Message;
@@ -88,7 +89,7 @@ async fn a_dead_letter_is_listed_replayed_and_applied_by_its_consumer_only() -> 
     let bootstrap = infra.kafka_bootstrap_servers().to_owned();
     let topic = infra.fresh_topic(3).await?;
     let producer = EventProducer::new(&infra, &topic)?;
-    let (shipping_url, _) = infra.fresh_database(ServiceRole::Shipping).await?;
+    let (shipping_url, _) = infra.fresh_database(&SHIPPING_SERVICE).await?;
     let shipping_group = fresh_group(Shipping::SERVICE.short);
     let shipping = ServiceUnderTest::start::<Shipping>(consumer_config::<Shipping>(
         &infra,
@@ -124,7 +125,7 @@ async fn a_dead_letter_is_listed_replayed_and_applied_by_its_consumer_only() -> 
 
     // The fixed invoicing starts at the topic's end: it has the record only
     // through the dead letter.
-    let (invoicing_url, _) = infra.fresh_database(ServiceRole::Invoicing).await?;
+    let (invoicing_url, _) = infra.fresh_database(&INVOICING_SERVICE).await?;
     let mut config = consumer_config::<Invoicing>(&infra, &invoicing_url, &topic, &invoicing_group);
     config.inbox.auto_offset_reset = "latest".into();
     let invoicing = ServiceUnderTest::start::<Invoicing>(config).await?;
@@ -235,7 +236,7 @@ async fn a_replayed_poison_record_is_reported_dead_lettered_again() -> anyhow::R
     let bootstrap = infra.kafka_bootstrap_servers().to_owned();
     let topic = infra.fresh_topic(1).await?;
     let group = fresh_group(Invoicing::SERVICE.short);
-    let (url, _) = infra.fresh_database(ServiceRole::Invoicing).await?;
+    let (url, _) = infra.fresh_database(&INVOICING_SERVICE).await?;
     let invoicing = ServiceUnderTest::start::<Invoicing>(consumer_config::<Invoicing>(
         &infra, &url, &topic, &group,
     ))
@@ -317,7 +318,7 @@ async fn poison_refused_by_both_consumers_and_replayed_three_times_for_one_multi
     // One partition: an order sent after the replays is read after them.
     let topic = infra.fresh_topic(1).await?;
     let producer = EventProducer::new(&infra, &topic)?;
-    let (invoicing_url, _) = infra.fresh_database(ServiceRole::Invoicing).await?;
+    let (invoicing_url, _) = infra.fresh_database(&INVOICING_SERVICE).await?;
     let invoicing_group = fresh_group(Invoicing::SERVICE.short);
     let invoicing = ServiceUnderTest::start::<Invoicing>(consumer_config::<Invoicing>(
         &infra,
@@ -326,7 +327,7 @@ async fn poison_refused_by_both_consumers_and_replayed_three_times_for_one_multi
         &invoicing_group,
     ))
     .await?;
-    let (shipping_url, _) = infra.fresh_database(ServiceRole::Shipping).await?;
+    let (shipping_url, _) = infra.fresh_database(&SHIPPING_SERVICE).await?;
     let shipping_group = fresh_group(Shipping::SERVICE.short);
     let shipping = ServiceUnderTest::start::<Shipping>(consumer_config::<Shipping>(
         &infra,
@@ -411,7 +412,7 @@ impl SmallTopicOrders {
         infra
             .create_topic(&topic, 2, &[("max.message.bytes", "16384")])
             .await?;
-        let (url, pool) = infra.fresh_database(ServiceRole::Orders).await?;
+        let (url, pool) = infra.fresh_database(&ORDER_SERVICE).await?;
         let app = order_service::build(order_service::Config::for_flow(
             url.clone(),
             e2e::admin_kafka(infra.kafka_bootstrap_servers(), &topic),

@@ -14,10 +14,11 @@
 //! The hostile corpus (`hostile.rs`) holds the same refusals case by case.
 
 use anyhow::{Context as _, ensure};
+use e2e::TestInfra;
 use e2e::browser::Browser;
 use e2e::services::{ServiceUnderTest, consumer_config, fresh_group, wait_until};
-use e2e::{ServiceRole, TestInfra};
 use invoicing_service::Invoicing;
+use platform::services::{INVOICING_SERVICE, SHIPPING_SERVICE};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use shipping_service::Shipping;
@@ -203,10 +204,10 @@ async fn every_route_of_every_service_refuses_a_rebound_host() -> anyhow::Result
     let infra = TestInfra::acquire().await?;
     let orders = OrdersApi::start().await;
     let topic = infra.fresh_topic(1).await?;
-    let (url, _) = infra.fresh_database(ServiceRole::Invoicing).await?;
+    let (url, _) = infra.fresh_database(&INVOICING_SERVICE).await?;
     let config = consumer_config::<Invoicing>(&infra, &url, &topic, &fresh_group("invoicing"));
     let invoicing = ServiceUnderTest::start::<Invoicing>(config).await?;
-    let (url, _) = infra.fresh_database(ServiceRole::Shipping).await?;
+    let (url, _) = infra.fresh_database(&SHIPPING_SERVICE).await?;
     let config = consumer_config::<Shipping>(&infra, &url, &topic, &fresh_group("shipping"));
     let shipping = ServiceUnderTest::start::<Shipping>(config).await?;
 

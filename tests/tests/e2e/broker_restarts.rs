@@ -18,16 +18,17 @@
 //! fenced when it wakes, but unfenced again at its next heartbeat, within
 //! 2 s, and a client must ask in between).
 
+use platform::services::{INVOICING_SERVICE, ORDER_SERVICE};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
+use e2e::TestInfra;
 use e2e::private_kafka::PrivateKafka;
 use e2e::services::{
     PATIENCE, ServiceUnderTest, consumer_config, fresh_group, init_logs, wait_until,
 };
-use e2e::{ServiceRole, TestInfra};
 use invoicing_service::Invoicing;
 use messaging::kafka::{ProducerSettings, Rebootstrap, STATISTICS_INTERVAL_MS};
 use rdkafka::config::RDKafkaLogLevel;
@@ -144,8 +145,8 @@ async fn orders_placed_across_restarts_and_freezes_of_the_broker_are_all_invoice
     .await?;
     let bootstrap = kafka.bootstrap_servers();
     let topic = format!("orders-{}", Uuid::new_v4().simple());
-    let (orders_url, orders) = infra.fresh_database(ServiceRole::Orders).await?;
-    let (invoicing_url, invoicing) = infra.fresh_database(ServiceRole::Invoicing).await?;
+    let (orders_url, orders) = infra.fresh_database(&ORDER_SERVICE).await?;
+    let (invoicing_url, invoicing) = infra.fresh_database(&INVOICING_SERVICE).await?;
     let placing = OrderService::start(order_service::Config::for_flow(
         orders_url,
         e2e::admin_kafka(&bootstrap, &topic),

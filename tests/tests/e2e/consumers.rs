@@ -7,16 +7,17 @@
 //! relay would: key = order id, value = the envelope's JSON) and runs the
 //! services in this process on fresh databases in fresh consumer groups.
 
+use platform::services::{INVOICING_SERVICE, SHIPPING_SERVICE, ServiceFacts};
 use std::collections::BTreeSet;
 
 use anyhow::{Context as _, ensure};
 use chrono::{DateTime, Utc};
+use e2e::TestInfra;
 use e2e::services::ConsumerUnderTest;
 use e2e::services::{
     EventProducer, PATIENCE, ServiceUnderTest, consumer_config, fresh_group, group_client_ids,
     header, init_logs, read_records, wait_until,
 };
-use e2e::{ServiceRole, TestInfra};
 use invoicing_service::Invoicing;
 use messaging::inbox::{Fault, InboxError};
 use rdkafka::Message;
@@ -41,7 +42,7 @@ impl Instance {
     /// Starts `S` on a fresh database in a fresh group, consuming `topic`.
     async fn start<S: ConsumerUnderTest>(
         infra: &TestInfra,
-        role: ServiceRole,
+        role: &'static ServiceFacts,
         topic: &str,
     ) -> anyhow::Result<Self> {
         let (database_url, pool) = infra.fresh_database(role).await?;
@@ -100,9 +101,8 @@ impl Flow {
         let infra = TestInfra::acquire().await?;
         let topic = infra.fresh_topic(partitions).await?;
         let producer = EventProducer::new(&infra, &topic)?;
-        let invoicing =
-            Instance::start::<Invoicing>(&infra, ServiceRole::Invoicing, &topic).await?;
-        let shipping = Instance::start::<Shipping>(&infra, ServiceRole::Shipping, &topic).await?;
+        let invoicing = Instance::start::<Invoicing>(&infra, &INVOICING_SERVICE, &topic).await?;
+        let shipping = Instance::start::<Shipping>(&infra, &SHIPPING_SERVICE, &topic).await?;
         Ok(Flow {
             infra,
             topic,
@@ -446,7 +446,7 @@ async fn a_lost_privilege_stalls_the_consumer_until_it_is_back_and_dead_letters_
 -> anyhow::Result<()> {
     const ORDERS: usize = 5;
     let flow = Flow::start(3).await?;
-    let role = ServiceRole::Invoicing.name();
+    let role = INVOICING_SERVICE.role();
     // An operator's mistake: invoicing may no longer write its invoices.
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
         "REVOKE INSERT ON invoices FROM {role}"
@@ -507,7 +507,7 @@ async fn a_dead_letter_its_topic_refuses_is_kept_without_its_value_and_the_consu
     infra
         .create_topic(&dlq, 1, &[("max.message.bytes", "2048")])
         .await?;
-    let (database_url, _pool) = infra.fresh_database(ServiceRole::Invoicing).await?;
+    let (database_url, _pool) = infra.fresh_database(&INVOICING_SERVICE).await?;
     let service = ServiceUnderTest::start::<Invoicing>(consumer_config::<Invoicing>(
         &infra,
         &database_url,
@@ -559,7 +559,7 @@ async fn old_dedup_records_are_purged_and_a_cancellation_is_kept_until_its_order
     let topic = infra.fresh_topic(1).await?;
     let producer = EventProducer::new(&infra, &topic)?;
     let group = fresh_group(Shipping::SERVICE.short);
-    let (database_url, pool) = infra.fresh_database(ServiceRole::Shipping).await?;
+    let (database_url, pool) = infra.fresh_database(&SHIPPING_SERVICE).await?;
     let mut config = consumer_config::<Shipping>(&infra, &database_url, &topic, &group);
     config.inbox.processed_retention = std::time::Duration::from_secs(3600);
     config.inbox.purge_interval = std::time::Duration::from_millis(100);
@@ -652,7 +652,7 @@ async fn old_dedup_records_are_purged_and_a_cancellation_is_kept_until_its_order
 /// with the injected error, restarts it in the same group, and checks that
 /// the redelivered record is absorbed: one row in `table`, duplicates >= 1.
 async fn a_crash_between_commit_and_offset_has_no_double_effect<S: ConsumerUnderTest>(
-    role: ServiceRole,
+    role: &'static ServiceFacts,
     table: &'static str,
 ) -> anyhow::Result<()> {
     init_logs();
@@ -697,7 +697,7 @@ async fn a_crash_between_commit_and_offset_has_no_double_effect<S: ConsumerUnder
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invoicing_killed_after_commit_before_offset_issues_one_invoice() -> anyhow::Result<()> {
     a_crash_between_commit_and_offset_has_no_double_effect::<Invoicing>(
-        ServiceRole::Invoicing,
+        &INVOICING_SERVICE,
         "invoices",
     )
     .await
@@ -706,7 +706,7 @@ async fn invoicing_killed_after_commit_before_offset_issues_one_invoice() -> any
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shipping_killed_after_commit_before_offset_creates_one_shipment() -> anyhow::Result<()> {
     a_crash_between_commit_and_offset_has_no_double_effect::<Shipping>(
-        ServiceRole::Shipping,
+        &SHIPPING_SERVICE,
         "shipments",
     )
     .await
@@ -810,9 +810,9 @@ async fn a_view_rebuilt_from_the_topic_in_a_new_group_equals_the_original() -> a
     // The rebuild: an empty database, a NEW group starting from the earliest
     // offset (the documented procedure, see messaging::inbox).
     let rebuilt_invoicing =
-        Instance::start::<Invoicing>(&flow.infra, ServiceRole::Invoicing, &flow.topic).await?;
+        Instance::start::<Invoicing>(&flow.infra, &INVOICING_SERVICE, &flow.topic).await?;
     let rebuilt_shipping =
-        Instance::start::<Shipping>(&flow.infra, ServiceRole::Shipping, &flow.topic).await?;
+        Instance::start::<Shipping>(&flow.infra, &SHIPPING_SERVICE, &flow.topic).await?;
     for instance in [&rebuilt_invoicing, &rebuilt_shipping] {
         assert_ne!(instance.database_url, flow.invoicing.database_url);
         assert_ne!(instance.database_url, flow.shipping.database_url);
@@ -854,7 +854,7 @@ async fn two_instances_split_the_partitions(group_protocol: &str) -> anyhow::Res
     let infra = TestInfra::acquire().await?;
     let topic = infra.fresh_topic(6).await?;
     let producer = EventProducer::new(&infra, &topic)?;
-    let (database_url, pool) = infra.fresh_database(ServiceRole::Shipping).await?;
+    let (database_url, pool) = infra.fresh_database(&SHIPPING_SERVICE).await?;
     let group = fresh_group("shipping");
     let config = || {
         let mut config = consumer_config::<Shipping>(&infra, &database_url, &topic, &group);
@@ -921,8 +921,8 @@ async fn each_consumer_group_member_is_named_after_its_service() -> anyhow::Resu
     init_logs();
     let infra = TestInfra::acquire().await?;
     let topic = infra.fresh_topic(1).await?;
-    let invoicing = Instance::start::<Invoicing>(&infra, ServiceRole::Invoicing, &topic).await?;
-    let shipping = Instance::start::<Shipping>(&infra, ServiceRole::Shipping, &topic).await?;
+    let invoicing = Instance::start::<Invoicing>(&infra, &INVOICING_SERVICE, &topic).await?;
+    let shipping = Instance::start::<Shipping>(&infra, &SHIPPING_SERVICE, &topic).await?;
     for (instance, name) in [
         (&invoicing, "invoicing-service"),
         (&shipping, "shipping-service"),

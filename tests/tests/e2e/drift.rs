@@ -33,7 +33,7 @@ use std::path::{Path, PathBuf};
 
 use devinfra::infra::{DEFAULT_KAFKA_PORT, DEFAULT_POSTGRES_PORT};
 use globset::{GlobBuilder, GlobMatcher};
-use platform::services::{self, INVOICING_SERVICE, ORDER_SERVICE, SHIPPING_SERVICE};
+use platform::services;
 use serde_norway::Value;
 
 fn repo_root() -> PathBuf {
@@ -129,22 +129,15 @@ fn published(entry: &str) -> Published<'_> {
     }
 }
 
-/// The three services' command lines: every setting each reads, declared once.
-fn service_commands() -> [(&'static str, clap::Command); 3] {
-    [
-        (ORDER_SERVICE.name, order_service::Config::cli()),
-        (
-            INVOICING_SERVICE.name,
-            consumer_kit::command::<invoicing_service::Invoicing>(),
-        ),
-        (
-            SHIPPING_SERVICE.name,
-            consumer_kit::command::<shipping_service::Shipping>(),
-        ),
-    ]
+/// The registered services' command lines: every setting each reads, declared once.
+fn service_commands() -> Vec<(&'static str, clap::Command)> {
+    e2e::commands::all()
+        .into_iter()
+        .map(|(service, command)| (service.name, command))
+        .collect()
 }
 
-/// The three services and the variables each reads at start-up, from their
+/// The registered services and the variables each reads at start-up, from their
 /// declarations (fault-injection settings, hidden and compiled into test
 /// builds only, are never part of a deployment).
 fn service_variables() -> Vec<(&'static str, Vec<String>)> {
@@ -230,20 +223,8 @@ fn the_services_export_spans_to_jaeger_under_the_tracing_profile() {
 fn services_publish_the_ports_cargo_xtask_uses_and_have_healthchecks() {
     let compose = compose();
     // The ports the services listen on by default, from the code.
-    for (name, port, facts) in [
-        ("order-service", ORDER_SERVICE.port, services::ORDER_SERVICE),
-        (
-            "invoicing-service",
-            INVOICING_SERVICE.port,
-            services::INVOICING_SERVICE,
-        ),
-        (
-            "shipping-service",
-            SHIPPING_SERVICE.port,
-            services::SHIPPING_SERVICE,
-        ),
-    ] {
-        assert_eq!(facts.name, name);
+    for facts in services::ALL {
+        let (name, port) = (facts.name, facts.port);
         let svc = service(&compose, name);
         let ports: Vec<Published> = strings(svc, "ports").into_iter().map(published).collect();
         let own = ports
@@ -731,10 +712,67 @@ fn dockerfile_builds_exactly_the_workspace_services() {
         built, services,
         "Dockerfile -p list differs from the workspace's services"
     );
+    let registered: BTreeSet<String> = platform::services::ALL
+        .iter()
+        .map(|s| s.name.to_owned())
+        .collect();
+    assert_eq!(
+        services, registered,
+        "the services compose runs differ from the registry (platform::services::ALL)"
+    );
+    let runtime = dockerfile.split("\nFROM ").last().expect("a runtime stage");
+    for name in &registered {
+        assert!(
+            dockerfile.contains(&format!("target/release/{name}")),
+            "the Dockerfile's builder stage does not install {name}"
+        );
+        assert!(
+            runtime.contains(&format!("/app/bin/{name}")),
+            "the Dockerfile's runtime stage does not copy {name}"
+        );
+    }
     for name in &services {
         let command = service(&compose, name)["command"][0].as_str().unwrap_or("");
         assert_eq!(command, name, "{name} must run its own binary");
     }
+}
+
+#[test]
+fn compose_postgresql_creates_each_registered_database_and_role() {
+    // What `cargo xtask infra up` provisions from the registry
+    // (devinfra::postgres), docker-compose's PostgreSQL runs at its first start.
+    let init: Vec<String> = read("infra/postgres/init.sql")
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("--"))
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .filter(|l| !l.is_empty())
+        .collect();
+    let mut expected = Vec::new();
+    for statement in [
+        "CREATE ROLE {} LOGIN PASSWORD '{}';",
+        "CREATE DATABASE {} OWNER {};",
+        "REVOKE CONNECT, TEMPORARY ON DATABASE {} FROM PUBLIC;",
+    ] {
+        for service in services::ALL {
+            let database = service.database;
+            expected.push(
+                statement
+                    .replacen("{}", database, 1)
+                    .replacen("{}", service.role(), 1),
+            );
+        }
+    }
+    assert_eq!(
+        init, expected,
+        "infra/postgres/init.sql differs from the registry (platform::services::ALL)"
+    );
+    let compose = compose();
+    assert!(
+        strings(service(&compose, "postgres"), "volumes")
+            .iter()
+            .any(|v| v.starts_with("./infra/postgres/init.sql:")),
+        "compose's PostgreSQL runs infra/postgres/init.sql"
+    );
 }
 
 /// The patterns of a `.dockerignore`, with Docker's meaning: relative to the
@@ -1060,11 +1098,8 @@ fn configuration_table() -> String {
         help: String,
     }
     let mut rows: Vec<Row> = Vec::new();
-    for (service, command) in service_commands() {
-        let short = platform::services::ALL
-            .iter()
-            .find(|s| s.name == service)
-            .map_or(service, |s| s.short);
+    for (service, command) in e2e::commands::all() {
+        let short = service.short;
         for variable in platform::config::variables(&command) {
             if variable.hidden {
                 continue;
@@ -1086,10 +1121,16 @@ fn configuration_table() -> String {
             }
         }
     }
-    let who = |shorts: &[&str]| match shorts {
-        ["order", "invoicing", "shipping"] => "all".to_owned(),
-        ["invoicing", "shipping"] => "consumers".to_owned(),
-        other => other.join(", "),
+    let all: Vec<&str> = services::ALL.iter().map(|s| s.short).collect();
+    let consumers: Vec<&str> = services::consumers().map(|s| s.short).collect();
+    let who = |shorts: &[&str]| {
+        if shorts == all.as_slice() {
+            "all".to_owned()
+        } else if shorts == consumers.as_slice() {
+            "consumers".to_owned()
+        } else {
+            shorts.join(", ")
+        }
     };
     let shown = |default: &Option<String>| {
         default

@@ -3,9 +3,10 @@
 //! relay and Kafka, and each side records exactly its own part, once.
 
 use anyhow::Context as _;
+use e2e::TestInfra;
 use e2e::services::{ServiceUnderTest, consumer_config, fresh_group, wait_until};
-use e2e::{ServiceRole, TestInfra};
 use invoicing_service::Invoicing;
+use platform::services::{INVOICING_SERVICE, ORDER_SERVICE, SHIPPING_SERVICE};
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
 use shipping_service::Shipping;
@@ -47,9 +48,9 @@ async fn orders_placed_and_cancelled_over_http_reach_invoicing_and_shipping_once
 -> anyhow::Result<()> {
     let infra = TestInfra::acquire().await?;
     let topic = infra.fresh_topic(6).await?;
-    let (orders_url, _) = infra.fresh_database(ServiceRole::Orders).await?;
-    let (invoicing_url, _) = infra.fresh_database(ServiceRole::Invoicing).await?;
-    let (shipping_url, _) = infra.fresh_database(ServiceRole::Shipping).await?;
+    let (orders_url, _) = infra.fresh_database(&ORDER_SERVICE).await?;
+    let (invoicing_url, _) = infra.fresh_database(&INVOICING_SERVICE).await?;
+    let (shipping_url, _) = infra.fresh_database(&SHIPPING_SERVICE).await?;
 
     let orders = order_service::build(order_service::Config::for_flow(
         orders_url,

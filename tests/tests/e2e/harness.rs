@@ -6,11 +6,12 @@
 //! - Each service role can write and read its own database.
 //! - No service role can open another service's database.
 
+use platform::services::{self, ServiceFacts};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
 use anyhow::{Context as _, bail, ensure};
-use e2e::{ServiceRole, TestInfra, database_of, with_database};
+use e2e::{TestInfra, database_of, with_database};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -170,7 +171,7 @@ async fn kafka_returns_every_acknowledged_record_in_partition_order() -> anyhow:
 #[tokio::test]
 async fn each_service_role_writes_and_reads_its_own_databases() -> anyhow::Result<()> {
     let infra = TestInfra::acquire().await?;
-    for role in ServiceRole::ALL {
+    for role in services::ALL {
         let (url, pool) = infra.fresh_database(role).await?;
         let database = database_of(&url).context("fresh database URL has a database")?;
         let (user, current): (String, String) =
@@ -178,9 +179,9 @@ async fn each_service_role_writes_and_reads_its_own_databases() -> anyhow::Resul
                 .fetch_one(&pool)
                 .await?;
         ensure!(
-            user == role.name(),
+            user == role.role(),
             "connected as {user}, not {}",
-            role.name()
+            role.role()
         );
         ensure!(
             current == database,
@@ -191,14 +192,14 @@ async fn each_service_role_writes_and_reads_its_own_databases() -> anyhow::Resul
         // The service's own long-lived database works the same way.
         let own = PgPool::connect(infra.service_url(role))
             .await
-            .with_context(|| format!("connecting to the {} database", role.name()))?;
+            .with_context(|| format!("connecting to the {} database", role.role()))?;
         let own_name: String = sqlx::query_scalar("select current_database()::text")
             .fetch_one(&own)
             .await?;
         ensure!(
-            own_name == role.name(),
+            own_name == role.role(),
             "{} URL leads to {own_name}",
-            role.name()
+            role.role()
         );
         own.close().await;
         pool.close().await;
@@ -206,15 +207,15 @@ async fn each_service_role_writes_and_reads_its_own_databases() -> anyhow::Resul
     Ok(())
 }
 
-async fn write_and_read_back(pool: &PgPool, role: ServiceRole) -> anyhow::Result<()> {
+async fn write_and_read_back(pool: &PgPool, role: &'static ServiceFacts) -> anyhow::Result<()> {
     sqlx::raw_sql("create table note (id bigint primary key, body text not null)")
         .execute(pool)
         .await
-        .with_context(|| format!("{} creating a table in its database", role.name()))?;
+        .with_context(|| format!("{} creating a table in its database", role.role()))?;
     for id in 1..=3i64 {
         sqlx::query("insert into note (id, body) values ($1, $2)")
             .bind(id)
-            .bind(format!("{} note {id}", role.name()))
+            .bind(format!("{} note {id}", role.role()))
             .execute(pool)
             .await?;
     }
@@ -222,7 +223,7 @@ async fn write_and_read_back(pool: &PgPool, role: ServiceRole) -> anyhow::Result
         .fetch_all(pool)
         .await?;
     let expected: Vec<String> = (1..=3)
-        .map(|id| format!("{} note {id}", role.name()))
+        .map(|id| format!("{} note {id}", role.role()))
         .collect();
     ensure!(bodies == expected, "read back {bodies:?}");
     Ok(())
@@ -233,15 +234,18 @@ async fn no_service_role_can_open_another_services_database() -> anyhow::Result<
     let infra = TestInfra::acquire().await?;
     // A fresh database of each role, besides the three long-lived ones.
     let mut fresh = Vec::new();
-    for owner in ServiceRole::ALL {
+    for owner in services::ALL {
         let (url, pool) = infra.fresh_database(owner).await?;
         pool.close().await;
         let database = database_of(&url).context("fresh database URL has a database")?;
         fresh.push((owner, database.to_owned()));
     }
-    let long_lived = ServiceRole::ALL.map(|owner| (owner, owner.name().to_owned()));
+    let long_lived: Vec<_> = services::ALL
+        .iter()
+        .map(|owner| (owner, owner.role().to_owned()))
+        .collect();
 
-    for intruder in ServiceRole::ALL {
+    for intruder in services::ALL {
         for (owner, database) in fresh.iter().chain(&long_lived) {
             if *owner == intruder {
                 continue;
@@ -250,18 +254,18 @@ async fn no_service_role_can_open_another_services_database() -> anyhow::Result<
             match PgConnection::connect(&url).await {
                 Ok(_) => bail!(
                     "{} connected to {}'s database {database}",
-                    intruder.name(),
-                    owner.name()
+                    intruder.role(),
+                    owner.role()
                 ),
                 Err(sqlx::Error::Database(e)) => ensure!(
                     e.code().as_deref() == Some("42501")
                         && e.message().contains("permission denied for database"),
                     "{} on {database}: expected permission denied (42501), got {} {}",
-                    intruder.name(),
+                    intruder.role(),
                     e.code().unwrap_or_default(),
                     e.message()
                 ),
-                Err(e) => bail!("{} on {database}: {e}", intruder.name()),
+                Err(e) => bail!("{} on {database}: {e}", intruder.role()),
             }
         }
     }

@@ -4,15 +4,16 @@
 //! so that they arrive in one fetch and make one batch (checked on the
 //! `inbox_batch_records` histogram), then breaks something in the middle.
 
+use platform::services::INVOICING_SERVICE;
 use std::collections::HashSet;
 
 use anyhow::{Context as _, ensure};
+use e2e::TestInfra;
 use e2e::events::placed;
 use e2e::services::{
     EventProducer, ServiceUnderTest, consumer_config, fresh_group, group_members, init_logs,
     read_records, wait_until,
 };
-use e2e::{ServiceRole, TestInfra};
 use invoicing_service::Invoicing;
 use messaging::inbox::{
     ApplyError, Fault, Handler, Inbox, InboxError, InboxMetrics, NewEvent, Rejection,
@@ -42,7 +43,7 @@ impl Setup {
         let infra = TestInfra::acquire().await?;
         let topic = infra.fresh_topic(partitions).await?;
         let producer = EventProducer::new(&infra, &topic)?;
-        let (database_url, pool) = infra.fresh_database(ServiceRole::Invoicing).await?;
+        let (database_url, pool) = infra.fresh_database(&INVOICING_SERVICE).await?;
         Ok(Setup {
             group: fresh_group("invoicing"),
             infra,

@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, anyhow, bail, ensure};
 use devinfra::kafka::access::{self, Operation, Principal, Resource, Scope};
+use e2e::TestInfra;
 use e2e::events::placed;
 use e2e::services::{EventProducer, ServiceUnderTest, consumer_config, init_logs, wait_until};
-use e2e::{ServiceRole, TestInfra};
 use invoicing_service::Invoicing;
 use platform::config::KafkaAuth;
 use platform::services::{INVOICING_SERVICE, ORDER_SERVICE, SHIPPING_SERVICE, ServiceFacts};
@@ -491,7 +491,7 @@ async fn a_consumer_refused_its_reads_stalls_until_the_acl_is_back_and_dead_lett
         .cloned()
         .ok_or_else(|| anyhow!("{} is not declared to read {topic}", principal.name))?;
     // invoicing as it runs: its own principal, its own group.
-    let (database_url, _pool) = infra.fresh_database(ServiceRole::Invoicing).await?;
+    let (database_url, _pool) = infra.fresh_database(&INVOICING_SERVICE).await?;
     let mut config =
         consumer_config::<Invoicing>(&infra, &database_url, &topic, &p.group(&INVOICING_SERVICE)?);
     config.kafka.auth = KafkaAuth::sasl(

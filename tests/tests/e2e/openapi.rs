@@ -15,13 +15,14 @@
 //! exactly the refusals that name nothing but a repeated SKU, and says why.
 //! Its size is bounded (`--max-examples`), so it takes seconds per service.
 
+use platform::services::{INVOICING_SERVICE, SHIPPING_SERVICE};
 use std::path::PathBuf;
 use std::process::Stdio;
 
 use anyhow::{Context as _, bail};
+use e2e::TestInfra;
 use e2e::events::placed;
 use e2e::services::{EventProducer, ServiceUnderTest, consumer_config, fresh_group, wait_until};
-use e2e::{ServiceRole, TestInfra};
 use invoicing_service::Invoicing;
 use shipping_service::Shipping;
 
@@ -59,10 +60,10 @@ async fn schemathesis_finds_nothing_in_any_service() -> anyhow::Result<()> {
     let orders = OrdersApi::start().await;
     let topic = infra.fresh_topic(1).await?;
     let mut consumers = Vec::new();
-    for role in [ServiceRole::Invoicing, ServiceRole::Shipping] {
+    for role in [&INVOICING_SERVICE, &SHIPPING_SERVICE] {
         let (url, _pool) = infra.fresh_database(role).await?;
         let service = match role {
-            ServiceRole::Invoicing => {
+            &INVOICING_SERVICE => {
                 let config =
                     consumer_config::<Invoicing>(&infra, &url, &topic, &fresh_group("invoicing"));
                 ServiceUnderTest::start::<Invoicing>(config).await?
@@ -73,7 +74,7 @@ async fn schemathesis_finds_nothing_in_any_service() -> anyhow::Result<()> {
                 ServiceUnderTest::start::<Shipping>(config).await?
             }
         };
-        consumers.push((role.facts().name, service));
+        consumers.push((role.name, service));
     }
     // One order for the consumers to hold, so that the stateful phase can
     // follow `items[].id` to `GET /invoices/{id}` and `GET /shipments/{id}`.

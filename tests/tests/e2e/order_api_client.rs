@@ -8,10 +8,11 @@
 //! request that must be refused, and [`assert_all_refused`] checks the
 //! refusal the same way for every table of them.
 
+use platform::services::ORDER_SERVICE;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use e2e::{ServiceRole, TestInfra};
+use e2e::TestInfra;
 use reqwest::header::{HeaderName, HeaderValue};
 use reqwest::{Client, Method, Response, StatusCode, header};
 use serde_json::{Value, json};
@@ -54,7 +55,7 @@ impl OrdersApi {
             .await
             .unwrap_or_else(|nowhere| panic!("{nowhere}"));
         let (url, pool) = infra
-            .fresh_database(ServiceRole::Orders)
+            .fresh_database(&ORDER_SERVICE)
             .await
             .expect("a fresh database for order-service");
         let mut config = order_service::Config::for_database(url);

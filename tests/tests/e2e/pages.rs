@@ -10,10 +10,11 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, ensure};
+use e2e::TestInfra;
 use e2e::browser::Browser;
 use e2e::services::{EventProducer, ServiceUnderTest, consumer_config, fresh_group, wait_until};
-use e2e::{ServiceRole, TestInfra};
 use invoicing_service::Invoicing;
+use platform::services::{INVOICING_SERVICE, ORDER_SERVICE, SHIPPING_SERVICE};
 use platform_web::web::PageLinks;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -52,14 +53,13 @@ impl Flow {
         let infra = TestInfra::acquire().await?;
         let topic = infra.fresh_topic(3).await?;
         let ports = devinfra::process::free_ports(3)?;
-        let links = PageLinks {
-            order: format!("http://127.0.0.1:{}", ports[0]),
-            invoicing: format!("http://127.0.0.1:{}", ports[1]),
-            shipping: format!("http://127.0.0.1:{}", ports[2]),
-        };
-        let (orders_url, orders) = infra.fresh_database(ServiceRole::Orders).await?;
-        let (invoicing_url, _) = infra.fresh_database(ServiceRole::Invoicing).await?;
-        let (shipping_url, _) = infra.fresh_database(ServiceRole::Shipping).await?;
+        let links = PageLinks::local()
+            .with(&ORDER_SERVICE, format!("http://127.0.0.1:{}", ports[0]))
+            .with(&INVOICING_SERVICE, format!("http://127.0.0.1:{}", ports[1]))
+            .with(&SHIPPING_SERVICE, format!("http://127.0.0.1:{}", ports[2]));
+        let (orders_url, orders) = infra.fresh_database(&ORDER_SERVICE).await?;
+        let (invoicing_url, _) = infra.fresh_database(&INVOICING_SERVICE).await?;
+        let (shipping_url, _) = infra.fresh_database(&SHIPPING_SERVICE).await?;
         let mut config = order_service::Config::for_flow(
             orders_url,
             e2e::admin_kafka(infra.kafka_bootstrap_servers(), &topic),
@@ -100,7 +100,7 @@ impl Flow {
             &self.topic,
             &fresh_group("invoicing"),
         );
-        invoicing.http.addr = addr(port(&self.links.invoicing)?);
+        invoicing.http.addr = addr(port(self.links.of(&INVOICING_SERVICE))?);
         invoicing.links = self.links.clone();
         let mut shipping = consumer_config::<Shipping>(
             &self.infra,
@@ -108,7 +108,7 @@ impl Flow {
             &self.topic,
             &fresh_group("shipping"),
         );
-        shipping.http.addr = addr(port(&self.links.shipping)?);
+        shipping.http.addr = addr(port(self.links.of(&SHIPPING_SERVICE))?);
         shipping.links = self.links.clone();
         self.invoicing = Some(ServiceUnderTest::start::<Invoicing>(invoicing).await?);
         self.shipping = Some(ServiceUnderTest::start::<Shipping>(shipping).await?);
@@ -267,14 +267,14 @@ async fn an_order_placed_in_the_form_shows_its_journey_reach_invoiced_and_shippe
         "the invoice's total"
     );
     browser.screenshot("invoice").await?;
-    browser.open(&flow.links.invoicing).await?;
+    browser.open(flow.links.of(&INVOICING_SERVICE)).await?;
     browser.screenshot("invoices").await?;
     browser
         .open(&format!("{}/order/{id}", flow.links.order))
         .await?;
     browser.click("li[data-step=shipped] a").await?;
     browser.screenshot("shipment").await?;
-    browser.open(&flow.links.shipping).await?;
+    browser.open(flow.links.of(&SHIPPING_SERVICE)).await?;
     browser.screenshot("shipments").await?;
     browser.open(&flow.order("/")).await?;
     ensure!(browser.text("#orders").await?.contains("Ada Lovelace"));
@@ -425,7 +425,7 @@ async fn the_form_takes_prices_in_the_currencys_units_and_every_page_shows_them_
             "{amount} not on the invoice: {invoice}"
         );
     }
-    browser.open(&flow.links.invoicing).await?;
+    browser.open(flow.links.of(&INVOICING_SERVICE)).await?;
     ensure!(browser.text("main").await?.contains("JPY 4,498"));
     browser.close().await
 }
@@ -536,8 +536,11 @@ async fn the_shipping_pages_show_no_price_no_email_and_no_billing_address() -> a
         "Berlin",
     ];
     for url in [
-        format!("{}/", flow.links.shipping),
-        format!("{}/shipment/{shipment_id}", flow.links.shipping),
+        format!("{}/", flow.links.of(&SHIPPING_SERVICE)),
+        format!(
+            "{}/shipment/{shipment_id}",
+            flow.links.of(&SHIPPING_SERVICE)
+        ),
     ] {
         browser.open(&url).await?;
         let page = browser.client().source().await?;
@@ -554,7 +557,7 @@ async fn the_shipping_pages_show_no_price_no_email_and_no_billing_address() -> a
     browser
         .open(&format!(
             "{}/invoice/{}",
-            flow.links.invoicing,
+            flow.links.of(&INVOICING_SERVICE),
             invoice["id"].as_str().context("id")?
         ))
         .await?;
@@ -630,22 +633,25 @@ async fn a_script_in_a_customer_name_is_text_on_every_page_and_in_the_journey() 
     let shipment = flow.effect("shipments", &id).await?.context("shipment")?;
     for (url, css) in [
         (
-            format!("{}/", flow.links.invoicing),
+            format!("{}/", flow.links.of(&INVOICING_SERVICE)),
             "tbody td:nth-child(2)",
         ),
         (
             format!(
                 "{}/invoice/{}",
-                flow.links.invoicing,
+                flow.links.of(&INVOICING_SERVICE),
                 invoice["id"].as_str().context("id")?
             ),
             "main",
         ),
-        (format!("{}/", flow.links.shipping), "tbody td:nth-child(2)"),
+        (
+            format!("{}/", flow.links.of(&SHIPPING_SERVICE)),
+            "tbody td:nth-child(2)",
+        ),
         (
             format!(
                 "{}/shipment/{}",
-                flow.links.shipping,
+                flow.links.of(&SHIPPING_SERVICE),
                 shipment["id"].as_str().context("id")?
             ),
             "main",

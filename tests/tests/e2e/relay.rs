@@ -7,14 +7,15 @@
 //! database, and a private Kafka broker is stopped and started while orders
 //! keep arriving.
 
+use platform::services::ORDER_SERVICE;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, anyhow};
+use e2e::TestInfra;
 use e2e::private_kafka::PrivateKafka;
 use e2e::services::{header, metric, read_records, wait_until};
-use e2e::{ServiceRole, TestInfra};
 use rdkafka::Message;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::OwnedMessage;
@@ -205,7 +206,7 @@ fn events_per_order(records: &[OwnedMessage]) -> anyhow::Result<BTreeMap<String,
 async fn every_placed_and_cancelled_order_becomes_exactly_one_record() -> anyhow::Result<()> {
     let infra = TestInfra::acquire().await?;
     let topic = infra.fresh_topic(6).await?;
-    let (url, pool) = infra.fresh_database(ServiceRole::Orders).await?;
+    let (url, pool) = infra.fresh_database(&ORDER_SERVICE).await?;
     let service = OrderService::start(order_service::Config::for_flow(
         url,
         e2e::admin_kafka(infra.kafka_bootstrap_servers(), &topic),
@@ -335,7 +336,7 @@ async fn each_event_lands_on_the_partition_kafkas_java_client_picks_for_its_key(
     const ORDERS: usize = 24;
     let infra = TestInfra::acquire().await?;
     let topic = infra.fresh_topic(6).await?;
-    let (url, pool) = infra.fresh_database(ServiceRole::Orders).await?;
+    let (url, pool) = infra.fresh_database(&ORDER_SERVICE).await?;
     let config = order_service::Config::for_flow(
         url,
         e2e::admin_kafka(infra.kafka_bootstrap_servers(), &topic),
@@ -377,7 +378,7 @@ async fn with_a_relay_linger_orders_placed_in_a_row_share_batches() -> anyhow::R
     const LINGER: Duration = Duration::from_millis(100);
     let infra = TestInfra::acquire().await?;
     let topic = infra.fresh_topic(6).await?;
-    let (url, pool) = infra.fresh_database(ServiceRole::Orders).await?;
+    let (url, pool) = infra.fresh_database(&ORDER_SERVICE).await?;
     let mut config = order_service::Config::for_flow(
         url,
         e2e::admin_kafka(infra.kafka_bootstrap_servers(), &topic),
@@ -421,7 +422,7 @@ async fn a_relay_killed_mid_backlog_loses_nothing_and_repeats_at_most_its_batch(
     const BATCH: i64 = 25;
     let infra = TestInfra::acquire().await?;
     let topic = infra.fresh_topic(6).await?;
-    let (url, pool) = infra.fresh_database(ServiceRole::Orders).await?;
+    let (url, pool) = infra.fresh_database(&ORDER_SERVICE).await?;
     let bootstrap = infra.kafka_bootstrap_servers().to_owned();
 
     // A backlog: orders accepted while the relay is held off.
@@ -501,7 +502,7 @@ async fn two_instances_on_one_database_never_reorder_an_orders_events() -> anyho
     const ORDERS: usize = 60;
     let infra = TestInfra::acquire().await?;
     let topic = infra.fresh_topic(6).await?;
-    let (url, pool) = infra.fresh_database(ServiceRole::Orders).await?;
+    let (url, pool) = infra.fresh_database(&ORDER_SERVICE).await?;
     let bootstrap = infra.kafka_bootstrap_servers();
     let mut config = order_service::Config::for_flow(url, e2e::admin_kafka(bootstrap, &topic));
     // Small batches and fast polling: the two relays contend as often as possible.
@@ -567,7 +568,7 @@ async fn orders_keep_coming_while_kafka_is_down_and_all_arrive_in_order() -> any
     cluster.start().await?;
     let bootstrap = cluster.bootstrap_servers();
 
-    let (url, pool) = infra.fresh_database(ServiceRole::Orders).await?;
+    let (url, pool) = infra.fresh_database(&ORDER_SERVICE).await?;
     let topic = format!("orders-{}", Uuid::new_v4().simple());
     let mut config = order_service::Config::for_flow(url, e2e::admin_kafka(&bootstrap, &topic));
     config.relay.max_backoff = Duration::from_millis(500);
@@ -745,7 +746,7 @@ async fn one_partition_that_cannot_take_records_holds_back_only_its_own_orders()
     let topic = format!("orders-{}", Uuid::new_v4().simple());
     create_topic_one_partition_per_node(&bootstrap, &topic).await?;
 
-    let (url, pool) = infra.fresh_database(ServiceRole::Orders).await?;
+    let (url, pool) = infra.fresh_database(&ORDER_SERVICE).await?;
     let mut kafka = e2e::admin_kafka(&bootstrap, &topic);
     kafka.partitions = 3;
     let mut config = order_service::Config::for_flow(url, kafka);
@@ -863,7 +864,7 @@ async fn an_event_the_topic_refuses_is_parked_and_holds_back_only_its_own_order(
     infra
         .create_topic(&topic, 2, &[("max.message.bytes", "16384")])
         .await?;
-    let (url, pool) = infra.fresh_database(ServiceRole::Orders).await?;
+    let (url, pool) = infra.fresh_database(&ORDER_SERVICE).await?;
     let service = OrderService::start(order_service::Config::for_flow(
         url,
         e2e::admin_kafka(&bootstrap, &topic),
@@ -910,7 +911,7 @@ async fn while_kafka_is_away_the_relay_holds_no_transaction_open() -> anyhow::Re
         PrivateKafka::start("relay::while_kafka_is_away_the_relay_holds_no_transaction_open")
             .await?;
     let bootstrap = kafka.cluster.bootstrap_servers();
-    let (url, pool) = infra.fresh_database(ServiceRole::Orders).await?;
+    let (url, pool) = infra.fresh_database(&ORDER_SERVICE).await?;
     let database = url
         .rsplit('/')
         .next()
@@ -982,7 +983,7 @@ async fn while_kafka_is_away_the_relay_holds_no_transaction_open() -> anyhow::Re
 async fn the_relay_lock_session_has_tcp_keepalives() -> anyhow::Result<()> {
     use sqlx::Connection as _;
     let infra = TestInfra::acquire().await?;
-    let (_, pool) = infra.fresh_database(ServiceRole::Orders).await?;
+    let (_, pool) = infra.fresh_database(&ORDER_SERVICE).await?;
     let mut session =
         sqlx::PgConnection::connect_with(&messaging::relay::lock_session(&pool)).await?;
     let mut settings = Vec::new();
@@ -1012,7 +1013,7 @@ async fn after_a_fatal_producer_error_the_relay_rebuilds_its_producer_and_keeps_
     const ORDERS: usize = 6;
     let infra = TestInfra::acquire().await?;
     let topic = infra.fresh_topic(3).await?;
-    let (url, pool) = infra.fresh_database(ServiceRole::Orders).await?;
+    let (url, pool) = infra.fresh_database(&ORDER_SERVICE).await?;
     let bootstrap = infra.kafka_bootstrap_servers();
     let mut config = order_service::Config::for_flow(url, e2e::admin_kafka(bootstrap, &topic));
     let fatal = messaging::relay::FatalErrorSwitch::default();

@@ -12,14 +12,15 @@
 
 use anyhow::Context as _;
 use chaos::audit::{RunningFigures, running_figures};
+use e2e::TestInfra;
 use e2e::events::{EMAIL, cancelled, placed};
 use e2e::services::{
     ConsumerUnderTest, EventProducer, ServiceUnderTest, consumer_config, fresh_group, init_logs,
     wait_until,
 };
-use e2e::{ServiceRole, TestInfra};
 use invoicing_service::Invoicing;
 use orderflow_client::ApiClient;
+use platform::services::{INVOICING_SERVICE, SHIPPING_SERVICE, ServiceFacts};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use shipping_service::Shipping;
@@ -42,7 +43,7 @@ struct Consumer {
 impl Consumer {
     async fn start<S: ConsumerUnderTest>(
         infra: &TestInfra,
-        role: ServiceRole,
+        role: &'static ServiceFacts,
         topic: &str,
         dedup: bool,
     ) -> anyhow::Result<Self> {
@@ -91,10 +92,9 @@ impl Consumers {
         let topic = infra.fresh_topic(3).await?;
         Ok(Consumers {
             producer: EventProducer::new(&infra, &topic)?,
-            invoicing: Consumer::start::<Invoicing>(&infra, ServiceRole::Invoicing, &topic, dedup)
+            invoicing: Consumer::start::<Invoicing>(&infra, &INVOICING_SERVICE, &topic, dedup)
                 .await?,
-            shipping: Consumer::start::<Shipping>(&infra, ServiceRole::Shipping, &topic, dedup)
-                .await?,
+            shipping: Consumer::start::<Shipping>(&infra, &SHIPPING_SERVICE, &topic, dedup).await?,
         })
     }
 
@@ -365,7 +365,7 @@ async fn a_consumers_batch_statements_are_planned_for_each_batch_not_cached_on_e
     let topic = infra.fresh_topic(1).await?;
     let cancelled = [Uuid::new_v4()];
 
-    let (url, _) = infra.fresh_database(ServiceRole::Shipping).await?;
+    let (url, _) = infra.fresh_database(&SHIPPING_SERVICE).await?;
     let config = consumer_config::<Shipping>(&infra, &url, &topic, &fresh_group("plans"));
     let shipping = consumer_kit::prepare(&config, Shipping).await?;
     let mut conn = shipping.pool.acquire().await?;
@@ -379,7 +379,7 @@ async fn a_consumers_batch_statements_are_planned_for_each_batch_not_cached_on_e
         "the pick list's statement: (generic plans, custom plans)"
     );
 
-    let (url, _) = infra.fresh_database(ServiceRole::Invoicing).await?;
+    let (url, _) = infra.fresh_database(&INVOICING_SERVICE).await?;
     let config = consumer_config::<Invoicing>(&infra, &url, &topic, &fresh_group("plans"));
     let invoicing = consumer_kit::prepare(&config, Invoicing).await?;
     let mut conn = invoicing.pool.acquire().await?;

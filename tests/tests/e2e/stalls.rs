@@ -7,13 +7,14 @@
 //! consumer creates.
 
 use anyhow::ensure;
+use e2e::TestInfra;
 use e2e::events::placed;
 use e2e::services::{
     ConsumerUnderTest, EventProducer, ServiceUnderTest, consumer_config, fresh_group, init_logs,
     wait_until,
 };
-use e2e::{ServiceRole, TestInfra};
 use invoicing_service::Invoicing;
+use platform::services::INVOICING_SERVICE;
 use reqwest::StatusCode;
 use uuid::Uuid;
 
@@ -40,7 +41,7 @@ async fn an_offset_below_the_log_start_stops_its_group_loudly_while_a_new_group_
     let topic = infra.fresh_topic(1).await?;
     let producer = EventProducer::new(&infra, &topic)?;
     let group = fresh_group(Invoicing::SERVICE.short);
-    let (url, _pool) = infra.fresh_database(ServiceRole::Invoicing).await?;
+    let (url, _pool) = infra.fresh_database(&INVOICING_SERVICE).await?;
     let config = consumer_config::<Invoicing>(&infra, &url, &topic, &group);
 
     let first = Uuid::now_v7();
@@ -75,7 +76,7 @@ async fn an_offset_below_the_log_start_stops_its_group_loudly_while_a_new_group_
     ensure!(invoices(&invoicing, later[2]).await? == 0);
 
     // A new group has nothing to lose: it starts at the first record left.
-    let (new_url, _new_pool) = infra.fresh_database(ServiceRole::Invoicing).await?;
+    let (new_url, _new_pool) = infra.fresh_database(&INVOICING_SERVICE).await?;
     let new_group = fresh_group(Invoicing::SERVICE.short);
     let rebuilt = ServiceUnderTest::start::<Invoicing>(consumer_config::<Invoicing>(
         &infra, &new_url, &topic, &new_group,
@@ -119,7 +120,7 @@ async fn a_dead_letter_topic_that_takes_nothing_stalls_the_consumer_visibly_unti
     let topic = infra.fresh_topic(1).await?;
     let producer = EventProducer::new(&infra, &topic)?;
     let group = fresh_group(Invoicing::SERVICE.short);
-    let (url, _pool) = infra.fresh_database(ServiceRole::Invoicing).await?;
+    let (url, _pool) = infra.fresh_database(&INVOICING_SERVICE).await?;
     let mut config = consumer_config::<Invoicing>(&infra, &url, &topic, &group);
     // A dead letter not delivered within 5 s fails (and is retried).
     config.producer.message_timeout_ms = 5_000;
@@ -187,7 +188,7 @@ async fn the_topics_a_consumer_creates_keep_records_for_their_configured_retenti
     let infra = TestInfra::acquire().await?;
     let topic = infra.fresh_topic(1).await?;
     let group = fresh_group(Invoicing::SERVICE.short);
-    let (url, _pool) = infra.fresh_database(ServiceRole::Invoicing).await?;
+    let (url, _pool) = infra.fresh_database(&INVOICING_SERVICE).await?;
     let mut config = consumer_config::<Invoicing>(&infra, &url, &topic, &group);
     let hours = |h: u64| std::time::Duration::from_secs(h * 3600);
     config.inbox.retry_retention = hours(3);

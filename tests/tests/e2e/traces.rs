@@ -13,11 +13,12 @@ use std::collections::HashMap;
 
 use anyhow::{Context as _, bail, ensure};
 use devinfra::infra::{Settings, service_url_var};
-use devinfra::stack::{Launch, Service, ServicePorts, Stack};
+use devinfra::stack::{Launch, ServicePorts, Stack};
 use devinfra::zipkin::Zipkin;
+use e2e::TestInfra;
 use e2e::services::{fresh_group, wait_until};
-use e2e::{ServiceRole, TestInfra};
 use otlp_receiver::OtlpReceiver;
+use platform::services::{self, ORDER_SERVICE};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -34,7 +35,8 @@ async fn one_order_is_one_trace_across_the_three_services_in_zipkin() -> anyhow:
         .join("target")
         .join("e2e-traces")
         .join(Uuid::new_v4().simple().to_string());
-    let ports = devinfra::process::free_ports(5)?;
+    // Zipkin, the OTLP receiver, then one per registered service.
+    let ports = devinfra::process::free_ports(2 + services::ALL.len())?;
     let mut zipkin = Zipkin::start(&devinfra::workspace_root(), &dir.join("zipkin"), ports[0])
         .await
         .context("starting Zipkin")?;
@@ -44,9 +46,9 @@ async fn one_order_is_one_trace_across_the_three_services_in_zipkin() -> anyhow:
 
     let topic = infra.fresh_topic(3).await?;
     let mut urls = Vec::new();
-    for role in ServiceRole::ALL {
+    for role in services::ALL {
         let (url, _pool) = infra.fresh_database(role).await?;
-        urls.push((service_url_var(role.facts().database), url));
+        urls.push((service_url_var(role.database), url));
     }
     let settings = Settings {
         kafka_bootstrap_servers: infra.kafka_bootstrap_servers().to_owned(),
@@ -56,22 +58,18 @@ async fn one_order_is_one_trace_across_the_three_services_in_zipkin() -> anyhow:
     let stack = Stack::in_dir(
         dir.join("services"),
         &settings,
-        ServicePorts {
-            order: ports[2],
-            invoicing: ports[3],
-            shipping: ports[4],
-        },
+        ServicePorts::in_order(&ports[2..]),
     );
     let otlp = format!("http://127.0.0.1:{}", ports[1]);
     let outcome = async {
-        for service in Service::ALL {
+        for &service in services::ALL {
             let mut env = vec![
                 ("ORDERS_TOPIC".to_owned(), topic.clone()),
                 ("OTEL_EXPORTER_OTLP_ENDPOINT".to_owned(), otlp.clone()),
                 // The SDK's standard batch delay, shortened so the test waits less.
                 ("OTEL_BSP_SCHEDULE_DELAY".to_owned(), "200".to_owned()),
             ];
-            if let Some(group) = service.consumer_group() {
+            if let Some(group) = service.consumer_group {
                 env.push(("KAFKA_GROUP_ID".to_owned(), fresh_group(group)));
             }
             // The test's own topic and groups, which no service's principal
@@ -80,12 +78,12 @@ async fn one_order_is_one_trace_across_the_three_services_in_zipkin() -> anyhow:
             stack
                 .launch(Launch {
                     service,
-                    name: service.binary().to_owned(),
+                    name: service.name.to_owned(),
                     port: Some(stack.ports().port(service)),
                     env,
                 })
                 .await
-                .with_context(|| format!("starting {}", service.binary()))?;
+                .with_context(|| format!("starting {}", service.name))?;
         }
         place_and_follow(&stack, &zipkin.url()).await
     }
@@ -106,7 +104,7 @@ async fn one_order_is_one_trace_across_the_three_services_in_zipkin() -> anyhow:
 async fn place_and_follow(stack: &Stack, zipkin: &str) -> anyhow::Result<()> {
     let client = reqwest::Client::new();
     let response = client
-        .post(format!("{}/orders", stack.base_url(Service::Order)))
+        .post(format!("{}/orders", stack.base_url(ORDER_SERVICE)))
         .header("traceparent", format!("00-{TRACE_ID}-{CALLER_SPAN}-01"))
         .json(&json!({
             "customer": { "name": "Ada Lovelace", "email": "ada@example.com" },

@@ -43,6 +43,12 @@ impl Part {
         Part::Client,
     ];
 
+    /// The part that is service `name` (a service without a part of its own
+    /// is not metered).
+    pub(crate) fn of_service(name: &str) -> Option<Part> {
+        Part::ALL.into_iter().find(|part| part.name() == name)
+    }
+
     /// Its name in the report.
     pub(crate) fn name(self) -> &'static str {
         match self {
@@ -66,18 +72,18 @@ pub(crate) struct CpuMeter {
 }
 
 impl CpuMeter {
-    /// A meter of the services `services` (order, invoicing, shipping), the
-    /// broker processes `kafka` and the PostgreSQL server `postgres`.
-    pub(crate) fn new(services: [u32; 3], kafka: Vec<u32>, postgres: Option<u32>) -> Self {
-        CpuMeter {
-            roots: vec![
-                (Part::Order, vec![services[0]]),
-                (Part::Invoicing, vec![services[1]]),
-                (Part::Shipping, vec![services[2]]),
-                (Part::Kafka, kafka),
-                (Part::Postgres, postgres.into_iter().collect()),
-            ],
-        }
+    /// A meter of the services' processes `services` (one pid per service,
+    /// in the order of [`platform::services::ALL`]), the broker processes
+    /// `kafka` and the PostgreSQL server `postgres`.
+    pub(crate) fn new(services: &[u32], kafka: Vec<u32>, postgres: Option<u32>) -> Self {
+        let mut roots: Vec<(Part, Vec<u32>)> = platform::services::ALL
+            .iter()
+            .zip(services)
+            .filter_map(|(service, &pid)| Some((Part::of_service(service.name)?, vec![pid])))
+            .collect();
+        roots.push((Part::Kafka, kafka));
+        roots.push((Part::Postgres, postgres.into_iter().collect()));
+        CpuMeter { roots }
     }
 
     /// The parts' CPU seconds now (empty where there is no procfs).
@@ -399,7 +405,11 @@ mod tests {
 
     #[test]
     fn this_process_is_measured() {
-        let meter = CpuMeter::new([std::process::id(); 3], vec![], None);
+        let meter = CpuMeter::new(
+            &vec![std::process::id(); platform::services::ALL.len()],
+            vec![],
+            None,
+        );
         let before = meter.read();
         // Work until the kernel has charged us at least one clock tick
         // (10 ms at the usual USER_HZ), or give up after 5 s of wall time.

@@ -22,8 +22,8 @@ use loadgen::OrderGenerator;
 use super::sample::outbox_backlog;
 use super::{BenchError, progress};
 use devinfra::private::PrivateInfra;
-use devinfra::stack::Service;
 use orderflow_client::ApiClient;
+use platform::services::ORDER_SERVICE;
 
 /// How often the outbox is counted while it drains.
 const POLL: Duration = Duration::from_millis(100);
@@ -59,12 +59,12 @@ pub(crate) async fn hold_relay_and_place_templates(
     infra: &PrivateInfra,
     count: usize,
 ) -> Result<EventShape, BenchError> {
-    infra.instance(Service::Order)?.stop().await?;
+    infra.instance(ORDER_SERVICE)?.stop().await?;
     infra
-        .launch(Service::Order, vec![relay_enabled(false)])
+        .launch(ORDER_SERVICE, vec![relay_enabled(false)])
         .await?;
     let client = ApiClient::new()?;
-    let base_url = infra.stack.base_url(Service::Order);
+    let base_url = infra.stack.base_url(ORDER_SERVICE);
     // Another seed than the steps', so these are new orders.
     for order in OrderGenerator::new(0x0d7a_1e55).take(count) {
         client.place_order(&base_url, &order.body, None).await?;
@@ -137,7 +137,7 @@ pub(crate) async fn drain(
     env: &[(String, String)],
     timeout: Duration,
 ) -> Result<DrainResult, BenchError> {
-    infra.instance(Service::Order)?.stop().await?;
+    infra.instance(ORDER_SERVICE)?.stop().await?;
     let launched = Instant::now();
     let watch = async {
         let deadline = launched + timeout;
@@ -162,7 +162,7 @@ pub(crate) async fn drain(
     };
     let (started, watched) = tokio::join!(
         infra.launch(
-            Service::Order,
+            ORDER_SERVICE,
             std::iter::once(relay_enabled(true))
                 .chain(env.iter().cloned())
                 .collect()

@@ -50,9 +50,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use devinfra::private::{PrivateInfra, PrivatePlan};
-use devinfra::stack::{Profile, Service, StackError, build_binary};
+use devinfra::stack::{Profile, StackError, build_binary};
 use devinfra::{DevInfra, InfraError, KafkaRuntime, prereq};
 use orderflow_client::ClientError;
+use platform::services::{self, ORDER_SERVICE};
 
 pub use report::BenchResults;
 
@@ -252,21 +253,22 @@ async fn measure(
     began: Instant,
 ) -> Result<BenchResults, BenchError> {
     let machine = Machine::describe(runtime.version()).await;
-    let mut pids = [0; 3];
-    for (pid, service) in pids.iter_mut().zip(Service::ALL) {
-        *pid = infra.instance(service)?.pid();
-    }
-    let idle_rss_kib = pids.map(rss_kib);
-    progress(&format!(
-        "idle RSS: order {} MiB, invoicing {} MiB, shipping {} MiB",
-        idle_rss_kib[0] / 1024,
-        idle_rss_kib[1] / 1024,
-        idle_rss_kib[2] / 1024
-    ));
+    // One pid per service, in the registry's order.
+    let pids = services::ALL
+        .iter()
+        .map(|&service| Ok(infra.instance(service)?.pid()))
+        .collect::<Result<Vec<u32>, BenchError>>()?;
+    let idle_rss_kib: Vec<u64> = pids.iter().map(|&pid| rss_kib(pid)).collect();
+    let idle_rss: Vec<String> = services::ALL
+        .iter()
+        .zip(&idle_rss_kib)
+        .map(|(service, kib)| format!("{} {} MiB", service.short, kib / 1024))
+        .collect();
+    progress(&format!("idle RSS: {}", idle_rss.join(", ")));
     let probe = Probe::new(
         infra.pools.orders.clone(),
         &infra.cluster.bootstrap_servers(),
-        pids,
+        pids.clone(),
     )?;
 
     let brokers = infra
@@ -275,7 +277,7 @@ async fn measure(
         .iter()
         .filter_map(|b| b.pid())
         .collect();
-    let meter = CpuMeter::new(pids, brokers, infra.postgres.pid());
+    let meter = CpuMeter::new(&pids, brokers, infra.postgres.pid());
     // Before any order: what the processes burn with nothing to do, so that
     // each step can say what its orders cost above it.
     let idle = meter.idle(options.idle_window).await;
@@ -362,7 +364,7 @@ async fn measure(
     progress("stopping the consumers; holding the relay off");
     infra
         .stack
-        .stop_where(|p| p.service() != Service::Order)
+        .stop_where(|p| p.service() != ORDER_SERVICE)
         .await?;
     wait_outbox_empty(infra).await?;
     let event = drain::hold_relay_and_place_templates(infra, options.templates).await?;

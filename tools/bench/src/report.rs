@@ -18,7 +18,7 @@ use super::step::{
     MAX_GROWTH, MAX_QUEUED_SECONDS, MIN_CREATED, QUEUE_SLACK, SAMPLE_INTERVAL, StepResult,
 };
 use super::{BenchOptions, WARM_UP_RATE, WARM_UP_TOLERANCE, WarmUp};
-use devinfra::stack::Service;
+use platform::services;
 
 /// The hand-written tuning notes, relative to the workspace root.
 pub(crate) const TUNING_NOTES: &str = "benchmarks/tuning.md";
@@ -44,7 +44,8 @@ pub struct BenchResults {
     pub(crate) options: BenchOptions,
     pub(crate) machine: Machine,
     pub(crate) knobs: Vec<(String, String)>,
-    pub(crate) idle_rss_kib: [u64; 3],
+    /// Each service's RSS with no load, KiB (in the registry's order).
+    pub(crate) idle_rss_kib: Vec<u64>,
     /// Each process's CPU with no load, measured before the warm-up.
     pub(crate) idle: IdleRate,
     pub(crate) warm_up: WarmUp,
@@ -339,7 +340,7 @@ impl BenchResults {
             md,
             "| Service | idle RSS (MiB) | {header} |\n|---|---:|---:|"
         );
-        for (i, service) in Service::ALL.iter().enumerate() {
+        for (i, service) in services::ALL.iter().enumerate() {
             let _ = writeln!(
                 md,
                 "| {service} | {:.1} | {} |",
@@ -766,8 +767,8 @@ fn percentile_row(name: &str, p: Option<Percentiles>) -> String {
     }
 }
 
-fn rss_list(kib: &[u64; 3]) -> String {
-    Service::ALL
+fn rss_list(kib: &[u64]) -> String {
+    services::ALL
         .iter()
         .zip(kib)
         .map(|(s, k)| format!("{s} {:.1} MiB", mib(*k)))

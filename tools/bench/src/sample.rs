@@ -18,7 +18,7 @@ use sqlx::PgPool;
 use tokio::sync::watch;
 
 use super::BenchError;
-use devinfra::stack::Service;
+use platform::services::{INVOICING_SERVICE, SHIPPING_SERVICE};
 use shared_events::topics::ORDERS as ORDERS_TOPIC;
 
 /// How long one broker request of a probe may take.
@@ -28,7 +28,7 @@ const KAFKA_TIMEOUT: Duration = Duration::from_secs(5);
 const COORDINATOR_RETRIES: u32 = 30;
 
 /// One observation of the queues and the services' memory.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Sample {
     /// When it was taken.
     pub(crate) at: SystemTime,
@@ -38,24 +38,24 @@ pub(crate) struct Sample {
     pub(crate) invoicing_lag: i64,
     /// Records the shipping group has not committed yet.
     pub(crate) shipping_lag: i64,
-    /// RSS of order-, invoicing- and shipping-service in KiB (0 if unreadable).
-    pub(crate) rss_kib: [u64; 3],
+    /// RSS of each service in KiB (0 if unreadable), in the registry's order.
+    pub(crate) rss_kib: Vec<u64>,
 }
 
 /// Asks PostgreSQL and Kafka for the queue lengths.
 pub(crate) struct Probe {
     orders: PgPool,
     groups: Arc<Vec<BaseConsumer>>,
-    pids: [u32; 3],
+    pids: Vec<u32>,
 }
 
 impl Probe {
     /// A probe of the outbox in `orders` and of both consumer groups on `bootstrap`,
-    /// reading the memory of the processes `pids` (in [`Service::ALL`] order).
-    pub(crate) fn new(orders: PgPool, bootstrap: &str, pids: [u32; 3]) -> Result<Self, BenchError> {
-        let groups = [Service::Invoicing, Service::Shipping]
+    /// reading the memory of the processes `pids` (in the order of [`services::ALL`]).
+    pub(crate) fn new(orders: PgPool, bootstrap: &str, pids: Vec<u32>) -> Result<Self, BenchError> {
+        let groups = [INVOICING_SERVICE, SHIPPING_SERVICE]
             .into_iter()
-            .filter_map(Service::consumer_group)
+            .filter_map(|s| s.consumer_group)
             .map(|group| {
                 // A consumer that never subscribes does not join the group; it
                 // only reads the group's committed offsets.
@@ -90,7 +90,7 @@ impl Probe {
             outbox,
             invoicing_lag: lags.first().copied().unwrap_or(0),
             shipping_lag: lags.get(1).copied().unwrap_or(0),
-            rss_kib: self.pids.map(rss_kib),
+            rss_kib: self.pids.iter().map(|&pid| rss_kib(pid)).collect(),
         })
     }
 

@@ -36,7 +36,7 @@ use super::sample::{Probe, Sample};
 use super::{BenchError, progress};
 use devinfra::InfraError;
 use devinfra::private::PrivateInfra;
-use devinfra::stack::Service;
+use platform::services::{self, ORDER_SERVICE};
 
 /// How often the queues are sampled during a step.
 pub(crate) const SAMPLE_INTERVAL: Duration = Duration::from_millis(500);
@@ -105,7 +105,7 @@ pub(crate) struct StepResult {
     /// The shipping group's lag during the load.
     pub(crate) shipping_lag: QueueShape,
     /// Largest RSS of each service during the load, KiB ([`Service::ALL`] order).
-    pub(crate) rss_peak_kib: [u64; 3],
+    pub(crate) rss_peak_kib: Vec<u64>,
     /// CPU time per accepted order of each process tree, from the first
     /// request until every effect was committed.
     pub(crate) cpu: CpuCost,
@@ -140,7 +140,7 @@ pub(crate) async fn run_step(
     plan: &StepPlan,
     effects_before: i64,
 ) -> Result<(StepResult, i64), BenchError> {
-    let order_url = format!("{}/orders", infra.stack.base_url(Service::Order));
+    let order_url = format!("{}/orders", infra.stack.base_url(ORDER_SERVICE));
     let out = infra.dir().join(format!("step-{}.jsonl", plan.rate));
     let (stop, stopped) = watch::channel(false);
     let sampling = probe.sample_until(SAMPLE_INTERVAL, stopped);
@@ -310,7 +310,7 @@ fn load_window(samples: &[Sample], summary: &Summary) -> Vec<Timed> {
         .iter()
         .filter_map(|s| {
             let t = s.at.duration_since(start).ok()?.as_secs_f64();
-            (t <= summary.send_seconds).then_some((t, *s))
+            (t <= summary.send_seconds).then(|| (t, s.clone()))
         })
         .collect()
 }
@@ -364,10 +364,10 @@ fn judge(
     let outbox = shape(window, |s| s.outbox);
     let invoicing_lag = shape(window, |s| s.invoicing_lag);
     let shipping_lag = shape(window, |s| s.shipping_lag);
-    let mut rss_peak_kib = [0; 3];
+    let mut rss_peak_kib = vec![0; services::ALL.len()];
     for (_, s) in window {
-        for (peak, now) in rss_peak_kib.iter_mut().zip(s.rss_kib) {
-            *peak = (*peak).max(now);
+        for (peak, now) in rss_peak_kib.iter_mut().zip(&s.rss_kib) {
+            *peak = (*peak).max(*now);
         }
     }
     let cap = rate * MAX_QUEUED_SECONDS + QUEUE_SLACK;
@@ -479,7 +479,7 @@ mod tests {
             outbox: v,
             invoicing_lag: 0,
             shipping_lag: 0,
-            rss_kib: [0; 3],
+            rss_kib: vec![0; services::ALL.len()],
         };
         let growing: Vec<Timed> = (0..40).map(|i| (i as f64 * 0.5, sample(i * 100))).collect();
         assert!(shape(&growing, |s| s.outbox).trend_per_s > MAX_GROWTH * 1000.0);

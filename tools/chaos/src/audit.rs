@@ -21,8 +21,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use chrono::{DateTime, Utc};
 use devinfra::private::Pools;
-use devinfra::stack::Service;
 use orderflow_client::{PricedLine, ShipmentLine};
+use platform::services;
 use rdkafka::message::{Message, OwnedMessage};
 use shared_events::topics::ORDERS as ORDERS_TOPIC;
 use sqlx::Row;
@@ -67,12 +67,10 @@ pub(crate) async fn settle(
     timeout: Duration,
 ) -> Result<(Progress, bool), ChaosError> {
     let ids: Vec<Uuid> = accepted.iter().map(|a| a.order_id).collect();
-    let group = |service: Service| service.consumer_group().unwrap_or_default();
-    let lag = LagReader::new(
-        bootstrap,
-        &[group(Service::Invoicing), group(Service::Shipping)],
-        ORDERS_TOPIC,
-    )?;
+    let groups: Vec<&str> = services::consumers()
+        .filter_map(|s| s.consumer_group)
+        .collect();
+    let lag = LagReader::new(bootstrap, &groups, ORDERS_TOPIC)?;
     let started = Instant::now();
     loop {
         let progress = probe(pools, &lag, &ids).await?;

@@ -19,6 +19,7 @@ use devinfra::private::PrivateInfra;
 use devinfra::process::{self, Signal};
 use devinfra::stack::{Service, ServiceProcess, build_binary, instance_name, log_tail};
 use orderflow_client::{ApiClient, CancelOrder, ClientError, Reply};
+use platform::services::{self, INVOICING_SERVICE, ORDER_SERVICE, SHIPPING_SERVICE};
 use shared_events::topics::ORDERS as ORDERS_TOPIC;
 
 use super::load::Accepted;
@@ -248,7 +249,7 @@ impl Injector<'_> {
         for fraction in [0.25, 0.5, 0.75] {
             self.reach(fraction).await;
             let batch = self.relay_batch_in_flight(Duration::from_secs(5)).await?;
-            self.running(Service::Order, 1)?.kill()?;
+            self.running(ORDER_SERVICE, 1)?.kill()?;
             in_flight += usize::from(batch);
             self.fault(format!(
                 "SIGKILL order-service at {:.0}% of the orders{}",
@@ -259,7 +260,7 @@ impl Injector<'_> {
                     ", relay idle for 5 s"
                 }
             ));
-            self.infra.launch(Service::Order, Vec::new()).await?;
+            self.infra.launch(ORDER_SERVICE, Vec::new()).await?;
         }
         self.out.notes.push(format!(
             "{in_flight} of 3 kills came while the relay had a batch in flight"
@@ -271,7 +272,7 @@ impl Injector<'_> {
     /// outcome (its `outbox_relay_batch_in_flight` gauge), up to `limit`.
     async fn relay_batch_in_flight(&self, limit: Duration) -> Result<bool, ChaosError> {
         let api = ApiClient::new()?;
-        let base = self.infra.url(Service::Order);
+        let base = self.infra.url(ORDER_SERVICE);
         let started = Instant::now();
         while started.elapsed() < limit {
             if api
@@ -291,13 +292,13 @@ impl Injector<'_> {
     // after their third, so each round leaves work for the next.
     async fn invoicing_aborts(&mut self) -> Result<(), ChaosError> {
         let per: u64 = 3;
-        self.running(Service::Invoicing, 1)?.stop().await?;
+        self.running(INVOICING_SERVICE, 1)?.stop().await?;
         let mut confirmed = 0;
         for round in 1..=3 {
             let mut faulty = self
                 .infra
                 .launch(
-                    Service::Invoicing,
+                    INVOICING_SERVICE,
                     vec![
                         ("FAULT_ABORT_AFTER_COMMIT".into(), per.to_string()),
                         ("INBOX_BATCH_MAX".into(), "10".into()),
@@ -330,7 +331,7 @@ impl Injector<'_> {
             confirmed == 3,
             format!("{confirmed} of 3 aborts confirmed by the service's log"),
         );
-        self.infra.launch(Service::Invoicing, Vec::new()).await?;
+        self.infra.launch(INVOICING_SERVICE, Vec::new()).await?;
         Ok(())
     }
 
@@ -340,7 +341,7 @@ impl Injector<'_> {
         moments.sort_by(f64::total_cmp);
         for fraction in moments {
             self.reach(fraction).await;
-            self.running(Service::Shipping, 1)?.kill()?;
+            self.running(SHIPPING_SERVICE, 1)?.kill()?;
             let down = Duration::from_millis(self.rng.random_range(0..1_500));
             self.fault(format!(
                 "SIGKILL shipping-service at {:.0}% of the orders, down {} ms",
@@ -348,7 +349,7 @@ impl Injector<'_> {
                 down.as_millis()
             ));
             tokio::time::sleep(down).await;
-            self.infra.launch(Service::Shipping, Vec::new()).await?;
+            self.infra.launch(SHIPPING_SERVICE, Vec::new()).await?;
         }
         Ok(())
     }
@@ -433,7 +434,7 @@ impl Injector<'_> {
     }
 
     fn pids(&self) -> Result<Vec<u32>, ChaosError> {
-        Service::ALL
+        services::ALL
             .iter()
             .map(|&s| self.running(s, 1).map(|p| p.pid()))
             .collect()
@@ -444,12 +445,11 @@ impl Injector<'_> {
         let probe_timeout = Duration::from_secs(10);
         let client = ApiClient::with_timeouts(probe_timeout, probe_timeout)?;
         let order = loadgen::OrderGenerator::new(u64::MAX).next_order().body;
-        let order_url = self.infra.url(Service::Order);
-        let gets = [
-            format!("{}/orders?limit=1", self.infra.url(Service::Order)),
-            format!("{}/invoices?limit=1", self.infra.url(Service::Invoicing)),
-            format!("{}/shipments?limit=1", self.infra.url(Service::Shipping)),
-        ];
+        let order_url = self.infra.url(ORDER_SERVICE);
+        let gets: Vec<String> = services::ALL
+            .iter()
+            .map(|&s| format!("{}{}?limit=1", self.infra.url(s), s.collection))
+            .collect();
         // Two rounds half a second apart, each request of a round sent at
         // once; a request waits up to its service's pool acquire timeout (3 s
         // for orders, 5 s for the consumers) before it is answered, and every
@@ -533,7 +533,7 @@ impl Injector<'_> {
         let (mut assigned, mut applied) = (0, 0.0);
         for (join, leave) in [(0.2, 0.45), (0.6, 0.85)] {
             self.reach(join).await;
-            let second = self.infra.stack.start(Service::Shipping, 2).await?;
+            let second = self.infra.stack.start(SHIPPING_SERVICE, 2).await?;
             self.fault(format!(
                 "shipping-service-2 joined at {:.0}% of the orders",
                 join * 100.0
@@ -554,7 +554,7 @@ impl Injector<'_> {
                 .metric(&second.base_url(), "inbox_records_processed_total")
                 .await
                 .unwrap_or(0.0);
-            self.running(Service::Shipping, 2)?.stop().await?;
+            self.running(SHIPPING_SERVICE, 2)?.stop().await?;
             self.fault(format!(
                 "shipping-service-2 left (SIGTERM) at {:.0}% of the orders",
                 leave * 100.0
@@ -575,10 +575,10 @@ impl Injector<'_> {
     // service's own fault, never the records'. Nothing may be dead-lettered;
     // readiness must say so meanwhile; the flow resumes by itself.
     async fn revoked_privilege(&mut self) -> Result<(), ChaosError> {
-        let pid = self.running(Service::Invoicing, 1)?.pid();
-        let role = Service::Invoicing.database();
+        let pid = self.running(INVOICING_SERVICE, 1)?.pid();
+        let role = INVOICING_SERVICE.database;
         let pool = self.infra.pools.invoicing.clone();
-        let ready_url = format!("{}/health/ready", self.infra.url(Service::Invoicing));
+        let ready_url = format!("{}/health/ready", self.infra.url(INVOICING_SERVICE));
         let client = ApiClient::with_timeouts(Duration::from_secs(5), Duration::from_secs(5))?;
 
         self.reach(0.3).await;
@@ -609,7 +609,7 @@ impl Injector<'_> {
             readiness.not_ready > 0,
             readiness.to_string(),
         );
-        let now = self.running(Service::Invoicing, 1)?.pid();
+        let now = self.running(INVOICING_SERVICE, 1)?.pid();
         self.check(
             "invoicing kept running and resumed by itself",
             now == pid,
@@ -630,7 +630,7 @@ impl Injector<'_> {
         let principal = scope.principal(&platform::services::INVOICING_SERVICE);
         let dead_letters = shared_events::topics::dead_letter(
             ORDERS_TOPIC,
-            Service::Invoicing.consumer_group().unwrap_or("invoicing"),
+            INVOICING_SERVICE.consumer_group.unwrap_or("invoicing"),
         );
         let grant = access::principals(&scope)
             .into_iter()
@@ -647,7 +647,7 @@ impl Injector<'_> {
                     "{principal} is not declared to write {dead_letters}"
                 ))
             })?;
-        let ready_url = format!("{}/health/ready", self.infra.url(Service::Invoicing));
+        let ready_url = format!("{}/health/ready", self.infra.url(INVOICING_SERVICE));
         let client = ApiClient::with_timeouts(Duration::from_secs(5), Duration::from_secs(5))?;
 
         self.reach(0.6).await;
@@ -689,7 +689,7 @@ impl Injector<'_> {
             before == during,
             format!("end offsets before {before:?}, at the end of the outage {during:?}"),
         );
-        let now = self.running(Service::Invoicing, 1)?.pid();
+        let now = self.running(INVOICING_SERVICE, 1)?.pid();
         self.check(
             "invoicing kept running through the refused writes",
             now == pid,
@@ -717,7 +717,7 @@ impl Injector<'_> {
         self.reach(0.3).await;
         let order = loadgen::OrderGenerator::new(0x5eed).large_order(100);
         let api = ApiClient::new()?;
-        let base = self.infra.url(Service::Order);
+        let base = self.infra.url(ORDER_SERVICE);
         let placed = api
             .place_order(&base, &order.body, Some("chaos-oversized-order"))
             .await
@@ -823,8 +823,8 @@ impl Injector<'_> {
             both,
             format!("within {}s", STALL_DEADLINE.as_secs()),
         );
-        let group = Service::Invoicing
-            .consumer_group()
+        let group = INVOICING_SERVICE
+            .consumer_group
             .unwrap_or(shared_events::topics::ORDERS);
         let id = event_id.to_string();
         let once =
@@ -861,15 +861,15 @@ impl Injector<'_> {
     // topic again.
     async fn dead_letter_topic_gone(&mut self) -> Result<(), ChaosError> {
         let bootstrap = self.infra.settings.kafka_bootstrap_servers.clone();
-        let group = Service::Invoicing
-            .consumer_group()
+        let group = INVOICING_SERVICE
+            .consumer_group
             .unwrap_or(shared_events::topics::ORDERS);
         let dlq = shared_events::topics::dead_letter(ORDERS_TOPIC, group);
         let partitions = i32::try_from(topic::end_offsets(&bootstrap, &dlq).await?.len())
             .unwrap_or(1)
             .max(1);
-        let pid = self.running(Service::Invoicing, 1)?.pid();
-        let base = self.infra.url(Service::Invoicing);
+        let pid = self.running(INVOICING_SERVICE, 1)?.pid();
+        let base = self.infra.url(INVOICING_SERVICE);
         let ready_url = format!("{base}/health/ready");
         let client = ApiClient::with_timeouts(Duration::from_secs(5), Duration::from_secs(5))?;
 
@@ -899,7 +899,7 @@ impl Injector<'_> {
             client.status(&ready_url).await.is_ok_and(|s| s == 200)
         })
         .await;
-        let now = self.running(Service::Invoicing, 1)?.pid();
+        let now = self.running(INVOICING_SERVICE, 1)?.pid();
         self.check(
             "invoicing resumed by itself once the topic was back",
             resumed && now == pid,
@@ -923,8 +923,9 @@ impl Injector<'_> {
     // what the gap held (copies here), resets its offsets to the log start.
     async fn stall_past_retention(&mut self) -> Result<(), ChaosError> {
         let bootstrap = self.infra.settings.kafka_bootstrap_servers.clone();
-        let groups = [Service::Invoicing, Service::Shipping]
-            .map(|s| s.consumer_group().unwrap_or(shared_events::topics::ORDERS));
+        let groups: Vec<&str> = services::consumers()
+            .filter_map(|s| s.consumer_group)
+            .collect();
         let lag = topic::LagReader::new(&bootstrap, &groups, ORDERS_TOPIC)?;
         let orders = self.infra.pools.orders.clone();
         let caught_up = |lag: &topic::LagReader, wanted: usize| {
@@ -946,7 +947,7 @@ impl Injector<'_> {
                 "the flow did not catch up after the load; the stall cannot be staged".into(),
             ));
         }
-        let shipping = self.running(Service::Shipping, 1)?;
+        let shipping = self.running(SHIPPING_SERVICE, 1)?;
         process::send_signal(shipping.pid(), Signal::Stop)?;
         self.fault("shipping frozen (SIGSTOP)".into());
 
@@ -970,7 +971,7 @@ impl Injector<'_> {
         ));
 
         process::send_signal(shipping.pid(), Signal::Cont)?;
-        let base = self.infra.url(Service::Shipping);
+        let base = self.infra.url(SHIPPING_SERVICE);
         let client = ApiClient::with_timeouts(Duration::from_secs(5), Duration::from_secs(5))?;
         let ready_url = format!("{base}/health/ready");
         let reason =
@@ -998,9 +999,9 @@ impl Injector<'_> {
 
         // The operator's decision: the gap held copies only, so shipping
         // may go on from the log start.
-        self.running(Service::Shipping, 1)?.stop().await?;
+        self.running(SHIPPING_SERVICE, 1)?.stop().await?;
         topic::commit_offsets(&bootstrap, groups[1], ORDERS_TOPIC, &log_start).await?;
-        self.infra.launch(Service::Shipping, Vec::new()).await?;
+        self.infra.launch(SHIPPING_SERVICE, Vec::new()).await?;
         self.fault(
             "the operator stopped shipping, reset its offsets to the log start, and started it"
                 .into(),
@@ -1019,7 +1020,7 @@ impl Injector<'_> {
             .args(args)
             .env(
                 "DATABASE_URL",
-                self.infra.stack.database_url(Service::Order)?,
+                self.infra.stack.database_url(ORDER_SERVICE)?,
             )
             .env(
                 "KAFKA_BOOTSTRAP_SERVERS",
@@ -1048,10 +1049,10 @@ impl Injector<'_> {
     // orders and their cancellations keep coming: first stopped, then frozen
     // (SIGSTOP: connections stay open, requests hang unanswered).
     async fn kafka_outage(&mut self) -> Result<(), ChaosError> {
-        self.running(Service::Order, 1)?.stop().await?;
+        self.running(ORDER_SERVICE, 1)?.stop().await?;
         self.infra
             .launch(
-                Service::Order,
+                ORDER_SERVICE,
                 vec![(
                     "KAFKA_MESSAGE_TIMEOUT_MS".into(),
                     SHORT_MESSAGE_TIMEOUT.as_millis().to_string(),
@@ -1087,8 +1088,8 @@ impl Injector<'_> {
         process::send_signal(pid, Signal::Cont)?;
 
         // Back to the default timeout for the scenarios after this one.
-        self.running(Service::Order, 1)?.stop().await?;
-        self.infra.launch(Service::Order, Vec::new()).await?;
+        self.running(ORDER_SERVICE, 1)?.stop().await?;
+        self.infra.launch(ORDER_SERVICE, Vec::new()).await?;
         Ok(())
     }
 
@@ -1208,7 +1209,7 @@ impl Injector<'_> {
         // orders measured are placed here, with the fault in place.
         let probes = self.place_probe_orders().await?;
         let api = ApiClient::new()?;
-        let ready_url = format!("{}/health/ready", self.infra.url(Service::Order));
+        let ready_url = format!("{}/health/ready", self.infra.url(ORDER_SERVICE));
         let named = format!("{ORDERS_TOPIC}/{stuck}");
         let started = Instant::now();
         let mut readiness = None;
@@ -1355,7 +1356,7 @@ impl Injector<'_> {
     /// the load's. Returns their ids.
     async fn place_probe_orders(&mut self) -> Result<Vec<uuid::Uuid>, ChaosError> {
         let api = ApiClient::new()?;
-        let base = self.infra.url(Service::Order);
+        let base = self.infra.url(ORDER_SERVICE);
         let mut orders = loadgen::OrderGenerator::new(0x510e);
         let mut ids = Vec::with_capacity(SLOW_PARTITION_PROBES);
         for i in 0..SLOW_PARTITION_PROBES {

@@ -57,11 +57,12 @@ use rand::rngs::StdRng;
 use tokio::sync::watch;
 
 use devinfra::private::{PrivateInfra, PrivatePlan};
-use devinfra::stack::{Profile, Service, StackError};
+use devinfra::stack::{Profile, StackError};
 use devinfra::{DevInfra, InfraError, prereq};
 use faults::{Injected, Injector};
 use load::{LoadPlan, LoadStats};
 use orderflow_client::ClientError;
+use platform::services::{self, ORDER_SERVICE};
 use shared_events::topics::{self, ORDERS as ORDERS_TOPIC};
 
 /// The cargo features the chaos run builds the services with: the consumers'
@@ -496,7 +497,7 @@ async fn run_scenario(
         rate: options.rate,
         concurrency: options.concurrency,
         seed: options.seed ^ (scenario as u64),
-        base_url: infra.url(Service::Order),
+        base_url: infra.url(ORDER_SERVICE),
         key_prefix: format!(
             "chaos-{}-{scenario}",
             started
@@ -669,11 +670,11 @@ fn client_check(stats: &LoadStats, planned: usize, accepted: usize) -> Check {
     }
 }
 
-/// Records on each consumer's dead-letter topic (invoicing, shipping).
+/// Records on each consumer's dead-letter topic, in the registry's order.
 pub(crate) async fn dead_letters(bootstrap: &str) -> Result<Vec<i64>, ChaosError> {
     let mut counts = Vec::new();
-    for service in [Service::Invoicing, Service::Shipping] {
-        let group = service.consumer_group().unwrap_or_default();
+    for service in services::consumers() {
+        let group = service.consumer_group.unwrap_or_default();
         let ends = topic::end_offsets(bootstrap, &topics::dead_letter(ORDERS_TOPIC, group)).await?;
         counts.push(ends.values().sum());
     }

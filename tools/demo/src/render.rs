@@ -4,9 +4,10 @@
 use std::io::Write as _;
 
 use devinfra::infra::{DevInfra, UpReport};
-use devinfra::stack::{Service, ServiceProcess, Stack, StackError};
+use devinfra::stack::{ServiceProcess, Stack, StackError};
 use devinfra::{InfraError, Startup};
 use orderflow_client::{Invoice, Shipment};
+use platform::services::{INVOICING_SERVICE, ORDER_SERVICE, SHIPPING_SERVICE};
 use uuid::Uuid;
 
 use crate::samples::CURL_SAMPLE;
@@ -168,9 +169,9 @@ pub(crate) fn money(cents: i64) -> String {
 
 /// The requests to try next, with this run's URLs and a real order id.
 pub(crate) fn try_next(stack: &Stack, order_id: Uuid) -> Vec<String> {
-    let orders = stack.base_url(Service::Order);
-    let invoicing = stack.base_url(Service::Invoicing);
-    let shipping = stack.base_url(Service::Shipping);
+    let orders = stack.base_url(ORDER_SERVICE);
+    let invoicing = stack.base_url(INVOICING_SERVICE);
+    let shipping = stack.base_url(SHIPPING_SERVICE);
     // Strings and integers only: serialising cannot fail.
     let body = serde_json::to_string(&CURL_SAMPLE.request()).unwrap_or_default();
     let mut lines = vec![
@@ -212,7 +213,7 @@ pub(crate) fn try_next(stack: &Stack, order_id: Uuid) -> Vec<String> {
 pub(crate) fn open_in_browser(stack: &Stack) -> String {
     format!(
         "open {}/ to try it in your browser",
-        stack.base_url(Service::Order)
+        stack.base_url(ORDER_SERVICE)
     )
 }
 

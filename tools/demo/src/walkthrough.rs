@@ -4,9 +4,10 @@
 use std::time::{Duration, Instant};
 
 use devinfra::error_chain;
-use devinfra::stack::{Service, Stack, StackError};
+use devinfra::stack::{Stack, StackError};
 use devinfra::wait::{self, Probe};
 use orderflow_client::{ApiClient, CancelOrder, Invoice, Order, Shipment};
+use platform::services::{INVOICING_SERVICE, ORDER_SERVICE, SHIPPING_SERVICE};
 use uuid::Uuid;
 
 use crate::render::{money, show, side_by_side, try_next};
@@ -20,7 +21,7 @@ const RECORD_POLL: Duration = Duration::from_millis(200);
 
 /// The three orders, one cancellation, and the requests to try next.
 pub(crate) async fn walkthrough(client: &ApiClient, stack: &Stack) -> Result<(), StackError> {
-    let order_base = stack.base_url(Service::Order);
+    let order_base = stack.base_url(ORDER_SERVICE);
     let orders_url = format!("{order_base}/orders");
     let mut lines = vec![
         format!("== Placing {} orders: POST {orders_url}", SAMPLES.len()),
@@ -126,8 +127,8 @@ async fn wait_recorded(
     ids: &[Uuid],
     done: impl Fn(&Invoice, &Shipment) -> bool,
 ) -> Result<Vec<(Invoice, Shipment)>, StackError> {
-    let invoicing = stack.base_url(Service::Invoicing);
-    let shipping = stack.base_url(Service::Shipping);
+    let invoicing = stack.base_url(INVOICING_SERVICE);
+    let shipping = stack.base_url(SHIPPING_SERVICE);
     let done = &done;
     let (invoicing, shipping) = (&invoicing, &shipping);
     let found = wait::until(

@@ -82,9 +82,10 @@ impl Settings {
     }
 }
 
-/// The variable holding a service's database URL, e.g. `ORDERS_DATABASE_URL`.
-pub fn service_url_var(service: &str) -> String {
-    format!("{}_DATABASE_URL", service.to_ascii_uppercase())
+/// The variable holding the URL of a service's database, e.g.
+/// `ORDERS_DATABASE_URL` (see [`platform::services::ServiceFacts::database_url_var`]).
+pub fn service_url_var(database: &str) -> String {
+    services::database_url_var(database)
 }
 
 /// What [`DevInfra::up`] did.

@@ -17,6 +17,8 @@ use std::time::Duration;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{Connection, PgConnection, PgPool};
 
+use platform::services::{self, INVOICING_SERVICE, ORDER_SERVICE, SHIPPING_SERVICE};
+
 use crate::InfraError;
 use crate::infra::Settings;
 use crate::kafka::{KafkaCluster, KafkaRuntime, NodePorts, unauthenticated_listener};
@@ -131,12 +133,7 @@ impl PrivateInfra {
             postgres_admin_url: postgres.admin_url(),
             service_database_urls: postgres.service_database_urls(),
         };
-        let ports = process::free_ports(3)?;
-        let ports = ServicePorts {
-            order: ports[0],
-            invoicing: ports[1],
-            shipping: ports[2],
-        };
+        let ports = ServicePorts::free()?;
         let stack = Stack::in_dir(dir.join("services"), &settings, ports)
             .with_profile(profile)
             .with_features(features);
@@ -154,7 +151,9 @@ impl PrivateInfra {
             stopped: false,
         };
         let started = futures::future::join_all(
-            Service::ALL.map(|service| infra.launch(service, Vec::new())),
+            services::ALL
+                .iter()
+                .map(|service| infra.launch(*service, Vec::new())),
         )
         .await;
         if let Err(e) = started.into_iter().collect::<Result<Vec<_>, _>>() {
@@ -303,9 +302,9 @@ impl Pools {
             }
         };
         Ok(Pools {
-            orders: pool(Service::Order.database()).await?,
-            invoicing: pool(Service::Invoicing.database()).await?,
-            shipping: pool(Service::Shipping.database()).await?,
+            orders: pool(ORDER_SERVICE.database).await?,
+            invoicing: pool(INVOICING_SERVICE.database).await?,
+            shipping: pool(SHIPPING_SERVICE.database).await?,
             admin: pool("postgres").await?,
         })
     }

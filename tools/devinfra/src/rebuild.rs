@@ -66,20 +66,20 @@ pub struct RebuildPlan {
 impl RebuildPlan {
     /// The plan for rebuilding `service` at time `at`, from the stack's settings.
     pub fn new(stack: &Stack, service: Service, at: DateTime<Utc>) -> Result<Self, StackError> {
-        let Some(group) = service.consumer_group() else {
+        let Some(group) = service.consumer_group else {
             return Err(StackError::config(format!(
                 "{service} keeps the orders themselves, not a view of the topic; only \
                  invoicing and shipping can be rebuilt"
             )));
         };
         let stamp = at.format("%Y%m%d%H%M%S");
-        let database = format!("{}_rebuild_{stamp}", service.database());
+        let database = format!("{}_rebuild_{stamp}", service.database);
         Ok(RebuildPlan {
             service,
             database_url: with_database(&stack.database_url(service)?, &database),
             database,
             group: format!("{group}-rebuild-{stamp}"),
-            instance: format!("{}-rebuild-{stamp}", service.binary()),
+            instance: format!("{}-rebuild-{stamp}", service.name),
         })
     }
 
@@ -88,7 +88,7 @@ impl RebuildPlan {
         create_owned_database(
             &settings.postgres_admin_url,
             &self.database,
-            self.service.database(),
+            self.service.database,
         )
         .await?;
         Ok(())
@@ -167,7 +167,7 @@ pub async fn wait_caught_up(
     timeout: Duration,
 ) -> Result<CatchUp, StackError> {
     let records = u64::try_from(records).unwrap_or(0);
-    let list_url = format!("{rebuild_url}{}", service.collection());
+    let list_url = format!("{rebuild_url}{}", service.collection);
     let started = Instant::now();
     let mut rows_seen: Option<(usize, Instant)> = None;
     let mut last_report = started;
@@ -271,10 +271,10 @@ pub async fn compare_views(
     rebuild_url: &str,
 ) -> Result<ViewComparison, StackError> {
     let live = client
-        .list_all::<Value>(&format!("{live_url}{}", service.collection()))
+        .list_all::<Value>(&format!("{live_url}{}", service.collection))
         .await?;
     let rebuilt = client
-        .list_all::<Value>(&format!("{rebuild_url}{}", service.collection()))
+        .list_all::<Value>(&format!("{rebuild_url}{}", service.collection))
         .await?;
     Ok(compare(live, rebuilt))
 }
@@ -333,6 +333,7 @@ fn by_order(rows: Vec<Value>) -> BTreeMap<String, Vec<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use platform::services::{INVOICING_SERVICE, ORDER_SERVICE};
     use serde_json::json;
 
     #[test]
@@ -367,7 +368,7 @@ mod tests {
         let at = DateTime::parse_from_rfc3339("2026-11-21T17:25:01Z")
             .expect("time")
             .with_timezone(&Utc);
-        let plan = RebuildPlan::new(&stack, Service::Invoicing, at).expect("plan");
+        let plan = RebuildPlan::new(&stack, INVOICING_SERVICE, at).expect("plan");
         assert_eq!(plan.database, "invoicing_rebuild_20261121172501");
         assert_eq!(plan.group, "invoicing-rebuild-20261121172501");
         assert_eq!(plan.instance, "invoicing-service-rebuild-20261121172501");
@@ -376,9 +377,9 @@ mod tests {
             "postgres://invoicing:invoicing@127.0.0.1:15432/invoicing_rebuild_20261121172501"
         );
         assert_eq!(
-            Service::of_instance(&plan.instance),
-            Some(Service::Invoicing)
+            crate::stack::service_of_instance(&plan.instance),
+            Some(INVOICING_SERVICE)
         );
-        assert!(RebuildPlan::new(&stack, Service::Order, at).is_err());
+        assert!(RebuildPlan::new(&stack, ORDER_SERVICE, at).is_err());
     }
 }

@@ -55,8 +55,7 @@ pub async fn rebuild(service: Service, timeout: Duration) -> Result<bool, StackE
     plan.create_database(&settings).await?;
     eprintln!(
         "xtask: created database {} owned by {}",
-        plan.database,
-        service.database()
+        plan.database, service.database
     );
     let started = Instant::now();
     let mut instance = stack.launch(plan.launch()).await?;

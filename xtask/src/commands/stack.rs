@@ -159,7 +159,7 @@ fn print_service_urls(services: &[ServiceProcess]) -> Result<(), StackError> {
     let mut out = std::io::stdout().lock();
     services
         .iter()
-        .filter(|s| s.name() == s.service().binary())
+        .filter(|s| s.name() == s.service().name)
         .try_for_each(|s| writeln!(out, "{}={}", s.service().url_var(), s.base_url()))
         .and_then(|()| out.flush())
         .map_err(|e| InfraError::io("write", "stdout", e).into())

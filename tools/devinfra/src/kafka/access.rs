@@ -39,7 +39,7 @@
 //! deployment sets its own.
 
 use platform::config::KafkaAuth;
-use platform::services::{INVOICING_SERVICE, ORDER_SERVICE, SHIPPING_SERVICE, ServiceFacts};
+use platform::services::{self, ORDER_SERVICE, ServiceFacts};
 use rdkafka::ClientConfig;
 use shared_events::topics;
 
@@ -190,9 +190,6 @@ impl Scope {
     }
 }
 
-/// The consuming services, in the order of the flow.
-const CONSUMERS: [ServiceFacts; 2] = [INVOICING_SERVICE, SHIPPING_SERVICE];
-
 /// Every SCRAM principal of `scope` with its grants: each service and the
 /// `orderflow-admin` tool.
 pub fn principals(scope: &Scope) -> Vec<Principal> {
@@ -211,14 +208,14 @@ pub fn principals(scope: &Scope) -> Vec<Principal> {
         allow(Resource::Topic, orders, Operation::Read),
         allow(Resource::Group, &scope.operator_group(), Operation::Read),
     ];
-    for service in CONSUMERS {
-        let Some(group) = scope.group(&service) else {
+    for service in services::consumers() {
+        let Some(group) = scope.group(service) else {
             continue;
         };
         let dead_letters = topics::dead_letter(orders, &group);
         let retry = topics::retry(orders, &group);
         all.push(Principal {
-            name: scope.principal(&service),
+            name: scope.principal(service),
             password: service.name.to_owned(),
             grants: vec![
                 allow(Resource::Topic, orders, Operation::Read),
@@ -267,8 +264,8 @@ pub fn topics(scope: &Scope) -> Vec<FlowTopic> {
         retention_hours,
     };
     let mut all = vec![topic(scope.topic.clone(), topics::ORDERS_RETENTION_HOURS)];
-    for service in CONSUMERS {
-        if let Some(group) = scope.group(&service) {
+    for service in services::consumers() {
+        if let Some(group) = scope.group(service) {
             all.push(topic(
                 topics::dead_letter(&scope.topic, &group),
                 topics::DEAD_LETTER_RETENTION_HOURS,

@@ -1,4 +1,4 @@
-//! Building the three service binaries once (and the benchmark's load
+//! Building the registered services' binaries once (and the benchmark's load
 //! generator, and the OTLP receiver in front of Zipkin), and finding where
 //! cargo put them.
 //!
@@ -40,7 +40,7 @@ impl Profile {
     }
 }
 
-/// Where the three service executables are.
+/// Where the registered services' executables are.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Binaries {
     paths: Vec<(Service, PathBuf)>,
@@ -56,17 +56,18 @@ impl Binaries {
     }
 }
 
-/// Runs `cargo build -p order-service -p invoicing-service -p shipping-service`
+/// Runs `cargo build -p order-service -p invoicing-service ...`, one `-p` per
+/// registered service ([`platform::services::ALL`]),
 /// (with `--release` for [`Profile::Release`], and `--features` with
 /// `features` when there are any, e.g. `invoicing-service/fault-injection`)
 /// and returns the executables.
 pub async fn build_services(profile: Profile, features: &[String]) -> Result<Binaries, StackError> {
-    let packages = Service::ALL.map(Service::binary);
+    let packages: Vec<&str> = platform::services::ALL.iter().map(|s| s.name).collect();
     let messages = cargo_build(&packages, profile, features).await?;
     let mut paths = Vec::new();
-    for service in Service::ALL {
-        let path = executable(&messages, service.binary()).ok_or(StackError::MissingBinary {
-            binary: service.binary(),
+    for &service in platform::services::ALL {
+        let path = executable(&messages, service.name).ok_or(StackError::MissingBinary {
+            binary: service.name,
         })?;
         paths.push((service, path));
     }
