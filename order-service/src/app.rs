@@ -20,8 +20,7 @@ use platform::services::ORDER_SERVICE;
 use prometheus_client::registry::Registry;
 use tokio_util::sync::CancellationToken;
 
-use messaging::outbox::Wakeup;
-use messaging::relay::{Relay, RelayMetrics};
+use messaging::outbox::{Relay, RelayMetrics, Wakeup};
 
 use crate::api::{self, AppState};
 use crate::config::Config;

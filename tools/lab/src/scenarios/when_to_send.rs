@@ -9,7 +9,7 @@
 //! - **outbox**: the order and its outbox row in one transaction
 //!   (`messaging::outbox::enqueue` into the order service's own `outbox`
 //!   table, created by `order_service::store::MIGRATOR`); our relay
-//!   (`messaging::relay::Relay`) publishes committed rows, and is itself
+//!   (`messaging::outbox::Relay`) publishes committed rows, and is itself
 //!   aborted mid-work a few times and restarted.
 //!
 //! A crash closes the process's database connection without a word (an
@@ -21,8 +21,9 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use messaging::kafka::{KafkaSettings, ProducerSettings};
-use messaging::outbox::{OutboxMessage, Wakeup};
-use messaging::relay::{RELAY_LOCK_KEY, Relay, RelayMetrics, RelaySettings};
+use messaging::outbox::{
+    OutboxMessage, RELAY_LOCK_KEY, Relay, RelayMetrics, RelaySettings, Wakeup,
+};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
