@@ -18,7 +18,17 @@
 //! - `leadership`: one active relay per database (an advisory lock);
 //! - `wakeup`: waking the relay in-process and across instances (`NOTIFY`);
 //! - `settings` and `metrics`: [`RelaySettings`], [`RelayMetrics`];
-
+//!
+//! # Tables
+//!
+//! [`MIGRATOR`] (`messaging/migrations/outbox/`, tracked in
+//! `_outbox_migrations`) creates the outbox's tables in the publishing
+//! service's database, next to the service's own schema: `outbox` (the rows
+//! to publish, with their parking and their key's partition hash),
+//! `outbox_discarded` (parked rows an operator discarded, with why and by
+//! whom) and `published_events` (where each published event went). The
+//! migration files are the definition; the relay's and the operator's SQL
+//! are checked against them by the end-to-end tests.
 
 mod bench;
 mod enqueue;
@@ -29,6 +39,17 @@ mod relay;
 mod settings;
 mod wakeup;
 mod waves;
+
+/// The outbox's own tables (`outbox`, `outbox_discarded`,
+/// `published_events`), applied in the database of every service that
+/// publishes through it, after the service's own schema, and tracked in
+/// `_outbox_migrations`, apart from the service's own migrations.
+pub static MIGRATOR: std::sync::LazyLock<sqlx::migrate::Migrator> =
+    std::sync::LazyLock::new(|| {
+        let mut migrator = sqlx::migrate!("migrations/outbox");
+        migrator.dangerous_set_table_name("_outbox_migrations");
+        migrator
+    });
 
 pub use enqueue::{OutboxMessage, enqueue};
 pub use leadership::{RELAY_LOCK_KEY, lock_session};
