@@ -18,6 +18,8 @@
 //! - `leadership`: one active relay per database (an advisory lock);
 //! - `wakeup`: waking the relay in-process and across instances (`NOTIFY`);
 //! - `settings` and `metrics`: [`RelaySettings`], [`RelayMetrics`];
+//! - [`parked`]: the operator's side, listing, retrying and discarding the
+//!   rows Kafka refused for good (`orderflow-admin outbox`).
 //!
 //! # Tables
 //!
@@ -34,6 +36,7 @@ mod bench;
 mod enqueue;
 mod leadership;
 mod metrics;
+pub mod parked;
 mod record;
 mod relay;
 mod settings;

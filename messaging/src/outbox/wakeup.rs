@@ -3,7 +3,8 @@
 //!
 //! A commit wakes this instance's relay in-process ([`Wakeup`]); the relays
 //! of other instances hear one coalesced `NOTIFY` on [`CHANNEL`] per
-//! [`NOTIFY_INTERVAL`], sent outside any order transaction. Polling
+//! [`NOTIFY_INTERVAL`], sent outside any order transaction; an operator's
+//! command that changes rows ([`super::parked`]) sends one too. Polling
 //! covers anything missed: a notification sent while the listener
 //! reconnects is lost.
 
