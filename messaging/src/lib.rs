@@ -1,10 +1,10 @@
 //! The messaging machinery of the order flow, written once.
 //!
-//! The producing side is a transactional outbox: a service writes its state
-//! change and an [`outbox`] row in one database transaction, and the
-//! [`relay`] turns committed rows into Kafka records (idempotent producer,
-//! `acks=all`, key = order id), deleting each row only after Kafka has
-//! acknowledged it. The consuming side is the [`inbox`]: a runtime that polls a
+//! The producing side is a transactional [`outbox`]: a service writes its
+//! state change and an outbox row in one database transaction, and the
+//! outbox's relay turns committed rows into Kafka records (idempotent
+//! producer, `acks=all`, key = order id), deleting each row only after Kafka
+//! has acknowledged it. The consuming side is the [`inbox`]: a runtime that polls a
 //! topic, lets the service decode each record into its own narrow type,
 //! applies the service's effect and the processed-event record in one
 //! transaction, and only then stores the offset. Records that can never be
@@ -22,7 +22,6 @@ pub mod inbox;
 pub mod kafka;
 pub mod outbox;
 pub mod reader;
-pub mod relay;
 
 /// A histogram of items per batch (records of an inbox batch, events of a
 /// relay batch): 1 to 4096, in powers of two.

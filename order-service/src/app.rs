@@ -21,21 +21,24 @@ use platform_web::app::{App, BindError};
 use prometheus_client::registry::Registry;
 use tokio_util::sync::CancellationToken;
 
-use messaging::outbox::Wakeup;
-use messaging::relay::{Relay, RelayMetrics};
+use messaging::outbox::{Relay, RelayMetrics, Wakeup};
 
 use crate::api::{self, AppState};
 use crate::config::Config;
 use crate::metrics::OrderMetrics;
 use crate::pages::{self, Overview, Pages, Upstream};
-use crate::store::{MIGRATOR, Store};
+use crate::store::{self, MigrateError, Store};
 
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
-    /// The database could not be reached or migrated.
+    /// The database could not be reached.
     #[error("the orders database could not be readied")]
     Database(#[from] DbError),
+    /// The schema (the service's and the outbox's) could not be brought up
+    /// to date.
+    #[error("the orders database's schema could not be brought up to date")]
+    Migrate(#[from] MigrateError),
     /// The relay's Kafka producer could not be created.
     #[error("the outbox relay's Kafka producer could not be created")]
     Relay(#[source] rdkafka::error::KafkaError),
@@ -55,8 +58,10 @@ pub async fn build(config: Config) -> Result<App, StartupError> {
         .database
         // PostgreSQL's default: the benches showed no cached plan gone
         // wrong here, unlike the consumers' batches (see `Planning`).
-        .connect_and_migrate(&MIGRATOR, Planning::Cached)
+        .connect(Planning::Cached)
         .await?;
+    // The service's tables, then the outbox's.
+    store::migrate(&pool).await?;
 
     let mut registry = Registry::default();
     let metrics = OrderMetrics::register(&mut registry);

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use clap::{Command, Parser};
 use messaging::kafka::{KafkaSettings, ProducerSettings};
-use messaging::relay::RelaySettings;
+use messaging::outbox::RelaySettings;
 use platform::config::{DbSettings, LogSettings};
 use platform::db::DatabaseUrl;
 use platform::services::{INVOICING_SERVICE, ORDER_SERVICE, SHIPPING_SERVICE};

@@ -1,5 +1,6 @@
 //! The SQL: orders, their lines, idempotency keys, outbox rows and where
-//! the relay published them.
+//! the relay published them (the last two in the outbox's tables, see
+//! [`messaging::outbox::MIGRATOR`]).
 //!
 //! Each write is one transaction that holds the state change *and* its event
 //! (an outbox row written with [`messaging::outbox::enqueue`]), so either both
@@ -29,8 +30,89 @@ macro_rules! order_columns {
     };
 }
 
-/// The schema of this service (`order-service/migrations`), embedded at build time.
+/// The schema of this service (`order-service/migrations`), embedded at
+/// build time; the outbox's tables come from [`messaging::outbox::MIGRATOR`],
+/// applied after it ([`migrate`]).
 pub static MIGRATOR: Migrator = sqlx::migrate!();
+
+/// The versions of this service's migrations before the outbox had its own
+/// (`messaging::outbox::MIGRATOR`): they also created the outbox's tables,
+/// and were squashed into `20261224000001_orders.sql` and the outbox's
+/// `0001_outbox.sql`.
+const OLD_LAYOUT: [i64; 7] = [
+    20261121000001,
+    20261201000001,
+    20261201000002,
+    20261215000001,
+    20261215000002,
+    20261220000001,
+    20261223000001,
+];
+
+/// Why the schema could not be brought up to date.
+#[derive(Debug, thiserror::Error)]
+pub enum MigrateError {
+    /// The database was made by the migrations of an order-service older than
+    /// the outbox's own migrations.
+    #[error(
+        "this database was made by an order-service older than the outbox's own migrations: \
+         its _sqlx_migrations lists versions {versions:?}, which also created the outbox's tables \
+         and are now squashed into order-service/migrations/20261224000001_orders.sql and \
+         messaging/migrations/outbox/0001_outbox.sql (tracked in _outbox_migrations), so it \
+         cannot be migrated in place. Recreate it: let the previous version's relay empty the \
+         outbox if its events matter (the outbox_backlog metric at 0, nothing parked), then \
+         drop the database and create it empty, owned by the service's role, and start this \
+         version (orders are not carried over; this is a pre-release change of layout)"
+    )]
+    OldLayout {
+        /// The old versions the database lists.
+        versions: Vec<i64>,
+    },
+    /// Looking for the old layout failed.
+    #[error("could not read the schema's history (_sqlx_migrations)")]
+    History(#[source] sqlx::Error),
+    /// This service's migrations failed.
+    #[error("could not apply order-service's migrations")]
+    Service(#[source] sqlx::migrate::MigrateError),
+    /// The outbox's migrations failed.
+    #[error("could not apply the outbox's migrations (messaging::outbox::MIGRATOR)")]
+    Outbox(#[source] sqlx::migrate::MigrateError),
+}
+
+/// Refuses a database made by the old layout ([`MigrateError::OldLayout`]),
+/// then applies this service's migrations and the outbox's, in that order.
+pub async fn migrate(pool: &PgPool) -> Result<(), MigrateError> {
+    check_layout(pool).await?;
+    MIGRATOR.run(pool).await.map_err(MigrateError::Service)?;
+    messaging::outbox::MIGRATOR
+        .run(pool)
+        .await
+        .map_err(MigrateError::Outbox)
+}
+
+/// Fails with [`MigrateError::OldLayout`] when the schema's history lists a
+/// migration of the layout before the outbox had its own: sqlx would
+/// otherwise refuse it with a bare "migration was previously applied but is
+/// missing", or the outbox's migration would fail on its existing tables.
+pub async fn check_layout(pool: &PgPool) -> Result<(), MigrateError> {
+    let versions: Vec<i64> = sqlx::query_scalar(
+        "SELECT version FROM _sqlx_migrations WHERE version = ANY($1) ORDER BY version",
+    )
+    .bind(OLD_LAYOUT)
+    .fetch_all(pool)
+    .await
+    .or_else(|e| match &e {
+        // A new database: no history yet.
+        sqlx::Error::Database(db) if db.code().as_deref() == Some("42P01") => Ok(Vec::new()),
+        _ => Err(e),
+    })
+    .map_err(MigrateError::History)?;
+    if versions.is_empty() {
+        Ok(())
+    } else {
+        Err(MigrateError::OldLayout { versions })
+    }
+}
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]

@@ -24,5 +24,6 @@ mod orders_api;
 mod pages;
 mod relay;
 mod running_figures;
+mod schema;
 mod stalls;
 mod traces;

@@ -430,7 +430,7 @@ async fn a_relay_killed_mid_backlog_loses_nothing_and_repeats_at_most_its_batch(
         order_service::Config::for_flow(url.clone(), e2e::admin_kafka(&bootstrap, &topic));
     config.relay.batch_size = BATCH;
     let held = OrderService::start(order_service::Config {
-        relay: messaging::relay::RelaySettings {
+        relay: messaging::outbox::RelaySettings {
             enabled: false,
             ..config.relay.clone()
         },
@@ -985,7 +985,7 @@ async fn the_relay_lock_session_has_tcp_keepalives() -> anyhow::Result<()> {
     let infra = TestInfra::acquire().await?;
     let (_, pool) = infra.fresh_database(&ORDER_SERVICE).await?;
     let mut session =
-        sqlx::PgConnection::connect_with(&messaging::relay::lock_session(&pool)).await?;
+        sqlx::PgConnection::connect_with(&messaging::outbox::lock_session(&pool)).await?;
     let mut settings = Vec::new();
     for name in [
         "tcp_keepalives_idle",
@@ -1016,7 +1016,7 @@ async fn after_a_fatal_producer_error_the_relay_rebuilds_its_producer_and_keeps_
     let (url, pool) = infra.fresh_database(&ORDER_SERVICE).await?;
     let bootstrap = infra.kafka_bootstrap_servers();
     let mut config = order_service::Config::for_flow(url, e2e::admin_kafka(bootstrap, &topic));
-    let fatal = messaging::relay::FatalErrorSwitch::default();
+    let fatal = messaging::outbox::FatalErrorSwitch::default();
     config.relay.fatal_error = Some(fatal.clone());
     config.relay.max_backoff = Duration::from_millis(500);
     let service = OrderService::start(config).await?;

@@ -70,23 +70,27 @@ pub(crate) struct ProducerResult {
     pub(crate) p99_latency_ms: f64,
 }
 
-/// Creates the pgbench database with order-service's schema (its migrations, as its role).
+/// Creates the pgbench database with order-service's schema (its migrations,
+/// then the outbox's, as its role).
 pub(crate) async fn prepare_pgbench_database(postgres: &Postgres) -> Result<(), BenchError> {
     let role = ORDER_SERVICE.role();
     create_owned_database(&postgres.admin_url(), CEILING_DATABASE, role).await?;
     let url = with_database(&postgres.service_url(role), CEILING_DATABASE);
     let mut conn = PgConnection::connect(&url).await?;
-    let dir = workspace_root().join("order-service/migrations");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .map_err(|e| InfraError::io("read directory", &dir, e))?
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|ext| ext == "sql"))
-        .collect();
-    files.sort();
-    for file in files {
-        let sql = std::fs::read_to_string(&file).map_err(|e| InfraError::io("read", &file, e))?;
-        sqlx::raw_sql(AssertSqlSafe(sql)).execute(&mut conn).await?;
+    for dir in ["order-service/migrations", "messaging/migrations/outbox"] {
+        let dir = workspace_root().join(dir);
+        let mut files: Vec<_> = std::fs::read_dir(&dir)
+            .map_err(|e| InfraError::io("read directory", &dir, e))?
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|ext| ext == "sql"))
+            .collect();
+        files.sort();
+        for file in files {
+            let sql =
+                std::fs::read_to_string(&file).map_err(|e| InfraError::io("read", &file, e))?;
+            sqlx::raw_sql(AssertSqlSafe(sql)).execute(&mut conn).await?;
+        }
     }
     conn.close().await?;
     Ok(())

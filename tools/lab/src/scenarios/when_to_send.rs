@@ -7,9 +7,9 @@
 //! - **dual write** (send after the action): commit the order, then send;
 //! - **send first**: send and wait for the acknowledgement, then commit;
 //! - **outbox**: the order and its outbox row in one transaction
-//!   (`messaging::outbox::enqueue` into the order service's own `outbox`
-//!   table, created by `order_service::store::MIGRATOR`); our relay
-//!   (`messaging::relay::Relay`) publishes committed rows, and is itself
+//!   (`messaging::outbox::enqueue` into the `outbox` table, created by
+//!   `messaging::outbox::MIGRATOR`); our relay
+//!   (`messaging::outbox::Relay`) publishes committed rows, and is itself
 //!   aborted mid-work a few times and restarted.
 //!
 //! A crash closes the process's database connection without a word (an
@@ -21,8 +21,9 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use messaging::kafka::{KafkaSettings, ProducerSettings};
-use messaging::outbox::{OutboxMessage, Wakeup};
-use messaging::relay::{RELAY_LOCK_KEY, Relay, RelayMetrics, RelaySettings};
+use messaging::outbox::{
+    OutboxMessage, RELAY_LOCK_KEY, Relay, RelayMetrics, RelaySettings, Wakeup,
+};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
@@ -168,10 +169,10 @@ pub(crate) async fn run(lab: &mut Lab) -> Result<Outcome, LabError> {
     let relay_crashes = lab.pick(2, 4);
     let bootstrap = lab.infra.single()?.bootstrap();
     let pool = lab.infra.database("lab_when_to_send", &[]).await?;
-    order_service::store::MIGRATOR
+    messaging::outbox::MIGRATOR
         .run(&pool)
         .await
-        .step("creating the order service's tables (the outbox among them)")?;
+        .step("creating the outbox's tables")?;
     sqlx::raw_sql("CREATE TABLE lab_orders (id UUID PRIMARY KEY, design TEXT NOT NULL)")
         .execute(&pool)
         .await

@@ -1,6 +1,12 @@
--- The order-service database: orders, their lines, idempotency keys, and the
--- transactional outbox the relay publishes from. Every row an order request
--- writes is written in one transaction.
+-- The order-service database: orders, their lines and idempotency keys.
+-- The transactional outbox the relay publishes from has its own migrations
+-- (messaging/migrations/outbox, applied after these by
+-- messaging::outbox::MIGRATOR). Every row an order request writes, its
+-- outbox row included, is written in one transaction.
+--
+-- This is the squash of migrations 20261121000001 to 20261223000001, which
+-- also created the outbox's tables: a database made by those is refused at
+-- startup with what to do (order_service::store::check_layout).
 
 CREATE TABLE orders (
     id                UUID        PRIMARY KEY,  -- UUIDv7: "newest first" is "id descending"
@@ -47,16 +53,6 @@ CREATE TABLE idempotency_keys (
     order_id          UUID        NOT NULL REFERENCES orders (id) DEFERRABLE INITIALLY DEFERRED,
     created_at        TIMESTAMPTZ NOT NULL DEFAULT now()
 );
-
--- Read by messaging::relay; written by messaging::outbox::enqueue.
-CREATE TABLE outbox (
-    id             BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    event_id       UUID        NOT NULL UNIQUE,
-    topic          TEXT        NOT NULL,
-    record_key     TEXT        NOT NULL,
-    event_type     TEXT        NOT NULL,
-    schema_version INTEGER     NOT NULL,
-    payload        TEXT        NOT NULL,
-    traceparent    TEXT,
-    created_at     TIMESTAMPTZ NOT NULL DEFAULT now()
-);
+-- Idempotency keys are forgotten after IDEMPOTENCY_KEY_RETENTION_HOURS
+-- (default 24): the purge deletes by age.
+CREATE INDEX idempotency_keys_created_at ON idempotency_keys (created_at);
