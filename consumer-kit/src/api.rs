@@ -70,7 +70,7 @@ pub fn openapi<C: Consumer>(consumer: C) -> OpenApi {
 
 /// The read API's routes over `pool`.
 pub fn routes<C: Consumer>(consumer: C, pool: PgPool) -> Router {
-    let plural = C::READ_MODEL.plural;
+    let plural = crate::plural::<C>();
     let mut routes = Router::new()
         .merge(platform_web::openapi::routes(&openapi(consumer)))
         .route(&format!("/{plural}"), get(list::<C>))
@@ -108,6 +108,7 @@ async fn list<C: Consumer>(
 /// a concrete handler would describe them.
 fn read_model_document<C: Consumer>() -> OpenApi {
     let names = C::READ_MODEL;
+    let plural = plural;
     let item = C::Item::name().into_owned();
     let json = |schema: RefOr<Schema>| ContentBuilder::new().schema(Some(schema)).build();
     let answer = |description: String, schema: RefOr<Schema>| {
@@ -118,10 +119,10 @@ fn read_model_document<C: Consumer>() -> OpenApi {
     };
     let list = OperationBuilder::new()
         .operation_id(Some("list"))
-        .tag(names.plural)
+        .tag(plural)
         .summary(Some(format!(
             "`GET /{}?order_id=&limit=&cursor=`: newest first.",
-            names.plural
+            plural
         )))
         .parameters(Some(OrderListQuery::into_params(|| {
             Some(ParameterIn::Query)
@@ -131,7 +132,7 @@ fn read_model_document<C: Consumer>() -> OpenApi {
                 .response(
                     "200",
                     answer(
-                        format!("A page of {}, newest first", names.plural),
+                        format!("A page of {}, newest first", plural),
                         Page::<C::Item>::schema(),
                     ),
                 )
@@ -141,8 +142,8 @@ fn read_model_document<C: Consumer>() -> OpenApi {
         );
     let show = OperationBuilder::new()
         .operation_id(Some("show"))
-        .tag(names.plural)
-        .summary(Some(format!("`GET /{}/{{id}}`.", names.plural)))
+        .tag(plural)
+        .summary(Some(format!("`GET /{}/{{id}}`.", plural)))
         .parameter(
             ParameterBuilder::new()
                 .name("id")
@@ -174,12 +175,9 @@ fn read_model_document<C: Consumer>() -> OpenApi {
     OpenApiBuilder::new()
         .paths(
             PathsBuilder::new()
+                .path(format!("/{}", plural), PathItem::new(HttpMethod::Get, list))
                 .path(
-                    format!("/{}", names.plural),
-                    PathItem::new(HttpMethod::Get, list),
-                )
-                .path(
-                    format!("/{}/{{id}}", names.plural),
+                    format!("/{}/{{id}}", plural),
                     PathItem::new(HttpMethod::Get, show),
                 ),
         )
@@ -187,10 +185,10 @@ fn read_model_document<C: Consumer>() -> OpenApi {
             ComponentsBuilder::new().schemas_from_iter(schemas).build(),
         ))
         .tags(Some([TagBuilder::new()
-            .name(names.plural)
+            .name(plural)
             .description(Some(format!(
                 "The {} this service made from the order events",
-                names.plural
+                plural
             )))
             .build()]))
         .build()

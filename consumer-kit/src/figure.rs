@@ -151,7 +151,7 @@ async fn show<F: Figure, C: Consumer>(
             (F::table(&rows.items))
         }
         (key_order_pager(rows.next_cursor.as_deref(), F::first_page(&filter)))
-        p { a href="/" { "« All " (C::READ_MODEL.plural) } }
+        p { a href="/" { "« All " (crate::plural::<C>()) } }
     };
     Ok(frame::<C>(F::TITLE, &pages.links, content))
 }

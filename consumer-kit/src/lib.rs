@@ -12,7 +12,8 @@
 //!   ([`Effects`]): a cancellation cancels the order's row of
 //!   [`ReadModel::table`] and is remembered for an order not seen yet;
 //! - the read API: `GET /{plural}`, `GET /{plural}/{id}` and
-//!   `GET /dead-letters`, in the service's OpenAPI document ([`api`]);
+//!   `GET /dead-letters`, in the service's OpenAPI document ([`api`]),
+//!   with `{plural}` its registry entry's collection;
 //! - the pages: the list, one item, the frame and the pager ([`pages`]);
 //! - the process: [`build`] for tests (port 0, its own database) and
 //!   [`main`], the whole of a consumer's `main.rs`.
@@ -63,12 +64,16 @@ pub struct ReadModel {
     /// The table or view the API and the pages read, with `id` (UUIDv7) and
     /// `order_id`, mapped by [`Consumer::Row`].
     pub view: &'static str,
-    /// One item, in the pages' addresses and messages: `invoice`.
+    /// One item, in the pages' addresses and messages: `invoice`. The
+    /// collection (`/invoices`, the API's path and tag) and the list page's
+    /// heading (`Invoices`) are the registry entry's.
     pub singular: &'static str,
-    /// The API's path and tag, and the pages' words: `invoices`.
-    pub plural: &'static str,
-    /// The list page's heading and title: `Invoices`.
-    pub title: &'static str,
+}
+
+/// `C`'s collection without its slash, e.g. `invoices`: the API's path and
+/// tag, and the pages' words.
+pub fn plural<C: Consumer>() -> &'static str {
+    C::SERVICE.collection.trim_start_matches('/')
 }
 
 /// What a consuming service supplies: its domain, and nothing else.

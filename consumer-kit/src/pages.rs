@@ -37,16 +37,12 @@ pub fn routes<C: Consumer>(consumer: C, pool: PgPool, links: PageLinks) -> Route
 
 /// The frame of one of `C`'s pages: `title`, `content`, the navigation.
 pub fn frame<C: Consumer>(title: &str, links: &PageLinks, content: maud::Markup) -> Response {
-    ok(page(title, links, section::<C>(), content))
-}
-
-/// The navigation's entry of `C`'s pages.
-fn section<C: Consumer>() -> Section {
-    if C::SERVICE.name == platform::services::SHIPPING_SERVICE.name {
-        Section::Shipments
-    } else {
-        Section::Invoices
-    }
+    ok(page(
+        title,
+        links,
+        Section::Consumer(C::SERVICE.name),
+        content,
+    ))
 }
 
 async fn list<C: Consumer>(
@@ -54,23 +50,22 @@ async fn list<C: Consumer>(
     query: Result<Query<OrderListQuery>, QueryRejection>,
 ) -> Result<Response, PageError> {
     let consumer = C::default();
-    let names = C::READ_MODEL;
     let (order_id, request) = list_query(query)?;
     let items = Items::<C>::list(&pages.pool, order_id, request)
         .await
         .map_err(|e| PageError::database(&e))?;
     let content = html! {
-        h1 { (names.title) }
+        h1 { (C::SERVICE.label) }
         (consumer.list_intro(&pages.links))
         @if items.items.is_empty() {
-            p.card { "No " (names.plural) " yet. Place an order on "
+            p.card { "No " (crate::plural::<C>()) " yet. Place an order on "
                      a href={ (pages.links.order) "/new" } { "the order page" } "." }
         } @else {
             (consumer.list_table(&items.items, &pages.links))
         }
         (pager(items.next_cursor.as_deref(), request.before.is_none()))
     };
-    Ok(frame::<C>(names.title, &pages.links, content))
+    Ok(frame::<C>(C::SERVICE.label, &pages.links, content))
 }
 
 async fn show<C: Consumer>(
@@ -86,7 +81,7 @@ async fn show<C: Consumer>(
     let (title, body) = C::default().show(&item, &pages.links);
     let content = html! {
         (body)
-        p { a href="/" { "« All " (names.plural) } }
+        p { a href="/" { "« All " (crate::plural::<C>()) } }
     };
     Ok(frame::<C>(&title, &pages.links, content))
 }

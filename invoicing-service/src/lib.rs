@@ -50,8 +50,6 @@ impl Consumer for Invoicing {
         table: "invoices",
         view: "invoices_with_lines",
         singular: "invoice",
-        plural: "invoices",
-        title: "Invoices",
     };
 
     type Placed = NewInvoice;

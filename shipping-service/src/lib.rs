@@ -54,8 +54,6 @@ impl Consumer for Shipping {
         table: "shipments",
         view: "shipments_with_lines",
         singular: "shipment",
-        plural: "shipments",
-        title: "Shipments",
     };
 
     type Placed = NewShipment;

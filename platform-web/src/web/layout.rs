@@ -22,14 +22,6 @@ pub enum Section {
     Overview,
 }
 
-#[allow(non_upper_case_globals)]
-impl Section {
-    /// invoicing-service's pages.
-    pub const Invoices: Section = Section::Consumer(services::INVOICING_SERVICE.name);
-    /// shipping-service's pages.
-    pub const Shipments: Section = Section::Consumer(services::SHIPPING_SERVICE.name);
-}
-
 /// A complete page: `title`, the navigation with `current` marked, `content`.
 ///
 /// The navigation and the footer list every service of the registry: the
@@ -154,7 +146,7 @@ mod tests {
         let page = page(
             "<b>x</b>",
             &PageLinks::local(),
-            Section::Invoices,
+            Section::Consumer(services::INVOICING_SERVICE.name),
             html! { p { "hi" } },
         )
         .into_string();
