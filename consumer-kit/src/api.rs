@@ -108,7 +108,7 @@ async fn list<C: Consumer>(
 /// a concrete handler would describe them.
 fn read_model_document<C: Consumer>() -> OpenApi {
     let names = C::READ_MODEL;
-    let plural = plural;
+    let plural = crate::plural::<C>();
     let item = C::Item::name().into_owned();
     let json = |schema: RefOr<Schema>| ContentBuilder::new().schema(Some(schema)).build();
     let answer = |description: String, schema: RefOr<Schema>| {
