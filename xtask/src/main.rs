@@ -29,6 +29,14 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Generate a consumer of the orders topic, NAME-service, and register it
+    /// everywhere the flow lists its services (registry, workspace, image,
+    /// compose, Helm values, the README's configuration table); prints what
+    /// to edit next.
+    NewConsumer {
+        /// Its name: 3 to 20 lower-case letters or digits (e.g. loyalty).
+        name: String,
+    },
     /// Start, stop or inspect the local Kafka and PostgreSQL.
     Infra {
         #[command(subcommand)]
@@ -463,6 +471,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                 },
         } => return Ok(commands::watch_topic(&topic, from_beginning).await?),
         Command::Kafka { tool, args } => return Ok(commands::kafka_tool(tool, args).await?),
+        Command::NewConsumer { name } => return Ok(commands::new_consumer(&name)?),
         Command::Down => commands::down().await?,
         Command::Status => commands::status().await?,
         Command::Rebuild {

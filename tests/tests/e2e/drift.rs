@@ -43,6 +43,20 @@ fn repo_root() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(".."))
 }
 
+/// Whether the derived sections are to be rewritten rather than checked:
+/// `ORDERFLOW_BLESS=1`, which `cargo xtask new-consumer` sets once, after
+/// it registered a service, to render compose's `kafka-init` commands and
+/// the README's configuration table from the new declarations. Every other
+/// run checks them.
+fn blessing() -> bool {
+    std::env::var_os("ORDERFLOW_BLESS").is_some()
+}
+
+/// Writes `text` over `path` (relative to the workspace root), in bless mode.
+fn bless(path: &str, text: &str) {
+    std::fs::write(repo_root().join(path), text).unwrap_or_else(|e| panic!("blessing {path}: {e}"));
+}
+
 fn read(path: &str) -> String {
     std::fs::read_to_string(repo_root().join(path))
         .unwrap_or_else(|e| panic!("{path} at the repo root: {e}"))
@@ -446,6 +460,20 @@ fn kafka_init_provisions_the_declared_topics_principals_and_acls() {
         .collect();
     let partitions = shared_events::topics::ORDERS_PARTITIONS;
     let declared = access::init_commands("kafka:9092", ADMIN_PROPERTIES, partitions, 1);
+    if blessing() && commands != declared {
+        let file = read("docker-compose.yml");
+        let (first, last) = (commands[0], commands[commands.len() - 1]);
+        let start = file.find(first).expect("kafka-init's first command");
+        let start = file[..start].rfind('\n').map_or(0, |i| i + 1);
+        let end = file.find(last).expect("kafka-init's last command") + last.len();
+        let indent = "        ";
+        let rendered: Vec<String> = declared.iter().map(|c| format!("{indent}{c}")).collect();
+        bless(
+            "docker-compose.yml",
+            &format!("{}{}{}", &file[..start], rendered.join("\n"), &file[end..]),
+        );
+        return;
+    }
     assert_eq!(
         commands, declared,
         "kafka-init's commands differ from tools/devinfra/src/kafka/access.rs (init_commands)"
@@ -1172,6 +1200,21 @@ fn configuration_table() -> String {
 #[test]
 fn the_readme_configuration_table_is_what_the_services_declare() {
     let table = configuration_table();
+    let readme = read("README.md");
+    let header = "| Variable | Services | Default | Meaning |";
+    if blessing() && !readme.contains(&table) {
+        let start = readme
+            .find(header)
+            .expect("the README's configuration table");
+        let end = readme[start..]
+            .find("\n\n")
+            .map_or(readme.len(), |i| start + i + 1);
+        bless(
+            "README.md",
+            &format!("{}{table}{}", &readme[..start], &readme[end..]),
+        );
+        return;
+    }
     assert!(
         read("README.md").contains(&table),
         "README.md's configuration table differs from the services' declarations; it should read:\n\n{table}"
