@@ -57,6 +57,9 @@ pub enum NewConsumerError {
         /// The line looked for.
         anchor: String,
     },
+    /// A cargo command failed.
+    #[error("{0}")]
+    Cargo(String),
     /// The drift tests could not rewrite the derived sections.
     #[error(
         "the drift tests could not rewrite kafka-init and the README's configuration table ({0}); run `ORDERFLOW_BLESS=1 cargo test -p e2e --test e2e -- drift::kafka_init drift::the_readme_configuration` to see why"
@@ -138,7 +141,17 @@ pub fn new_consumer(name: &str) -> Result<ExitCode, NewConsumerError> {
         write(&dir.join(path), &names.render(template))?;
     }
     register(&root, &names)?;
-    bless(&root)?;
+    cargo(&root, &["fmt", "--all"])?;
+    cargo(
+        &root,
+        &[
+            "test", "-p", "e2e", "--test", "e2e", "--", BLESSED[0], BLESSED[1],
+        ],
+    )
+    .map_err(|e| match e {
+        NewConsumerError::Cargo(status) => NewConsumerError::Bless(status),
+        other => other,
+    })?;
     println!(
         "{name}-service is generated and registered. Next:\n\
          \n  1. {name}-service/src/reader.rs: declare the fields of OrderPlaced it needs;\n\
@@ -205,7 +218,14 @@ fn register(root: &Path, n: &Names) -> Result<(), NewConsumerError> {
         let all = "pub const ALL: &[ServiceFacts] = &[";
         let start = text.find(all).ok_or_else(|| anchor(all))?;
         let end = start + text[start..].find("];").ok_or_else(|| anchor("];"))?;
-        Ok(format!("{}, {upper}_SERVICE{}", &text[..end], &text[end..]))
+        let listed = text[start + all.len()..end]
+            .trim_end()
+            .trim_end_matches(',');
+        Ok(format!(
+            "{}{listed}, {upper}_SERVICE{}",
+            &text[..start + all.len()],
+            &text[end..]
+        ))
     })?;
     edit(root, "Cargo.toml", |text| {
         let text = after_last(
@@ -320,17 +340,13 @@ const BLESSED: [&str; 2] = [
     "drift::the_readme_configuration_table_is_what_the_services_declare",
 ];
 
-/// Rewrites the derived sections by running the drift tests in bless mode.
-fn bless(root: &Path) -> Result<(), NewConsumerError> {
-    eprintln!(
-        "xtask: rewriting kafka-init and the README's configuration table (the drift tests, blessing)"
-    );
+/// Runs `cargo args` at `root`, with the drift tests in bless mode.
+fn cargo(root: &Path, args: &[&str]) -> Result<(), NewConsumerError> {
     let status =
         std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
             .current_dir(root)
             .env("ORDERFLOW_BLESS", "1")
-            .args(["test", "-p", "e2e", "--test", "e2e", "--"])
-            .args(BLESSED)
+            .args(args)
             .status()
             .map_err(|e| NewConsumerError::Io {
                 what: "run",
@@ -340,7 +356,10 @@ fn bless(root: &Path) -> Result<(), NewConsumerError> {
     if status.success() {
         Ok(())
     } else {
-        Err(NewConsumerError::Bless(status.to_string()))
+        Err(NewConsumerError::Cargo(format!(
+            "cargo {}: {status}",
+            args.join(" ")
+        )))
     }
 }
 

@@ -15,7 +15,9 @@ use tokio_util::sync::CancellationToken;
 
 /// The entries of `order_id`, as `GET /entries?order_id=` lists them.
 async fn entries(service: &ServiceUnderTest, order_id: &str) -> anyhow::Result<Vec<Value>> {
-    let page = service.get_ok(&format!("/entries?order_id={order_id}")).await?;
+    let page = service
+        .get_ok(&format!("/entries?order_id={order_id}"))
+        .await?;
     Ok(page["items"].as_array().context("items")?.clone())
 }
 
@@ -34,9 +36,10 @@ async fn a_placed_order_is_recorded_once_and_its_cancellation_cancels_it() -> an
     let stop_orders = CancellationToken::new();
     let orders_task = tokio::spawn(orders.run_until_stopped(stop_orders.clone()));
     let group = fresh_group({{Name}}::SERVICE.short);
-    let service =
-        ServiceUnderTest::start::<{{Name}}>(consumer_config::<{{Name}}>(&infra, &url, &topic, &group))
-            .await?;
+    let service = ServiceUnderTest::start::<{{Name}}>(consumer_config::<{{Name}}>(
+        &infra, &url, &topic, &group,
+    ))
+    .await?;
 
     // An order placed over HTTP is recorded, once, with its total and units.
     let client = reqwest::Client::new();
@@ -58,8 +61,10 @@ async fn a_placed_order_is_recorded_once_and_its_cancellation_cancels_it() -> an
         .json()
         .await?;
     let id = order["id"].as_str().context("the order's id")?.to_owned();
-    wait_until("the order's entry", || async { Ok(!entries(&service, &id).await?.is_empty()) })
-        .await?;
+    wait_until("the order's entry", || async {
+        Ok(!entries(&service, &id).await?.is_empty())
+    })
+    .await?;
     let recorded = entries(&service, &id).await?;
     assert_eq!(recorded.len(), 1, "{recorded:?}");
     assert_eq!(recorded[0]["total_cents"], 3099);
@@ -86,7 +91,10 @@ async fn a_placed_order_is_recorded_once_and_its_cancellation_cancels_it() -> an
         .await?
         .error_for_status()?;
     wait_until("the entry to be cancelled", || async {
-        Ok(entries(&service, &id).await?.iter().any(|e| e["status"] == "cancelled"))
+        Ok(entries(&service, &id)
+            .await?
+            .iter()
+            .any(|e| e["status"] == "cancelled"))
     })
     .await?;
     assert_eq!(entries(&service, &id).await?.len(), 1);
