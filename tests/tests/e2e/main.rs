@@ -11,7 +11,6 @@ mod admin;
 mod boundary;
 mod broker_restarts;
 mod consumers;
-mod drift;
 mod error_messages;
 mod flow;
 mod harness;

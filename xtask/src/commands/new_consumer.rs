@@ -62,7 +62,7 @@ pub enum NewConsumerError {
     Cargo(String),
     /// The drift tests could not rewrite the derived sections.
     #[error(
-        "the drift tests could not rewrite kafka-init and the README's configuration table ({0}); run `ORDERFLOW_BLESS=1 cargo test -p e2e --test e2e -- drift::kafka_init drift::the_readme_configuration` to see why"
+        "the drift tests could not rewrite kafka-init and the README's configuration table ({0}); run `ORDERFLOW_BLESS=1 cargo test -p e2e --test drift -- kafka_init the_readme_configuration` to see why"
     )]
     Bless(String),
 }
@@ -145,7 +145,7 @@ pub fn new_consumer(name: &str) -> Result<ExitCode, NewConsumerError> {
     cargo(
         &root,
         &[
-            "test", "-p", "e2e", "--test", "e2e", "--", BLESSED[0], BLESSED[1],
+            "test", "-p", "e2e", "--test", "drift", "--", BLESSED[0], BLESSED[1],
         ],
     )
     .map_err(|e| match e {
@@ -336,8 +336,8 @@ fn is_quoted_service(line: &str) -> bool {
 
 /// The drift tests that rewrite a derived section in bless mode.
 const BLESSED: [&str; 2] = [
-    "drift::kafka_init_provisions_the_declared_topics_principals_and_acls",
-    "drift::the_readme_configuration_table_is_what_the_services_declare",
+    "kafka_init_provisions_the_declared_topics_principals_and_acls",
+    "the_readme_configuration_table_is_what_the_services_declare",
 ];
 
 /// Runs `cargo args` at `root`, with the drift tests in bless mode.

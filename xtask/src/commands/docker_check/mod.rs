@@ -1,6 +1,6 @@
 //! `cargo xtask docker-check`: the Docker path, run for real.
 //!
-//! The drift tests (`tests/tests/e2e/drift.rs`) read docker-compose.yml, the
+//! The drift tests (`tests/tests/drift.rs`) read docker-compose.yml, the
 //! Dockerfile and .dockerignore on every machine; they cannot see what only an
 //! engine shows (a port the engine hands out round-robin, a build context of
 //! hundreds of MB). This command runs both ways most people use the project,

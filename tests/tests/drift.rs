@@ -1,4 +1,6 @@
-//! Keeps the Docker path honest without a Docker engine.
+//! Keeps the Docker path honest without a Docker engine, and needs no
+//! infrastructure at all: a test binary of its own (`cargo test -p e2e --test
+//! drift`), apart from the end-to-end tests.
 //!
 //! `cargo xtask docker-check` runs docker-compose.yml, the Dockerfile and the
 //! testcontainers path for real where an engine runs (CI starts one). These
