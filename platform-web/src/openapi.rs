@@ -9,13 +9,12 @@
 //! the service itself, sent with a Content-Security-Policy that allows
 //! nothing else.
 
-use std::fmt::Write as _;
-
 use axum::Router;
 use axum::body::Bytes;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use maud::{DOCTYPE, Markup, html};
 use serde::Serialize;
 use utoipa::openapi::path::{Operation, Parameter};
 use utoipa::openapi::{OpenApi, RefOr};
@@ -210,104 +209,88 @@ pub fn routes<S: Clone + Send + Sync + 'static>(document: &OpenApi) -> Router<S>
         .route("/api-docs/style.css", get(stylesheet))
 }
 
-/// The reference page: every operation with its parameters, body and answers.
+/// The reference page: every operation with its parameters, body and
+/// answers, written with `maud` like every other page (it escapes every
+/// value it interpolates).
 pub fn render(document: &OpenApi) -> String {
-    let mut html = String::new();
-    let title = escape(&document.info.title);
-    let _ = write!(
-        html,
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <title>{title}: API reference</title>\
-         <link rel=\"stylesheet\" href=\"/api-docs/style.css\"></head><body>\
-         <h1>{title}</h1><p>{}</p>\
-         <p>OpenAPI {} document: <a href=\"/openapi.json\">/openapi.json</a>. \
-         Every error is <code>application/problem+json</code>.</p>",
-        escape(document.info.description.as_deref().unwrap_or("")),
-        serde_json::to_value(&document.openapi)
-            .ok()
-            .and_then(|v| v.as_str().map(escape))
-            .unwrap_or_default()
-    );
-    for (path, item) in &document.paths.paths {
-        let operations = [
-            ("get", &item.get),
-            ("post", &item.post),
-            ("put", &item.put),
-            ("patch", &item.patch),
-            ("delete", &item.delete),
-        ];
-        for (method, operation) in operations {
-            if let Some(operation) = operation {
-                operation_html(&mut html, method, path, operation);
+    let version = serde_json::to_value(&document.openapi)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default();
+    let methods = |item: &utoipa::openapi::PathItem| {
+        [
+            ("get", item.get.clone()),
+            ("post", item.post.clone()),
+            ("put", item.put.clone()),
+            ("patch", item.patch.clone()),
+            ("delete", item.delete.clone()),
+        ]
+    };
+    let page = html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                title { (document.info.title) ": API reference" }
+                link rel="stylesheet" href="/api-docs/style.css";
+            }
+            body {
+                h1 { (document.info.title) }
+                p { (document.info.description.as_deref().unwrap_or("")) }
+                p { "OpenAPI " (version) " document: " a href="/openapi.json" { "/openapi.json" }
+                    ". Every error is " code { "application/problem+json" } "." }
+                @for (path, item) in &document.paths.paths {
+                    @for (method, operation) in methods(item) {
+                        @if let Some(operation) = operation {
+                            (operation_html(method, path, &operation))
+                        }
+                    }
+                }
+            }
+        }
+    };
+    page.into_string() + "\n"
+}
+
+fn operation_html(method: &str, path: &str, operation: &Operation) -> Markup {
+    html! {
+        section.op {
+            h2 { span.method { (method) } code { (path) } }
+            @if let Some(summary) = &operation.summary { p { (summary) } }
+            @if let Some(description) = &operation.description { p { (description) } }
+            @if let Some(parameters) = operation.parameters.as_ref().filter(|p| !p.is_empty()) {
+                h3 { "Parameters" }
+                table {
+                    tr { th { "Name" } th { "In" } th { "Required" } th { "Description" } }
+                    @for parameter in parameters { (parameter_html(parameter)) }
+                }
+            }
+            @if let Some(body) = &operation.request_body {
+                h3 { "Request body" }
+                p {
+                    (body.content.keys().map(String::as_str).collect::<Vec<_>>().join(", "))
+                    " " (body.description.as_deref().unwrap_or(""))
+                }
+            }
+            h3 { "Answers" }
+            table {
+                tr { th { "Status" } th { "Description" } th { "Media type" } }
+                @for (status, response) in &operation.responses.responses {
+                    @let (description, types) = match response {
+                        RefOr::T(response) => (
+                            response.description.clone(),
+                            response.content.keys().cloned().collect::<Vec<_>>().join(", "),
+                        ),
+                        RefOr::Ref(reference) => (reference.ref_location.clone(), String::new()),
+                    };
+                    tr { td { (status) } td { (description) } td { (types) } }
+                }
             }
         }
     }
-    html.push_str("</body></html>\n");
-    html
 }
 
-fn operation_html(html: &mut String, method: &str, path: &str, operation: &Operation) {
-    let _ = write!(
-        html,
-        "<section class=\"op\"><h2><span class=\"method\">{method}</span><code>{}</code></h2>",
-        escape(path)
-    );
-    if let Some(summary) = &operation.summary {
-        let _ = write!(html, "<p>{}</p>", escape(summary));
-    }
-    if let Some(description) = &operation.description {
-        let _ = write!(html, "<p>{}</p>", escape(description));
-    }
-    if let Some(parameters) = operation.parameters.as_ref().filter(|p| !p.is_empty()) {
-        html.push_str("<h3>Parameters</h3><table><tr><th>Name</th><th>In</th><th>Required</th><th>Description</th></tr>");
-        for parameter in parameters {
-            parameter_html(html, parameter);
-        }
-        html.push_str("</table>");
-    }
-    if let Some(body) = &operation.request_body {
-        let types: Vec<&String> = body.content.keys().collect();
-        let _ = write!(
-            html,
-            "<h3>Request body</h3><p>{} {}</p>",
-            escape(
-                &types
-                    .iter()
-                    .map(|t| t.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-            escape(body.description.as_deref().unwrap_or(""))
-        );
-    }
-    html.push_str(
-        "<h3>Answers</h3><table><tr><th>Status</th><th>Description</th><th>Media type</th></tr>",
-    );
-    for (status, response) in &operation.responses.responses {
-        let (description, types) = match response {
-            RefOr::T(response) => (
-                response.description.clone(),
-                response
-                    .content
-                    .keys()
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            ),
-            RefOr::Ref(reference) => (reference.ref_location.clone(), String::new()),
-        };
-        let _ = write!(
-            html,
-            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
-            escape(status),
-            escape(&description),
-            escape(&types)
-        );
-    }
-    html.push_str("</table></section>");
-}
-
-fn parameter_html(html: &mut String, parameter: &Parameter) {
+fn parameter_html(parameter: &Parameter) -> Markup {
     let location = match parameter.parameter_in {
         utoipa::openapi::path::ParameterIn::Query => "query",
         utoipa::openapi::path::ParameterIn::Path => "path",
@@ -315,29 +298,14 @@ fn parameter_html(html: &mut String, parameter: &Parameter) {
         utoipa::openapi::path::ParameterIn::Cookie => "cookie",
     };
     let required = matches!(parameter.required, utoipa::openapi::Required::True);
-    let _ = write!(
-        html,
-        "<tr><td><code>{}</code></td><td>{location}</td><td>{}</td><td>{}</td></tr>",
-        escape(&parameter.name),
-        if required { "yes" } else { "no" },
-        escape(parameter.description.as_deref().unwrap_or(""))
-    );
-}
-
-/// `text` with HTML's special characters escaped.
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
+    html! {
+        tr {
+            td { code { (parameter.name) } }
+            td { (location) }
+            td { (if required { "yes" } else { "no" }) }
+            td { (parameter.description.as_deref().unwrap_or("")) }
         }
     }
-    out
 }
 
 #[cfg(test)]

@@ -8,12 +8,17 @@
 use std::error::Error;
 use std::fmt::Write as _;
 
-/// `error` and each of its sources, joined by `": "`.
+/// `error` and each of its sources, joined by `": "`. A cause whose message
+/// the line already holds (an error that prints its source in its own
+/// message, as some libraries' do) is left out, so nothing shows twice.
 pub fn chain(error: &(dyn Error + 'static)) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
-        let _ = write!(text, ": {cause}");
+        let shown = cause.to_string();
+        if !text.contains(&shown) {
+            let _ = write!(text, ": {shown}");
+        }
         source = cause.source();
     }
     text
@@ -26,6 +31,16 @@ mod tests {
     #[derive(Debug, thiserror::Error)]
     #[error("could not store the order")]
     struct Outer(#[source] std::io::Error);
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("could not reach Kafka: {0}")]
+    struct Repeating(#[source] std::io::Error);
+
+    #[test]
+    fn a_cause_already_in_the_message_is_not_repeated() {
+        let error = Repeating(std::io::Error::other("connection refused"));
+        assert_eq!(chain(&error), "could not reach Kafka: connection refused");
+    }
 
     #[test]
     fn each_cause_appears_once_in_order() {

@@ -140,7 +140,7 @@ pub async fn docker_engine_once() -> Result<(), NoDocker> {
 
 /// An error and its causes on one line.
 fn one_line(error: &(dyn std::error::Error + 'static)) -> String {
-    devinfra::error_chain(error).replace('\n', " ")
+    platform::error::chain(error).replace('\n', " ")
 }
 
 /// The infrastructure of this test binary's containers, started on first use

@@ -653,7 +653,7 @@ impl Injector<'_> {
         self.reach(0.6).await;
         devinfra::kafka::revoke(&bootstrap, &principal, &grant)
             .await
-            .map_err(|e| ChaosError::Scenario(devinfra::error_chain(&e)))?;
+            .map_err(|e| ChaosError::Scenario(platform::error::chain(&e)))?;
         let before = topic::end_offsets(&bootstrap, &dead_letters).await?;
         let producer = topic::producer(&bootstrap)?;
         let key = uuid::Uuid::now_v7().to_string();
@@ -674,7 +674,7 @@ impl Injector<'_> {
         let during = topic::end_offsets(&bootstrap, &dead_letters).await?;
         devinfra::kafka::grant(&bootstrap, &principal, &grant)
             .await
-            .map_err(|e| ChaosError::Scenario(devinfra::error_chain(&e)))?;
+            .map_err(|e| ChaosError::Scenario(platform::error::chain(&e)))?;
         self.out.notes.push(format!(
             "the ACL was given back after {:.1}s",
             revoked.elapsed().as_secs_f64()

@@ -3,10 +3,10 @@
 
 use std::time::{Duration, Instant};
 
-use devinfra::error_chain;
 use devinfra::stack::{Stack, StackError};
 use devinfra::wait::{self, Probe};
 use orderflow_client::{ApiClient, CancelOrder, Invoice, Order, Shipment};
+use platform::error::chain as error_chain;
 use platform::services::{INVOICING_SERVICE, ORDER_SERVICE, SHIPPING_SERVICE};
 use uuid::Uuid;
 

@@ -34,7 +34,7 @@ pub mod zipkin;
 
 use std::path::{Path, PathBuf};
 
-pub use error::{InfraError, error_chain};
+pub use error::InfraError;
 pub use infra::{DevInfra, Settings};
 pub use kafka::{KafkaBroker, KafkaCluster, KafkaRuntime, NodePorts};
 pub use postgres::Postgres;

@@ -25,7 +25,8 @@ use orderflow_client::ApiClient;
 
 use crate::postgres::{create_owned_database, with_database};
 use crate::stack::{Launch, Service, Stack, StackError};
-use crate::{InfraError, Settings, error_chain};
+use crate::{InfraError, Settings};
+use platform::error::chain as error_chain;
 
 /// The consumer lag gauge on a consuming service's `/metrics`.
 pub const LAG_METRIC: &str = "inbox_consumer_lag";

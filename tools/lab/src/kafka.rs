@@ -334,7 +334,7 @@ impl GroupReader {
                         state.ended.insert(partition);
                     }
                     Ok(Next::Idle) => {}
-                    Err(e) => state.last_error = Some(devinfra::error_chain(&e)),
+                    Err(e) => state.last_error = Some(platform::error::chain(&e)),
                 }
             }
         });
@@ -551,7 +551,7 @@ impl Inspector {
                 let (state, assignments) = match self.group_assignments(group).await {
                     Ok(found) => found,
                     // A coordinator answers COORDINATOR_LOAD_IN_PROGRESS until it has loaded its offsets.
-                    Err(e) => return Ok(Seen::NotYet(devinfra::error_chain(&e))),
+                    Err(e) => return Ok(Seen::NotYet(platform::error::chain(&e))),
                 };
                 let mut assigned: Vec<i32> = assignments.iter().flatten().copied().collect();
                 assigned.sort_unstable();

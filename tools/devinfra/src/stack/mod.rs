@@ -44,7 +44,8 @@ pub use error::StackError;
 use crate::infra::{ComponentStatus, DevInfra, Settings, port_from_env};
 use crate::kafka::Replication;
 use crate::process::{self, DirLock, PidFile, Signal};
-use crate::{InfraError, Startup, error_chain};
+use crate::{InfraError, Startup};
+use platform::error::chain as error_chain;
 
 /// The variable that marks a process as one instance of this stack: `<services dir>/<name>`.
 pub const INSTANCE_MARKER_VAR: &str = "XTASK_SERVICE_INSTANCE";

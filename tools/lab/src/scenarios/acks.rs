@@ -445,7 +445,7 @@ async fn wait_for_partition(
                     None => Seen::NotYet("no partition".into()),
                 },
                 // A metadata request to the dead broker fails; the next one goes elsewhere.
-                Err(e) => Seen::NotYet(devinfra::error_chain(&e)),
+                Err(e) => Seen::NotYet(platform::error::chain(&e)),
             })
         },
     )

@@ -519,7 +519,7 @@ async fn wait_for_isr(
                     Seen::Ready((isr_line(&partitions), partitions))
                 }
                 Ok(partitions) => Seen::NotYet(isr_line(&partitions)),
-                Err(e) => Seen::NotYet(devinfra::error_chain(&e)),
+                Err(e) => Seen::NotYet(platform::error::chain(&e)),
             })
         },
     )
