@@ -919,9 +919,9 @@ fn the_build_context_keeps_the_sources_and_leaves_out_everything_large_or_privat
         "order-service/src/main.rs.swp",
         "tmp/notes.txt",
         "scratch/core.1234",
-        "BENCHMARKS.md",
+        "docs/BENCHMARKS.md",
         "docs/screenshots/orders.png",
-        "benchmarks/latency.svg",
+        "docs/benchmarks/latency.svg",
     ]
     .iter()
     .map(|p| (*p).to_owned())

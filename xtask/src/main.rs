@@ -115,7 +115,7 @@ enum Command {
     /// Throughput and end-to-end latency on private infrastructure (open-loop
     /// load at rising rates until saturation, relay drain, footprint), next to
     /// the pgbench and Kafka ProducerPerformance ceilings of this machine;
-    /// writes BENCHMARKS.md and benchmarks/latency.svg.
+    /// writes docs/BENCHMARKS.md and docs/benchmarks/latency.svg.
     Bench {
         /// Every phase in seconds with a debug build (the numbers mean
         /// nothing), written under the temp directory unless --out is given.
@@ -148,7 +148,7 @@ enum Command {
         /// A setting for every service, NAME=value (repeatable), e.g. --env KAFKA_LINGER_MS=1.
         #[arg(long = "env", value_name = "NAME=VALUE", value_parser = parse_setting)]
         settings: Vec<(String, String)>,
-        /// Directory for BENCHMARKS.md and benchmarks/latency.svg (default: the workspace root).
+        /// Directory for BENCHMARKS.md and benchmarks/latency.svg (default: docs/).
         #[arg(long)]
         out: Option<PathBuf>,
     },
@@ -172,7 +172,7 @@ enum Command {
     /// The Kafka lab: claims people learn about Kafka, each run on real
     /// brokers of its own with counts and a verdict (holds / holds with a
     /// nuance / does not hold / not shown by this run); a full run of every
-    /// scenario writes LAB.md.
+    /// scenario writes docs/LAB.md.
     Lab {
         /// Scenarios to run, by name or number (all of them by default).
         #[arg(value_parser = parse_scenario)]

@@ -132,8 +132,8 @@ impl BenchOptions {
             fresh_clients: 30,
             profile: Profile::Release,
             knobs: Vec::new(),
-            report: root.join("BENCHMARKS.md"),
-            plot: root.join("benchmarks").join("latency.svg"),
+            report: root.join("docs").join("BENCHMARKS.md"),
+            plot: root.join("docs").join("benchmarks").join("latency.svg"),
         }
     }
 

@@ -1,7 +1,7 @@
 //! The benchmark's results and their markdown report (`BENCHMARKS.md`).
 //!
 //! Everything in the report is computed from one run's measurements, except
-//! the tuning notes, which are written by people (`benchmarks/tuning.md`,
+//! the tuning notes, which are written by people (`docs/benchmarks/tuning.md`,
 //! with the measurements behind each choice) and included verbatim.
 
 use std::fmt::Write as _;
@@ -21,7 +21,7 @@ use super::{BenchOptions, WARM_UP_RATE, WARM_UP_TOLERANCE, WarmUp};
 use platform::services;
 
 /// The hand-written tuning notes, relative to the workspace root.
-pub(crate) const TUNING_NOTES: &str = "benchmarks/tuning.md";
+pub(crate) const TUNING_NOTES: &str = "docs/benchmarks/tuning.md";
 
 /// The Spring Boot system this project grew from, run natively on the
 /// reference machine (2 cores) of issue 14: 75 orders/s sustained. Not

@@ -185,15 +185,15 @@ pub struct LabOptions {
 }
 
 impl LabOptions {
-    /// Every scenario with full counts, writing LAB.md and `lab/*.svg` at the workspace root.
+    /// Every scenario with full counts, writing `docs/LAB.md` and `docs/lab/*.svg`.
     pub fn full() -> Self {
         let root = devinfra::workspace_root();
         LabOptions {
             scenarios: Scenario::ALL.to_vec(),
             quick: false,
             seed: 17,
-            report: Some(root.join("LAB.md")),
-            charts: root.join("lab"),
+            report: Some(root.join("docs").join("LAB.md")),
+            charts: root.join("docs").join("lab"),
             keep_logs: false,
         }
     }
