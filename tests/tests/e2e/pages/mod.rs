@@ -14,35 +14,30 @@ mod speed;
 use std::net::{Ipv4Addr, SocketAddr};
 
 use anyhow::Context as _;
+use consumer_kit::Consumer;
 use e2e::TestInfra;
 use e2e::browser::Browser;
-use e2e::services::{ServiceUnderTest, consumer_config, fresh_group};
+use e2e::flow::TestFlow;
+use e2e::services::ServiceUnderTest;
 use invoicing_service::Invoicing;
 use platform::services::{INVOICING_SERVICE, ORDER_SERVICE, SHIPPING_SERVICE};
 use platform_web::web::PageLinks;
 use serde_json::Value;
 use shipping_service::Shipping;
 use sqlx::PgPool;
-use tokio::task::JoinHandle;
-use tokio_util::sync::{CancellationToken, DropGuard};
 
 /// A name no page may run as markup.
 pub(super) const HOSTILE_NAME: &str =
     r#"<script>document.title='pwned'</script><img src=x onerror="document.title='pwned'"> Eve"#;
 
-/// The three services on their own databases and topic, on ports chosen
-/// up front so that every page links to the others.
+/// The three services on their own databases and topic ([`TestFlow`]), on
+/// ports chosen up front so that every page links to the others.
 pub(super) struct Flow {
+    flow: TestFlow,
+    links: PageLinks,
     infra: TestInfra,
     topic: String,
-    links: PageLinks,
     orders: PgPool,
-    invoicing_url: String,
-    shipping_url: String,
-    invoicing: Option<ServiceUnderTest>,
-    shipping: Option<ServiceUnderTest>,
-    _order_task: JoinHandle<Result<(), order_service::RunError>>,
-    _stop_order: DropGuard,
 }
 
 pub(super) fn addr(port: u16) -> SocketAddr {
@@ -52,37 +47,23 @@ pub(super) fn addr(port: u16) -> SocketAddr {
 impl Flow {
     /// order-service alone (the consumers start with [`Flow::start_consumers`]).
     pub(super) async fn order_service_only() -> anyhow::Result<Self> {
-        e2e::services::init_logs();
         let infra = TestInfra::acquire().await?;
-        let topic = infra.fresh_topic(3).await?;
         let ports = devinfra::process::free_ports(3)?;
         let links = PageLinks::local()
             .with(&ORDER_SERVICE, format!("http://127.0.0.1:{}", ports[0]))
             .with(&INVOICING_SERVICE, format!("http://127.0.0.1:{}", ports[1]))
             .with(&SHIPPING_SERVICE, format!("http://127.0.0.1:{}", ports[2]));
-        let (orders_url, orders) = infra.fresh_database(&ORDER_SERVICE).await?;
-        let (invoicing_url, _) = infra.fresh_database(&INVOICING_SERVICE).await?;
-        let (shipping_url, _) = infra.fresh_database(&SHIPPING_SERVICE).await?;
-        let mut config = order_service::Config::for_flow(
-            orders_url,
-            e2e::admin_kafka(infra.kafka_bootstrap_servers(), &topic),
-        );
-        config.http.addr = addr(ports[0]);
-        config.links = links.clone();
-        let app = order_service::build(config).await?;
-        let stop = CancellationToken::new();
-        let task = tokio::spawn(app.run_until_stopped(stop.clone()));
+        let flow = TestFlow::start_with(&infra, 3, |config| {
+            config.http.addr = addr(ports[0]);
+            config.links = links.clone();
+        })
+        .await?;
         Ok(Flow {
-            infra,
-            topic,
+            topic: flow.topic().to_owned(),
+            orders: flow.orders_pool().clone(),
+            flow,
             links,
-            orders,
-            invoicing_url,
-            shipping_url,
-            invoicing: None,
-            shipping: None,
-            _order_task: task,
-            _stop_order: stop.drop_guard(),
+            infra,
         })
     }
 
@@ -93,29 +74,32 @@ impl Flow {
         Ok(flow)
     }
 
+    /// Invoicing and shipping, each on the port its page links name.
     pub(super) async fn start_consumers(&mut self) -> anyhow::Result<()> {
         let port = |url: &str| -> anyhow::Result<u16> {
             Ok(url.rsplit(':').next().context("a port")?.parse()?)
         };
-        let mut invoicing = consumer_config::<Invoicing>(
-            &self.infra,
-            &self.invoicing_url,
-            &self.topic,
-            &fresh_group("invoicing"),
-        );
-        invoicing.http.addr = addr(port(self.links.of(&INVOICING_SERVICE))?);
-        invoicing.links = self.links.clone();
-        let mut shipping = consumer_config::<Shipping>(
-            &self.infra,
-            &self.shipping_url,
-            &self.topic,
-            &fresh_group("shipping"),
-        );
-        shipping.http.addr = addr(port(self.links.of(&SHIPPING_SERVICE))?);
-        shipping.links = self.links.clone();
-        self.invoicing = Some(ServiceUnderTest::start::<Invoicing>(invoicing).await?);
-        self.shipping = Some(ServiceUnderTest::start::<Shipping>(shipping).await?);
+        let links = &self.links;
+        let invoicing = addr(port(links.of(&INVOICING_SERVICE))?);
+        self.flow
+            .add_consumer_with::<Invoicing>(|config| {
+                config.http.addr = invoicing;
+                config.links = links.clone();
+            })
+            .await?;
+        let shipping = addr(port(links.of(&SHIPPING_SERVICE))?);
+        self.flow
+            .add_consumer_with::<Shipping>(|config| {
+                config.http.addr = shipping;
+                config.links = links.clone();
+            })
+            .await?;
         Ok(())
+    }
+
+    /// The running consumer `C`.
+    pub(super) fn consumer<C: Consumer>(&self) -> anyhow::Result<&ServiceUnderTest> {
+        self.flow.consumer::<C>()
     }
 
     pub(super) fn order(&self, path: &str) -> String {
@@ -140,8 +124,8 @@ impl Flow {
         order_id: &str,
     ) -> anyhow::Result<Option<Value>> {
         let service = match collection {
-            "invoices" => self.invoicing.as_ref(),
-            _ => self.shipping.as_ref(),
+            "invoices" => self.consumer::<Invoicing>(),
+            _ => self.consumer::<Shipping>(),
         }
         .context("the consumers run")?;
         let page = service

@@ -4,6 +4,7 @@
 use anyhow::{Context as _, ensure};
 use e2e::browser::Browser;
 use e2e::services::{EventProducer, wait_until};
+use invoicing_service::Invoicing;
 use platform::services::{INVOICING_SERVICE, SHIPPING_SERVICE};
 use reqwest::StatusCode;
 use serde_json::json;
@@ -42,7 +43,7 @@ async fn a_script_in_a_customer_name_is_text_on_every_page_and_in_the_journey() 
     EventProducer::new(&flow.infra, &flow.topic)?
         .send_raw(&id, poison.as_bytes())
         .await?;
-    let invoicing = flow.invoicing.as_ref().context("invoicing runs")?;
+    let invoicing = flow.consumer::<Invoicing>().context("invoicing runs")?;
     wait_until("invoicing to note the dead letter", || async {
         let noted = invoicing
             .get_ok(&format!("/dead-letters?order_id={id}"))
