@@ -33,6 +33,19 @@ use uuid::Uuid;
 
 use crate::order_api_client::{Bad, OrdersApi};
 
+/// `POST /orders/{unknown}/cancel` with `body` declared JSON.
+pub(super) fn cancel(
+    what: &'static str,
+    unknown: Uuid,
+    body: impl Into<Vec<u8>>,
+    status: StatusCode,
+) -> Bad {
+    Bad {
+        path: format!("/orders/{unknown}/cancel"),
+        ..Bad::raw(what, body, status)
+    }
+}
+
 // ---- slow and abandoned clients ------------------------------------------------
 
 /// The request timeout of the services in the slow-client tests.
@@ -201,17 +214,4 @@ pub(super) async fn answered(api: &OrdersApi, path: &str, deadline: Duration, wh
         .unwrap_or_else(|_| panic!("{what}: no answer within {deadline:?}"))
         .unwrap_or_else(|e| panic!("{what}: {e}"));
     assert_eq!(response.status(), StatusCode::OK, "{what}");
-}
-
-/// `POST /orders/{unknown}/cancel` with `body` declared JSON.
-pub(super) fn cancel(
-    what: &'static str,
-    unknown: Uuid,
-    body: impl Into<Vec<u8>>,
-    status: StatusCode,
-) -> Bad {
-    Bad {
-        path: format!("/orders/{unknown}/cancel"),
-        ..Bad::raw(what, body, status)
-    }
 }
