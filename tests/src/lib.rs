@@ -10,12 +10,14 @@
 //! by one service's role and closed to everyone else, and
 //! [`TestInfra::fresh_topic`] creates a uniquely named topic and waits until
 //! every partition has a leader. No test cleans up after itself and no test
-//! sees another's data.
+//! sees another's data. A test of the whole flow starts it with
+//! [`flow::TestFlow`], which takes these pieces for each service.
 
 pub mod browser;
 pub mod commands;
 pub mod containers;
 pub mod events;
+pub mod flow;
 pub mod private_kafka;
 pub mod services;
 

@@ -4,13 +4,12 @@
 
 use anyhow::Context as _;
 use e2e::TestInfra;
-use e2e::services::{ServiceUnderTest, consumer_config, fresh_group, wait_until};
+use e2e::flow::TestFlow;
+use e2e::services::{ServiceUnderTest, wait_until};
 use invoicing_service::Invoicing;
-use platform::services::{INVOICING_SERVICE, ORDER_SERVICE, SHIPPING_SERVICE};
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
 use shipping_service::Shipping;
-use tokio_util::sync::CancellationToken;
 
 fn order(i: usize) -> Value {
     json!({
@@ -47,33 +46,15 @@ async fn only_item(
 async fn orders_placed_and_cancelled_over_http_reach_invoicing_and_shipping_once()
 -> anyhow::Result<()> {
     let infra = TestInfra::acquire().await?;
-    let topic = infra.fresh_topic(6).await?;
-    let (orders_url, _) = infra.fresh_database(&ORDER_SERVICE).await?;
-    let (invoicing_url, _) = infra.fresh_database(&INVOICING_SERVICE).await?;
-    let (shipping_url, _) = infra.fresh_database(&SHIPPING_SERVICE).await?;
-
-    let orders = order_service::build(order_service::Config::for_flow(
-        orders_url,
-        e2e::admin_kafka(infra.kafka_bootstrap_servers(), &topic),
-    ))
-    .await?;
-    let orders_base = format!("http://{}", orders.local_addr());
-    let stop_orders = CancellationToken::new();
-    let orders_task = tokio::spawn(orders.run_until_stopped(stop_orders.clone()));
-    let invoicing = ServiceUnderTest::start::<Invoicing>(consumer_config::<Invoicing>(
-        &infra,
-        &invoicing_url,
-        &topic,
-        &fresh_group("invoicing"),
-    ))
-    .await?;
-    let shipping = ServiceUnderTest::start::<Shipping>(consumer_config::<Shipping>(
-        &infra,
-        &shipping_url,
-        &topic,
-        &fresh_group("shipping"),
-    ))
-    .await?;
+    let flow = TestFlow::start(&infra, 6)
+        .await?
+        .with_consumer::<Invoicing>()
+        .await?
+        .with_consumer::<Shipping>()
+        .await?;
+    let orders_base = flow.order_base_url();
+    let invoicing = flow.consumer::<Invoicing>()?;
+    let shipping = flow.consumer::<Shipping>()?;
 
     let client = Client::new();
     let mut placed = Vec::new();
@@ -105,15 +86,15 @@ async fn orders_placed_and_cancelled_over_http_reach_invoicing_and_shipping_once
         wait_until(
             &format!("order {id} to be invoiced and shipped"),
             || async {
-                let invoice = only_item(&invoicing, "invoices", id).await?;
-                let shipment = only_item(&shipping, "shipments", id).await?;
+                let invoice = only_item(invoicing, "invoices", id).await?;
+                let shipment = only_item(shipping, "shipments", id).await?;
                 Ok(invoice.is_some_and(|i| i["status"] == invoice_status)
                     && shipment.is_some_and(|s| s["status"] == shipment_status))
             },
         )
         .await?;
 
-        let invoice = only_item(&invoicing, "invoices", id)
+        let invoice = only_item(invoicing, "invoices", id)
             .await?
             .context("invoice")?;
         assert_eq!(invoice["customer"], order["customer"]);
@@ -122,7 +103,7 @@ async fn orders_placed_and_cancelled_over_http_reach_invoicing_and_shipping_once
         assert_eq!(invoice["total_cents"], order["total_cents"]);
         assert_eq!(invoice["lines"], order["lines"], "invoice lines of {id}");
 
-        let shipment = only_item(&shipping, "shipments", id)
+        let shipment = only_item(shipping, "shipments", id)
             .await?
             .context("shipment")?;
         assert_eq!(
@@ -150,7 +131,7 @@ async fn orders_placed_and_cancelled_over_http_reach_invoicing_and_shipping_once
     let api = orderflow_client::ApiClient::new()?;
     for order in &placed {
         let id: uuid::Uuid = order["id"].as_str().context("id")?.parse()?;
-        let typed = api.order(&orders_base, id).await?;
+        let typed = api.order(orders_base, id).await?;
         assert_eq!(serde_json::to_value(&typed.lines)?, order["lines"]);
         let invoice = api
             .invoice_of(invoicing.base_url(), id)
@@ -171,9 +152,6 @@ async fn orders_placed_and_cancelled_over_http_reach_invoicing_and_shipping_once
         assert_eq!(shipment.status, invoice.status.replace("open", "pending"));
     }
 
-    invoicing.stop().await?;
-    shipping.stop().await?;
-    stop_orders.cancel();
-    orders_task.await??;
+    flow.stop().await?;
     Ok(())
 }

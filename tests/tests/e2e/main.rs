@@ -4,7 +4,9 @@
 //! gets the infrastructure through `TestInfra::acquire` (the environment's,
 //! which `cargo xtask test` provides, else containers where Docker runs;
 //! [`acquisition`] keeps it the only way) and gets its own database and topic,
-//! so tests run in parallel and never see each other's data.
+//! so tests run in parallel and never see each other's data. A test of the
+//! whole flow starts it with `e2e::flow::TestFlow`. A large area is a folder:
+//! its `mod.rs` holds what its tests share, and each file one behaviour.
 
 mod acquisition;
 mod admin;

@@ -18,15 +18,15 @@
 use platform::services::{INVOICING_SERVICE, SHIPPING_SERVICE};
 use std::path::PathBuf;
 use std::process::Stdio;
+use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use e2e::TestInfra;
 use e2e::events::placed;
-use e2e::services::{EventProducer, ServiceUnderTest, consumer_config, fresh_group, wait_until};
+use e2e::flow::TestFlow;
+use e2e::services::{EventProducer, wait_until};
 use invoicing_service::Invoicing;
 use shipping_service::Shipping;
-
-use crate::order_api_client::OrdersApi;
 
 /// The checks: every one, on every operation.
 const CONFIG: &str = "tests/contracts/schemathesis.toml";
@@ -57,29 +57,27 @@ fn schemathesis() -> anyhow::Result<PathBuf> {
 async fn schemathesis_finds_nothing_in_any_service() -> anyhow::Result<()> {
     let schemathesis = schemathesis()?;
     let infra = TestInfra::acquire().await?;
-    let orders = OrdersApi::start().await;
-    let topic = infra.fresh_topic(1).await?;
-    let mut consumers = Vec::new();
-    for role in [&INVOICING_SERVICE, &SHIPPING_SERVICE] {
-        let (url, _pool) = infra.fresh_database(role).await?;
-        let service = match role {
-            &INVOICING_SERVICE => {
-                let config =
-                    consumer_config::<Invoicing>(&infra, &url, &topic, &fresh_group("invoicing"));
-                ServiceUnderTest::start::<Invoicing>(config).await?
-            }
-            _ => {
-                let config =
-                    consumer_config::<Shipping>(&infra, &url, &topic, &fresh_group("shipping"));
-                ServiceUnderTest::start::<Shipping>(config).await?
-            }
-        };
-        consumers.push((role.name, service));
-    }
+    // The order API's patient test limits (as `OrdersApi` has them): the
+    // fuzzer checks answers, not latency, and a busy machine is slow.
+    let flow = TestFlow::start_with(&infra, 1, |config| {
+        config.database.max_connections = 8;
+        config.database.acquire_timeout = Duration::from_secs(30);
+        config.http.request_timeout = Duration::from_secs(60);
+    })
+    .await?
+    .with_consumer::<Invoicing>()
+    .await?
+    .with_consumer::<Shipping>()
+    .await?;
+    let topic = flow.topic();
+    let consumers = [
+        (INVOICING_SERVICE.name, flow.consumer::<Invoicing>()?),
+        (SHIPPING_SERVICE.name, flow.consumer::<Shipping>()?),
+    ];
     // One order for the consumers to hold, so that the stateful phase can
     // follow `items[].id` to `GET /invoices/{id}` and `GET /shipments/{id}`.
     let order_id = uuid::Uuid::now_v7();
-    EventProducer::new(&infra, &topic)?
+    EventProducer::new(&infra, topic)?
         .send(&placed(order_id))
         .await?;
     for (name, service) in &consumers {
@@ -98,7 +96,7 @@ async fn schemathesis_finds_nothing_in_any_service() -> anyhow::Result<()> {
         })
         .await?;
     }
-    let mut targets = vec![("order-service", orders.base.clone())];
+    let mut targets = vec![("order-service", flow.order_base_url().to_owned())];
     targets.extend(
         consumers
             .iter()
@@ -132,10 +130,7 @@ async fn schemathesis_finds_nothing_in_any_service() -> anyhow::Result<()> {
             ));
         }
     }
-    for (_, service) in consumers {
-        service.stop().await?;
-    }
-    orders.stop().await;
+    flow.stop().await?;
     if !failed.is_empty() {
         bail!("{}", failed.join("\n\n"));
     }
