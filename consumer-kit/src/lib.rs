@@ -15,6 +15,9 @@
 //!   `GET /dead-letters`, in the service's OpenAPI document ([`api`]),
 //!   with `{plural}` its registry entry's collection;
 //! - the pages: the list, one item, the frame and the pager ([`pages`]);
+//! - a running figure the events move beside the read model, served as an
+//!   API route and a page ([`figure`]), and the tests every tolerant reader
+//!   must pass, written once ([`contract`]);
 //! - the process: [`build`] for tests (port 0, its own database) and
 //!   [`main`], the whole of a consumer's `main.rs`.
 //!
