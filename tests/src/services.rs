@@ -39,18 +39,32 @@ const POLL_INTERVAL: Duration = Duration::from_millis(100);
 
 /// Polls `check` until it returns `true`; fails, naming `what`, when
 /// [`PATIENCE`] has passed first, or as soon as `check` fails.
-pub async fn wait_until<F, Fut>(what: &str, mut check: F) -> anyhow::Result<()>
+pub async fn wait_until<F, Fut>(what: &str, check: F) -> anyhow::Result<()>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = anyhow::Result<bool>>,
 {
-    let deadline = Instant::now() + PATIENCE;
+    wait_until_within(PATIENCE, what, check).await
+}
+
+/// [`wait_until`] with a patience of its own, for a condition whose bound
+/// is a protocol's timeout rather than "seconds".
+pub async fn wait_until_within<F, Fut>(
+    patience: Duration,
+    what: &str,
+    mut check: F,
+) -> anyhow::Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = anyhow::Result<bool>>,
+{
+    let deadline = Instant::now() + patience;
     loop {
         if check().await.with_context(|| format!("checking {what}"))? {
             return Ok(());
         }
         if Instant::now() >= deadline {
-            bail!("gave up after {PATIENCE:?} waiting for: {what}");
+            bail!("gave up after {patience:?} waiting for: {what}");
         }
         tokio::time::sleep(POLL_INTERVAL).await;
     }

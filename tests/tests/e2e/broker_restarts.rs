@@ -28,6 +28,7 @@ use e2e::TestInfra;
 use e2e::private_kafka::PrivateKafka;
 use e2e::services::{
     PATIENCE, ServiceUnderTest, consumer_config, fresh_group, init_logs, wait_until,
+    wait_until_within,
 };
 use invoicing_service::Invoicing;
 use messaging::kafka::{ProducerSettings, Rebootstrap, STATISTICS_INTERVAL_MS};
@@ -41,6 +42,10 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::relay::{OrderService, id_of, outbox_len};
+
+/// The classic group protocol's rebalance timeout (the consumers'
+/// max.poll.interval.ms, librdkafka's default 300 s), and a margin.
+const REJOIN_PATIENCE: Duration = Duration::from_secs(330);
 
 /// Faults: odd ones freeze the broker, even ones restart it.
 const FAULTS: usize = 4;
@@ -184,9 +189,14 @@ async fn orders_placed_across_restarts_and_freezes_of_the_broker_are_all_invoice
                 format!("after restart {}", fault / 2)
             };
             // The flow carries an order placed after the fault to its
-            // invoice before the next fault.
+            // invoice before the next fault. Within the classic group
+            // protocol's rebalance timeout (max.poll.interval.ms, 300 s),
+            // not seconds: after a freeze the group's rejoin has been seen
+            // to wait out that whole timeout (RELIABILITY.md's kafka-outage,
+            // still unexplained), once in this test's CI runs too.
             let first_after = placed.lock().await.len();
-            wait_until(
+            wait_until_within(
+                REJOIN_PATIENCE,
                 &format!("an order placed {after} to be invoiced"),
                 || async {
                     let Some(id) = placed.lock().await.get(first_after).copied() else {
