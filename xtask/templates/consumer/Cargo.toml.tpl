@@ -23,6 +23,8 @@ chrono.workspace = true
 utoipa.workspace = true
 
 [dev-dependencies]
+proptest.workspace = true
+shared-events = { workspace = true, features = ["arbitrary"] }
 e2e.workspace = true
 order-service.workspace = true
 reqwest.workspace = true

@@ -33,6 +33,8 @@ use uuid::Uuid;
 
 pub use crate::reader::{Entry, NewEntry};
 
+consumer_kit::reader_contract_tests!({{Name}});
+
 /// The service's own tables (the inbox adds its own).
 pub static MIGRATOR: Migrator = sqlx::migrate!();
 
