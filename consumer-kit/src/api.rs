@@ -59,10 +59,14 @@ impl<C: Consumer> Items<C> {
 /// The whole document: the read model's routes, the consumer's own, the
 /// dead letters and what every service serves.
 pub fn openapi<C: Consumer>(consumer: C) -> OpenApi {
+    document::<C>(consumer.more_api().map(|(_, more)| more))
+}
+
+fn document<C: Consumer>(more: Option<OpenApi>) -> OpenApi {
     use utoipa::OpenApi as _;
     let mut document = read_model_document::<C>();
     document.merge(DeadLetters::openapi());
-    if let Some((_, more)) = consumer.more_api() {
+    if let Some(more) = more {
         document.merge(more);
     }
     platform_web::openapi::document(document, C::SERVICE.name, C::ABOUT)
@@ -71,12 +75,13 @@ pub fn openapi<C: Consumer>(consumer: C) -> OpenApi {
 /// The read API's routes over `pool`.
 pub fn routes<C: Consumer>(consumer: C, pool: PgPool) -> Router {
     let plural = crate::plural::<C>();
+    let (more_routes, more_document) = consumer.more_api().unzip();
     let mut routes = Router::new()
-        .merge(platform_web::openapi::routes(&openapi(consumer)))
+        .merge(platform_web::openapi::routes(&document::<C>(more_document)))
         .route(&format!("/{plural}"), get(list::<C>))
         .route(&format!("/{plural}/{{id}}"), get(show::<C>))
         .route("/dead-letters", get(dead_letters));
-    if let Some((more, _)) = consumer.more_api() {
+    if let Some(more) = more_routes {
         routes = routes.merge(more);
     }
     routes.with_state(pool)
